@@ -1,0 +1,34 @@
+//! The hearth wire protocol: MQTT topic names and the versioned JSON messages that the hub and
+//! the room terminals exchange.
+//!
+//! This crate is the API boundary between `hearth-hub` and `hearth-terminal`. It holds data
+//! types, their encoding and their validation, and nothing heavy: no async runtime, no MQTT
+//! client, no storage. Neither side redefines a wire type.
+//!
+//! Every payload is a JSON object with a `"v"` field naming the protocol version, see
+//! [`PROTOCOL_VERSION`]. Decoding never panics: an oversized, malformed or wrong-version payload
+//! becomes a [`DecodeError`] that the receiver logs and, where someone is listening, answers
+//! with an [`ErrorReport`].
+
+mod codec;
+mod message;
+mod topic;
+
+pub use codec::{decode, encode, DecodeError, DEFAULT_MAX_PAYLOAD};
+pub use message::{
+    AudioFeatures, ErrorCode, ErrorReport, HubPresence, Presence, ReplyChunk, Speech, SpeechReason,
+    Utterance, WireMessage,
+};
+pub use topic::{valid_terminal_id, Channel, TopicError, Topics};
+
+/// The protocol version every message carries in its `"v"` field, and the path segment after
+/// the topic prefix (`hearth/v1/...`).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Milliseconds since the Unix epoch, the time unit of every timestamp on the wire.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

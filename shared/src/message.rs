@@ -1,0 +1,172 @@
+//! The messages. Each is a plain serde struct; [`crate::encode`] adds the `"v"` version field
+//! and [`crate::decode`] checks it.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A type that travels on the wire. `KIND` names it in logs and errors.
+pub trait WireMessage: Serialize + DeserializeOwned {
+    /// A short name of the message type, such as `"utterance"`.
+    const KIND: &'static str;
+}
+
+/// A terminal's presence, published retained on its presence topic. The terminal's Last Will
+/// publishes the same message with `online: false`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The terminal id, the same as in its topics.
+    pub terminal: String,
+    /// The room the terminal stands in, such as `"kitchen"`.
+    pub room: String,
+    /// Whether the terminal is connected.
+    pub online: bool,
+    /// When this was true, in ms since the Unix epoch (0 in a Last Will, which is written
+    /// before it is needed).
+    pub at_ms: u64,
+    /// What the terminal can do: `"text"`, later `"voice"`, `"speaker"`.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+impl WireMessage for Presence {
+    const KIND: &'static str = "presence";
+}
+
+/// The hub's presence, retained on the hub presence topic, with a Last Will marking it offline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubPresence {
+    /// Whether the hub is up and answering.
+    pub online: bool,
+    /// When this was true, in ms since the Unix epoch (0 in a Last Will).
+    pub at_ms: u64,
+}
+
+impl WireMessage for HubPresence {
+    const KIND: &'static str = "hub presence";
+}
+
+/// Simple prosody features the voice terminal measures, for emotion scoring on the hub.
+/// Every field is optional: a text terminal sends none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioFeatures {
+    /// Mean loudness of the speech, in dBFS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_dbfs: Option<f32>,
+    /// Speaking rate, in words per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaking_rate_wps: Option<f32>,
+    /// Median pitch, in Hz.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitch_hz: Option<f32>,
+}
+
+/// Something the user said (or typed) at a terminal. Terminal -> hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Utterance {
+    /// Unique per terminal; replies and errors refer to it.
+    pub id: String,
+    /// The terminal id.
+    pub terminal: String,
+    /// The room the terminal stands in.
+    pub room: String,
+    /// What was said.
+    pub text: String,
+    /// When the user started speaking (or typing), in ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// When the user stopped, in ms since the Unix epoch.
+    pub ended_at_ms: u64,
+    /// Prosody features from the voice front end, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioFeatures>,
+}
+
+impl WireMessage for Utterance {
+    const KIND: &'static str = "utterance";
+}
+
+/// One piece of the hub's streamed reply, normally one sentence. Hub -> terminal.
+///
+/// Chunks of one reply carry the same `utterance_id` and consecutive `seq` numbers from 0. The
+/// last one has `is_final` set; its text may be empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyChunk {
+    /// The id of the utterance this answers.
+    pub utterance_id: String,
+    /// 0, 1, 2, ... within the reply.
+    pub seq: u32,
+    /// The text of this chunk.
+    pub text: String,
+    /// Whether this is the last chunk of the reply.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+impl WireMessage for ReplyChunk {
+    const KIND: &'static str = "reply chunk";
+}
+
+/// Why the hub speaks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeechReason {
+    /// A reminder or timer fell due.
+    Reminder,
+    /// Pixie, the background process, has something worth saying.
+    Pixie,
+    /// A notice about the hub itself.
+    System,
+}
+
+/// Speech the hub starts on its own (reminders, Pixie). Hub -> terminal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speech {
+    /// Unique per hub.
+    pub id: String,
+    /// What to say.
+    pub text: String,
+    /// Why the hub speaks.
+    pub reason: SpeechReason,
+    /// Whether the terminal should listen for an answer without the wake word.
+    #[serde(default)]
+    pub expects_answer: bool,
+}
+
+impl WireMessage for Speech {
+    const KIND: &'static str = "speech";
+}
+
+/// What went wrong, as a stable code the terminal can map to a spoken sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The payload was not valid JSON for its message type.
+    Malformed,
+    /// The payload's protocol version is not one the receiver speaks.
+    UnsupportedVersion,
+    /// The payload was larger than the receiver accepts.
+    TooLarge,
+    /// The message contradicts its topic or has an invalid field.
+    Invalid,
+    /// The hub has too much work queued; try again shortly.
+    Busy,
+    /// The language model failed while answering.
+    Inference,
+    /// Anything else inside the hub.
+    Internal,
+}
+
+/// An error the hub reports to a terminal. Hub -> terminal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    /// The utterance this is about, when the hub could read its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utterance_id: Option<String>,
+    /// The kind of error.
+    pub code: ErrorCode,
+    /// A sentence for logs and for a person.
+    pub message: String,
+}
+
+impl WireMessage for ErrorReport {
+    const KIND: &'static str = "error report";
+}
