@@ -1,0 +1,202 @@
+//! `hearth-hub bench llm`: the hub's generation speed against a bare llama-cpp-2 loop on the
+//! same model and thread count, and the time to the first sentence chunk, in-process and over
+//! MQTT through the embedded broker. Prints a table; asserts nothing.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hearth_shared::{decode, encode, now_ms, Channel, ReplyChunk, Topics, Utterance};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HubConfig;
+use crate::llm::{bare_generation_loop, ChatMessage, GenerateRequest, LlmEvent, LlmHandle, Role};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct LlmBenchOptions {
+    /// Tokens generated per run (end-of-turn is ignored so that every run makes this many).
+    pub tokens: usize,
+    /// Runs of each kind; the table shows medians.
+    pub runs: usize,
+}
+
+const PROMPT: &str = "Tell me about the moon in three short sentences.";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs the benchmark and prints the table to stdout.
+pub async fn llm(config: HubConfig, opts: LlmBenchOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        opts.runs > 0 && opts.tokens > 0,
+        "--runs and --tokens must be at least 1"
+    );
+    let messages = vec![
+        ChatMessage::new(Role::System, config.conversation.system_prompt.clone()),
+        ChatMessage::new(Role::User, PROMPT),
+    ];
+    let (llm, _thread) = LlmHandle::start(config.llm.clone()).await?;
+
+    let mut bare_tps = Vec::new();
+    let mut hub_tps = Vec::new();
+    let mut first_sentence_ms = Vec::new();
+    for run in 0..opts.runs {
+        eprintln!("run {}/{}: bare loop", run + 1, opts.runs);
+        let cfg = config.llm.clone();
+        let msgs = messages.clone();
+        let n = opts.tokens;
+        let (_, generated, took) =
+            tokio::task::spawn_blocking(move || bare_generation_loop(&cfg, &msgs, n)).await??;
+        bare_tps.push(generated as f64 / took.as_secs_f64());
+
+        eprintln!("run {}/{}: hub engine", run + 1, opts.runs);
+        let request = GenerateRequest {
+            messages: messages.clone(),
+            max_tokens: Some(opts.tokens as u32),
+            ignore_eos: true,
+        };
+        let submitted = Instant::now();
+        let mut rx = llm.generate(request, CancellationToken::new())?;
+        let mut first = None;
+        while let Some(event) = rx.recv().await {
+            match event {
+                LlmEvent::Sentence(_) => {
+                    first.get_or_insert_with(|| submitted.elapsed());
+                }
+                LlmEvent::Done(stats) => {
+                    hub_tps.push(stats.generated_tokens as f64 / stats.generation.as_secs_f64());
+                    break;
+                }
+                LlmEvent::Failed(e) => return Err(e.into()),
+            }
+        }
+        if let Some(f) = first {
+            first_sentence_ms.push(f.as_secs_f64() * 1e3);
+        }
+    }
+    drop(llm);
+
+    eprintln!("over MQTT: starting an in-process hub with its embedded broker");
+    let mqtt_first_chunk_ms = over_mqtt(config.clone(), opts.runs).await?;
+
+    let bare = median(bare_tps);
+    let hub = median(hub_tps);
+    let info = crate::llm::gguf::validate(&config.llm.model)?;
+    println!();
+    println!(
+        "model: {} ({}), threads: {}/{}, tokens per run: {}, runs: {}",
+        config.llm.model.display(),
+        info.name.unwrap_or_default(),
+        config.llm.threads,
+        config.llm.threads_batch,
+        opts.tokens,
+        opts.runs
+    );
+    println!("| measure | median |");
+    println!("|---|---|");
+    println!("| bare llama-cpp-2 loop, tokens/s | {bare:.1} |");
+    println!("| hub engine, tokens/s | {hub:.1} |");
+    println!("| hub overhead | {:.1}% |", (bare - hub) / bare * 100.0);
+    if !first_sentence_ms.is_empty() {
+        println!(
+            "| time to first sentence, in-process (cold prompt then cached prefix) | {:.0} ms |",
+            median(first_sentence_ms)
+        );
+    }
+    println!(
+        "| time to first reply chunk over MQTT, utterance sent to chunk received | {:.0} ms |",
+        median(mqtt_first_chunk_ms)
+    );
+    Ok(())
+}
+
+/// Starts a whole hub in-process on a free loopback port and times utterance -> first chunk.
+async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64>> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    config.mqtt.embedded_broker = true;
+    config.mqtt.listen = ([127, 0, 0, 1], port).into();
+    config.mqtt.host = "127.0.0.1".into();
+    config.mqtt.port = port;
+    config.conversation.history_turns = 0;
+    let topics = Topics::new(&config.mqtt.topic_prefix)?;
+    let shutdown = CancellationToken::new();
+    let hub = tokio::spawn(crate::run(config.clone(), shutdown.clone()));
+
+    let mut opts = MqttOptions::new("hearth-bench", "127.0.0.1", port);
+    opts.set_credentials(&config.mqtt.username, &config.mqtt.password);
+    let (client, mut eventloop) = AsyncClient::new(opts, 16);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    let reply_topic = topics.terminal("bench", Channel::Reply)?;
+    let mut results = Vec::new();
+    let mut subscribed = false;
+    let mut sent: Option<(String, Instant)> = None;
+    let mut first_seen = false;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while results.len() < runs {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the in-process hub did not answer"
+        );
+        let event = match tokio::time::timeout(Duration::from_secs(120), eventloop.poll()).await {
+            Ok(Ok(e)) => e,
+            Ok(Err(_)) => {
+                // The broker is not up yet (the model loads first).
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(_) => anyhow::bail!("no reply from the in-process hub within 120 s"),
+        };
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) if !subscribed => {
+                client.subscribe(&reply_topic, QoS::AtLeastOnce).await?;
+            }
+            Event::Incoming(Packet::SubAck(_)) => {
+                subscribed = true;
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                let chunk: ReplyChunk = decode(&p.payload, usize::MAX)?;
+                if let Some((id, at)) = &sent {
+                    if &chunk.utterance_id == id && !first_seen {
+                        results.push(at.elapsed().as_secs_f64() * 1e3);
+                        first_seen = true;
+                    }
+                    if &chunk.utterance_id == id && chunk.is_final {
+                        sent = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if subscribed && sent.is_none() && results.len() < runs {
+            let id = format!("bench-{}", results.len());
+            let u = Utterance {
+                id: id.clone(),
+                terminal: "bench".into(),
+                room: "bench".into(),
+                text: PROMPT.into(),
+                started_at_ms: now_ms(),
+                ended_at_ms: now_ms(),
+                audio: None,
+            };
+            client
+                .publish(
+                    topics.terminal("bench", Channel::Utterance)?,
+                    QoS::AtLeastOnce,
+                    false,
+                    encode(&u),
+                )
+                .await?;
+            sent = Some((id, Instant::now()));
+            first_seen = false;
+        }
+    }
+    shutdown.cancel();
+    hub.await.context("in-process hub panicked")??;
+    Ok(results)
+}

@@ -1,0 +1,322 @@
+//! The hub's configuration: a serde struct with defaults, loaded from TOML, validated to an
+//! error and never to a panic. `hearth-hub config` prints the defaults
+//! (`config/hub.toml` in the repository).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The shipped default configuration, with comments. It parses to `HubConfig::default()`.
+pub const DEFAULT_TOML: &str = include_str!("../../config/hub.toml");
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The config path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct.
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        /// The config path.
+        path: PathBuf,
+        /// What the TOML parser said.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole hub configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// MQTT: the embedded broker or an external one, and the hub's client.
+    pub mqtt: MqttConfig,
+    /// The language model.
+    pub llm: LlmConfig,
+    /// Conversation behaviour.
+    pub conversation: ConversationConfig,
+}
+
+/// Where the broker runs and how the hub connects to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Run rumqttd inside the hub. When false, connect to `host:port` (mosquitto, say).
+    pub embedded_broker: bool,
+    /// Where the embedded broker listens. Loopback by default; set `0.0.0.0:1883` to serve
+    /// terminals in other rooms.
+    pub listen: SocketAddr,
+    /// The broker the hub's own client connects to. With the embedded broker this is normally
+    /// the listen address.
+    pub host: String,
+    /// The broker port for the hub's own client.
+    pub port: u16,
+    /// The username every client (hub and terminals) logs in with.
+    pub username: String,
+    /// The password for `username`. Change it.
+    pub password: String,
+    /// Topic prefix, shared with the terminals.
+    pub topic_prefix: String,
+    /// The largest MQTT payload the broker carries, in bytes.
+    pub broker_max_payload: usize,
+    /// The largest utterance payload the hub accepts, in bytes. Larger ones are answered with a
+    /// `too_large` error. Keep it below `broker_max_payload` so that the hub sees them.
+    pub max_payload: usize,
+    /// The hub's MQTT client id.
+    pub client_id: String,
+    /// MQTT keep-alive, in seconds.
+    pub keep_alive_s: u64,
+}
+
+/// The language model and how it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// The GGUF model file. `~/` is expanded. Production: a Gemma 4 GGUF.
+    pub model: PathBuf,
+    /// A llama.cpp template name (`chatml`, `gemma`, `llama3`, ...) used when the GGUF carries
+    /// no `tokenizer.chat_template`. Empty: such a model is refused with an error.
+    pub chat_template_fallback: String,
+    /// Use this template name even when the GGUF has its own.
+    pub chat_template_override: String,
+    /// Threads for generation. Set it: llama.cpp's default oversubscribes small machines.
+    pub threads: u32,
+    /// Threads for prompt evaluation.
+    pub threads_batch: u32,
+    /// Context window in tokens.
+    pub context_tokens: u32,
+    /// Prompt evaluation batch size in tokens.
+    pub batch_tokens: u32,
+    /// Layers to offload to a GPU (0 on a CPU-only build).
+    pub gpu_layers: u32,
+    /// The most tokens in one reply.
+    pub max_reply_tokens: u32,
+    /// Sampling temperature; 0 means greedy (deterministic).
+    pub temperature: f32,
+    /// Nucleus sampling threshold, used when temperature > 0.
+    pub top_p: f32,
+    /// Sampling seed.
+    pub seed: u32,
+    /// How many requests may wait for the model before new ones get a `busy` error.
+    pub queue_capacity: usize,
+    /// Route llama.cpp's own log lines into the hub's log (at debug level).
+    pub log_native: bool,
+}
+
+/// Conversation behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationConfig {
+    /// The fixed system prompt. Its tokens are evaluated once and kept in the KV cache.
+    pub system_prompt: String,
+    /// How many past exchanges (user + assistant) per room go into the prompt.
+    pub history_turns: usize,
+    /// The most characters of utterance text the hub accepts.
+    pub max_utterance_chars: usize,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            embedded_broker: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            host: "127.0.0.1".to_string(),
+            port: 1883,
+            username: "hearth".to_string(),
+            password: "change-me".to_string(),
+            topic_prefix: "hearth".to_string(),
+            broker_max_payload: 256 * 1024,
+            max_payload: hearth_shared::DEFAULT_MAX_PAYLOAD,
+            client_id: "hearth-hub".to_string(),
+            keep_alive_s: 5,
+        }
+    }
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            model: PathBuf::from("~/.cache/hearth/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            chat_template_fallback: "chatml".to_string(),
+            chat_template_override: String::new(),
+            threads: 2,
+            threads_batch: 2,
+            context_tokens: 4096,
+            batch_tokens: 512,
+            gpu_layers: 0,
+            max_reply_tokens: 256,
+            temperature: 0.0,
+            top_p: 0.95,
+            seed: 42,
+            queue_capacity: 16,
+            log_native: false,
+        }
+    }
+}
+
+impl Default for ConversationConfig {
+    fn default() -> Self {
+        ConversationConfig {
+            system_prompt: "You are Hearth, a warm and concise voice assistant for a household. \
+                Answer in a few short spoken sentences, without lists or markup."
+                .to_string(),
+            history_turns: 6,
+            max_utterance_chars: 2000,
+        }
+    }
+}
+
+impl HubConfig {
+    /// Loads and validates a TOML file. Missing fields take their defaults.
+    pub fn load(path: &Path) -> Result<HubConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: HubConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        config.llm.model = expand_home(&config.llm.model);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The defaults, with `~` expanded.
+    pub fn with_defaults() -> HubConfig {
+        let mut config = HubConfig::default();
+        config.llm.model = expand_home(&config.llm.model);
+        config
+    }
+
+    /// Checks every value that could make the hub misbehave later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        hearth_shared::Topics::new(&self.mqtt.topic_prefix)
+            .map_err(|e| ConfigError::Invalid(format!("mqtt.topic_prefix: {e}")))?;
+        if self.mqtt.username.is_empty() || self.mqtt.password.is_empty() {
+            return bad(
+                "mqtt.username and mqtt.password must be set: the broker always requires a login"
+                    .into(),
+            );
+        }
+        if self.mqtt.max_payload == 0 || self.mqtt.max_payload >= self.mqtt.broker_max_payload {
+            return bad(format!(
+                "mqtt.max_payload ({}) must be above 0 and below mqtt.broker_max_payload ({})",
+                self.mqtt.max_payload, self.mqtt.broker_max_payload
+            ));
+        }
+        if self.mqtt.keep_alive_s == 0 {
+            return bad("mqtt.keep_alive_s must be at least 1".into());
+        }
+        let llm = &self.llm;
+        if llm.threads == 0 || llm.threads_batch == 0 {
+            return bad("llm.threads and llm.threads_batch must be at least 1".into());
+        }
+        if llm.context_tokens < 256 {
+            return bad(format!(
+                "llm.context_tokens ({}) must be at least 256",
+                llm.context_tokens
+            ));
+        }
+        if llm.batch_tokens == 0 {
+            return bad("llm.batch_tokens must be at least 1".into());
+        }
+        if llm.max_reply_tokens == 0 || llm.max_reply_tokens >= llm.context_tokens / 2 {
+            return bad(format!(
+                "llm.max_reply_tokens ({}) must be between 1 and half of llm.context_tokens ({})",
+                llm.max_reply_tokens, llm.context_tokens
+            ));
+        }
+        if !(0.0..=5.0).contains(&llm.temperature) || !(0.0..=1.0).contains(&llm.top_p) {
+            return bad("llm.temperature must be in 0..=5 and llm.top_p in 0..=1".into());
+        }
+        if llm.queue_capacity == 0 {
+            return bad("llm.queue_capacity must be at least 1".into());
+        }
+        if self.conversation.max_utterance_chars == 0 {
+            return bad("conversation.max_utterance_chars must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Expands a leading `~/` to `$HOME/`.
+pub fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_is_the_default() {
+        let parsed: HubConfig = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(parsed, HubConfig::default());
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn empty_file_gives_defaults_and_unknown_keys_are_refused() {
+        assert_eq!(
+            toml::from_str::<HubConfig>("").unwrap(),
+            HubConfig::default()
+        );
+        let err = toml::from_str::<HubConfig>("[llm]\nthreds = 2\n").unwrap_err();
+        assert!(err.to_string().contains("threds"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_errors() {
+        type Mutation = Box<dyn Fn(&mut HubConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            (
+                "topic_prefix",
+                Box::new(|c| c.mqtt.topic_prefix = "a/#".into()),
+            ),
+            ("password", Box::new(|c| c.mqtt.password.clear())),
+            (
+                "max_payload",
+                Box::new(|c| c.mqtt.max_payload = c.mqtt.broker_max_payload),
+            ),
+            ("threads", Box::new(|c| c.llm.threads = 0)),
+            ("context_tokens", Box::new(|c| c.llm.context_tokens = 10)),
+            (
+                "max_reply_tokens",
+                Box::new(|c| c.llm.max_reply_tokens = 4000),
+            ),
+            ("temperature", Box::new(|c| c.llm.temperature = -1.0)),
+            ("queue_capacity", Box::new(|c| c.llm.queue_capacity = 0)),
+        ];
+        for (needle, mutate) in cases {
+            let mut c = HubConfig::default();
+            mutate(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn load_names_the_file_on_errors() {
+        let err = HubConfig::load(Path::new("/nonexistent/hub.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/hub.toml"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, "[mqtt]\nport = \"x\"\n").unwrap();
+        let err = HubConfig::load(&path).unwrap_err();
+        assert!(err.to_string().contains("hub.toml"), "{err}");
+    }
+}

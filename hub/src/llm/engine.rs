@@ -1,0 +1,469 @@
+//! The inference thread: owns the llama.cpp model and context, and serves jobs one at a time.
+
+use std::num::NonZeroU32;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::{mpsc, oneshot};
+
+use super::sentence::SentenceSplitter;
+use super::{
+    gguf, ChatMessage, GenerateRequest, GenerationStats, Job, LlmError, LlmEvent, ModelInfo, Role,
+    TemplateSource,
+};
+use crate::config::LlmConfig;
+
+/// llama.cpp's backend may be initialised once per process; every model shares it.
+fn backend(log_native: bool) -> Result<&'static LlamaBackend, LlmError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(
+                llama_cpp_2::LogOptions::default().with_logs_enabled(log_native),
+            );
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| LlmError::Inference(format!("cannot initialise llama.cpp: {e}")))
+}
+
+/// Validates the file, then loads it. The validation is what keeps a corrupt file from
+/// aborting the process inside llama.cpp.
+pub(crate) fn load_model(config: &LlmConfig) -> Result<(LlamaModel, gguf::GgufSummary), LlmError> {
+    let summary = gguf::validate(&config.model)?;
+    let backend = backend(config.log_native)?;
+    let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+    let model = LlamaModel::load_from_file(backend, &config.model, &params).map_err(|e| {
+        LlmError::Load {
+            path: config.model.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok((model, summary))
+}
+
+pub(crate) fn new_context<'m>(
+    model: &'m LlamaModel,
+    config: &LlmConfig,
+) -> Result<LlamaContext<'m>, LlmError> {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.context_tokens))
+        .with_n_batch(config.batch_tokens)
+        .with_n_threads(config.threads as i32)
+        .with_n_threads_batch(config.threads_batch as i32);
+    model
+        .new_context(backend(config.log_native)?, params)
+        .map_err(|e| LlmError::Load {
+            path: config.model.clone(),
+            reason: format!(
+                "cannot create a context of {} tokens: {e}",
+                config.context_tokens
+            ),
+        })
+}
+
+fn choose_template(
+    model: &LlamaModel,
+    config: &LlmConfig,
+) -> Result<(LlamaChatTemplate, TemplateSource), LlmError> {
+    let named = |name: &str| {
+        LlamaChatTemplate::new(name).map_err(|e| LlmError::Template {
+            template: name.to_string(),
+            reason: e.to_string(),
+        })
+    };
+    if !config.chat_template_override.is_empty() {
+        let name = &config.chat_template_override;
+        return Ok((named(name)?, TemplateSource::Override(name.clone())));
+    }
+    match model.chat_template(None) {
+        Ok(t) => Ok((t, TemplateSource::Gguf)),
+        Err(_) if config.chat_template_fallback.is_empty() => Err(LlmError::NoChatTemplate {
+            path: config.model.clone(),
+        }),
+        Err(_) => {
+            let name = &config.chat_template_fallback;
+            Ok((named(name)?, TemplateSource::Fallback(name.clone())))
+        }
+    }
+}
+
+/// The thread body: load, report readiness, then serve jobs until every handle is gone.
+pub(crate) fn run(
+    config: LlmConfig,
+    mut jobs: mpsc::Receiver<Job>,
+    ready: oneshot::Sender<Result<ModelInfo, LlmError>>,
+) {
+    let loaded = load_model(&config).and_then(|(model, summary)| {
+        let (template, source) = choose_template(&model, &config)?;
+        Ok((model, summary, template, source))
+    });
+    let (model, summary, template, source) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let ctx = match new_context(&model, &config) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut session = Session {
+        model: &model,
+        ctx,
+        template,
+        template_name: match &source {
+            TemplateSource::Gguf => "gguf".to_string(),
+            TemplateSource::Fallback(n) | TemplateSource::Override(n) => n.clone(),
+        },
+        cached: Vec::new(),
+        config: &config,
+    };
+    // Render a probe conversation now, so that an unknown template name fails at start-up
+    // instead of on the first question.
+    if let Err(e) = session.render(&[ChatMessage::new(Role::User, "hello")]) {
+        let _ = ready.send(Err(e));
+        return;
+    }
+    let info = ModelInfo {
+        path: config.model.clone(),
+        name: summary.name,
+        architecture: summary.architecture,
+        template: source,
+        context_tokens: session.ctx.n_ctx(),
+    };
+    tracing::info!(model = %config.model.display(), name = ?info.name, template = ?info.template,
+        context = info.context_tokens, threads = config.threads, "model loaded");
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
+    while let Some(job) = jobs.blocking_recv() {
+        let Job {
+            request,
+            events,
+            cancel,
+        } = job;
+        let result = session.generate(&request, &events, &cancel);
+        let last = match result {
+            Ok(stats) => LlmEvent::Done(stats),
+            Err(e) => {
+                // A failed decode can leave the cache in an unknown state: start clean.
+                session.reset();
+                LlmEvent::Failed(e)
+            }
+        };
+        let _ = events.blocking_send(last);
+    }
+    tracing::debug!("inference thread stopping");
+}
+
+struct Session<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    template: LlamaChatTemplate,
+    template_name: String,
+    /// The tokens whose KV entries are in sequence 0 of the context, in order.
+    cached: Vec<LlamaToken>,
+    config: &'m LlmConfig,
+}
+
+impl Session<'_> {
+    fn reset(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    fn render(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, LlmError> {
+        let template_err = |reason: String| LlmError::Template {
+            template: self.template_name.clone(),
+            reason,
+        };
+        let chat = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.as_str().to_string(), m.content.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| template_err(e.to_string()))?;
+        let prompt = self
+            .model
+            .apply_chat_template(&self.template, &chat, true)
+            .map_err(|e| template_err(e.to_string()))?;
+        let vocab = self.model.vocab();
+        let mut tokens = vocab.tokenize(prompt.as_bytes(), true, true);
+        // Templates that write their own BOS would otherwise get a second one.
+        if tokens.len() >= 2 && tokens[0] == vocab.bos() && tokens[1] == vocab.bos() {
+            tokens.remove(0);
+        }
+        Ok(tokens)
+    }
+
+    /// Renders the request, dropping the oldest turns after the system prompt until the prompt
+    /// and the reply fit the context window.
+    fn fit_prompt(
+        &self,
+        request: &GenerateRequest,
+        reserve: usize,
+    ) -> Result<Vec<LlamaToken>, LlmError> {
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let limit = n_ctx.saturating_sub(reserve);
+        let msgs = &request.messages;
+        let system = usize::from(msgs.first().is_some_and(|m| m.role == Role::System));
+        let mut first = system;
+        loop {
+            let mut kept: Vec<ChatMessage> = msgs[..system].to_vec();
+            kept.extend_from_slice(&msgs[first..]);
+            let tokens = self.render(&kept)?;
+            if tokens.len() <= limit {
+                if first > system {
+                    tracing::debug!(
+                        dropped = first - system,
+                        "dropped old turns to fit the context"
+                    );
+                }
+                return Ok(tokens);
+            }
+            if first + 1 >= msgs.len() {
+                return Err(LlmError::PromptTooLong {
+                    tokens: tokens.len(),
+                    limit,
+                });
+            }
+            first += 1;
+        }
+    }
+
+    fn sampler(&self) -> LlamaSampler {
+        let c = self.config;
+        if c.temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            LlamaSampler::chain_simple([
+                LlamaSampler::top_p(c.top_p, 1),
+                LlamaSampler::temp(c.temperature),
+                LlamaSampler::dist(c.seed),
+            ])
+        }
+    }
+
+    fn decode(&mut self, batch: &mut LlamaBatch) -> Result<(), LlmError> {
+        self.ctx
+            .decode(batch)
+            .map_err(|e| LlmError::Inference(e.to_string()))
+    }
+
+    fn generate(
+        &mut self,
+        request: &GenerateRequest,
+        events: &mpsc::Sender<LlmEvent>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<GenerationStats, LlmError> {
+        let started = Instant::now();
+        let max_tokens = request.max_tokens.unwrap_or(self.config.max_reply_tokens) as usize;
+        let tokens = self.fit_prompt(request, max_tokens)?;
+
+        // Reuse the KV entries of the longest common prefix (the system prompt at least, the
+        // whole earlier exchange when the same room goes on). At least one token is evaluated
+        // again so that there are fresh logits to sample from.
+        let mut keep = common_prefix(&self.cached, &tokens).min(tokens.len() - 1);
+        if keep < self.cached.len() {
+            if self
+                .ctx
+                .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+                .is_err()
+            {
+                self.reset();
+                keep = 0;
+            }
+            self.cached.truncate(keep);
+        }
+
+        let n_batch = self.config.batch_tokens as usize;
+        let mut batch = LlamaBatch::new(n_batch.max(1), 1);
+        for start in (keep..tokens.len()).step_by(n_batch) {
+            let end = (start + n_batch).min(tokens.len());
+            batch.clear();
+            for (i, &t) in tokens.iter().enumerate().take(end).skip(start) {
+                batch
+                    .add(t, i as i32, &[0], i + 1 == tokens.len())
+                    .map_err(|e| LlmError::Inference(e.to_string()))?;
+            }
+            self.decode(&mut batch)?;
+            self.cached.extend_from_slice(&tokens[start..end]);
+        }
+        let prompt_eval = started.elapsed();
+
+        let vocab = self.model.vocab();
+        let mut sampler = self.sampler();
+        let mut splitter = SentenceSplitter::default();
+        let mut utf8 = Utf8Stream::default();
+        let mut text = String::new();
+        let mut logits_at = batch.n_tokens() - 1;
+        let mut generated = 0;
+        let mut cancelled = false;
+        let gen_started = Instant::now();
+        let room = (self.ctx.n_ctx() as usize).saturating_sub(tokens.len());
+        while generated < max_tokens.min(room) {
+            if cancel.is_cancelled() || events.is_closed() {
+                cancelled = true;
+                break;
+            }
+            // `sample` also accepts the token into the sampler chain: never call accept again.
+            let token = sampler.sample(&self.ctx, logits_at);
+            if !request.ignore_eos && vocab.is_eog(token) {
+                break;
+            }
+            generated += 1;
+            let piece = utf8.push(&vocab.token_to_piece(token, false, None));
+            text.push_str(&piece);
+            for sentence in splitter.push(&piece) {
+                if events.blocking_send(LlmEvent::Sentence(sentence)).is_err() {
+                    cancelled = true;
+                }
+            }
+            batch.clear();
+            batch
+                .add(token, self.cached.len() as i32, &[0], true)
+                .map_err(|e| LlmError::Inference(e.to_string()))?;
+            self.decode(&mut batch)?;
+            self.cached.push(token);
+            logits_at = 0;
+        }
+        let generation = gen_started.elapsed();
+        let tail = utf8.finish();
+        text.push_str(&tail);
+        let mut rest: Vec<String> = splitter.push(&tail);
+        rest.extend(splitter.finish());
+        for sentence in rest {
+            let _ = events.blocking_send(LlmEvent::Sentence(sentence));
+        }
+        Ok(GenerationStats {
+            text: text.trim().to_string(),
+            prompt_tokens: tokens.len(),
+            reused_tokens: keep,
+            generated_tokens: generated,
+            prompt_eval,
+            generation,
+            cancelled,
+        })
+    }
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Turns token bytes into text without splitting a multi-byte character across pieces.
+#[derive(Default)]
+struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[..valid]).expect("valid prefix"),
+                    );
+                    match e.error_len() {
+                        // An incomplete character at the end: wait for the next piece.
+                        None => {
+                            self.pending.drain(..valid);
+                            return out;
+                        }
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            self.pending.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> String {
+        let rest = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        rest
+    }
+}
+
+/// The plainest generation loop llama-cpp-2 allows, for the benchmark to compare the hub's
+/// engine against: greedy, no sentence splitting, no channels. Returns (prompt tokens,
+/// generated tokens, generation time).
+pub fn bare_generation_loop(
+    config: &LlmConfig,
+    prompt: &[ChatMessage],
+    n_tokens: usize,
+) -> Result<(usize, usize, Duration), LlmError> {
+    let (model, _) = load_model(config)?;
+    let (template, _) = choose_template(&model, config)?;
+    let chat = prompt
+        .iter()
+        .map(|m| LlamaChatMessage::new(m.role.as_str().to_string(), m.content.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| LlmError::Inference(e.to_string()))?;
+    let text = model
+        .apply_chat_template(&template, &chat, true)
+        .map_err(|e| LlmError::Inference(e.to_string()))?;
+    let tokens = model.vocab().tokenize(text.as_bytes(), true, true);
+    let mut ctx = new_context(&model, config)?;
+    let mut batch = LlamaBatch::new(tokens.len().max(1), 1);
+    batch
+        .add_sequence(&tokens, 0, false)
+        .map_err(|e| LlmError::Inference(e.to_string()))?;
+    ctx.decode(&mut batch)
+        .map_err(|e| LlmError::Inference(e.to_string()))?;
+    let mut sampler = LlamaSampler::greedy();
+    let mut logits_at = batch.n_tokens() - 1;
+    let started = Instant::now();
+    for pos in (tokens.len() as i32..).take(n_tokens) {
+        let token = sampler.sample(&ctx, logits_at);
+        let _ = model.vocab().token_to_piece(token, false, None);
+        batch.clear();
+        batch
+            .add(token, pos, &[0], true)
+            .map_err(|e| LlmError::Inference(e.to_string()))?;
+        ctx.decode(&mut batch)
+            .map_err(|e| LlmError::Inference(e.to_string()))?;
+        logits_at = 0;
+    }
+    Ok((tokens.len(), n_tokens, started.elapsed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_stream_joins_split_characters() {
+        let mut s = Utf8Stream::default();
+        let bytes = "é🌱".as_bytes();
+        assert_eq!(s.push(&bytes[..1]), "");
+        assert_eq!(s.push(&bytes[1..3]), "é");
+        assert_eq!(s.push(&bytes[3..]), "🌱");
+        assert_eq!(s.push(&[0xff, b'a']), "\u{fffd}a");
+        assert_eq!(s.push(&[0xe2]), "");
+        assert_eq!(s.finish(), "\u{fffd}");
+    }
+}

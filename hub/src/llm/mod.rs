@@ -1,0 +1,282 @@
+//! The language model: a dedicated inference thread that owns llama.cpp, behind a small
+//! cloneable handle with a bounded job queue.
+//!
+//! A request is a list of chat messages. The thread renders them with the model's chat template,
+//! reuses whatever prefix of the prompt is still in the KV cache (the fixed system prompt at
+//! least), and streams the reply back as whole sentences while it generates.
+
+mod engine;
+pub mod gguf;
+pub mod sentence;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LlmConfig;
+pub use engine::bare_generation_loop;
+use gguf::GgufError;
+
+/// Who said a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The fixed instructions.
+    System,
+    /// The person.
+    User,
+    /// The assistant (the hub).
+    Assistant,
+}
+
+impl Role {
+    /// The role name chat templates expect.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message from `role`.
+    pub fn new(role: Role, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// The conversation, oldest first. A leading system message is kept when old turns are
+    /// dropped to fit the context window.
+    pub messages: Vec<ChatMessage>,
+    /// The most tokens to generate; `None` takes `llm.max_reply_tokens`.
+    pub max_tokens: Option<u32>,
+    /// Keep generating past end-of-turn tokens (benchmarks only: it fixes the token count).
+    pub ignore_eos: bool,
+}
+
+impl GenerateRequest {
+    /// A chat request with the configured reply length.
+    pub fn chat(messages: Vec<ChatMessage>) -> GenerateRequest {
+        GenerateRequest {
+            messages,
+            max_tokens: None,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// What the inference thread sends back for one request, in order: sentences, then exactly one
+/// `Done` or `Failed`.
+#[derive(Debug)]
+pub enum LlmEvent {
+    /// A complete sentence of the reply.
+    Sentence(String),
+    /// The reply is complete.
+    Done(GenerationStats),
+    /// Generation failed; the sentences sent so far stand.
+    Failed(LlmError),
+}
+
+/// Numbers about one generation.
+#[derive(Debug, Clone, Default)]
+pub struct GenerationStats {
+    /// The whole reply text.
+    pub text: String,
+    /// Tokens in the rendered prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV entries were reused from the previous request.
+    pub reused_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Time to evaluate the new part of the prompt.
+    pub prompt_eval: Duration,
+    /// Time from the first to the last generated token.
+    pub generation: Duration,
+    /// Whether the request was cancelled before the model finished.
+    pub cancelled: bool,
+}
+
+/// Where the chat template came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// The GGUF's `tokenizer.chat_template`.
+    Gguf,
+    /// `llm.chat_template_fallback`, because the GGUF has none.
+    Fallback(String),
+    /// `llm.chat_template_override`.
+    Override(String),
+}
+
+/// What the loaded model is.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// The model file.
+    pub path: PathBuf,
+    /// `general.name` from the GGUF.
+    pub name: Option<String>,
+    /// `general.architecture` from the GGUF.
+    pub architecture: Option<String>,
+    /// Where the chat template came from.
+    pub template: TemplateSource,
+    /// The context window in tokens.
+    pub context_tokens: u32,
+}
+
+/// Errors of the language model subsystem.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The model file is missing, unreadable or malformed.
+    #[error(transparent)]
+    Model(#[from] GgufError),
+    /// llama.cpp refused the model or the context.
+    #[error("llama.cpp could not load {path}: {reason}")]
+    Load {
+        /// The model path.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The model has no chat template and no fallback is configured.
+    #[error("model {path} has no chat template; set llm.chat_template_fallback to a llama.cpp template name such as \"gemma\" or \"chatml\"")]
+    NoChatTemplate {
+        /// The model path.
+        path: PathBuf,
+    },
+    /// The chat template could not render the conversation.
+    #[error("chat template {template:?} failed: {reason}")]
+    Template {
+        /// The template name, or "gguf".
+        template: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Too many requests are queued.
+    #[error("the language model is busy with {capacity} queued requests; try again shortly")]
+    Busy {
+        /// `llm.queue_capacity`.
+        capacity: usize,
+    },
+    /// Even the newest message alone does not fit the context window.
+    #[error("the prompt needs {tokens} tokens but the context window leaves room for {limit}; shorten it or raise llm.context_tokens")]
+    PromptTooLong {
+        /// Tokens needed.
+        tokens: usize,
+        /// Tokens available.
+        limit: usize,
+    },
+    /// llama.cpp failed while evaluating.
+    #[error("llama.cpp failed during inference: {0}")]
+    Inference(String),
+    /// The inference thread has stopped.
+    #[error("the inference thread has stopped")]
+    Stopped,
+}
+
+pub(crate) struct Job {
+    request: GenerateRequest,
+    events: mpsc::Sender<LlmEvent>,
+    cancel: CancellationToken,
+}
+
+/// A cloneable handle to the inference thread. The thread ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct LlmHandle {
+    jobs: mpsc::Sender<Job>,
+    info: Arc<ModelInfo>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for LlmHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmHandle")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl LlmHandle {
+    /// Starts the inference thread and waits until the model is loaded (or failed to load).
+    pub async fn start(
+        config: LlmConfig,
+    ) -> Result<(LlmHandle, std::thread::JoinHandle<()>), LlmError> {
+        let capacity = config.queue_capacity;
+        let (jobs_tx, jobs_rx) = mpsc::channel(capacity);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("llm".to_string())
+            .spawn(move || engine::run(config, jobs_rx, ready_tx))
+            .map_err(|e| LlmError::Inference(format!("cannot start the inference thread: {e}")))?;
+        let info = ready_rx.await.map_err(|_| LlmError::Stopped)??;
+        Ok((
+            LlmHandle {
+                jobs: jobs_tx,
+                info: Arc::new(info),
+                capacity,
+            },
+            thread,
+        ))
+    }
+
+    /// What model is loaded.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Queues a request. Events arrive on the returned receiver; dropping it, or cancelling
+    /// `cancel`, stops the generation early.
+    pub fn generate(
+        &self,
+        request: GenerateRequest,
+        cancel: CancellationToken,
+    ) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
+        let (events, rx) = mpsc::channel(64);
+        let job = Job {
+            request,
+            events,
+            cancel,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(LlmError::Busy {
+                capacity: self.capacity,
+            }),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(LlmError::Stopped),
+        }
+    }
+
+    /// Generates a whole reply and returns its sentences and stats.
+    pub async fn complete(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<(Vec<String>, GenerationStats), LlmError> {
+        let mut rx = self.generate(request, CancellationToken::new())?;
+        let mut sentences = Vec::new();
+        while let Some(event) = rx.recv().await {
+            match event {
+                LlmEvent::Sentence(s) => sentences.push(s),
+                LlmEvent::Done(stats) => return Ok((sentences, stats)),
+                LlmEvent::Failed(e) => return Err(e),
+            }
+        }
+        Err(LlmError::Stopped)
+    }
+}

@@ -1,0 +1,123 @@
+//! Splits streamed model text into sentences, so that the terminal can start speaking the first
+//! sentence while the model writes the second.
+
+/// Accumulates text pieces and hands out complete sentences.
+#[derive(Debug, Default)]
+pub struct SentenceSplitter {
+    buf: String,
+}
+
+impl SentenceSplitter {
+    /// Adds a piece of text and returns the sentences it completed, trimmed.
+    pub fn push(&mut self, piece: &str) -> Vec<String> {
+        self.buf.push_str(piece);
+        let mut out = Vec::new();
+        while let Some(end) = self.boundary() {
+            let sentence: String = self.buf.drain(..end).collect();
+            let sentence = sentence.trim();
+            if !sentence.is_empty() {
+                out.push(sentence.to_string());
+            }
+        }
+        out
+    }
+
+    /// Returns what is left, trimmed, at the end of the stream.
+    pub fn finish(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.buf);
+        let rest = rest.trim();
+        (!rest.is_empty()).then(|| rest.to_string())
+    }
+
+    /// The byte index just after the first sentence end that is followed by whitespace, or a
+    /// newline. A full stop after an abbreviation ("Dr.", "e.g.", "1.") is not an end.
+    fn boundary(&self) -> Option<usize> {
+        let mut chars = self.buf.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let next = chars.peek().map(|&(_, n)| n);
+            let end = i + c.len_utf8();
+            if c == '\n' && !self.buf[..i].trim().is_empty() {
+                return Some(end);
+            }
+            if matches!(c, '.' | '!' | '?' | '…')
+                && next.is_some_and(char::is_whitespace)
+                && !(c == '.' && is_abbreviation(&self.buf[..i]))
+            {
+                return Some(end);
+            }
+        }
+        None
+    }
+}
+
+/// Whether the word just before a full stop is an abbreviation or a list number rather than
+/// the end of a sentence: one character ("J.", "1."), a short capitalised word ("Dr.", "Mrs."),
+/// or a common lower-case one ("e.g.", "etc.").
+fn is_abbreviation(before: &str) -> bool {
+    let word = before.rsplit(char::is_whitespace).next().unwrap_or("");
+    let word = word.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let len = word.chars().count();
+    len <= 1
+        || (len <= 3 && word.chars().next().is_some_and(char::is_uppercase))
+        || ["e.g", "i.e", "etc", "vs", "approx"].contains(&word.to_lowercase().as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_stream(pieces: &[&str]) -> Vec<String> {
+        let mut s = SentenceSplitter::default();
+        let mut out: Vec<String> = pieces.iter().flat_map(|p| s.push(p)).collect();
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn splits_on_sentence_ends_across_pieces() {
+        assert_eq!(
+            split_stream(&[
+                "The moon",
+                " is bright",
+                " tonight. It is",
+                " full! Is it",
+                " not?"
+            ]),
+            vec!["The moon is bright tonight.", "It is full!", "Is it not?"]
+        );
+    }
+
+    #[test]
+    fn waits_for_the_space_after_the_stop() {
+        let mut s = SentenceSplitter::default();
+        assert!(s.push("It costs 3.").is_empty());
+        assert!(s.push("50 euros").is_empty());
+        assert_eq!(s.push(". Then"), vec!["It costs 3.50 euros."]);
+        assert_eq!(s.finish().as_deref(), Some("Then"));
+    }
+
+    #[test]
+    fn short_abbreviations_do_not_split() {
+        assert_eq!(
+            split_stream(&["Ask Dr. Smith about it. Okay."]),
+            vec!["Ask Dr. Smith about it.", "Okay."]
+        );
+    }
+
+    #[test]
+    fn newlines_end_a_chunk_and_blank_text_is_dropped() {
+        assert_eq!(
+            split_stream(&["- milk\n", "\n", "- eggs\n  "]),
+            vec!["- milk", "- eggs"]
+        );
+        assert!(split_stream(&["   ", "\n"]).is_empty());
+    }
+
+    #[test]
+    fn handles_multibyte_text() {
+        assert_eq!(
+            split_stream(&["Ça va très bien. Ünïcødé 🌱 works… ", "yes"]),
+            vec!["Ça va très bien.", "Ünïcødé 🌱 works…", "yes"]
+        );
+    }
+}

@@ -1,0 +1,400 @@
+//! The hub's MQTT side: connects to the broker, decodes what terminals send, answers
+//! utterances with the language model and streams the reply back sentence by sentence.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_shared::{
+    decode, encode, now_ms, Channel, ErrorCode, ErrorReport, HubPresence, Presence, ReplyChunk,
+    Topics, Utterance, WireMessage,
+};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::HubConfig;
+use crate::conversation::Conversations;
+use crate::llm::{GenerateRequest, LlmError, LlmEvent, LlmHandle};
+
+/// State shared by the event loop and the answer tasks.
+struct Shared {
+    config: HubConfig,
+    topics: Topics,
+    client: AsyncClient,
+    llm: LlmHandle,
+    conversations: Mutex<Conversations>,
+    /// The latest presence of each terminal, by terminal id.
+    terminals: Mutex<HashMap<String, Presence>>,
+}
+
+/// MQTT options for the hub's own client: credentials, a Last Will that marks the hub offline,
+/// and a packet limit large enough to receive (and then refuse) oversized payloads.
+fn mqtt_options(config: &HubConfig, topics: &Topics) -> MqttOptions {
+    let m = &config.mqtt;
+    let mut opts = MqttOptions::new(&m.client_id, &m.host, m.port);
+    opts.set_credentials(&m.username, &m.password)
+        .set_keep_alive(Duration::from_secs(m.keep_alive_s))
+        .set_clean_session(true)
+        .set_max_packet_size(m.broker_max_payload + 1024, m.broker_max_payload + 1024)
+        .set_last_will(LastWill::new(
+            topics.hub_presence(),
+            encode(&HubPresence {
+                online: false,
+                at_ms: 0,
+            }),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    opts
+}
+
+/// Runs the MQTT loop until `shutdown` is cancelled.
+pub async fn serve(
+    config: HubConfig,
+    llm: LlmHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.mqtt.topic_prefix)?;
+    let (client, mut eventloop) = AsyncClient::new(mqtt_options(&config, &topics), 256);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    let shared = Arc::new(Shared {
+        conversations: Mutex::new(Conversations::new(config.conversation.history_turns)),
+        terminals: Mutex::new(HashMap::new()),
+        config,
+        topics,
+        client,
+        llm,
+    });
+    let tasks = TaskTracker::new();
+    let answers = shutdown.child_token();
+    let mut backoff = Backoff::default();
+
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                tracing::info!(host = %shared.config.mqtt.host, port = shared.config.mqtt.port, "connected to the MQTT broker");
+                on_connected(&shared).await;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                on_publish(&shared, &tasks, &answers, &p.topic, &p.payload).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let wait = backoff.next();
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "MQTT broker connection lost; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down: finishing replies in flight");
+    answers.cancel();
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some replies did not finish within 5 s");
+    }
+    let offline = encode(&HubPresence {
+        online: false,
+        at_ms: now_ms(),
+    });
+    let _ = shared.client.try_publish(
+        shared.topics.hub_presence(),
+        QoS::AtLeastOnce,
+        true,
+        offline,
+    );
+    let _ = shared.client.try_disconnect();
+    drain(&mut eventloop).await;
+    Ok(())
+}
+
+/// Lets the event loop send what is queued (the offline presence, the disconnect).
+async fn drain(eventloop: &mut EventLoop) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(event) = eventloop.poll().await {
+            if let Event::Outgoing(rumqttc::Outgoing::Disconnect) = event {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn on_connected(shared: &Shared) {
+    let t = &shared.topics;
+    for channel in [Channel::Utterance, Channel::Presence] {
+        if let Err(e) = shared
+            .client
+            .subscribe(t.every_terminal(channel), QoS::AtLeastOnce)
+            .await
+        {
+            tracing::error!(error = %e, %channel, "cannot subscribe");
+        }
+    }
+    let online = encode(&HubPresence {
+        online: true,
+        at_ms: now_ms(),
+    });
+    if let Err(e) = shared
+        .client
+        .publish(t.hub_presence(), QoS::AtLeastOnce, true, online)
+        .await
+    {
+        tracing::error!(error = %e, "cannot publish hub presence");
+    }
+}
+
+async fn on_publish(
+    shared: &Arc<Shared>,
+    tasks: &TaskTracker,
+    answers: &CancellationToken,
+    topic: &str,
+    payload: &[u8],
+) {
+    let Some((terminal, channel)) = shared.topics.parse(topic) else {
+        tracing::debug!(topic, "ignoring message on a foreign topic");
+        return;
+    };
+    match channel {
+        Channel::Presence => on_presence(shared, terminal, payload),
+        Channel::Utterance => match accept_utterance(shared, terminal, payload) {
+            Ok(u) => {
+                let shared = Arc::clone(shared);
+                let cancel = answers.child_token();
+                tasks.spawn(async move { answer(shared, u, cancel).await });
+            }
+            Err(report) => {
+                tracing::warn!(terminal, code = ?report.code, error = %report.message, "rejected utterance");
+                send_error(shared, terminal, report).await;
+            }
+        },
+        // The hub's own outputs; it does not subscribe to them.
+        Channel::Reply | Channel::Speech | Channel::Error => {}
+    }
+}
+
+fn on_presence(shared: &Shared, terminal: &str, payload: &[u8]) {
+    if payload.is_empty() {
+        // A cleared retained message.
+        shared.terminals.lock().expect("lock").remove(terminal);
+        return;
+    }
+    match decode::<Presence>(payload, shared.config.mqtt.max_payload) {
+        Ok(p) if p.terminal == terminal => {
+            tracing::info!(terminal, room = %p.room, online = p.online, "terminal presence");
+            shared
+                .terminals
+                .lock()
+                .expect("lock")
+                .insert(terminal.to_string(), p);
+        }
+        Ok(p) => {
+            tracing::warn!(terminal, claimed = %p.terminal, "presence names another terminal; ignored")
+        }
+        Err(e) => tracing::warn!(terminal, code = ?e.code(), error = %e, "rejected presence"),
+    }
+}
+
+/// Decodes and checks an utterance; the error is what to tell the terminal.
+fn accept_utterance(
+    shared: &Shared,
+    terminal: &str,
+    payload: &[u8],
+) -> Result<Utterance, ErrorReport> {
+    let u =
+        decode::<Utterance>(payload, shared.config.mqtt.max_payload).map_err(|e| ErrorReport {
+            utterance_id: None,
+            code: e.code(),
+            message: e.to_string(),
+        })?;
+    let invalid = |code, message: String| ErrorReport {
+        utterance_id: Some(u.id.clone()),
+        code,
+        message,
+    };
+    if u.terminal != terminal {
+        return Err(invalid(
+            ErrorCode::Invalid,
+            format!(
+                "utterance names terminal {:?} but came on the topic of {terminal:?}",
+                u.terminal
+            ),
+        ));
+    }
+    if u.id.is_empty() || u.id.len() > 128 {
+        return Err(invalid(
+            ErrorCode::Invalid,
+            "utterance id must be 1 to 128 bytes".into(),
+        ));
+    }
+    if u.room.trim().is_empty() || u.room.len() > 64 {
+        return Err(invalid(
+            ErrorCode::Invalid,
+            "room must be 1 to 64 bytes".into(),
+        ));
+    }
+    if u.text.trim().is_empty() {
+        return Err(invalid(
+            ErrorCode::Invalid,
+            "utterance text is empty".into(),
+        ));
+    }
+    let chars = u.text.chars().count();
+    let limit = shared.config.conversation.max_utterance_chars;
+    if chars > limit {
+        return Err(invalid(
+            ErrorCode::TooLarge,
+            format!("utterance text has {chars} characters, the limit is {limit}"),
+        ));
+    }
+    Ok(u)
+}
+
+async fn publish<M: WireMessage>(shared: &Shared, terminal: &str, channel: Channel, msg: &M) {
+    let topic = match shared.topics.terminal(terminal, channel) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot address terminal");
+            return;
+        }
+    };
+    if let Err(e) = shared
+        .client
+        .publish(topic, QoS::AtLeastOnce, false, encode(msg))
+        .await
+    {
+        tracing::error!(error = %e, terminal, kind = M::KIND, "cannot publish");
+    }
+}
+
+async fn send_error(shared: &Shared, terminal: &str, report: ErrorReport) {
+    publish(shared, terminal, Channel::Error, &report).await;
+}
+
+/// Answers one utterance: queue it for the model, stream each sentence as a reply chunk, end
+/// with a final chunk, and remember the exchange.
+async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
+    let messages = shared.conversations.lock().expect("lock").prompt(
+        &u.room,
+        &shared.config.conversation.system_prompt,
+        &u.text,
+    );
+    tracing::info!(terminal = %u.terminal, room = %u.room, id = %u.id, chars = u.text.len(), "answering");
+    let mut events = match shared.llm.generate(GenerateRequest::chat(messages), cancel) {
+        Ok(rx) => rx,
+        Err(e) => {
+            let code = match e {
+                LlmError::Busy { .. } => ErrorCode::Busy,
+                _ => ErrorCode::Inference,
+            };
+            tracing::warn!(error = %e, id = %u.id, "cannot queue utterance");
+            let report = ErrorReport {
+                utterance_id: Some(u.id.clone()),
+                code,
+                message: e.to_string(),
+            };
+            send_error(&shared, &u.terminal, report).await;
+            return;
+        }
+    };
+    let mut seq = 0;
+    let chunk = |seq: u32, text: String, is_final: bool| ReplyChunk {
+        utterance_id: u.id.clone(),
+        seq,
+        text,
+        is_final,
+    };
+    while let Some(event) = events.recv().await {
+        match event {
+            LlmEvent::Sentence(text) => {
+                publish(
+                    &shared,
+                    &u.terminal,
+                    Channel::Reply,
+                    &chunk(seq, text, false),
+                )
+                .await;
+                seq += 1;
+            }
+            LlmEvent::Done(stats) => {
+                publish(
+                    &shared,
+                    &u.terminal,
+                    Channel::Reply,
+                    &chunk(seq, String::new(), true),
+                )
+                .await;
+                tracing::info!(id = %u.id, chunks = seq, prompt_tokens = stats.prompt_tokens,
+                    reused_tokens = stats.reused_tokens, generated_tokens = stats.generated_tokens,
+                    prompt_ms = stats.prompt_eval.as_millis() as u64,
+                    generation_ms = stats.generation.as_millis() as u64, cancelled = stats.cancelled, "answered");
+                if !stats.cancelled {
+                    shared.conversations.lock().expect("lock").record(
+                        &u.room,
+                        &u.text,
+                        &stats.text,
+                    );
+                }
+                return;
+            }
+            LlmEvent::Failed(e) => {
+                tracing::error!(error = %e, id = %u.id, "generation failed");
+                let report = ErrorReport {
+                    utterance_id: Some(u.id.clone()),
+                    code: ErrorCode::Inference,
+                    message: e.to_string(),
+                };
+                send_error(&shared, &u.terminal, report).await;
+                // End the reply so that the terminal never waits for a chunk that won't come.
+                publish(
+                    &shared,
+                    &u.terminal,
+                    Channel::Reply,
+                    &chunk(seq, String::new(), true),
+                )
+                .await;
+                return;
+            }
+        }
+    }
+}
+
+/// Exponential backoff for broker reconnects: 100 ms doubling to 5 s.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Backoff {
+    pub(crate) fn next(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+        now
+    }
+
+    pub(crate) fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+}

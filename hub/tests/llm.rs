@@ -1,0 +1,214 @@
+//! The inference engine on real GGUF models: streaming, KV-cache reuse that does not change
+//! the output, the chat template fallback for a Gemma GGUF without one, and prompts that do not
+//! fit the context. Needs the models from `scripts/fetch-models`.
+
+use std::path::PathBuf;
+
+use hearth_hub::config::LlmConfig;
+use hearth_hub::llm::{
+    ChatMessage, GenerateRequest, LlmError, LlmEvent, LlmHandle, Role, TemplateSource,
+};
+use tokio_util::sync::CancellationToken;
+
+fn model(file: &str) -> PathBuf {
+    let dir = std::env::var_os("HEARTH_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/hearth/models")
+        });
+    let path = dir.join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-models",
+        path.display()
+    );
+    path
+}
+
+fn config(file: &str) -> LlmConfig {
+    LlmConfig {
+        model: model(file),
+        threads: 2,
+        threads_batch: 2,
+        context_tokens: 1024,
+        max_reply_tokens: 48,
+        temperature: 0.0,
+        ..LlmConfig::default()
+    }
+}
+
+fn smollm2() -> LlmConfig {
+    config("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+fn chat(user: &str) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::new(
+            Role::System,
+            "You are Hearth, a concise household assistant. Answer in short sentences.",
+        ),
+        ChatMessage::new(Role::User, user),
+    ]
+}
+
+#[tokio::test]
+async fn reusing_the_kv_cache_gives_the_same_answer_as_a_cold_start() {
+    let (warm, _t) = LlmHandle::start(smollm2()).await.unwrap();
+    assert_eq!(warm.info().template, TemplateSource::Gguf);
+    let (first, s1) = warm
+        .complete(GenerateRequest::chat(chat("What is the moon?")))
+        .await
+        .unwrap();
+    let (second, s2) = warm
+        .complete(GenerateRequest::chat(chat("Why is the sky blue?")))
+        .await
+        .unwrap();
+    assert!(!first.is_empty() && !second.is_empty());
+    assert_eq!(s1.reused_tokens, 0, "nothing cached yet");
+    // The system prompt and the template's opening tokens are shared and reused.
+    assert!(
+        s2.reused_tokens >= 15,
+        "reused {} of {}",
+        s2.reused_tokens,
+        s2.prompt_tokens
+    );
+    assert!(s2.reused_tokens < s2.prompt_tokens);
+    assert_eq!(
+        s2.text,
+        second.join(" "),
+        "the sentences are the whole text"
+    );
+
+    // A fresh engine that never saw the first question answers the second identically.
+    let (cold, _t) = LlmHandle::start(smollm2()).await.unwrap();
+    let (cold_second, _) = cold
+        .complete(GenerateRequest::chat(chat("Why is the sky blue?")))
+        .await
+        .unwrap();
+    assert_eq!(cold_second, second);
+}
+
+#[tokio::test]
+async fn sentences_stream_before_the_reply_is_done() {
+    let (llm, _t) = LlmHandle::start(smollm2()).await.unwrap();
+    // The hub's own system prompt: greedy SmolLM2 answers this in several sentences.
+    let system = hearth_hub::config::ConversationConfig::default().system_prompt;
+    let request = GenerateRequest {
+        messages: vec![
+            ChatMessage::new(Role::System, system),
+            ChatMessage::new(Role::User, "Describe a cat in a few sentences."),
+        ],
+        max_tokens: Some(80),
+        ignore_eos: false,
+    };
+    let mut rx = llm.generate(request, CancellationToken::new()).unwrap();
+    let mut sentences = 0;
+    loop {
+        match rx.recv().await.unwrap() {
+            LlmEvent::Sentence(s) => {
+                assert!(!s.trim().is_empty());
+                sentences += 1;
+            }
+            LlmEvent::Done(stats) => {
+                assert!(stats.generated_tokens > 0);
+                break;
+            }
+            LlmEvent::Failed(e) => panic!("{e}"),
+        }
+    }
+    assert!(sentences >= 2, "{sentences} sentences");
+}
+
+#[tokio::test]
+async fn cancelling_stops_generation_early() {
+    let (llm, _t) = LlmHandle::start(smollm2()).await.unwrap();
+    let cancel = CancellationToken::new();
+    let request = GenerateRequest {
+        messages: chat("Count from one to one hundred."),
+        max_tokens: Some(200),
+        ignore_eos: true,
+    };
+    let mut rx = llm.generate(request, cancel.clone()).unwrap();
+    cancel.cancel();
+    loop {
+        match rx.recv().await.unwrap() {
+            LlmEvent::Sentence(_) => {}
+            LlmEvent::Done(stats) => {
+                assert!(stats.cancelled);
+                assert!(stats.generated_tokens < 200);
+                break;
+            }
+            LlmEvent::Failed(e) => panic!("{e}"),
+        }
+    }
+    // The engine serves the next request normally.
+    let (s, _) = llm
+        .complete(GenerateRequest::chat(chat("Say hi.")))
+        .await
+        .unwrap();
+    assert!(!s.is_empty());
+}
+
+#[tokio::test]
+async fn gemma_gguf_without_a_template_uses_the_configured_fallback() {
+    let mut cfg = config("gemma-3-270m-q4_k_m.gguf");
+    cfg.chat_template_fallback = "gemma".into();
+    let (llm, _t) = LlmHandle::start(cfg.clone()).await.unwrap();
+    assert_eq!(
+        llm.info().template,
+        TemplateSource::Fallback("gemma".into())
+    );
+    assert_eq!(llm.info().architecture.as_deref(), Some("gemma3"));
+    let (_, stats) = llm
+        .complete(GenerateRequest::chat(chat("Hello, who are you?")))
+        .await
+        .unwrap();
+    assert!(stats.generated_tokens > 0);
+
+    cfg.chat_template_fallback = String::new();
+    let err = LlmHandle::start(cfg.clone()).await.unwrap_err();
+    assert!(matches!(err, LlmError::NoChatTemplate { .. }), "{err}");
+    assert!(
+        err.to_string().contains("gemma-3-270m-q4_k_m.gguf"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_template_name_fails_at_start_up() {
+    let mut cfg = smollm2();
+    cfg.chat_template_override = "no-such-template".into();
+    let err = LlmHandle::start(cfg).await.unwrap_err();
+    assert!(matches!(err, LlmError::Template { .. }), "{err}");
+    assert!(err.to_string().contains("no-such-template"));
+}
+
+#[tokio::test]
+async fn old_turns_are_dropped_to_fit_and_a_huge_message_is_refused() {
+    let mut cfg = smollm2();
+    cfg.context_tokens = 256;
+    cfg.max_reply_tokens = 32;
+    let (llm, _t) = LlmHandle::start(cfg).await.unwrap();
+    let mut messages = vec![ChatMessage::new(Role::System, "You are Hearth.")];
+    for i in 0..20 {
+        messages.push(ChatMessage::new(
+            Role::User,
+            format!("This is old question number {i} about the garden."),
+        ));
+        messages.push(ChatMessage::new(
+            Role::Assistant,
+            format!("This is old answer number {i} about the garden."),
+        ));
+    }
+    messages.push(ChatMessage::new(Role::User, "What is new?"));
+    let (_, stats) = llm.complete(GenerateRequest::chat(messages)).await.unwrap();
+    assert!(stats.prompt_tokens + 32 <= 256, "{}", stats.prompt_tokens);
+
+    let huge = vec![ChatMessage::new(Role::User, "garden ".repeat(400))];
+    let err = llm.complete(GenerateRequest::chat(huge)).await.unwrap_err();
+    assert!(matches!(err, LlmError::PromptTooLong { .. }), "{err}");
+    // And the engine is still fine.
+    llm.complete(GenerateRequest::chat(chat("Say hi.")))
+        .await
+        .unwrap();
+}
