@@ -1,0 +1,67 @@
+//! The seam between the session and how a person talks to the terminal. Text mode lives in
+//! [`text`]; the voice front end (microphone, wake word, speech to text and speech out) slots in
+//! beside it by implementing the same trait.
+
+pub mod text;
+
+use std::future::Future;
+
+use hearth_shared::{AudioFeatures, SpeechReason};
+
+/// Something the person did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The person said (or typed) something for the hub.
+    Said {
+        /// The words.
+        text: String,
+        /// When they started, in ms since the Unix epoch.
+        started_at_ms: u64,
+        /// When they stopped.
+        ended_at_ms: u64,
+        /// Prosody features, from a voice front end.
+        audio: Option<AudioFeatures>,
+    },
+    /// No more input will come (end of stdin, say).
+    Closed,
+}
+
+/// Something to present to the person: print it, or speak it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// The hub can be reached again (or for the first time).
+    HubReachable,
+    /// The hub cannot be reached; the terminal keeps trying.
+    HubUnreachable {
+        /// Why, for the log.
+        reason: String,
+    },
+    /// A sentence of the reply; `first` for the first of a reply.
+    ReplyChunk {
+        /// The sentence.
+        text: String,
+        /// Whether it starts the reply.
+        first: bool,
+    },
+    /// The reply is complete.
+    ReplyEnd,
+    /// The hub speaks first.
+    Speech {
+        /// What it says.
+        text: String,
+        /// Why.
+        reason: SpeechReason,
+    },
+    /// Something went wrong; a sentence for the person.
+    Problem(String),
+}
+
+/// A way for a person to talk to the terminal.
+pub trait Frontend {
+    /// The next thing the person did. Must be cancel-safe: the session polls it in a
+    /// `select!` beside hub events.
+    fn next_input(&mut self) -> impl Future<Output = Input> + Send;
+
+    /// Presents one output. Must not block for long: speech is queued, not awaited.
+    fn present(&mut self, output: Output);
+}
