@@ -81,10 +81,10 @@ pub async fn serve(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
                 tracing::info!(host = %shared.config.mqtt.host, port = shared.config.mqtt.port, "connected to the MQTT broker");
-                on_connected(&shared).await;
+                on_connected(&shared);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                on_publish(&shared, &tasks, &answers, &p.topic, &p.payload).await;
+                on_publish(&shared, &tasks, &answers, &p.topic, &p.payload);
             }
             Ok(_) => {}
             Err(e) => {
@@ -134,13 +134,14 @@ async fn drain(eventloop: &mut EventLoop) {
     .await;
 }
 
-async fn on_connected(shared: &Shared) {
+/// Subscribes and announces the hub. Runs inside the event loop, so it only queues requests
+/// (`try_*`): awaiting queue space here would wait on the loop itself.
+fn on_connected(shared: &Shared) {
     let t = &shared.topics;
     for channel in [Channel::Utterance, Channel::Presence] {
         if let Err(e) = shared
             .client
-            .subscribe(t.every_terminal(channel), QoS::AtLeastOnce)
-            .await
+            .try_subscribe(t.every_terminal(channel), QoS::AtLeastOnce)
         {
             tracing::error!(error = %e, %channel, "cannot subscribe");
         }
@@ -151,14 +152,13 @@ async fn on_connected(shared: &Shared) {
     });
     if let Err(e) = shared
         .client
-        .publish(t.hub_presence(), QoS::AtLeastOnce, true, online)
-        .await
+        .try_publish(t.hub_presence(), QoS::AtLeastOnce, true, online)
     {
         tracing::error!(error = %e, "cannot publish hub presence");
     }
 }
 
-async fn on_publish(
+fn on_publish(
     shared: &Arc<Shared>,
     tasks: &TaskTracker,
     answers: &CancellationToken,
@@ -179,7 +179,20 @@ async fn on_publish(
             }
             Err(report) => {
                 tracing::warn!(terminal, code = ?report.code, error = %report.message, "rejected utterance");
-                send_error(shared, terminal, report).await;
+                // Inside the event loop: queue without waiting, and say so if the queue is full.
+                match shared.topics.terminal(terminal, Channel::Error) {
+                    Ok(topic) => {
+                        if let Err(e) = shared.client.try_publish(
+                            topic,
+                            QoS::AtLeastOnce,
+                            false,
+                            encode(&report),
+                        ) {
+                            tracing::warn!(terminal, error = %e, "outgoing queue full; error report not sent");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot address terminal"),
+                }
             }
         },
         // The hub's own outputs; it does not subscribe to them.

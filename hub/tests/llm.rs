@@ -2,32 +2,15 @@
 //! the output, the chat template fallback for a Gemma GGUF without one, and prompts that do not
 //! fit the context. Needs the models from `scripts/fetch-models`.
 
-use std::path::PathBuf;
-
 use hearth_hub::config::LlmConfig;
 use hearth_hub::llm::{
     ChatMessage, GenerateRequest, LlmError, LlmEvent, LlmHandle, Role, TemplateSource,
 };
 use tokio_util::sync::CancellationToken;
 
-fn model(file: &str) -> PathBuf {
-    let dir = std::env::var_os("HEARTH_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/hearth/models")
-        });
-    let path = dir.join(file);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-models",
-        path.display()
-    );
-    path
-}
-
 fn config(file: &str) -> LlmConfig {
     LlmConfig {
-        model: model(file),
+        model: hearth_tests::model(file),
         threads: 2,
         threads_batch: 2,
         context_tokens: 1024,

@@ -4,6 +4,8 @@
 
 mod bad_input;
 mod chat;
+mod external_broker;
+mod linkage;
 mod model_errors;
 mod mosquitto;
 mod reconnect;

@@ -22,20 +22,12 @@ async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> anyhow::Result<
     Ok(line)
 }
 
-async fn mosquitto_pub(port: u16, password: &str, payload: &str) -> std::process::Output {
+/// Publishes an utterance, logged in with `password`, or anonymously with `None`.
+async fn mosquitto_pub(port: u16, password: Option<&str>, payload: &str) -> std::process::Output {
+    let login = password.map_or(vec![], |p| vec!["-u", USER, "-P", p]);
     Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            USER,
-            "-P",
-            password,
-            "-q",
-            "1",
-        ])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(login)
         .args(["-t", "hearth/v1/terminal/mosq/utterance", "-m", payload])
         .output()
         .await
@@ -72,21 +64,12 @@ async fn mosquitto_clients_get_a_reply_and_wrong_credentials_are_refused() -> an
     }
 
     // Wrong and missing credentials are refused before anything is published.
-    let bad = mosquitto_pub(port, "wrong-password", &utterance("u-bad")).await;
+    let bad = mosquitto_pub(port, Some("wrong-password"), &utterance("u-bad")).await;
     assert!(!bad.status.success(), "wrong password accepted");
-    let anonymous = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args([
-            "-t",
-            "hearth/v1/terminal/mosq/utterance",
-            "-m",
-            &utterance("u-anon"),
-        ])
-        .output()
-        .await?;
+    let anonymous = mosquitto_pub(port, None, &utterance("u-anon")).await;
     assert!(!anonymous.status.success(), "anonymous client accepted");
 
-    let good = mosquitto_pub(port, PASSWORD, &utterance("u-good")).await;
+    let good = mosquitto_pub(port, Some(PASSWORD), &utterance("u-good")).await;
     assert!(
         good.status.success(),
         "{}",
