@@ -44,6 +44,36 @@ pub struct HubConfig {
     pub llm: LlmConfig,
     /// Conversation behaviour.
     pub conversation: ConversationConfig,
+    /// The sentence-embedding model (for memory retrieval).
+    pub embeddings: EmbeddingConfig,
+}
+
+/// The sentence-embedding model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// An embedding GGUF (BERT-style, with pooling). `~/` is expanded.
+    pub model: PathBuf,
+    /// Threads for embedding.
+    pub threads: u32,
+    /// The most tokens of one text; longer texts are truncated.
+    pub max_tokens: u32,
+    /// Layers to offload to a GPU.
+    pub gpu_layers: u32,
+    /// How many embedding requests may wait.
+    pub queue_capacity: usize,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            model: PathBuf::from("~/.cache/hearth/models/all-MiniLM-L6-v2.f16.gguf"),
+            threads: 1,
+            max_tokens: 256,
+            gpu_layers: 0,
+            queue_capacity: 64,
+        }
+    }
 }
 
 /// Where the broker runs and how the hub connects to it.
@@ -187,6 +217,7 @@ impl HubConfig {
             source,
         })?;
         config.llm.model = expand_home(&config.llm.model);
+        config.embeddings.model = expand_home(&config.embeddings.model);
         config.validate()?;
         Ok(config)
     }
@@ -195,6 +226,7 @@ impl HubConfig {
     pub fn with_defaults() -> HubConfig {
         let mut config = HubConfig::default();
         config.llm.model = expand_home(&config.llm.model);
+        config.embeddings.model = expand_home(&config.embeddings.model);
         config
     }
 
@@ -242,6 +274,10 @@ impl HubConfig {
         }
         if llm.queue_capacity == 0 {
             return bad("llm.queue_capacity must be at least 1".into());
+        }
+        let e = &self.embeddings;
+        if e.threads == 0 || e.max_tokens < 8 || e.queue_capacity == 0 {
+            return bad("embeddings.threads and embeddings.queue_capacity must be at least 1, embeddings.max_tokens at least 8".into());
         }
         if self.conversation.max_utterance_chars == 0 {
             return bad("conversation.max_utterance_chars must be at least 1".into());

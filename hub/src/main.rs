@@ -38,6 +38,13 @@ enum Command {
         /// The GGUF file.
         path: PathBuf,
     },
+    /// Embed texts with the embedding model and print the cosine similarity of the first to
+    /// each of the others.
+    Embed {
+        /// Two or more texts.
+        #[arg(required = true, num_args = 2..)]
+        texts: Vec<String>,
+    },
     /// Benchmarks; each prints a table.
     Bench {
         #[command(subcommand)]
@@ -122,6 +129,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 runs: *runs,
             };
             runtime()?.block_on(hearth_hub::bench::llm(config, opts))
+        }
+        Some(Command::Embed { texts }) => {
+            let config = load_config(&cli)?;
+            runtime()?.block_on(async {
+                let (embedder, _thread) =
+                    hearth_hub::llm::embed::Embedder::start(config.embeddings.clone()).await?;
+                let vectors = embedder.embed(texts.clone()).await?;
+                println!("{} dimensions", embedder.dim());
+                for (text, v) in texts.iter().zip(&vectors).skip(1) {
+                    let cos = hearth_hub::llm::embed::cosine(&vectors[0], v);
+                    println!("{cos:.3}  {:?} ~ {text:?}", texts[0]);
+                }
+                Ok(())
+            })
         }
         None | Some(Command::Run) => {
             let config = load_config(&cli)?;

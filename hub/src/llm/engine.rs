@@ -22,7 +22,7 @@ use super::{
 use crate::config::LlmConfig;
 
 /// llama.cpp's backend may be initialised once per process; every model shares it.
-fn backend(log_native: bool) -> Result<&'static LlamaBackend, LlmError> {
+pub(crate) fn backend(log_native: bool) -> Result<&'static LlamaBackend, LlmError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {

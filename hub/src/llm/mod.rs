@@ -5,6 +5,7 @@
 //! reuses whatever prefix of the prompt is still in the KV cache (the fixed system prompt at
 //! least), and streams the reply back as whole sentences while it generates.
 
+pub mod embed;
 mod engine;
 pub mod gguf;
 pub mod sentence;

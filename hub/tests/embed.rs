@@ -1,0 +1,66 @@
+//! Sentence embeddings through llama.cpp with the converted all-MiniLM-L6-v2 GGUF (fetched and
+//! converted by `scripts/fetch-models`).
+
+use hearth_hub::config::EmbeddingConfig;
+use hearth_hub::llm::embed::{cosine, Embedder};
+use hearth_hub::llm::LlmError;
+
+fn config() -> EmbeddingConfig {
+    EmbeddingConfig {
+        model: hearth_tests::model("all-MiniLM-L6-v2.f16.gguf"),
+        ..EmbeddingConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn paraphrases_are_close_and_unrelated_texts_are_not() {
+    let (embedder, _t) = Embedder::start(config()).await.unwrap();
+    assert_eq!(embedder.dim(), 384);
+    let texts = [
+        "My sister Anna lives in Porto.",
+        "Anna, my sister, has her home in Porto.",
+        "The train to Berlin leaves at nine.",
+        "Remember to water the plants on Monday.",
+    ];
+    let v = embedder
+        .embed(texts.iter().map(|t| t.to_string()).collect())
+        .await
+        .unwrap();
+    assert_eq!(v.len(), 4);
+    for x in &v {
+        let norm: f32 = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "normalised: {norm}");
+    }
+    let paraphrase = cosine(&v[0], &v[1]);
+    assert!(paraphrase > 0.75, "paraphrase cosine {paraphrase}");
+    for other in [&v[2], &v[3]] {
+        let unrelated = cosine(&v[0], other);
+        assert!(unrelated < 0.3, "unrelated cosine {unrelated}");
+        assert!(unrelated < paraphrase - 0.4);
+    }
+
+    // The same text gives the same vector alone or in a batch, and long texts are truncated.
+    let alone = embedder.embed(vec![texts[2].to_string()]).await.unwrap();
+    assert!(cosine(&alone[0], &v[2]) > 0.9999);
+    let long = embedder.embed(vec!["plants ".repeat(2000)]).await.unwrap();
+    assert_eq!(long[0].len(), 384);
+}
+
+#[tokio::test]
+async fn a_corrupt_embedding_model_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("minilm.gguf");
+    let full = std::fs::read(hearth_tests::model("all-MiniLM-L6-v2.f16.gguf")).unwrap();
+    std::fs::write(&path, &full[..full.len() / 2]).unwrap();
+    let err = Embedder::start(EmbeddingConfig {
+        model: path.clone(),
+        ..config()
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, LlmError::Model(_)), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
