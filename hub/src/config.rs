@@ -46,6 +46,24 @@ pub struct HubConfig {
     pub conversation: ConversationConfig,
     /// The sentence-embedding model (for memory retrieval).
     pub embeddings: EmbeddingConfig,
+    /// Where memories are stored.
+    pub memory: MemoryConfig,
+}
+
+/// Where memories are stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// The sled database folder. `~/` is expanded. Back it up with `hearth-hub memory export`.
+    pub path: PathBuf,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            path: PathBuf::from("~/.local/share/hearth/memory"),
+        }
+    }
 }
 
 /// The sentence-embedding model.
@@ -218,6 +236,7 @@ impl HubConfig {
         })?;
         config.llm.model = expand_home(&config.llm.model);
         config.embeddings.model = expand_home(&config.embeddings.model);
+        config.memory.path = expand_home(&config.memory.path);
         config.validate()?;
         Ok(config)
     }
@@ -227,6 +246,7 @@ impl HubConfig {
         let mut config = HubConfig::default();
         config.llm.model = expand_home(&config.llm.model);
         config.embeddings.model = expand_home(&config.embeddings.model);
+        config.memory.path = expand_home(&config.memory.path);
         config
     }
 

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod conversation;
 pub mod llm;
+pub mod memory;
 pub mod service;
 
 use std::time::Duration;

@@ -45,10 +45,30 @@ enum Command {
         #[arg(required = true, num_args = 2..)]
         texts: Vec<String>,
     },
+    /// Export or import memories as JSON lines.
+    Memory {
+        #[command(subcommand)]
+        action: MemoryAction,
+    },
     /// Benchmarks; each prints a table.
     Bench {
         #[command(subcommand)]
         which: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemoryAction {
+    /// Write every memory as one JSON object per line (to stdout, or --out FILE).
+    Export {
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Read memories from an export; memories with the same id are replaced.
+    Import {
+        /// The JSON-lines file.
+        file: PathBuf,
     },
 }
 
@@ -78,7 +98,6 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("hearth-hub: error: {e:#}");
             ExitCode::FAILURE
         }
@@ -143,6 +162,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Ok(())
             })
+        }
+        Some(Command::Memory { action }) => {
+            let config = load_config(&cli)?;
+            let path = &config.memory.path;
+            let store = hearth_hub::memory::MemoryStore::open(path)?;
+            match action {
+                MemoryAction::Export { out: Some(file) } => {
+                    let f = std::fs::File::create(file)
+                        .with_context(|| format!("cannot create {}", file.display()))?;
+                    let n = store.export_jsonl(std::io::BufWriter::new(f))?;
+                    eprintln!(
+                        "exported {n} memories from {} to {}",
+                        path.display(),
+                        file.display()
+                    );
+                }
+                MemoryAction::Export { out: None } => {
+                    let n = store.export_jsonl(std::io::stdout().lock())?;
+                    eprintln!("exported {n} memories from {}", path.display());
+                }
+                MemoryAction::Import { file } => {
+                    let f = std::fs::File::open(file)
+                        .with_context(|| format!("cannot open {}", file.display()))?;
+                    let n = store
+                        .import_jsonl(std::io::BufReader::new(f))
+                        .with_context(|| format!("cannot import {}", file.display()))?;
+                    eprintln!("imported {n} memories into {}", path.display());
+                }
+            }
+            Ok(())
         }
         None | Some(Command::Run) => {
             let config = load_config(&cli)?;

@@ -1,0 +1,11 @@
+//! Memory: what the hub remembers about the household, across months.
+//!
+//! sled is the source of truth ([`store`]); every acknowledged write is flushed. The full-text
+//! and vector indexes, the lifecycle (salience, promotion, decay) and retrieval build on it in
+//! later steps and are always derivable from it.
+
+pub mod record;
+pub mod store;
+
+pub use record::{Memory, MemoryId, NewMemory, Speaker, Tier};
+pub use store::{MemoryError, MemoryStore, SCHEMA_VERSION};

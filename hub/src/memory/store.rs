@@ -1,0 +1,339 @@
+//! The sled store of memories: flush after every acknowledged write, a schema version, and a
+//! JSONL export/import so that no memory depends on one storage format alone.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use super::record::{Memory, MemoryId, NewMemory};
+
+/// The on-disk schema this build writes. Older stores are migrated on open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// Errors of the memory store.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// sled failed: a full disk, permissions, or a damaged database.
+    #[error("memory store {path}: {source}")]
+    Storage {
+        /// The store's folder.
+        path: PathBuf,
+        /// What sled said.
+        source: sled::Error,
+    },
+    /// The store was written by a newer hearth.
+    #[error("memory store {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; upgrade hearth or restore an export")]
+    NewerSchema {
+        /// The store's folder.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+    /// A record could not be decoded.
+    #[error("memory store {path}: record {id} is corrupt: {reason}")]
+    Corrupt {
+        /// The store's folder.
+        path: PathBuf,
+        /// The record's id.
+        id: MemoryId,
+        /// What failed.
+        reason: String,
+    },
+    /// An import line is not a memory.
+    #[error("import line {line}: {reason}")]
+    Import {
+        /// 1-based line number.
+        line: usize,
+        /// What failed.
+        reason: String,
+    },
+    /// Reading or writing an export failed.
+    #[error("export/import I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The memories, in sled. Cheap to clone; clones share the database.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    db: sled::Db,
+    memories: sled::Tree,
+    path: PathBuf,
+}
+
+impl MemoryStore {
+    /// Opens (or creates) the store in folder `path`, migrating an older schema.
+    pub fn open(path: &Path) -> Result<MemoryStore, MemoryError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| MemoryError::Storage {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        MemoryStore::init(db, path.to_path_buf())
+    }
+
+    /// A throwaway store that lives in memory and a temporary file (tests, benchmarks).
+    pub fn temporary() -> Result<MemoryStore, MemoryError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|source| MemoryError::Storage {
+                path: PathBuf::from("<temporary>"),
+                source,
+            })?;
+        MemoryStore::init(db, PathBuf::from("<temporary>"))
+    }
+
+    fn init(db: sled::Db, path: PathBuf) -> Result<MemoryStore, MemoryError> {
+        let storage = |source| MemoryError::Storage {
+            path: path.clone(),
+            source,
+        };
+        let memories = db.open_tree("memories").map_err(storage)?;
+        let version = match db.get(SCHEMA_KEY).map_err(storage)? {
+            Some(v) if v.len() == 4 => u32::from_be_bytes(v.as_ref().try_into().expect("4 bytes")),
+            Some(_) => {
+                return Err(MemoryError::Corrupt {
+                    path,
+                    id: 0,
+                    reason: "the schema version is unreadable".into(),
+                })
+            }
+            // A new store: nothing to migrate.
+            None => SCHEMA_VERSION,
+        };
+        if version > SCHEMA_VERSION {
+            return Err(MemoryError::NewerSchema {
+                path,
+                found: version,
+            });
+        }
+        // Version 1 is the first; migrations from older versions go here, oldest first.
+        db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+            .map_err(storage)?;
+        db.flush().map_err(storage)?;
+        Ok(MemoryStore { db, memories, path })
+    }
+
+    fn storage(&self, source: sled::Error) -> MemoryError {
+        MemoryError::Storage {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn decode(&self, id: MemoryId, bytes: &[u8]) -> Result<Memory, MemoryError> {
+        serde_json::from_slice(bytes).map_err(|e| MemoryError::Corrupt {
+            path: self.path.clone(),
+            id,
+            reason: e.to_string(),
+        })
+    }
+
+    fn flush(&self) -> Result<(), MemoryError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.storage(e))
+    }
+
+    /// Stores a new memory and returns it with its id. Durable when this returns.
+    pub fn insert(&self, new: NewMemory) -> Result<Memory, MemoryError> {
+        let id = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let memory = Memory::from_new(id, new);
+        self.put(&memory)?;
+        Ok(memory)
+    }
+
+    /// Writes a memory (new or updated) under its id. Durable when this returns.
+    pub fn put(&self, memory: &Memory) -> Result<(), MemoryError> {
+        let bytes = serde_json::to_vec(memory).expect("memories always serialize");
+        self.memories
+            .insert(memory.id.to_be_bytes(), bytes)
+            .map_err(|e| self.storage(e))?;
+        self.flush()
+    }
+
+    /// The memory with this id, if there is one.
+    pub fn get(&self, id: MemoryId) -> Result<Option<Memory>, MemoryError> {
+        match self
+            .memories
+            .get(id.to_be_bytes())
+            .map_err(|e| self.storage(e))?
+        {
+            Some(bytes) => Ok(Some(self.decode(id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a memory for good. Returns whether it existed. Durable when this returns.
+    pub fn forget(&self, id: MemoryId) -> Result<bool, MemoryError> {
+        let existed = self
+            .memories
+            .remove(id.to_be_bytes())
+            .map_err(|e| self.storage(e))?
+            .is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    /// How many memories there are.
+    pub fn len(&self) -> usize {
+        self.memories.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.memories.is_empty()
+    }
+
+    /// Every memory, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Memory, MemoryError>> + '_ {
+        self.memories.iter().map(move |entry| {
+            let (key, value) = entry.map_err(|e| self.storage(e))?;
+            let id = key
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or_default();
+            self.decode(id, &value)
+        })
+    }
+
+    /// Writes every memory as one JSON object per line. Returns how many.
+    pub fn export_jsonl(&self, mut out: impl Write) -> Result<usize, MemoryError> {
+        let mut n = 0;
+        for memory in self.iter() {
+            serde_json::to_writer(&mut out, &memory?).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+            n += 1;
+        }
+        out.flush()?;
+        Ok(n)
+    }
+
+    /// Reads an export, keeping ids (a memory with the same id is replaced). Every line is
+    /// checked before anything is written, so a bad file changes nothing. Returns how many.
+    pub fn import_jsonl(&self, input: impl BufRead) -> Result<usize, MemoryError> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        let mut max_id = 0;
+        for (i, line) in input.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let memory: Memory = serde_json::from_str(&line).map_err(|e| MemoryError::Import {
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+            max_id = max_id.max(memory.id);
+            batch.insert(
+                &memory.id.to_be_bytes(),
+                serde_json::to_vec(&memory).expect("memories always serialize"),
+            );
+            n += 1;
+        }
+        self.memories
+            .apply_batch(batch)
+            .map_err(|e| self.storage(e))?;
+        // New ids must not collide with imported ones.
+        while self.db.generate_id().map_err(|e| self.storage(e))? <= max_id {}
+        self.flush()?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::record::{Speaker, Tier};
+
+    pub(crate) fn new_memory(text: &str) -> NewMemory {
+        NewMemory {
+            text: text.to_string(),
+            room: "kitchen".into(),
+            speaker: Speaker::User,
+            created_at_ms: 1_700_000_000_000,
+            salience: 0.5,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn insert_get_update_forget() {
+        let store = MemoryStore::temporary().unwrap();
+        let a = store
+            .insert(new_memory("my sister Anna lives in Porto"))
+            .unwrap();
+        let b = store.insert(new_memory("water the plants")).unwrap();
+        assert_ne!(a.id, b.id);
+        assert_eq!(store.get(a.id).unwrap(), Some(a.clone()));
+        let mut a2 = a.clone();
+        a2.tier = Tier::LongTerm;
+        a2.recalls = 3;
+        store.put(&a2).unwrap();
+        assert_eq!(store.get(a.id).unwrap(), Some(a2));
+        assert!(store.forget(b.id).unwrap());
+        assert!(!store.forget(b.id).unwrap());
+        assert_eq!(store.get(b.id).unwrap(), None);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn export_then_import_restores_everything_and_bad_lines_change_nothing() {
+        let store = MemoryStore::temporary().unwrap();
+        for i in 0..20 {
+            store
+                .insert(new_memory(&format!("fact {i} \"quoted\" ünïcødé")))
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(store.export_jsonl(&mut out).unwrap(), 20);
+
+        let other = MemoryStore::temporary().unwrap();
+        assert_eq!(other.import_jsonl(&out[..]).unwrap(), 20);
+        let a: Vec<Memory> = store.iter().map(Result::unwrap).collect();
+        let b: Vec<Memory> = other.iter().map(Result::unwrap).collect();
+        assert_eq!(a, b);
+        let fresh = other.insert(new_memory("new")).unwrap();
+        assert!(a.iter().all(|m| m.id != fresh.id), "new ids do not collide");
+
+        let empty = MemoryStore::temporary().unwrap();
+        let mut bad = out.clone();
+        bad.extend_from_slice(b"{\"id\": \"not a memory\"}\n");
+        let err = empty.import_jsonl(&bad[..]).unwrap_err();
+        assert!(matches!(err, MemoryError::Import { line: 21, .. }), "{err}");
+        assert!(empty.is_empty(), "nothing was half-imported");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mem");
+        {
+            let store = MemoryStore::open(&path).unwrap();
+            store.db.insert(SCHEMA_KEY, &99u32.to_be_bytes()).unwrap();
+            store.db.flush().unwrap();
+        }
+        let err = MemoryStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, MemoryError::NewerSchema { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("mem"));
+    }
+
+    #[test]
+    fn a_corrupt_record_is_an_error_not_a_panic() {
+        let store = MemoryStore::temporary().unwrap();
+        store
+            .memories
+            .insert(7u64.to_be_bytes(), &b"{garbage"[..])
+            .unwrap();
+        assert!(matches!(
+            store.get(7),
+            Err(MemoryError::Corrupt { id: 7, .. })
+        ));
+        assert!(store.iter().any(|r| r.is_err()));
+    }
+}

@@ -1,0 +1,150 @@
+//! The sled memory store against a plain model, with restarts, and a kill -9 in the middle of
+//! a stream of acknowledged writes.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use hearth_hub::memory::{Memory, MemoryId, MemoryStore, NewMemory, Speaker, Tier};
+use proptest::prelude::*;
+
+fn new_memory(text: &str) -> NewMemory {
+    NewMemory {
+        text: text.to_string(),
+        room: "kitchen".into(),
+        speaker: Speaker::User,
+        created_at_ms: 1_700_000_000_000,
+        salience: 0.4,
+        source: None,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(String),
+    /// Update the n-th live memory (modulo how many there are).
+    Update(usize, String, bool),
+    Forget(usize),
+    /// Forget an id that never existed.
+    ForgetMissing,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => "[a-zA-Z ü🌱]{0,40}".prop_map(Op::Insert),
+        2 => (any::<usize>(), "[a-z ]{0,20}", any::<bool>()).prop_map(|(i, t, p)| Op::Update(i, t, p)),
+        2 => any::<usize>().prop_map(Op::Forget),
+        1 => Just(Op::ForgetMissing),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_agrees_with_a_btreemap_across_restarts(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory");
+        let mut store = MemoryStore::open(&path).unwrap();
+        let mut model: BTreeMap<MemoryId, Memory> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(text) => {
+                    let m = store.insert(new_memory(&text)).unwrap();
+                    prop_assert!(!model.contains_key(&m.id), "ids are never reused");
+                    model.insert(m.id, m);
+                }
+                Op::Update(i, text, promote) => {
+                    if let Some(mut m) = model.values().nth(i % model.len().max(1)).cloned() {
+                        m.text = text;
+                        m.recalls += 1;
+                        if promote {
+                            m.tier = Tier::LongTerm;
+                        }
+                        store.put(&m).unwrap();
+                        model.insert(m.id, m);
+                    }
+                }
+                Op::Forget(i) => {
+                    if let Some(id) = model.keys().nth(i % model.len().max(1)).copied() {
+                        prop_assert!(store.forget(id).unwrap());
+                        model.remove(&id);
+                    }
+                }
+                Op::ForgetMissing => prop_assert!(!store.forget(u64::MAX).unwrap()),
+                Op::Reopen => {
+                    drop(store);
+                    store = MemoryStore::open(&path).unwrap();
+                }
+            }
+            prop_assert_eq!(store.len(), model.len());
+        }
+        drop(store);
+        let store = MemoryStore::open(&path).unwrap();
+        let stored: Vec<Memory> = store.iter().map(Result::unwrap).collect();
+        let expected: Vec<Memory> = model.into_values().collect();
+        prop_assert_eq!(stored, expected);
+    }
+}
+
+const CHILD_ENV: &str = "HEARTH_MEMORY_CRASH_CHILD";
+
+/// In the child: insert memories forever, printing each id once `insert` has returned.
+fn crash_child(path: &str) {
+    let store = MemoryStore::open(std::path::Path::new(path)).unwrap();
+    for i in 0.. {
+        let m = store
+            .insert(new_memory(&format!("acknowledged fact number {i}")))
+            .unwrap();
+        println!("ack {} {i}", m.id);
+    }
+}
+
+#[test]
+fn kill_9_during_acknowledged_writes_loses_none() {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        crash_child(&path);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory");
+    for round in 0..3 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "kill_9_during_acknowledged_writes_loses_none",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut acked: Vec<(u64, u64)> = Vec::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        while acked.len() < 150 {
+            let line = lines.next().expect("child output").unwrap();
+            if let Some(rest) = line.strip_prefix("ack ") {
+                let mut parts = rest.split(' ').map(|p| p.parse::<u64>().unwrap());
+                acked.push((parts.next().unwrap(), parts.next().unwrap()));
+            }
+        }
+        // SIGKILL, in the middle of the next write.
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let store = MemoryStore::open(&path).unwrap();
+        for (id, i) in &acked {
+            let m = store
+                .get(*id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("round {round}: acknowledged memory {id} lost"));
+            assert_eq!(m.text, format!("acknowledged fact number {i}"));
+        }
+        // Every record that survived is whole.
+        assert!(store.iter().all(|r| r.is_ok()));
+    }
+}
