@@ -54,7 +54,8 @@ pub struct HubConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryConfig {
-    /// The sled database folder. `~/` is expanded. Back it up with `hearth-hub memory export`.
+    /// The memory folder: `store/` (sled, the source of truth) and `fulltext/` (tantivy,
+    /// derived). `~/` is expanded. Back it up with `hearth-hub memory export`.
     pub path: PathBuf,
 }
 

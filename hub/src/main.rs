@@ -166,7 +166,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Memory { action }) => {
             let config = load_config(&cli)?;
             let path = &config.memory.path;
-            let store = hearth_hub::memory::MemoryStore::open(path)?;
+            // The store alone: the full-text index catches up when the hub next opens it.
+            let store = hearth_hub::memory::MemoryStore::open(&path.join("store"))?;
             match action {
                 MemoryAction::Export { out: Some(file) } => {
                     let f = std::fs::File::create(file)

@@ -1,11 +1,11 @@
-//! The sled memory store against a plain model, with restarts, and a kill -9 in the middle of
-//! a stream of acknowledged writes.
+//! The memory store and its full-text index against a plain model, with restarts, stale
+//! indexes, and a kill -9 in the middle of a stream of acknowledged writes.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use hearth_hub::memory::{Memory, MemoryId, MemoryStore, NewMemory, Speaker, Tier};
+use hearth_hub::memory::{Memories, Memory, MemoryId, MemoryStore, NewMemory, Speaker, Tier};
 use proptest::prelude::*;
 
 fn new_memory(text: &str) -> NewMemory {
@@ -47,12 +47,12 @@ proptest! {
     fn store_agrees_with_a_btreemap_across_restarts(ops in proptest::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("memory");
-        let mut store = MemoryStore::open(&path).unwrap();
+        let mut memories = Memories::open(&path).unwrap();
         let mut model: BTreeMap<MemoryId, Memory> = BTreeMap::new();
         for op in ops {
             match op {
                 Op::Insert(text) => {
-                    let m = store.insert(new_memory(&text)).unwrap();
+                    let m = memories.remember(new_memory(&text)).unwrap();
                     prop_assert!(!model.contains_key(&m.id), "ids are never reused");
                     model.insert(m.id, m);
                 }
@@ -63,29 +63,36 @@ proptest! {
                         if promote {
                             m.tier = Tier::LongTerm;
                         }
-                        store.put(&m).unwrap();
+                        memories.update(&m).unwrap();
                         model.insert(m.id, m);
                     }
                 }
                 Op::Forget(i) => {
                     if let Some(id) = model.keys().nth(i % model.len().max(1)).copied() {
-                        prop_assert!(store.forget(id).unwrap());
+                        prop_assert!(memories.forget(id).unwrap());
                         model.remove(&id);
                     }
                 }
-                Op::ForgetMissing => prop_assert!(!store.forget(u64::MAX).unwrap()),
+                Op::ForgetMissing => prop_assert!(!memories.forget(u64::MAX).unwrap()),
                 Op::Reopen => {
-                    drop(store);
-                    store = MemoryStore::open(&path).unwrap();
+                    drop(memories);
+                    memories = Memories::open(&path).unwrap();
                 }
             }
-            prop_assert_eq!(store.len(), model.len());
+            prop_assert_eq!(memories.store().len(), model.len());
+            prop_assert_eq!(memories.fulltext().len() as usize, model.len());
         }
-        drop(store);
-        let store = MemoryStore::open(&path).unwrap();
-        let stored: Vec<Memory> = store.iter().map(Result::unwrap).collect();
-        let expected: Vec<Memory> = model.into_values().collect();
+        drop(memories);
+        let memories = Memories::open(&path).unwrap();
+        let stored: Vec<Memory> = memories.store().iter().map(Result::unwrap).collect();
+        let expected: Vec<Memory> = model.values().cloned().collect();
         prop_assert_eq!(stored, expected);
+        // Every memory is found by its own words, and nothing forgotten is.
+        for m in model.values().filter(|m| m.text.split_whitespace().any(|w| w.chars().all(|c| c.is_ascii_alphabetic()) && w.len() > 2)) {
+            let hits = memories.search_text(&m.text, model.len()).unwrap();
+            prop_assert!(hits.iter().any(|(h, _)| h.id == m.id), "{:?} not found by its text", m.text);
+            prop_assert!(hits.iter().all(|(h, _)| model.contains_key(&h.id)));
+        }
     }
 }
 
@@ -147,4 +154,49 @@ fn kill_9_during_acknowledged_writes_loses_none() {
         // Every record that survived is whole.
         assert!(store.iter().all(|r| r.is_ok()));
     }
+}
+
+#[test]
+fn a_stale_or_missing_index_is_rebuilt_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory");
+    {
+        let memories = Memories::open(&path).unwrap();
+        memories
+            .remember(new_memory("my sister Anna lives in Porto"))
+            .unwrap();
+        let gone = memories
+            .remember(new_memory("the boiler makes a strange noise"))
+            .unwrap();
+        assert!(memories.forget(gone.id).unwrap());
+        assert!(
+            memories.search_text("boiler", 5).unwrap().is_empty(),
+            "forgotten everywhere"
+        );
+    }
+    // In step: opening again does not rebuild.
+    {
+        let memories = Memories::open(&path).unwrap();
+        assert!(!memories.fulltext().sync(memories.store()).unwrap());
+    }
+    // A write the index never saw (as after a crash between the two): rebuilt on open.
+    {
+        let store = MemoryStore::open(&path.join("store")).unwrap();
+        store
+            .insert(new_memory("the plants need water on Mondays"))
+            .unwrap();
+    }
+    let memories = Memories::open(&path).unwrap();
+    let hits = memories.search_text("plants water", 5).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].0.text, "the plants need water on Mondays");
+    drop(memories);
+    // The index folder lost, or garbage: rebuilt.
+    std::fs::remove_dir_all(path.join("fulltext")).unwrap();
+    let memories = Memories::open(&path).unwrap();
+    assert_eq!(memories.search_text("Anna Porto", 5).unwrap().len(), 1);
+    drop(memories);
+    std::fs::write(path.join("fulltext/meta.json"), b"{ not json").unwrap();
+    let memories = Memories::open(&path).unwrap();
+    assert_eq!(memories.fulltext().len(), 2);
 }

@@ -4,8 +4,11 @@
 //! and vector indexes, the lifecycle (salience, promotion, decay) and retrieval build on it in
 //! later steps and are always derivable from it.
 
+pub mod fulltext;
+pub mod memories;
 pub mod record;
 pub mod store;
 
+pub use memories::{Memories, MemoriesError};
 pub use record::{Memory, MemoryId, NewMemory, Speaker, Tier};
 pub use store::{MemoryError, MemoryStore, SCHEMA_VERSION};

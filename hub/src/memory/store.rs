@@ -10,6 +10,7 @@ use super::record::{Memory, MemoryId, NewMemory};
 pub const SCHEMA_VERSION: u32 = 1;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
+const GENERATION_KEY: &[u8] = b"generation";
 
 /// Errors of the memory store.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,27 @@ impl MemoryStore {
         self.db.flush().map(|_| ()).map_err(|e| self.storage(e))
     }
 
+    /// A counter that every write raises. Derived indexes record the generation they reflect;
+    /// a different one means they are stale.
+    pub fn generation(&self) -> Result<u64, MemoryError> {
+        Ok(self
+            .db
+            .get(GENERATION_KEY)
+            .map_err(|e| self.storage(e))?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Raises the generation. Called before the write it stands for: sled recovers a prefix of
+    /// its log, so after a crash the generation is never older than the records.
+    fn bump(&self) -> Result<u64, MemoryError> {
+        let next = self.generation()? + 1;
+        self.db
+            .insert(GENERATION_KEY, &next.to_be_bytes())
+            .map_err(|e| self.storage(e))?;
+        Ok(next)
+    }
+
     /// Stores a new memory and returns it with its id. Durable when this returns.
     pub fn insert(&self, new: NewMemory) -> Result<Memory, MemoryError> {
         let id = self.db.generate_id().map_err(|e| self.storage(e))?;
@@ -146,6 +168,7 @@ impl MemoryStore {
 
     /// Writes a memory (new or updated) under its id. Durable when this returns.
     pub fn put(&self, memory: &Memory) -> Result<(), MemoryError> {
+        self.bump()?;
         let bytes = serde_json::to_vec(memory).expect("memories always serialize");
         self.memories
             .insert(memory.id.to_be_bytes(), bytes)
@@ -167,6 +190,7 @@ impl MemoryStore {
 
     /// Deletes a memory for good. Returns whether it existed. Durable when this returns.
     pub fn forget(&self, id: MemoryId) -> Result<bool, MemoryError> {
+        self.bump()?;
         let existed = self
             .memories
             .remove(id.to_be_bytes())
@@ -233,6 +257,7 @@ impl MemoryStore {
             );
             n += 1;
         }
+        self.bump()?;
         self.memories
             .apply_batch(batch)
             .map_err(|e| self.storage(e))?;
