@@ -64,3 +64,43 @@ async fn a_corrupt_embedding_model_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_question_finds_its_fact_by_meaning_among_distractors() {
+    use hearth_hub::memory::{Memories, NewMemory, Speaker};
+    let (embedder, _t) = Embedder::start(config()).await.unwrap();
+    let memories = Memories::temporary(embedder.dim()).unwrap();
+    let facts = [
+        "My sister Anna lives in Porto.",
+        "The boiler was serviced in March.",
+        "I water the basil every Monday.",
+        "We are going to Berlin by train next week.",
+        "My favourite dessert is lemon tart.",
+    ];
+    let vectors = embedder
+        .embed(facts.iter().map(|f| f.to_string()).collect())
+        .await
+        .unwrap();
+    for (text, v) in facts.iter().zip(&vectors) {
+        let m = memories
+            .remember(NewMemory {
+                text: text.to_string(),
+                room: "kitchen".into(),
+                speaker: Speaker::User,
+                created_at_ms: 0,
+                salience: 0.5,
+                source: None,
+            })
+            .unwrap();
+        memories.set_vector(m.id, v).unwrap();
+    }
+    for (question, expected) in [
+        ("Where does my sister live?", facts[0]),
+        ("When should the herbs get watered?", facts[2]),
+        ("What sweet thing do I like most?", facts[4]),
+    ] {
+        let q = embedder.embed(vec![question.to_string()]).await.unwrap();
+        let hits = memories.search_vector(&q[0], 1).unwrap();
+        assert_eq!(hits[0].0.text, expected, "{question}");
+    }
+}

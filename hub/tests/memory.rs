@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use hearth_hub::memory::{Memories, Memory, MemoryId, MemoryStore, NewMemory, Speaker, Tier};
 use proptest::prelude::*;
 
+const DIM: usize = 4;
+
 fn new_memory(text: &str) -> NewMemory {
     NewMemory {
         text: text.to_string(),
@@ -47,7 +49,7 @@ proptest! {
     fn store_agrees_with_a_btreemap_across_restarts(ops in proptest::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("memory");
-        let mut memories = Memories::open(&path).unwrap();
+        let mut memories = Memories::open(&path, DIM).unwrap();
         let mut model: BTreeMap<MemoryId, Memory> = BTreeMap::new();
         for op in ops {
             match op {
@@ -76,14 +78,14 @@ proptest! {
                 Op::ForgetMissing => prop_assert!(!memories.forget(u64::MAX).unwrap()),
                 Op::Reopen => {
                     drop(memories);
-                    memories = Memories::open(&path).unwrap();
+                    memories = Memories::open(&path, DIM).unwrap();
                 }
             }
             prop_assert_eq!(memories.store().len(), model.len());
             prop_assert_eq!(memories.fulltext().len() as usize, model.len());
         }
         drop(memories);
-        let memories = Memories::open(&path).unwrap();
+        let memories = Memories::open(&path, DIM).unwrap();
         let stored: Vec<Memory> = memories.store().iter().map(Result::unwrap).collect();
         let expected: Vec<Memory> = model.values().cloned().collect();
         prop_assert_eq!(stored, expected);
@@ -161,7 +163,7 @@ fn a_stale_or_missing_index_is_rebuilt_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memory");
     {
-        let memories = Memories::open(&path).unwrap();
+        let memories = Memories::open(&path, DIM).unwrap();
         memories
             .remember(new_memory("my sister Anna lives in Porto"))
             .unwrap();
@@ -176,7 +178,7 @@ fn a_stale_or_missing_index_is_rebuilt_from_the_store() {
     }
     // In step: opening again does not rebuild.
     {
-        let memories = Memories::open(&path).unwrap();
+        let memories = Memories::open(&path, DIM).unwrap();
         assert!(!memories.fulltext().sync(memories.store()).unwrap());
     }
     // A write the index never saw (as after a crash between the two): rebuilt on open.
@@ -186,17 +188,52 @@ fn a_stale_or_missing_index_is_rebuilt_from_the_store() {
             .insert(new_memory("the plants need water on Mondays"))
             .unwrap();
     }
-    let memories = Memories::open(&path).unwrap();
+    let memories = Memories::open(&path, DIM).unwrap();
     let hits = memories.search_text("plants water", 5).unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].0.text, "the plants need water on Mondays");
     drop(memories);
     // The index folder lost, or garbage: rebuilt.
     std::fs::remove_dir_all(path.join("fulltext")).unwrap();
-    let memories = Memories::open(&path).unwrap();
+    let memories = Memories::open(&path, DIM).unwrap();
     assert_eq!(memories.search_text("Anna Porto", 5).unwrap().len(), 1);
     drop(memories);
     std::fs::write(path.join("fulltext/meta.json"), b"{ not json").unwrap();
-    let memories = Memories::open(&path).unwrap();
+    let memories = Memories::open(&path, DIM).unwrap();
     assert_eq!(memories.fulltext().len(), 2);
+}
+
+#[test]
+fn vectors_persist_and_forget_removes_them_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory");
+    let (a, b);
+    {
+        let memories = Memories::open(&path, DIM).unwrap();
+        a = memories
+            .remember(new_memory("Anna lives in Porto"))
+            .unwrap();
+        b = memories
+            .remember(new_memory("the plants need water"))
+            .unwrap();
+        memories.set_vector(a.id, &[1.0, 0.0, 0.0, 0.0]).unwrap();
+        memories.set_vector(b.id, &[0.0, 1.0, 0.0, 0.0]).unwrap();
+        let err = memories.set_vector(a.id, &[1.0, 0.0]).unwrap_err();
+        assert!(err.to_string().contains("2 dimensions"), "{err}");
+    }
+    let memories = Memories::open(&path, DIM).unwrap();
+    assert_eq!(memories.vector_count(), 2);
+    let hits = memories.search_vector(&[0.6, 0.8, 0.0, 0.0], 2).unwrap();
+    assert_eq!(hits[0].0.id, b.id);
+    assert_eq!(hits[1].0.id, a.id);
+    assert!(memories.forget(b.id).unwrap());
+    drop(memories);
+    let memories = Memories::open(&path, DIM).unwrap();
+    assert_eq!(memories.vector_count(), 1);
+    assert!(memories.store().vectors().all(|v| v.unwrap().0 == a.id));
+    assert!(memories.search_text("plants", 5).unwrap().is_empty());
+    drop(memories);
+    // Another embedding model (another dimension): those vectors are left out, not misused.
+    let memories = Memories::open(&path, 8).unwrap();
+    assert_eq!(memories.vector_count(), 0);
 }

@@ -8,6 +8,7 @@ pub mod fulltext;
 pub mod memories;
 pub mod record;
 pub mod store;
+pub mod vectors;
 
 pub use memories::{Memories, MemoriesError};
 pub use record::{Memory, MemoryId, NewMemory, Speaker, Tier};

@@ -59,6 +59,8 @@ pub enum MemoryError {
 pub struct MemoryStore {
     db: sled::Db,
     memories: sled::Tree,
+    /// Embedding of each memory that has one: id -> little-endian f32s.
+    vectors: sled::Tree,
     path: PathBuf,
 }
 
@@ -93,6 +95,7 @@ impl MemoryStore {
             source,
         };
         let memories = db.open_tree("memories").map_err(storage)?;
+        let vectors = db.open_tree("vectors").map_err(storage)?;
         let version = match db.get(SCHEMA_KEY).map_err(storage)? {
             Some(v) if v.len() == 4 => u32::from_be_bytes(v.as_ref().try_into().expect("4 bytes")),
             Some(_) => {
@@ -115,7 +118,12 @@ impl MemoryStore {
         db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
             .map_err(storage)?;
         db.flush().map_err(storage)?;
-        Ok(MemoryStore { db, memories, path })
+        Ok(MemoryStore {
+            db,
+            memories,
+            vectors,
+            path,
+        })
     }
 
     fn storage(&self, source: sled::Error) -> MemoryError {
@@ -196,8 +204,45 @@ impl MemoryStore {
             .remove(id.to_be_bytes())
             .map_err(|e| self.storage(e))?
             .is_some();
+        self.vectors
+            .remove(id.to_be_bytes())
+            .map_err(|e| self.storage(e))?;
         self.flush()?;
         Ok(existed)
+    }
+
+    /// Stores the embedding of memory `id`. Durable when this returns.
+    pub fn put_vector(&self, id: MemoryId, vector: &[f32]) -> Result<(), MemoryError> {
+        self.bump()?;
+        let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.vectors
+            .insert(id.to_be_bytes(), bytes)
+            .map_err(|e| self.storage(e))?;
+        self.flush()
+    }
+
+    /// Every stored embedding, in id order.
+    pub fn vectors(&self) -> impl Iterator<Item = Result<(MemoryId, Vec<f32>), MemoryError>> + '_ {
+        self.vectors.iter().map(move |entry| {
+            let (key, value) = entry.map_err(|e| self.storage(e))?;
+            let id = key
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or_default();
+            if value.len() % 4 != 0 {
+                return Err(MemoryError::Corrupt {
+                    path: self.path.clone(),
+                    id,
+                    reason: format!("its vector has {} bytes, not a multiple of 4", value.len()),
+                });
+            }
+            let v = value
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect();
+            Ok((id, v))
+        })
     }
 
     /// How many memories there are.

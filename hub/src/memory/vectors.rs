@@ -1,0 +1,187 @@
+//! The embedding index. [`VectorIndex`] is the seam; [`BruteForce`] is exact and, at 384
+//! dimensions, fast enough for a household's memories (about 16 ms for 100k on one core,
+//! measured in shared/MODELS.md). An ANN index can replace it behind the same trait.
+//!
+//! Vectors are stored in sled beside their memories; the index lives in RAM and is loaded from
+//! the store on open, so it can never be stale.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+use super::record::MemoryId;
+
+/// A nearest-neighbour index over L2-normalised vectors, scored by dot product (cosine).
+pub trait VectorIndex: Send + Sync {
+    /// Adds or replaces the vector of `id`.
+    fn upsert(&mut self, id: MemoryId, vector: &[f32]);
+    /// Removes `id`; returns whether it was there.
+    fn remove(&mut self, id: MemoryId) -> bool;
+    /// The `k` most similar ids, best first.
+    fn search(&self, query: &[f32], k: usize) -> Vec<(MemoryId, f32)>;
+    /// How many vectors are indexed.
+    fn len(&self) -> usize;
+    /// Whether none are.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Exact search over a contiguous array of vectors.
+#[derive(Debug, Default)]
+pub struct BruteForce {
+    dim: usize,
+    ids: Vec<MemoryId>,
+    data: Vec<f32>,
+    slot: HashMap<MemoryId, usize>,
+}
+
+impl BruteForce {
+    /// An empty index of `dim`-dimensional vectors.
+    pub fn new(dim: usize) -> BruteForce {
+        BruteForce {
+            dim,
+            ..BruteForce::default()
+        }
+    }
+
+    /// The vector length.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+/// A scored id ordered so that the heap's top is the worst kept score.
+#[derive(PartialEq)]
+struct Scored(f32, MemoryId);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: lower scores are "greater", so the max-heap pops the worst first. Ties go
+        // to the smaller id, for deterministic results.
+        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+    }
+}
+
+impl VectorIndex for BruteForce {
+    fn upsert(&mut self, id: MemoryId, vector: &[f32]) {
+        assert_eq!(vector.len(), self.dim, "vector dimension");
+        match self.slot.get(&id) {
+            Some(&i) => self.data[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector),
+            None => {
+                self.slot.insert(id, self.ids.len());
+                self.ids.push(id);
+                self.data.extend_from_slice(vector);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: MemoryId) -> bool {
+        let Some(i) = self.slot.remove(&id) else {
+            return false;
+        };
+        let last = self.ids.len() - 1;
+        if i != last {
+            // Move the last vector into the hole.
+            self.ids[i] = self.ids[last];
+            self.slot.insert(self.ids[i], i);
+            let (head, tail) = self.data.split_at_mut(last * self.dim);
+            head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+        }
+        self.ids.pop();
+        self.data.truncate(last * self.dim);
+        true
+    }
+
+    fn search(&self, query: &[f32], k: usize) -> Vec<(MemoryId, f32)> {
+        if k == 0 || query.len() != self.dim {
+            return Vec::new();
+        }
+        let mut heap = BinaryHeap::with_capacity(k + 1);
+        for (row, &id) in self.data.chunks_exact(self.dim).zip(&self.ids) {
+            let score: f32 = row.iter().zip(query).map(|(a, b)| a * b).sum();
+            if heap.len() < k {
+                heap.push(Scored(score, id));
+            } else if let Some(worst) = heap.peek() {
+                if Scored(score, id) < *worst {
+                    heap.pop();
+                    heap.push(Scored(score, id));
+                }
+            }
+        }
+        let mut out: Vec<(MemoryId, f32)> = heap.into_iter().map(|Scored(s, id)| (id, s)).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn normalised(v: Vec<f32>) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    /// The obvious implementation: score everything, sort.
+    fn naive(vectors: &HashMap<MemoryId, Vec<f32>>, q: &[f32], k: usize) -> Vec<(MemoryId, f32)> {
+        let mut all: Vec<(MemoryId, f32)> = vectors
+            .iter()
+            .map(|(&id, v)| (id, v.iter().zip(q).map(|(a, b)| a * b).sum()))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(k);
+        all
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_a_naive_search(
+            ops in proptest::collection::vec((0u64..40, proptest::collection::vec(-1.0f32..1.0, 8), any::<bool>()), 1..120),
+            query in proptest::collection::vec(-1.0f32..1.0, 8),
+            k in 0usize..12,
+        ) {
+            let mut index = BruteForce::new(8);
+            let mut model: HashMap<MemoryId, Vec<f32>> = HashMap::new();
+            for (id, v, remove) in ops {
+                if remove {
+                    prop_assert_eq!(index.remove(id), model.remove(&id).is_some());
+                } else {
+                    let v = normalised(v);
+                    index.upsert(id, &v);
+                    model.insert(id, v);
+                }
+                prop_assert_eq!(index.len(), model.len());
+            }
+            let q = normalised(query);
+            let got = index.search(&q, k);
+            let want = naive(&model, &q, k);
+            prop_assert_eq!(got.len(), want.len());
+            for ((gi, gs), (wi, ws)) in got.iter().zip(&want) {
+                prop_assert_eq!(gi, wi);
+                prop_assert!((gs - ws).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_sized_query_finds_nothing() {
+        let mut index = BruteForce::new(3);
+        index.upsert(1, &[1.0, 0.0, 0.0]);
+        assert!(index.search(&[1.0, 0.0], 5).is_empty());
+        assert_eq!(index.search(&[1.0, 0.0, 0.0], 5), vec![(1, 1.0)]);
+    }
+}
