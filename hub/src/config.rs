@@ -57,12 +57,15 @@ pub struct MemoryConfig {
     /// The memory folder: `store/` (sled, the source of truth) and `fulltext/` (tantivy,
     /// derived). `~/` is expanded. Back it up with `hearth-hub memory export`.
     pub path: PathBuf,
+    /// Salience, TTL, promotion, decay and archiving.
+    pub lifecycle: crate::memory::lifecycle::LifecycleConfig,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
         MemoryConfig {
             path: PathBuf::from("~/.local/share/hearth/memory"),
+            lifecycle: crate::memory::lifecycle::LifecycleConfig::default(),
         }
     }
 }
@@ -295,6 +298,17 @@ impl HubConfig {
         }
         if llm.queue_capacity == 0 {
             return bad("llm.queue_capacity must be at least 1".into());
+        }
+        let l = &self.memory.lifecycle;
+        if !(l.short_term_ttl_hours > 0.0
+            && l.base_strength_days > 0.0
+            && l.recall_strength_factor >= 1.0
+            && (0.0..1.0).contains(&l.archive_floor)
+            && l.ttl_salience_gain >= 0.0
+            && l.strength_salience_gain >= 0.0
+            && (0.0..=1.0).contains(&l.rational_weight))
+        {
+            return bad("memory.lifecycle: TTL and strength must be positive, recall_strength_factor at least 1, archive_floor in [0, 1), gains non-negative, rational_weight in [0, 1]".into());
         }
         let e = &self.embeddings;
         if e.threads == 0 || e.max_tokens < 8 || e.queue_capacity == 0 {

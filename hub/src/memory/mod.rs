@@ -5,6 +5,7 @@
 //! later steps and are always derivable from it.
 
 pub mod fulltext;
+pub mod lifecycle;
 pub mod memories;
 pub mod record;
 pub mod store;
