@@ -59,6 +59,8 @@ pub struct MemoryConfig {
     pub path: PathBuf,
     /// Salience, TTL, promotion, decay and archiving.
     pub lifecycle: crate::memory::lifecycle::LifecycleConfig,
+    /// Hybrid retrieval weights.
+    pub retrieval: crate::memory::retrieval::RetrievalConfig,
 }
 
 impl Default for MemoryConfig {
@@ -66,6 +68,7 @@ impl Default for MemoryConfig {
         MemoryConfig {
             path: PathBuf::from("~/.local/share/hearth/memory"),
             lifecycle: crate::memory::lifecycle::LifecycleConfig::default(),
+            retrieval: crate::memory::retrieval::RetrievalConfig::default(),
         }
     }
 }

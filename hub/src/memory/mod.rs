@@ -8,6 +8,7 @@ pub mod fulltext;
 pub mod lifecycle;
 pub mod memories;
 pub mod record;
+pub mod retrieval;
 pub mod store;
 pub mod vectors;
 
