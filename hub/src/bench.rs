@@ -122,6 +122,10 @@ async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64
     config.mqtt.host = "127.0.0.1".into();
     config.mqtt.port = port;
     config.conversation.history_turns = 0;
+    // A throwaway memory, so that the benchmark never touches the household's.
+    let memory_dir =
+        std::env::temp_dir().join(format!("hearth-bench-memory-{}", std::process::id()));
+    config.memory.path = memory_dir.clone();
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
     let shutdown = CancellationToken::new();
     let hub = tokio::spawn(crate::run(config.clone(), shutdown.clone()));
@@ -198,5 +202,6 @@ async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64
     }
     shutdown.cancel();
     hub.await.context("in-process hub panicked")??;
+    let _ = std::fs::remove_dir_all(&memory_dir);
     Ok(results)
 }

@@ -61,6 +61,14 @@ pub struct MemoryConfig {
     pub lifecycle: crate::memory::lifecycle::LifecycleConfig,
     /// Hybrid retrieval weights.
     pub retrieval: crate::memory::retrieval::RetrievalConfig,
+    /// Memories recalled into each prompt.
+    pub recall_k: usize,
+    /// The most characters of recalled memories in a prompt.
+    pub context_chars: usize,
+    /// Turns below this salience are not stored.
+    pub min_salience: f32,
+    /// A new turn this similar (cosine) to a stored memory re-warms it instead of being stored.
+    pub recurrence_similarity: f32,
 }
 
 impl Default for MemoryConfig {
@@ -69,6 +77,10 @@ impl Default for MemoryConfig {
             path: PathBuf::from("~/.local/share/hearth/memory"),
             lifecycle: crate::memory::lifecycle::LifecycleConfig::default(),
             retrieval: crate::memory::retrieval::RetrievalConfig::default(),
+            recall_k: 5,
+            context_chars: 1200,
+            min_salience: 0.1,
+            recurrence_similarity: 0.92,
         }
     }
 }

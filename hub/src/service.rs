@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HubConfig;
 use crate::conversation::Conversations;
 use crate::llm::{GenerateRequest, LlmError, LlmEvent, LlmHandle};
+use crate::subconscious::Subconscious;
 
 /// State shared by the event loop and the answer tasks.
 struct Shared {
@@ -23,6 +24,7 @@ struct Shared {
     topics: Topics,
     client: AsyncClient,
     llm: LlmHandle,
+    subconscious: Subconscious,
     conversations: Mutex<Conversations>,
     /// The latest presence of each terminal, by terminal id.
     terminals: Mutex<HashMap<String, Presence>>,
@@ -53,6 +55,7 @@ fn mqtt_options(config: &HubConfig, topics: &Topics) -> MqttOptions {
 pub async fn serve(
     config: HubConfig,
     llm: LlmHandle,
+    subconscious: Subconscious,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
@@ -67,6 +70,7 @@ pub async fn serve(
         topics,
         client,
         llm,
+        subconscious,
     });
     let tasks = TaskTracker::new();
     let answers = shutdown.child_token();
@@ -301,10 +305,20 @@ async fn send_error(shared: &Shared, terminal: &str, report: ErrorReport) {
 /// Answers one utterance: queue it for the model, stream each sentence as a reply chunk, end
 /// with a final chunk, and remember the exchange.
 async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
+    let now = now_ms();
+    let recall = shared.subconscious.recall(&u.text, now).await;
+    tracing::info!(id = %u.id, recalled = ?recall.texts, "memory context");
+    // Recalled memories go into the user turn, not the system prompt, so that the system
+    // prompt's KV cache stays valid across turns.
+    let turn = if recall.context.is_empty() {
+        u.text.clone()
+    } else {
+        format!("{}[USER SAID THIS TURN] {}", recall.context, u.text)
+    };
     let messages = shared.conversations.lock().expect("lock").prompt(
         &u.room,
         &shared.config.conversation.system_prompt,
-        &u.text,
+        &turn,
     );
     tracing::info!(terminal = %u.terminal, room = %u.room, id = %u.id, chars = u.text.len(), "answering");
     let mut events = match shared.llm.generate(GenerateRequest::chat(messages), cancel) {
@@ -361,6 +375,8 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
                         &u.text,
                         &stats.text,
                     );
+                    // After the reply is out: store the turn.
+                    shared.subconscious.ingest(&u, recall.vector, now).await;
                 }
                 return;
             }

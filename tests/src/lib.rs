@@ -107,7 +107,7 @@ impl Hub {
     /// hub on `port`, returning once it is connected to its own broker.
     pub async fn start(dir: &Path, port: u16, extra_toml: &str) -> anyhow::Result<Hub> {
         let config = dir.join(format!("hub-{port}.toml"));
-        std::fs::write(&config, hub_toml(port, extra_toml))?;
+        std::fs::write(&config, hub_toml(dir, port, extra_toml))?;
         let hub = Hub::spawn(&config, port, dir)?;
         wait_for_log(
             &hub.log,
@@ -152,8 +152,10 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
-/// A hub config for tests: embedded broker on `port`, the test model, greedy sampling.
-pub fn hub_toml(port: u16, extra: &str) -> String {
+/// A hub config for tests: embedded broker on `port`, the test model, greedy sampling, and
+/// memory in `dir/memory-<port>`. `extra` is appended inside the `[memory]` table; start it
+/// with a `[section]` header to set anything else.
+pub fn hub_toml(dir: &Path, port: u16, extra: &str) -> String {
     format!(
         r#"[mqtt]
 listen = "127.0.0.1:{port}"
@@ -168,9 +170,13 @@ threads_batch = 2
 context_tokens = 2048
 max_reply_tokens = 96
 temperature = 0.0
+
+[memory]
+path = "{memory}"
 {extra}
 "#,
-        model = smollm2().display()
+        model = smollm2().display(),
+        memory = dir.join(format!("memory-{port}")).display()
     )
 }
 

@@ -57,7 +57,8 @@ async fn text_terminal_gets_a_streamed_multi_sentence_reply() -> anyhow::Result<
 async fn two_rooms_keep_separate_conversations() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
-    let hub = Hub::start(dir.path(), port, "").await?;
+    // Memory is shared by the household on purpose; switch recall off to see history alone.
+    let hub = Hub::start(dir.path(), port, "recall_k = 0").await?;
     let mut kitchen = Terminal::start(dir.path(), port, "kitchen")?;
     let mut study = Terminal::start(dir.path(), port, "study")?;
     kitchen

@@ -73,7 +73,7 @@ async fn hub_and_terminal_meet_on_mosquitto_and_the_hub_last_will_is_delivered(
 }
 
 fn write_config(dir: &std::path::Path, broker_port: u16) -> anyhow::Result<std::path::PathBuf> {
-    let toml = hearth_tests::hub_toml(broker_port, "")
+    let toml = hearth_tests::hub_toml(dir, broker_port, "")
         .replace("[mqtt]\n", "[mqtt]\nembedded_broker = false\n");
     let path = dir.join("hub-external.toml");
     std::fs::write(&path, toml)?;

@@ -6,6 +6,7 @@ mod bad_input;
 mod chat;
 mod external_broker;
 mod linkage;
+mod memory;
 mod model_errors;
 mod mosquitto;
 mod reconnect;

@@ -39,7 +39,7 @@ fn missing_and_corrupt_models_are_clear_errors() {
         let path = d.join(file);
         let port = free_port();
         let config = d.join(format!("{file}.toml"));
-        let toml = hub_toml(port, "").replace(
+        let toml = hub_toml(d, port, "").replace(
             &smollm2().display().to_string(),
             &path.display().to_string(),
         );

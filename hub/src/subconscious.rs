@@ -1,0 +1,154 @@
+//! The subconscious: before an answer it recalls what matters for the turn; after the answer
+//! it stores the turn as a memory (or re-warms the memory it repeats). Both run off the async
+//! workers, and ingestion never delays a reply.
+
+use std::sync::Arc;
+
+use hearth_shared::Utterance;
+
+use crate::config::MemoryConfig;
+use crate::llm::embed::Embedder;
+use crate::memory::retrieval::{render_context, retrieve};
+use crate::memory::{Memories, MemoriesError, NewMemory, Speaker};
+
+/// What was recalled for one turn.
+#[derive(Debug, Clone, Default)]
+pub struct Recall {
+    /// Labelled memory lines for the prompt; empty when nothing relevant was found.
+    pub context: String,
+    /// The texts recalled, for the log.
+    pub texts: Vec<String>,
+    /// The turn's embedding, reused when the turn is stored.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Recall and ingestion over the memory store.
+#[derive(Clone, Debug)]
+pub struct Subconscious {
+    memories: Arc<Memories>,
+    embedder: Embedder,
+    config: MemoryConfig,
+}
+
+impl Subconscious {
+    /// Over `memories`, embedding with `embedder`.
+    pub fn new(memories: Arc<Memories>, embedder: Embedder, config: MemoryConfig) -> Subconscious {
+        Subconscious {
+            memories,
+            embedder,
+            config,
+        }
+    }
+
+    /// The memories behind it.
+    pub fn memories(&self) -> &Arc<Memories> {
+        &self.memories
+    }
+
+    /// Recalls memories for `text` and re-warms the ones recalled. Failures are logged and
+    /// give an empty recall: an answer without memories beats no answer.
+    pub async fn recall(&self, text: &str, now_ms: u64) -> Recall {
+        let vector = match self.embedder.embed(vec![text.to_string()]).await {
+            Ok(mut v) => v.pop(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot embed the turn; recalling by words only");
+                None
+            }
+        };
+        let (memories, config, query) = (
+            Arc::clone(&self.memories),
+            self.config.clone(),
+            text.to_string(),
+        );
+        let query_vector = vector.clone();
+        let recalled = tokio::task::spawn_blocking(move || -> Result<_, MemoriesError> {
+            let hits = retrieve(
+                &memories,
+                &query,
+                query_vector.as_deref(),
+                config.recall_k,
+                now_ms,
+                &config.retrieval,
+                &config.lifecycle,
+            )?;
+            for hit in &hits {
+                let mut m = hit.memory.clone();
+                config.lifecycle.rewarm(&mut m, now_ms);
+                memories.update(&m)?;
+            }
+            Ok((render_context(&hits, config.context_chars), hits))
+        })
+        .await;
+        match recalled {
+            Ok(Ok((context, hits))) => Recall {
+                context,
+                texts: hits.into_iter().map(|h| h.memory.text).collect(),
+                vector,
+            },
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "memory recall failed");
+                Recall {
+                    vector,
+                    ..Recall::default()
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "memory recall panicked");
+                Recall {
+                    vector,
+                    ..Recall::default()
+                }
+            }
+        }
+    }
+
+    /// Stores what the user said, unless it is chatter; a near-repeat of a stored memory
+    /// re-warms that memory instead of adding a copy.
+    pub async fn ingest(&self, u: &Utterance, vector: Option<Vec<f32>>, now_ms: u64) {
+        let vector = match vector {
+            Some(v) => Some(v),
+            None => self
+                .embedder
+                .embed(vec![u.text.clone()])
+                .await
+                .ok()
+                .and_then(|mut v| v.pop()),
+        };
+        let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
+        let id = u.id.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<&'static str, MemoriesError> {
+            // Emotional scoring arrives with the emotion work; a neutral placeholder until then.
+            let salience = config.lifecycle.salience(&u.text, 0.3);
+            if salience < config.min_salience {
+                return Ok("chatter, not stored");
+            }
+            if let Some(v) = &vector {
+                if let Some((mut same, cos)) = memories.search_vector(v, 1)?.into_iter().next() {
+                    if cos >= config.recurrence_similarity {
+                        config.lifecycle.rewarm(&mut same, now_ms);
+                        memories.update(&same)?;
+                        return Ok("recurrence, re-warmed");
+                    }
+                }
+            }
+            let m = memories.remember(NewMemory {
+                text: u.text.clone(),
+                room: u.room.clone(),
+                speaker: Speaker::User,
+                created_at_ms: now_ms,
+                salience,
+                source: Some(u.id.clone()),
+            })?;
+            if let Some(v) = &vector {
+                memories.set_vector(m.id, v)?;
+            }
+            Ok("stored")
+        })
+        .await;
+        match result {
+            Ok(Ok(what)) => tracing::info!(%id, what, "memory ingest"),
+            Ok(Err(e)) => tracing::error!(error = %e, "memory ingest failed"),
+            Err(e) => tracing::error!(error = %e, "memory ingest panicked"),
+        }
+    }
+}
