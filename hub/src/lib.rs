@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod broker;
 pub mod config;
+pub mod controls;
 pub mod conversation;
 pub mod llm;
 pub mod memory;

@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
+use crate::controls::{self, Control};
 use crate::conversation::Conversations;
 use crate::llm::{GenerateRequest, LlmError, LlmEvent, LlmHandle};
+use crate::memory::MemoryId;
 use crate::subconscious::Subconscious;
 
 /// State shared by the event loop and the answer tasks.
@@ -25,6 +27,8 @@ struct Shared {
     client: AsyncClient,
     llm: LlmHandle,
     subconscious: Subconscious,
+    /// The memory last stored from each room, for "forget that".
+    last_stored: Mutex<HashMap<String, MemoryId>>,
     conversations: Mutex<Conversations>,
     /// The latest presence of each terminal, by terminal id.
     terminals: Mutex<HashMap<String, Presence>>,
@@ -71,6 +75,7 @@ pub async fn serve(
         client,
         llm,
         subconscious,
+        last_stored: Mutex::new(HashMap::new()),
     });
     let tasks = TaskTracker::new();
     let answers = shutdown.child_token();
@@ -304,7 +309,86 @@ async fn send_error(shared: &Shared, terminal: &str, report: ErrorReport) {
 
 /// Answers one utterance: queue it for the model, stream each sentence as a reply chunk, end
 /// with a final chunk, and remember the exchange.
+/// Answers a memory control directly, without the language model.
+async fn control(shared: &Shared, u: &Utterance, control: Control) {
+    let s = &shared.subconscious;
+    let reply = match control {
+        Control::ForgetLast => {
+            let last = shared.last_stored.lock().expect("lock").remove(&u.room);
+            match last {
+                Some(id) => match s.forget(id).await {
+                    Ok(_) => "Okay, I have forgotten that.".to_string(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "forget failed");
+                        "Sorry, I could not forget that; my memory store reported an error."
+                            .to_string()
+                    }
+                },
+                None => "There is nothing recent to forget.".to_string(),
+            }
+        }
+        Control::ForgetAbout(topic) => match s.mentioning(&topic).await {
+            Ok(found) if found.is_empty() => format!("I don't remember anything about {topic}."),
+            Ok(found) => {
+                let mut forgotten = 0;
+                for m in &found {
+                    if matches!(s.forget(m.id).await, Ok(true)) {
+                        forgotten += 1;
+                    }
+                }
+                shared
+                    .last_stored
+                    .lock()
+                    .expect("lock")
+                    .retain(|_, id| found.iter().all(|m| m.id != *id));
+                format!(
+                    "Okay, I have forgotten {forgotten} thing{} about {topic}.",
+                    if forgotten == 1 { "" } else { "s" }
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "memory search failed");
+                "Sorry, my memory store reported an error.".to_string()
+            }
+        },
+        Control::Recall(topic) => match s.mentioning(&topic).await {
+            Ok(found) if found.is_empty() => format!("I don't remember anything about {topic}."),
+            Ok(found) => {
+                let items: Vec<String> = found
+                    .iter()
+                    .take(5)
+                    .map(|m| m.text.trim().to_string())
+                    .collect();
+                format!("About {topic}, I remember: {}", items.join(" "))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "memory search failed");
+                "Sorry, my memory store reported an error.".to_string()
+            }
+        },
+    };
+    tracing::info!(id = %u.id, reply = %reply, "memory control");
+    let chunk = |seq, text, is_final| ReplyChunk {
+        utterance_id: u.id.clone(),
+        seq,
+        text,
+        is_final,
+    };
+    publish(shared, &u.terminal, Channel::Reply, &chunk(0, reply, false)).await;
+    publish(
+        shared,
+        &u.terminal,
+        Channel::Reply,
+        &chunk(1, String::new(), true),
+    )
+    .await;
+}
+
 async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
+    if let Some(c) = controls::parse(&u.text) {
+        control(&shared, &u, c).await;
+        return;
+    }
     let now = now_ms();
     let recall = shared.subconscious.recall(&u.text, now).await;
     tracing::info!(id = %u.id, recalled = ?recall.texts, "memory context");
@@ -376,7 +460,13 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
                         &stats.text,
                     );
                     // After the reply is out: store the turn.
-                    shared.subconscious.ingest(&u, recall.vector, now).await;
+                    if let Some(id) = shared.subconscious.ingest(&u, recall.vector, now).await {
+                        shared
+                            .last_stored
+                            .lock()
+                            .expect("lock")
+                            .insert(u.room.clone(), id);
+                    }
                 }
                 return;
             }

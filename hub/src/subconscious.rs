@@ -9,7 +9,7 @@ use hearth_shared::Utterance;
 use crate::config::MemoryConfig;
 use crate::llm::embed::Embedder;
 use crate::memory::retrieval::{render_context, retrieve};
-use crate::memory::{Memories, MemoriesError, NewMemory, Speaker};
+use crate::memory::{Memories, MemoriesError, Memory, MemoryId, NewMemory, Speaker};
 
 /// What was recalled for one turn.
 #[derive(Debug, Clone, Default)]
@@ -104,7 +104,12 @@ impl Subconscious {
 
     /// Stores what the user said, unless it is chatter; a near-repeat of a stored memory
     /// re-warms that memory instead of adding a copy.
-    pub async fn ingest(&self, u: &Utterance, vector: Option<Vec<f32>>, now_ms: u64) {
+    pub async fn ingest(
+        &self,
+        u: &Utterance,
+        vector: Option<Vec<f32>>,
+        now_ms: u64,
+    ) -> Option<MemoryId> {
         let vector = match vector {
             Some(v) => Some(v),
             None => self
@@ -116,39 +121,78 @@ impl Subconscious {
         };
         let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
         let id = u.id.clone();
-        let result = tokio::task::spawn_blocking(move || -> Result<&'static str, MemoriesError> {
-            // Emotional scoring arrives with the emotion work; a neutral placeholder until then.
-            let salience = config.lifecycle.salience(&u.text, 0.3);
-            if salience < config.min_salience {
-                return Ok("chatter, not stored");
-            }
-            if let Some(v) = &vector {
-                if let Some((mut same, cos)) = memories.search_vector(v, 1)?.into_iter().next() {
-                    if cos >= config.recurrence_similarity {
-                        config.lifecycle.rewarm(&mut same, now_ms);
-                        memories.update(&same)?;
-                        return Ok("recurrence, re-warmed");
+        let result = tokio::task::spawn_blocking(
+            move || -> Result<(&'static str, Option<MemoryId>), MemoriesError> {
+                // Emotional scoring arrives with the emotion work; a neutral placeholder until then.
+                let salience = config.lifecycle.salience(&u.text, 0.3);
+                if salience < config.min_salience {
+                    return Ok(("chatter, not stored", None));
+                }
+                if let Some(v) = &vector {
+                    if let Some((mut same, cos)) = memories.search_vector(v, 1)?.into_iter().next()
+                    {
+                        if cos >= config.recurrence_similarity {
+                            config.lifecycle.rewarm(&mut same, now_ms);
+                            memories.update(&same)?;
+                            return Ok(("recurrence, re-warmed", Some(same.id)));
+                        }
                     }
                 }
-            }
-            let m = memories.remember(NewMemory {
-                text: u.text.clone(),
-                room: u.room.clone(),
-                speaker: Speaker::User,
-                created_at_ms: now_ms,
-                salience,
-                source: Some(u.id.clone()),
-            })?;
-            if let Some(v) = &vector {
-                memories.set_vector(m.id, v)?;
-            }
-            Ok("stored")
-        })
+                let m = memories.remember(NewMemory {
+                    text: u.text.clone(),
+                    room: u.room.clone(),
+                    speaker: Speaker::User,
+                    created_at_ms: now_ms,
+                    salience,
+                    source: Some(u.id.clone()),
+                })?;
+                if let Some(v) = &vector {
+                    memories.set_vector(m.id, v)?;
+                }
+                Ok(("stored", Some(m.id)))
+            },
+        )
         .await;
         match result {
-            Ok(Ok(what)) => tracing::info!(%id, what, "memory ingest"),
-            Ok(Err(e)) => tracing::error!(error = %e, "memory ingest failed"),
-            Err(e) => tracing::error!(error = %e, "memory ingest panicked"),
+            Ok(Ok((what, memory))) => {
+                tracing::info!(%id, what, memory = ?memory, "memory ingest");
+                memory
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "memory ingest failed");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "memory ingest panicked");
+                None
+            }
         }
+    }
+
+    /// Forgets one memory everywhere (store, full-text and vector index).
+    pub async fn forget(&self, id: MemoryId) -> Result<bool, MemoriesError> {
+        let memories = Arc::clone(&self.memories);
+        tokio::task::spawn_blocking(move || memories.forget(id))
+            .await
+            .unwrap_or(Ok(false))
+    }
+
+    /// Memories that mention `topic` (every word of it), from a full-text search.
+    pub async fn mentioning(&self, topic: &str) -> Result<Vec<Memory>, MemoriesError> {
+        let (memories, topic) = (Arc::clone(&self.memories), topic.to_lowercase());
+        tokio::task::spawn_blocking(move || {
+            let words: Vec<&str> = topic.split_whitespace().collect();
+            Ok(memories
+                .search_text(&topic, 50)?
+                .into_iter()
+                .map(|(m, _)| m)
+                .filter(|m| {
+                    let text = m.text.to_lowercase();
+                    words.iter().all(|w| text.contains(w))
+                })
+                .collect())
+        })
+        .await
+        .unwrap_or(Ok(Vec::new()))
     }
 }
