@@ -205,3 +205,235 @@ async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64
     let _ = std::fs::remove_dir_all(&memory_dir);
     Ok(results)
 }
+
+/// What the memory benchmark measures.
+#[derive(Debug, Clone)]
+pub struct MemoryBenchOptions {
+    /// Store sizes to measure, in memories.
+    pub sizes: Vec<usize>,
+    /// Retrieval queries per size.
+    pub queries: usize,
+}
+
+/// A small deterministic PRNG (xorshift64*), so that every run measures the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn unit_vector(&mut self, dim: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dim)
+            .map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+        v.into_iter().map(|x| x / n).collect()
+    }
+}
+
+const NAMES: &[&str] = &[
+    "Anna", "Ben", "Clara", "David", "Eva", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kai",
+    "Lena",
+];
+const VERBS: &[&str] = &[
+    "visited",
+    "called about",
+    "bought",
+    "fixed",
+    "talked about",
+    "forgot",
+    "planned",
+    "loved",
+];
+const OBJECTS: &[&str] = &[
+    "the boiler",
+    "a new bike",
+    "the garden",
+    "lemon tart",
+    "the train tickets",
+    "the basil",
+    "a birthday gift",
+    "the roof",
+    "piano lessons",
+    "the dentist",
+];
+const PLACES: &[&str] = &[
+    "Porto",
+    "Berlin",
+    "the kitchen",
+    "the office",
+    "Lisbon",
+    "the market",
+    "school",
+    "the lake",
+];
+const DAYS: &[&str] = &[
+    "on Monday",
+    "last week",
+    "in March",
+    "yesterday",
+    "on Friday evening",
+    "next month",
+    "at Easter",
+];
+
+fn synthetic_text(rng: &mut Rng) -> String {
+    format!(
+        "{} {} {} in {} {}.",
+        rng.pick(NAMES),
+        rng.pick(VERBS),
+        rng.pick(OBJECTS),
+        rng.pick(PLACES),
+        rng.pick(DAYS)
+    )
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Ingest rate, durable single-write latency, hybrid retrieval latency and disk size at each
+/// size. Texts are synthetic and vectors random (embedding 100k texts would take an hour on
+/// 2 cores); the real model's time per query is measured on its own.
+pub async fn memory(config: HubConfig, opts: MemoryBenchOptions) -> anyhow::Result<()> {
+    use crate::memory::retrieval::retrieve;
+    use crate::memory::{Memories, NewMemory, Speaker};
+    anyhow::ensure!(
+        opts.queries > 0 && !opts.sizes.is_empty(),
+        "--queries and --sizes must be set"
+    );
+
+    eprintln!("measuring the real embedding model on 50 questions");
+    let (embedder, _t) = crate::llm::embed::Embedder::start(config.embeddings.clone()).await?;
+    let dim = embedder.dim();
+    let mut rng = Rng(42);
+    let mut embed_ms = Vec::new();
+    for _ in 0..50 {
+        let q = format!(
+            "What did {} do with {}?",
+            rng.pick(NAMES),
+            rng.pick(OBJECTS)
+        );
+        let t = Instant::now();
+        embedder.embed(vec![q]).await?;
+        embed_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    embed_ms.sort_by(f64::total_cmp);
+
+    println!();
+    println!("hybrid retrieval (BM25 + {dim}-d cosine + recency + importance + strength), k = 10, {} queries per size", opts.queries);
+    println!("| memories | batched ingest, memories/s | durable single write p50 | retrieval p50 | retrieval p99 | disk |");
+    println!("|---|---|---|---|---|---|");
+    let now = now_ms();
+    for &size in &opts.sizes {
+        let dir =
+            std::env::temp_dir().join(format!("hearth-bench-memory-{}-{size}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let memories = std::sync::Arc::new(Memories::open(&dir, dim)?);
+        eprintln!("{size}: ingesting");
+        let started = Instant::now();
+        let mut done = 0;
+        while done < size {
+            let n = (size - done).min(1000);
+            let batch: Vec<(NewMemory, Option<Vec<f32>>)> = (0..n)
+                .map(|i| {
+                    let new = NewMemory {
+                        text: synthetic_text(&mut rng),
+                        room: "kitchen".into(),
+                        speaker: Speaker::User,
+                        created_at_ms: now - ((done + i) as u64 % 365) * 86_400_000,
+                        salience: (rng.next() % 100) as f32 / 100.0,
+                        source: None,
+                    };
+                    (new, Some(rng.unit_vector(dim)))
+                })
+                .collect();
+            let m = std::sync::Arc::clone(&memories);
+            tokio::task::spawn_blocking(move || m.remember_batch(batch)).await??;
+            done += n;
+        }
+        let ingest_rate = size as f64 / started.elapsed().as_secs_f64();
+
+        eprintln!("{size}: single durable writes");
+        let mut single = Vec::new();
+        for _ in 0..30 {
+            let new = NewMemory {
+                text: synthetic_text(&mut rng),
+                room: "kitchen".into(),
+                speaker: Speaker::User,
+                created_at_ms: now,
+                salience: 0.5,
+                source: None,
+            };
+            let v = rng.unit_vector(dim);
+            let t = Instant::now();
+            let m = memories.remember(new)?;
+            memories.set_vector(m.id, &v)?;
+            single.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        single.sort_by(f64::total_cmp);
+
+        eprintln!("{size}: retrieval");
+        let mut latencies = Vec::new();
+        for _ in 0..opts.queries {
+            let q = format!(
+                "{} {} {}",
+                rng.pick(NAMES),
+                rng.pick(OBJECTS),
+                rng.pick(PLACES)
+            );
+            let v = rng.unit_vector(dim);
+            let t = Instant::now();
+            let hits = retrieve(
+                &memories,
+                &q,
+                Some(&v),
+                10,
+                now,
+                &config.memory.retrieval,
+                &config.memory.lifecycle,
+            )?;
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(!hits.is_empty(), "retrieval found nothing for {q:?}");
+        }
+        latencies.sort_by(f64::total_cmp);
+        let disk = dir_size(&dir) as f64 / 1e6;
+        println!(
+            "| {size} | {ingest_rate:.0} | {:.1} ms | {:.2} ms | {:.2} ms | {disk:.0} MB |",
+            percentile(&single, 0.5),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+        drop(memories);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!(
+        "| embedding a query with the real model | | | {:.1} ms | {:.1} ms | |",
+        percentile(&embed_ms, 0.5),
+        percentile(&embed_ms, 0.99)
+    );
+    Ok(())
+}

@@ -83,6 +83,15 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
+    Memory {
+        /// Store sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        sizes: Vec<usize>,
+        /// Retrieval queries per size.
+        #[arg(long, default_value_t = 300)]
+        queries: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -193,6 +202,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Some(Command::Bench {
+            which: Bench::Memory { sizes, queries },
+        }) => {
+            let config = load_config(&cli)?;
+            let opts = hearth_hub::bench::MemoryBenchOptions {
+                sizes: sizes.clone(),
+                queries: *queries,
+            };
+            runtime()?.block_on(hearth_hub::bench::memory(config, opts))
         }
         None | Some(Command::Run) => {
             let config = load_config(&cli)?;

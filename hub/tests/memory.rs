@@ -237,3 +237,36 @@ fn vectors_persist_and_forget_removes_them_everywhere() {
     let memories = Memories::open(&path, 8).unwrap();
     assert_eq!(memories.vector_count(), 0);
 }
+
+#[test]
+fn batch_ingest_is_durable_and_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory");
+    {
+        let memories = Memories::open(&path, DIM).unwrap();
+        let items = (0..50)
+            .map(|i| {
+                (
+                    new_memory(&format!("batch fact {i} about gardening")),
+                    Some(vec![1.0, 0.0, 0.0, i as f32 / 50.0]),
+                )
+            })
+            .collect();
+        let stored = memories.remember_batch(items).unwrap();
+        assert_eq!(stored.len(), 50);
+        let bad = vec![(new_memory("x"), Some(vec![1.0]))];
+        assert!(memories.remember_batch(bad).is_err());
+        assert_eq!(memories.store().len(), 50, "a bad batch writes nothing");
+    }
+    let memories = Memories::open(&path, DIM).unwrap();
+    assert!(
+        !memories.fulltext().sync(memories.store()).unwrap(),
+        "index was in step"
+    );
+    assert_eq!(memories.fulltext().len(), 50);
+    assert_eq!(memories.vector_count(), 50);
+    assert_eq!(
+        memories.search_text("fact 7", 1).unwrap()[0].0.text,
+        "batch fact 7 about gardening"
+    );
+}

@@ -154,6 +154,15 @@ impl FullText {
         self.commit(&mut writer, generation)
     }
 
+    /// Indexes many new memories with one commit, recording `generation`.
+    pub fn add_many(&self, memories: &[Memory], generation: u64) -> Result<(), FullTextError> {
+        let mut writer = self.writer.lock().expect("lock");
+        for m in memories {
+            writer.add_document(doc!(self.id => m.id, self.text => m.text.clone()))?;
+        }
+        self.commit(&mut writer, generation)
+    }
+
     /// Removes one memory and commits, recording `generation`.
     pub fn remove(&self, id: MemoryId, generation: u64) -> Result<(), FullTextError> {
         let mut writer = self.writer.lock().expect("lock");

@@ -100,6 +100,35 @@ impl Memories {
         Ok(memory)
     }
 
+    /// Stores and indexes many new memories at once (one flush, one index commit): for bulk
+    /// loads such as imports and benchmarks.
+    pub fn remember_batch(
+        &self,
+        items: Vec<(NewMemory, Option<Vec<f32>>)>,
+    ) -> Result<Vec<Memory>, MemoriesError> {
+        let dim = self.vectors.read().expect("lock").dim();
+        if let Some(bad) = items
+            .iter()
+            .filter_map(|(_, v)| v.as_ref())
+            .find(|v| v.len() != dim)
+        {
+            return Err(MemoriesError::Dimension {
+                want: dim,
+                got: bad.len(),
+            });
+        }
+        let vectors: Vec<Option<Vec<f32>>> = items.iter().map(|(_, v)| v.clone()).collect();
+        let stored = self.store.insert_batch(items)?;
+        self.fulltext.add_many(&stored, self.store.generation()?)?;
+        let mut index = self.vectors.write().expect("lock");
+        for (m, v) in stored.iter().zip(vectors) {
+            if let Some(v) = v {
+                index.upsert(m.id, &v);
+            }
+        }
+        Ok(stored)
+    }
+
     /// Writes a changed memory and re-indexes it.
     pub fn update(&self, memory: &Memory) -> Result<(), MemoriesError> {
         self.store.put(memory)?;

@@ -174,6 +174,39 @@ impl MemoryStore {
         Ok(memory)
     }
 
+    /// Stores many new memories (each with an optional vector) with one flush. Durable when
+    /// this returns. For bulk loads: the live path writes one at a time.
+    pub fn insert_batch(
+        &self,
+        items: Vec<(NewMemory, Option<Vec<f32>>)>,
+    ) -> Result<Vec<Memory>, MemoryError> {
+        self.bump()?;
+        let mut records = sled::Batch::default();
+        let mut vectors = sled::Batch::default();
+        let mut out = Vec::with_capacity(items.len());
+        for (new, vector) in items {
+            let id = self.db.generate_id().map_err(|e| self.storage(e))?;
+            let memory = Memory::from_new(id, new);
+            records.insert(
+                &id.to_be_bytes(),
+                serde_json::to_vec(&memory).expect("memories always serialize"),
+            );
+            if let Some(v) = vector {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                vectors.insert(&id.to_be_bytes(), bytes);
+            }
+            out.push(memory);
+        }
+        self.memories
+            .apply_batch(records)
+            .map_err(|e| self.storage(e))?;
+        self.vectors
+            .apply_batch(vectors)
+            .map_err(|e| self.storage(e))?;
+        self.flush()?;
+        Ok(out)
+    }
+
     /// Writes a memory (new or updated) under its id. Durable when this returns.
     pub fn put(&self, memory: &Memory) -> Result<(), MemoryError> {
         self.bump()?;
