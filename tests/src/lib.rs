@@ -140,6 +140,18 @@ impl Hub {
         })
     }
 
+    /// Sends SIGTERM and waits for the hub to exit; returns its exit status.
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self
+            .child
+            .id()
+            .context("the hub has already exited")?
+            .to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await?;
+        anyhow::ensure!(sent.success(), "kill -TERM {pid} failed");
+        Ok(tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await??)
+    }
+
     /// The hub's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

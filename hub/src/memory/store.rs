@@ -54,6 +54,11 @@ pub enum MemoryError {
     Io(#[from] std::io::Error),
 }
 
+/// The memory id a tree key encodes (big-endian, so that sled iterates in id order).
+fn key_id(key: &[u8]) -> MemoryId {
+    key.try_into().map(u64::from_be_bytes).unwrap_or_default()
+}
+
 /// The memories, in sled. Cheap to clone; clones share the database.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
@@ -258,11 +263,7 @@ impl MemoryStore {
     pub fn vectors(&self) -> impl Iterator<Item = Result<(MemoryId, Vec<f32>), MemoryError>> + '_ {
         self.vectors.iter().map(move |entry| {
             let (key, value) = entry.map_err(|e| self.storage(e))?;
-            let id = key
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or_default();
+            let id = key_id(&key);
             if value.len() % 4 != 0 {
                 return Err(MemoryError::Corrupt {
                     path: self.path.clone(),
@@ -292,11 +293,7 @@ impl MemoryStore {
     pub fn iter(&self) -> impl Iterator<Item = Result<Memory, MemoryError>> + '_ {
         self.memories.iter().map(move |entry| {
             let (key, value) = entry.map_err(|e| self.storage(e))?;
-            let id = key
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or_default();
+            let id = key_id(&key);
             self.decode(id, &value)
         })
     }

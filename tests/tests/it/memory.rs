@@ -20,12 +20,7 @@ async fn a_fact_told_in_one_room_is_recalled_in_another_after_a_restart() -> any
     kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
     wait_for_log(&hub.log, "what=\"stored\"", Duration::from_secs(30)).await?;
 
-    let pid = hub.child.id().expect("pid").to_string();
-    tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await?;
-    hub.child.wait().await?;
+    hub.terminate().await?;
     let config = hub.config.clone();
     let hub = Hub::spawn(&config, port, dir.path())?;
     wait_for_log(

@@ -48,13 +48,7 @@ async fn sigterm_stops_the_hub_cleanly_and_terminals_hear_it_went_offline() -> a
     term.expect("connected to the hub", Duration::from_secs(30))
         .await?;
 
-    let pid = hub.child.id().expect("pid").to_string();
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await?;
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), hub.child.wait()).await??;
+    let exit = hub.terminate().await?;
     assert!(
         exit.success(),
         "hub exit status {exit:?}:\n{}",
