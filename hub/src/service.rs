@@ -18,7 +18,7 @@ use crate::controls::{self, Control};
 use crate::conversation::Conversations;
 use crate::llm::{GenerateRequest, LlmError, LlmEvent, LlmHandle};
 use crate::memory::MemoryId;
-use crate::subconscious::Subconscious;
+use crate::subconscious::{Recall, Subconscious};
 
 /// State shared by the event loop and the answer tasks.
 struct Shared {
@@ -390,14 +390,47 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
         return;
     }
     let now = now_ms();
-    let recall = shared.subconscious.recall(&u.text, now).await;
-    tracing::info!(id = %u.id, recalled = ?recall.texts, "memory context");
+    let Recall {
+        context,
+        recalled,
+        vector,
+    } = shared.subconscious.recall(&u.text, now).await;
+    let texts: Vec<&str> = recalled.iter().map(|m| m.text.as_str()).collect();
+    tracing::info!(id = %u.id, recalled = ?texts, "memory context");
+    let replied = respond(&shared, &u, &context, cancel).await;
+    // The reply is out: now the memory writes, each a flush and a commit.
+    shared.subconscious.rewarm(recalled, now).await;
+    if let Some(reply) = replied {
+        shared
+            .conversations
+            .lock()
+            .expect("lock")
+            .record(&u.room, &u.text, &reply);
+        if let Some(id) = shared.subconscious.ingest(&u, vector, now).await {
+            shared
+                .last_stored
+                .lock()
+                .expect("lock")
+                .insert(u.room.clone(), id);
+        }
+    }
+}
+
+/// Streams the model's reply to one utterance, with `context` (recalled memories) in the user
+/// turn. Returns the reply text when the model finished it, `None` when it failed, was
+/// cancelled or could not be queued.
+async fn respond(
+    shared: &Shared,
+    u: &Utterance,
+    context: &str,
+    cancel: CancellationToken,
+) -> Option<String> {
     // Recalled memories go into the user turn, not the system prompt, so that the system
     // prompt's KV cache stays valid across turns.
-    let turn = if recall.context.is_empty() {
+    let turn = if context.is_empty() {
         u.text.clone()
     } else {
-        format!("{}[USER SAID THIS TURN] {}", recall.context, u.text)
+        format!("{context}[USER SAID THIS TURN] {}", u.text)
     };
     let messages = shared.conversations.lock().expect("lock").prompt(
         &u.room,
@@ -418,8 +451,8 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
                 code,
                 message: e.to_string(),
             };
-            send_error(&shared, &u.terminal, report).await;
-            return;
+            send_error(shared, &u.terminal, report).await;
+            return None;
         }
     };
     let mut seq = 0;
@@ -433,7 +466,7 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
         match event {
             LlmEvent::Sentence(text) => {
                 publish(
-                    &shared,
+                    shared,
                     &u.terminal,
                     Channel::Reply,
                     &chunk(seq, text, false),
@@ -443,7 +476,7 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
             }
             LlmEvent::Done(stats) => {
                 publish(
-                    &shared,
+                    shared,
                     &u.terminal,
                     Channel::Reply,
                     &chunk(seq, String::new(), true),
@@ -453,22 +486,7 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
                     reused_tokens = stats.reused_tokens, generated_tokens = stats.generated_tokens,
                     prompt_ms = stats.prompt_eval.as_millis() as u64,
                     generation_ms = stats.generation.as_millis() as u64, cancelled = stats.cancelled, "answered");
-                if !stats.cancelled {
-                    shared.conversations.lock().expect("lock").record(
-                        &u.room,
-                        &u.text,
-                        &stats.text,
-                    );
-                    // After the reply is out: store the turn.
-                    if let Some(id) = shared.subconscious.ingest(&u, recall.vector, now).await {
-                        shared
-                            .last_stored
-                            .lock()
-                            .expect("lock")
-                            .insert(u.room.clone(), id);
-                    }
-                }
-                return;
+                return (!stats.cancelled).then_some(stats.text);
             }
             LlmEvent::Failed(e) => {
                 tracing::error!(error = %e, id = %u.id, "generation failed");
@@ -477,19 +495,20 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
                     code: ErrorCode::Inference,
                     message: e.to_string(),
                 };
-                send_error(&shared, &u.terminal, report).await;
+                send_error(shared, &u.terminal, report).await;
                 // End the reply so that the terminal never waits for a chunk that won't come.
                 publish(
-                    &shared,
+                    shared,
                     &u.terminal,
                     Channel::Reply,
                     &chunk(seq, String::new(), true),
                 )
                 .await;
-                return;
+                return None;
             }
         }
     }
+    None
 }
 
 /// Exponential backoff for broker reconnects: 100 ms doubling to 5 s.

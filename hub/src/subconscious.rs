@@ -1,6 +1,7 @@
 //! The subconscious: before an answer it recalls what matters for the turn; after the answer
-//! it stores the turn as a memory (or re-warms the memory it repeats). Both run off the async
-//! workers, and ingestion never delays a reply.
+//! it re-warms what was recalled and stores the turn as a memory (or re-warms the memory it
+//! repeats). Both run off the async workers, and no write delays a reply: each costs a sled
+//! flush and a tantivy commit.
 
 use std::sync::Arc;
 
@@ -16,8 +17,8 @@ use crate::memory::{Memories, MemoriesError, Memory, MemoryId, NewMemory, Speake
 pub struct Recall {
     /// Labelled memory lines for the prompt; empty when nothing relevant was found.
     pub context: String,
-    /// The texts recalled, for the log.
-    pub texts: Vec<String>,
+    /// The memories recalled, best first; re-warmed after the reply.
+    pub recalled: Vec<Memory>,
     /// The turn's embedding, reused when the turn is stored.
     pub vector: Option<Vec<f32>>,
 }
@@ -45,8 +46,9 @@ impl Subconscious {
         &self.memories
     }
 
-    /// Recalls memories for `text` and re-warms the ones recalled. Failures are logged and
-    /// give an empty recall: an answer without memories beats no answer.
+    /// Recalls memories for `text`; nothing is written here (see [`Subconscious::rewarm`]).
+    /// Failures are logged and give an empty recall: an answer without memories beats no
+    /// answer.
     pub async fn recall(&self, text: &str, now_ms: u64) -> Recall {
         let vector = match self.embedder.embed(vec![text.to_string()]).await {
             Ok(mut v) => v.pop(),
@@ -71,18 +73,13 @@ impl Subconscious {
                 &config.retrieval,
                 &config.lifecycle,
             )?;
-            for hit in &hits {
-                let mut m = hit.memory.clone();
-                config.lifecycle.rewarm(&mut m, now_ms);
-                memories.update(&m)?;
-            }
             Ok((render_context(&hits, config.context_chars), hits))
         })
         .await;
         match recalled {
             Ok(Ok((context, hits))) => Recall {
                 context,
-                texts: hits.into_iter().map(|h| h.memory.text).collect(),
+                recalled: hits.into_iter().map(|h| h.memory).collect(),
                 vector,
             },
             Ok(Err(e)) => {
@@ -99,6 +96,28 @@ impl Subconscious {
                     ..Recall::default()
                 }
             }
+        }
+    }
+
+    /// Re-warms the memories a turn recalled (a retrieval counts as a recall). Called after
+    /// the reply, whatever its outcome, since they were put in the prompt.
+    pub async fn rewarm(&self, recalled: Vec<Memory>, now_ms: u64) {
+        if recalled.is_empty() {
+            return;
+        }
+        let (memories, config) = (Arc::clone(&self.memories), self.config.clone());
+        let result = tokio::task::spawn_blocking(move || -> Result<(), MemoriesError> {
+            for mut m in recalled {
+                config.lifecycle.rewarm(&mut m, now_ms);
+                memories.update(&m)?;
+            }
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "re-warming recalled memories failed"),
+            Err(e) => tracing::error!(error = %e, "re-warming recalled memories panicked"),
         }
     }
 
