@@ -307,6 +307,17 @@ async fn send_error(shared: &Shared, terminal: &str, report: ErrorReport) {
     publish(shared, terminal, Channel::Error, &report).await;
 }
 
+/// Publishes chunk `seq` of the reply to `u`.
+async fn send_chunk(shared: &Shared, u: &Utterance, seq: u32, text: String, is_final: bool) {
+    let chunk = ReplyChunk {
+        utterance_id: u.id.clone(),
+        seq,
+        text,
+        is_final,
+    };
+    publish(shared, &u.terminal, Channel::Reply, &chunk).await;
+}
+
 /// Answers one utterance: queue it for the model, stream each sentence as a reply chunk, end
 /// with a final chunk, and remember the exchange.
 /// Answers a memory control directly, without the language model.
@@ -368,20 +379,8 @@ async fn control(shared: &Shared, u: &Utterance, control: Control) {
         },
     };
     tracing::info!(id = %u.id, reply = %reply, "memory control");
-    let chunk = |seq, text, is_final| ReplyChunk {
-        utterance_id: u.id.clone(),
-        seq,
-        text,
-        is_final,
-    };
-    publish(shared, &u.terminal, Channel::Reply, &chunk(0, reply, false)).await;
-    publish(
-        shared,
-        &u.terminal,
-        Channel::Reply,
-        &chunk(1, String::new(), true),
-    )
-    .await;
+    send_chunk(shared, u, 0, reply, false).await;
+    send_chunk(shared, u, 1, String::new(), true).await;
 }
 
 async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
@@ -456,32 +455,14 @@ async fn respond(
         }
     };
     let mut seq = 0;
-    let chunk = |seq: u32, text: String, is_final: bool| ReplyChunk {
-        utterance_id: u.id.clone(),
-        seq,
-        text,
-        is_final,
-    };
     while let Some(event) = events.recv().await {
         match event {
             LlmEvent::Sentence(text) => {
-                publish(
-                    shared,
-                    &u.terminal,
-                    Channel::Reply,
-                    &chunk(seq, text, false),
-                )
-                .await;
+                send_chunk(shared, u, seq, text, false).await;
                 seq += 1;
             }
             LlmEvent::Done(stats) => {
-                publish(
-                    shared,
-                    &u.terminal,
-                    Channel::Reply,
-                    &chunk(seq, String::new(), true),
-                )
-                .await;
+                send_chunk(shared, u, seq, String::new(), true).await;
                 tracing::info!(id = %u.id, chunks = seq, prompt_tokens = stats.prompt_tokens,
                     reused_tokens = stats.reused_tokens, generated_tokens = stats.generated_tokens,
                     prompt_ms = stats.prompt_eval.as_millis() as u64,
@@ -497,13 +478,7 @@ async fn respond(
                 };
                 send_error(shared, &u.terminal, report).await;
                 // End the reply so that the terminal never waits for a chunk that won't come.
-                publish(
-                    shared,
-                    &u.terminal,
-                    Channel::Reply,
-                    &chunk(seq, String::new(), true),
-                )
-                .await;
+                send_chunk(shared, u, seq, String::new(), true).await;
                 return None;
             }
         }
