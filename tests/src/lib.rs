@@ -108,7 +108,13 @@ impl Hub {
     pub async fn start(dir: &Path, port: u16, extra_toml: &str) -> anyhow::Result<Hub> {
         let config = dir.join(format!("hub-{port}.toml"));
         std::fs::write(&config, hub_toml(dir, port, extra_toml))?;
-        let hub = Hub::spawn(&config, port, dir)?;
+        Hub::launch(&config, port, dir).await
+    }
+
+    /// Starts the hub with an existing config file (a restart, say) and returns once it is
+    /// connected to its broker.
+    pub async fn launch(config: &Path, port: u16, dir: &Path) -> anyhow::Result<Hub> {
+        let hub = Hub::spawn(config, port, dir)?;
         wait_for_log(
             &hub.log,
             "connected to the MQTT broker",

@@ -46,13 +46,7 @@ async fn hub_and_terminal_meet_on_mosquitto_and_the_hub_last_will_is_delivered(
     wait_for_log(&broker_log, "running", Duration::from_secs(10)).await?;
 
     // embedded_broker = false: the hub connects to mosquitto on `port`.
-    let mut hub = Hub::spawn(&write_config(d, port)?, port, d)?;
-    wait_for_log(
-        &hub.log,
-        "connected to the MQTT broker",
-        Duration::from_secs(60),
-    )
-    .await?;
+    let mut hub = Hub::launch(&write_config(d, port)?, port, d).await?;
     assert!(hub.log_text().contains("using an external MQTT broker"));
 
     let mut term = Terminal::start(d, port, "attic")?;

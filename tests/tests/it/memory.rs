@@ -22,13 +22,7 @@ async fn a_fact_told_in_one_room_is_recalled_in_another_after_a_restart() -> any
 
     hub.terminate().await?;
     let config = hub.config.clone();
-    let hub = Hub::spawn(&config, port, dir.path())?;
-    wait_for_log(
-        &hub.log,
-        "connected to the MQTT broker",
-        Duration::from_secs(60),
-    )
-    .await?;
+    let hub = Hub::launch(&config, port, dir.path()).await?;
     assert!(hub.log_text().contains("memories=1"), "{}", hub.log_text());
 
     let mut study = Terminal::start(dir.path(), port, "study")?;
@@ -69,15 +63,9 @@ async fn forget_that_removes_the_memory_everywhere() -> anyhow::Result<()> {
 
     // Gone from the store and both indexes: a fresh hub on the same memory finds nothing, by
     // words or by meaning.
+    let config = hub.config.clone();
     drop(hub);
-    let config = dir.path().join(format!("hub-{port}.toml"));
-    let hub = Hub::spawn(&config, port, dir.path())?;
-    wait_for_log(
-        &hub.log,
-        "connected to the MQTT broker",
-        Duration::from_secs(60),
-    )
-    .await?;
+    let hub = Hub::launch(&config, port, dir.path()).await?;
     assert!(hub.log_text().contains("memories=0"), "{}", hub.log_text());
     let mut study = Terminal::start(dir.path(), port, "study")?;
     study
