@@ -58,6 +58,7 @@ pub async fn llm(config: HubConfig, opts: LlmBenchOptions) -> anyhow::Result<()>
             messages: messages.clone(),
             max_tokens: Some(opts.tokens as u32),
             ignore_eos: true,
+            ..GenerateRequest::chat(Vec::new())
         };
         let submitted = Instant::now();
         let mut rx = llm.generate(request, CancellationToken::new())?;

@@ -83,6 +83,7 @@ async fn sentences_stream_before_the_reply_is_done() {
         ],
         max_tokens: Some(80),
         ignore_eos: false,
+        ..GenerateRequest::chat(Vec::new())
     };
     let mut rx = llm.generate(request, CancellationToken::new()).unwrap();
     let mut sentences = 0;
@@ -110,6 +111,7 @@ async fn cancelling_stops_generation_early() {
         messages: chat("Count from one to one hundred."),
         max_tokens: Some(200),
         ignore_eos: true,
+        ..GenerateRequest::chat(Vec::new())
     };
     let mut rx = llm.generate(request, cancel.clone()).unwrap();
     cancel.cancel();

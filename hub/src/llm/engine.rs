@@ -1,5 +1,6 @@
 //! The inference thread: owns the llama.cpp model and context, and serves jobs one at a time.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -149,14 +150,29 @@ pub(crate) fn run(
     if ready.send(Ok(info)).is_err() {
         return;
     }
-    while let Some(job) = jobs.blocking_recv() {
+    let mut queue = JobQueue::default();
+    while let Some(job) = queue.next(&mut jobs) {
         let Job {
             request,
             events,
             cancel,
         } = job;
-        let result = session.generate(&request, &events, &cancel);
+        let background = request.background;
+        // A conversation's prompt is mostly in the cache; background work overwrites it, so
+        // it is put back afterwards while nothing else is waiting.
+        let chat_tokens = background.then(|| session.cached.clone());
+        let mut preempt = || background && queue.conversation_waiting(&mut jobs);
+        let result = session.generate(&request, &events, &cancel, &mut preempt);
         let last = match result {
+            Ok(stats) if stats.preempted => {
+                tracing::debug!("background generation gave way to a conversation");
+                queue.retry(Job {
+                    request,
+                    events,
+                    cancel,
+                });
+                continue;
+            }
             Ok(stats) => LlmEvent::Done(stats),
             Err(e) => {
                 // A failed decode can leave the cache in an unknown state: start clean.
@@ -165,8 +181,81 @@ pub(crate) fn run(
             }
         };
         let _ = events.blocking_send(last);
+        if let Some(tokens) = chat_tokens {
+            let mut preempt = || queue.conversation_waiting(&mut jobs);
+            if let Err(e) = session.prefill(&tokens, &mut preempt) {
+                tracing::debug!(error = %e, "could not restore the conversation cache");
+                session.reset();
+            }
+        }
     }
     tracing::debug!("inference thread stopping");
+}
+
+/// Background jobs waiting for a quiet moment; more than this and the oldest is dropped.
+const MAX_BACKGROUND_JOBS: usize = 64;
+
+/// The two job classes: conversations first, background work only when none waits.
+#[derive(Default)]
+struct JobQueue {
+    conversation: VecDeque<Job>,
+    background: VecDeque<Job>,
+}
+
+impl JobQueue {
+    /// Moves every job already sent into the queue.
+    fn drain(&mut self, jobs: &mut mpsc::Receiver<Job>) {
+        while let Ok(job) = jobs.try_recv() {
+            self.push(job);
+        }
+    }
+
+    fn push(&mut self, job: Job) {
+        if !job.request.background {
+            self.conversation.push_back(job);
+            return;
+        }
+        if self.background.len() >= MAX_BACKGROUND_JOBS {
+            if let Some(dropped) = self.background.pop_front() {
+                tracing::warn!(
+                    waiting = MAX_BACKGROUND_JOBS,
+                    "too much background work is waiting; dropping the oldest"
+                );
+                let _ = dropped.events.try_send(LlmEvent::Failed(LlmError::Busy {
+                    capacity: MAX_BACKGROUND_JOBS,
+                }));
+            }
+        }
+        self.background.push_back(job);
+    }
+
+    /// Puts a preempted background job back at the front.
+    fn retry(&mut self, job: Job) {
+        self.background.push_front(job);
+    }
+
+    fn conversation_waiting(&mut self, jobs: &mut mpsc::Receiver<Job>) -> bool {
+        self.drain(jobs);
+        !self.conversation.is_empty()
+    }
+
+    /// The next job: a conversation if one waits, else background work, else it blocks.
+    /// `None` once every handle is gone and nothing is left.
+    fn next(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
+        loop {
+            self.drain(jobs);
+            if let Some(job) = self.conversation.pop_front() {
+                return Some(job);
+            }
+            if let Some(job) = self.background.pop_front() {
+                if job.events.is_closed() || job.cancel.is_cancelled() {
+                    continue;
+                }
+                return Some(job);
+            }
+            self.push(jobs.blocking_recv()?);
+        }
+    }
 }
 
 struct Session<'m> {
@@ -243,9 +332,19 @@ impl Session<'_> {
         }
     }
 
-    fn sampler(&self) -> LlamaSampler {
+    /// The sampler chain. A grammar goes FIRST: llama.cpp aborts the process when top-k runs
+    /// before it. Structured output is always greedy.
+    fn sampler(&self, grammar: Option<&str>) -> Result<LlamaSampler, LlmError> {
         let c = self.config;
-        if c.temperature <= 0.0 {
+        if let Some(grammar) = grammar {
+            let constrained = LlamaSampler::grammar(self.model, grammar, "root")
+                .map_err(|e| LlmError::Grammar(format!("llama.cpp refused the grammar: {e}")))?;
+            return Ok(LlamaSampler::chain_simple([
+                constrained,
+                LlamaSampler::greedy(),
+            ]));
+        }
+        Ok(if c.temperature <= 0.0 {
             LlamaSampler::greedy()
         } else {
             LlamaSampler::chain_simple([
@@ -253,7 +352,47 @@ impl Session<'_> {
                 LlamaSampler::temp(c.temperature),
                 LlamaSampler::dist(c.seed),
             ])
+        })
+    }
+
+    /// Evaluates `tokens` into sequence 0, reusing the longest prefix already cached, and
+    /// returns how many were reused. At least one token is evaluated again so that there are
+    /// fresh logits to sample from; `preempt` is asked between batches and stops early (the
+    /// cache then holds a shorter prefix, which is still valid).
+    fn prefill(
+        &mut self,
+        tokens: &[LlamaToken],
+        preempt: &mut dyn FnMut() -> bool,
+    ) -> Result<usize, LlmError> {
+        let mut keep = common_prefix(&self.cached, tokens).min(tokens.len().saturating_sub(1));
+        if keep < self.cached.len() {
+            if self
+                .ctx
+                .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+                .is_err()
+            {
+                self.reset();
+                keep = 0;
+            }
+            self.cached.truncate(keep);
         }
+        let n_batch = self.config.batch_tokens as usize;
+        let mut batch = LlamaBatch::new(n_batch.max(1), 1);
+        for start in (keep..tokens.len()).step_by(n_batch.max(1)) {
+            if preempt() {
+                break;
+            }
+            let end = (start + n_batch).min(tokens.len());
+            batch.clear();
+            for (i, &t) in tokens.iter().enumerate().take(end).skip(start) {
+                batch
+                    .add(t, i as i32, &[0], i + 1 == tokens.len())
+                    .map_err(|e| LlmError::Inference(e.to_string()))?;
+            }
+            self.decode(&mut batch)?;
+            self.cached.extend_from_slice(&tokens[start..end]);
+        }
+        Ok(keep)
     }
 
     fn decode(&mut self, batch: &mut LlamaBatch) -> Result<(), LlmError> {
@@ -267,50 +406,38 @@ impl Session<'_> {
         request: &GenerateRequest,
         events: &mpsc::Sender<LlmEvent>,
         cancel: &tokio_util::sync::CancellationToken,
+        preempt: &mut dyn FnMut() -> bool,
     ) -> Result<GenerationStats, LlmError> {
         let started = Instant::now();
         let max_tokens = request.max_tokens.unwrap_or(self.config.max_reply_tokens) as usize;
+        let mut sampler = self.sampler(request.grammar.as_deref())?;
         let tokens = self.fit_prompt(request, max_tokens)?;
 
         // Reuse the KV entries of the longest common prefix (the system prompt at least, the
-        // whole earlier exchange when the same room goes on). At least one token is evaluated
-        // again so that there are fresh logits to sample from.
-        let mut keep = common_prefix(&self.cached, &tokens).min(tokens.len() - 1);
-        if keep < self.cached.len() {
-            if self
-                .ctx
-                .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
-                .is_err()
-            {
-                self.reset();
-                keep = 0;
-            }
-            self.cached.truncate(keep);
-        }
-
-        let n_batch = self.config.batch_tokens as usize;
-        let mut batch = LlamaBatch::new(n_batch.max(1), 1);
-        for start in (keep..tokens.len()).step_by(n_batch) {
-            let end = (start + n_batch).min(tokens.len());
-            batch.clear();
-            for (i, &t) in tokens.iter().enumerate().take(end).skip(start) {
-                batch
-                    .add(t, i as i32, &[0], i + 1 == tokens.len())
-                    .map_err(|e| LlmError::Inference(e.to_string()))?;
-            }
-            self.decode(&mut batch)?;
-            self.cached.extend_from_slice(&tokens[start..end]);
+        // whole earlier exchange when the same room goes on).
+        let keep = self.prefill(&tokens, preempt)?;
+        let preempted = GenerationStats {
+            prompt_tokens: tokens.len(),
+            reused_tokens: keep,
+            preempted: true,
+            ..GenerationStats::default()
+        };
+        if self.cached.len() < tokens.len() {
+            return Ok(preempted);
         }
         let prompt_eval = started.elapsed();
 
         let vocab = self.model.vocab();
-        let mut sampler = self.sampler();
+        let mut batch = LlamaBatch::new(1, 1);
         let mut splitter = SentenceSplitter::default();
         let mut utf8 = Utf8Stream::default();
         let mut text = String::new();
-        let mut logits_at = batch.n_tokens() - 1;
+        // The prefill asked for logits of the last prompt token only: that is index -1 of
+        // its last batch, which llama.cpp resolves.
+        let mut logits_at = -1;
         let mut generated = 0;
         let mut cancelled = false;
+        let mut ended = false;
         let gen_started = Instant::now();
         let room = (self.ctx.n_ctx() as usize).saturating_sub(tokens.len());
         while generated < max_tokens.min(room) {
@@ -318,17 +445,23 @@ impl Session<'_> {
                 cancelled = true;
                 break;
             }
+            if preempt() {
+                return Ok(preempted);
+            }
             // `sample` also accepts the token into the sampler chain: never call accept again.
             let token = sampler.sample(&self.ctx, logits_at);
             if !request.ignore_eos && vocab.is_eog(token) {
+                ended = true;
                 break;
             }
             generated += 1;
             let piece = utf8.push(&vocab.token_to_piece(token, false, None));
             text.push_str(&piece);
-            for sentence in splitter.push(&piece) {
-                if events.blocking_send(LlmEvent::Sentence(sentence)).is_err() {
-                    cancelled = true;
+            if !request.background {
+                for sentence in splitter.push(&piece) {
+                    if events.blocking_send(LlmEvent::Sentence(sentence)).is_err() {
+                        cancelled = true;
+                    }
                 }
             }
             batch.clear();
@@ -342,10 +475,12 @@ impl Session<'_> {
         let generation = gen_started.elapsed();
         let tail = utf8.finish();
         text.push_str(&tail);
-        let mut rest: Vec<String> = splitter.push(&tail);
-        rest.extend(splitter.finish());
-        for sentence in rest {
-            let _ = events.blocking_send(LlmEvent::Sentence(sentence));
+        if !request.background {
+            let mut rest: Vec<String> = splitter.push(&tail);
+            rest.extend(splitter.finish());
+            for sentence in rest {
+                let _ = events.blocking_send(LlmEvent::Sentence(sentence));
+            }
         }
         Ok(GenerationStats {
             text: text.trim().to_string(),
@@ -355,6 +490,8 @@ impl Session<'_> {
             prompt_eval,
             generation,
             cancelled,
+            truncated: !ended && !cancelled,
+            preempted: false,
         })
     }
 }

@@ -72,6 +72,11 @@ pub struct GenerateRequest {
     pub max_tokens: Option<u32>,
     /// Keep generating past end-of-turn tokens (benchmarks only: it fixes the token count).
     pub ignore_eos: bool,
+    /// A GBNF grammar (from [`json_schema_grammar`], say) that every sampled token must fit.
+    pub grammar: Option<String>,
+    /// Background work (memory extraction): it runs only while no conversation waits, gives
+    /// way to one at once and starts again later, and sends no sentences, only `Done`.
+    pub background: bool,
 }
 
 impl GenerateRequest {
@@ -81,8 +86,31 @@ impl GenerateRequest {
             messages,
             max_tokens: None,
             ignore_eos: false,
+            grammar: None,
+            background: false,
         }
     }
+
+    /// Background work constrained by `grammar`, at most `max_tokens` long.
+    pub fn structured(
+        messages: Vec<ChatMessage>,
+        grammar: String,
+        max_tokens: u32,
+    ) -> GenerateRequest {
+        GenerateRequest {
+            messages,
+            max_tokens: Some(max_tokens),
+            ignore_eos: false,
+            grammar: Some(grammar),
+            background: true,
+        }
+    }
+}
+
+/// The GBNF grammar that llama.cpp derives from a JSON schema.
+pub fn json_schema_grammar(schema: &serde_json::Value) -> Result<String, LlmError> {
+    llama_cpp_2::json_schema_to_grammar(&schema.to_string())
+        .map_err(|e| LlmError::Grammar(format!("cannot turn the JSON schema into a grammar: {e}")))
 }
 
 /// What the inference thread sends back for one request, in order: sentences, then exactly one
@@ -114,6 +142,10 @@ pub struct GenerationStats {
     pub generation: Duration,
     /// Whether the request was cancelled before the model finished.
     pub cancelled: bool,
+    /// Whether generation stopped at the token limit rather than at an end-of-turn token.
+    pub truncated: bool,
+    /// Background work that gave way to a conversation (internal: it is queued again).
+    pub(crate) preempted: bool,
 }
 
 /// Where the chat template came from.
@@ -190,6 +222,9 @@ pub enum LlmError {
     /// The inference thread has stopped.
     #[error("the inference thread has stopped")]
     Stopped,
+    /// A grammar (or the schema behind it) was refused.
+    #[error("{0}")]
+    Grammar(String),
 }
 
 pub(crate) struct Job {
