@@ -131,7 +131,17 @@ impl MemoryStore {
         })
     }
 
-    fn storage(&self, source: sled::Error) -> MemoryError {
+    /// A named tree beside the memories (the graph, the profile): same database, same flushes.
+    pub(crate) fn tree(&self, name: &str) -> Result<sled::Tree, MemoryError> {
+        self.db.open_tree(name).map_err(|e| self.storage(e))
+    }
+
+    /// A fresh id, unique in this database and never reused.
+    pub(crate) fn next_id(&self) -> Result<u64, MemoryError> {
+        self.db.generate_id().map_err(|e| self.storage(e))
+    }
+
+    pub(crate) fn storage(&self, source: sled::Error) -> MemoryError {
         MemoryError::Storage {
             path: self.path.clone(),
             source,
@@ -146,7 +156,7 @@ impl MemoryStore {
         })
     }
 
-    fn flush(&self) -> Result<(), MemoryError> {
+    pub(crate) fn flush(&self) -> Result<(), MemoryError> {
         self.db.flush().map(|_| ()).map_err(|e| self.storage(e))
     }
 
