@@ -69,6 +69,13 @@ pub struct MemoryConfig {
     pub min_salience: f32,
     /// A new turn this similar (cosine) to a stored memory re-warms it instead of being stored.
     pub recurrence_similarity: f32,
+    /// A spoken correction ("actually, ...") replaces the stored memory most similar to it,
+    /// if at least this similar (cosine); otherwise it is stored as a new fact.
+    pub correction_similarity: f32,
+    /// Minutes between lifecycle sweeps (expiry, decay, consolidation); 0 turns them off.
+    pub sweep_interval_minutes: u64,
+    /// The memory graph.
+    pub graph: crate::extract::GraphConfig,
 }
 
 impl Default for MemoryConfig {
@@ -81,6 +88,9 @@ impl Default for MemoryConfig {
             context_chars: 1200,
             min_salience: 0.1,
             recurrence_similarity: 0.92,
+            correction_similarity: 0.5,
+            sweep_interval_minutes: 60,
+            graph: crate::extract::GraphConfig::default(),
         }
     }
 }

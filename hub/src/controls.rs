@@ -11,7 +11,21 @@ pub enum Control {
     ForgetAbout(String),
     /// List what is remembered about the topic.
     Recall(String),
+    /// Replace the stored fact this corrects ("actually, Anna lives in Lisbon now").
+    Correct(String),
 }
+
+/// Politeness and address before a control: "hey hearth, please ...".
+const ADDRESS: &[&str] = &[
+    "please", "hey", "hearth", "ok", "okay", "now", "could", "can", "would", "you",
+];
+
+/// Words that start a question or a request rather than a statement of fact.
+const NOT_A_FACT: &[&str] = &[
+    "what", "who", "where", "when", "why", "how", "which", "can", "could", "would", "will",
+    "should", "do", "does", "did", "is", "are", "tell", "play", "set", "remind", "stop", "turn",
+    "please", "let's", "lets", "never",
+];
 
 /// Recognises a control in an utterance; `None` for everything else.
 pub fn parse(text: &str) -> Option<Control> {
@@ -30,11 +44,7 @@ pub fn parse(text: &str) -> Option<Control> {
     let mut rest: &[&str] = &words;
     // Politeness and address: "hey hearth, please ..."
     while let Some((first, tail)) = rest.split_first() {
-        if [
-            "please", "hey", "hearth", "ok", "okay", "now", "could", "can", "would", "you",
-        ]
-        .contains(first)
-        {
+        if ADDRESS.contains(first) {
             rest = tail;
         } else {
             break;
@@ -62,6 +72,41 @@ pub fn parse(text: &str) -> Option<Control> {
     ] {
         if let Some(rest) = phrase.strip_prefix(prefix) {
             return topic(rest).map(Control::ForgetAbout);
+        }
+    }
+    for prefix in [
+        "correction ",
+        "that's wrong ",
+        "that is wrong ",
+        "that's not right ",
+        "that's not true ",
+        "that's outdated ",
+        "actually ",
+    ] {
+        if let Some(rest) = phrase.strip_prefix(prefix) {
+            let fact = rest.trim_start_matches("now ").trim();
+            let first = fact.split_whitespace().next().unwrap_or("");
+            if fact.split_whitespace().count() >= 3
+                && !NOT_A_FACT.contains(&first)
+                && !text.trim_end().ends_with('?')
+            {
+                // The fact as said, punctuation and case kept, after the cue words.
+                let cue_words = prefix.split_whitespace().count();
+                let said: Vec<&str> = text
+                    .split_whitespace()
+                    .skip_while(|w| {
+                        let w = w
+                            .trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+                            .to_lowercase();
+                        w.is_empty() || ADDRESS.contains(&w.as_str())
+                    })
+                    .skip(cue_words)
+                    .collect();
+                let said = said.join(" ");
+                let said = said.trim_start_matches([',', ':', ';', '-', ' ']);
+                return Some(Control::Correct(said.to_string()));
+            }
+            return None;
         }
     }
     for prefix in [
@@ -102,6 +147,23 @@ mod tests {
                 "what do you know about my sister please",
                 Some(Control::Recall("my sister".into())),
             ),
+            (
+                "Actually, Anna lives in Lisbon now.",
+                Some(Control::Correct("Anna lives in Lisbon now.".into())),
+            ),
+            (
+                "Correction: my dentist is Dr. Sousa, not Dr. Silva.",
+                Some(Control::Correct(
+                    "my dentist is Dr. Sousa, not Dr. Silva.".into(),
+                )),
+            ),
+            (
+                "That's wrong, the boiler was serviced in May.",
+                Some(Control::Correct("the boiler was serviced in May.".into())),
+            ),
+            ("Actually, what time is it?", None),
+            ("Actually, tell me a joke about cats", None),
+            ("Actually yes", None),
             ("Forget about", None),
             ("I always forget that song", None),
             ("Don't forget that I'm out tomorrow", None),

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod controls;
 pub mod conversation;
+pub mod extract;
 pub mod llm;
 pub mod memory;
 pub mod service;
@@ -20,6 +21,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HubConfig;
+use crate::extract::GraphWriter;
 use crate::llm::embed::Embedder;
 use crate::llm::LlmHandle;
 use crate::memory::Memories;
@@ -39,7 +41,20 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     let memories = Memories::open(&config.memory.path, embedder.dim())
         .with_context(|| format!("cannot open the memory at {}", config.memory.path.display()))?;
     tracing::info!(path = %config.memory.path.display(), memories = memories.store().len(), "memory opened");
-    let subconscious = Subconscious::new(Arc::new(memories), embedder, config.memory.clone());
+    let memories = Arc::new(memories);
+    let graph = GraphWriter::new(
+        llm.clone(),
+        Arc::clone(&memories),
+        config.memory.graph.clone(),
+    )
+    .context("cannot prepare the memory graph grammar")?;
+    let subconscious = Subconscious::new(Arc::clone(&memories), embedder, config.memory.clone())
+        .with_graph(graph, shutdown.child_token());
+    tokio::spawn(sweep_periodically(
+        Arc::clone(&memories),
+        config.memory.clone(),
+        shutdown.child_token(),
+    ));
     if config.mqtt.embedded_broker {
         broker::start(&config.mqtt)?;
     } else {
@@ -57,4 +72,42 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     }
     tracing::info!("hub stopped");
     Ok(())
+}
+
+/// The scheduled lifecycle sweep: once at start (catching up on downtime), then every
+/// `memory.sweep_interval_minutes`, until `stop`.
+async fn sweep_periodically(
+    memories: Arc<Memories>,
+    config: crate::config::MemoryConfig,
+    stop: CancellationToken,
+) {
+    if config.sweep_interval_minutes == 0 {
+        tracing::info!("memory sweeps are off (memory.sweep_interval_minutes = 0)");
+        return;
+    }
+    let mut every = tokio::time::interval(Duration::from_secs(config.sweep_interval_minutes * 60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let (memories, lifecycle) = (Arc::clone(&memories), config.lifecycle.clone());
+        let started = std::time::Instant::now();
+        let swept = tokio::task::spawn_blocking(move || {
+            memories.sweep(&lifecycle, hearth_shared::now_ms())
+        })
+        .await;
+        match swept {
+            Ok(Ok((report, profile))) => tracing::info!(
+                kept = report.kept,
+                expired = report.expired,
+                faded = report.faded,
+                profile = %profile.prompt_line(),
+                ms = started.elapsed().as_millis() as u64,
+                "memory sweep"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "memory sweep failed"),
+            Err(e) => tracing::error!(error = %e, "memory sweep panicked"),
+        }
+    }
 }

@@ -45,7 +45,7 @@ enum Command {
         #[arg(required = true, num_args = 2..)]
         texts: Vec<String>,
     },
-    /// Export or import memories as JSON lines.
+    /// Look into and manage the memory (stop the hub first: the store allows one process).
     Memory {
         #[command(subcommand)]
         action: MemoryAction,
@@ -70,6 +70,30 @@ enum MemoryAction {
         /// The JSON-lines file.
         file: PathBuf,
     },
+    /// What do you remember about TOPIC: the memories and graph nodes that mention it.
+    Recall {
+        /// Words to look for.
+        #[arg(required = true, num_args = 1..)]
+        topic: Vec<String>,
+    },
+    /// Correct a fact: store TEXT in place of memory ID, keeping the old one as superseded.
+    Correct {
+        /// The memory's id (as `recall` shows it).
+        id: u64,
+        /// The corrected fact.
+        text: String,
+    },
+    /// Forget one memory everywhere (store, both indexes, graph nodes learnt only from it).
+    Forget {
+        /// The memory's id.
+        id: u64,
+    },
+    /// Print the memory graph as a tree.
+    Graph,
+    /// Print the consolidated user profile.
+    Profile,
+    /// Run the lifecycle sweep now (expiry, decay, archiving, profile consolidation).
+    Sweep,
 }
 
 #[derive(Subcommand)]
@@ -174,34 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Memory { action }) => {
             let config = load_config(&cli)?;
-            let path = &config.memory.path;
-            // The store alone: the full-text index catches up when the hub next opens it.
-            let store = hearth_hub::memory::MemoryStore::open(&path.join("store"))?;
-            match action {
-                MemoryAction::Export { out: Some(file) } => {
-                    let f = std::fs::File::create(file)
-                        .with_context(|| format!("cannot create {}", file.display()))?;
-                    let n = store.export_jsonl(std::io::BufWriter::new(f))?;
-                    eprintln!(
-                        "exported {n} memories from {} to {}",
-                        path.display(),
-                        file.display()
-                    );
-                }
-                MemoryAction::Export { out: None } => {
-                    let n = store.export_jsonl(std::io::stdout().lock())?;
-                    eprintln!("exported {n} memories from {}", path.display());
-                }
-                MemoryAction::Import { file } => {
-                    let f = std::fs::File::open(file)
-                        .with_context(|| format!("cannot open {}", file.display()))?;
-                    let n = store
-                        .import_jsonl(std::io::BufReader::new(f))
-                        .with_context(|| format!("cannot import {}", file.display()))?;
-                    eprintln!("imported {n} memories into {}", path.display());
-                }
-            }
-            Ok(())
+            memory_command(&config, action)
         }
         Some(Command::Bench {
             which: Bench::Memory { sizes, queries },
@@ -222,6 +219,126 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<()> {
+    use hearth_hub::memory::{Memories, MemoryStore, NewMemory, Speaker};
+    let path = &config.memory.path;
+    let open = || {
+        let context = || {
+            format!(
+                "cannot open the memory at {} (is the hub running?)",
+                path.display()
+            )
+        };
+        // The vector index's width is that of the stored vectors (MiniLM's 384 when none).
+        let dim = {
+            let store = MemoryStore::open(&path.join("store")).with_context(context)?;
+            let first = store.vectors().next().transpose()?;
+            first.map_or(384, |(_, v)| v.len())
+        };
+        Memories::open(path, dim).with_context(context)
+    };
+    match action {
+        MemoryAction::Export { out } => {
+            // The store alone: the full-text index catches up when the hub next opens it.
+            let store = MemoryStore::open(&path.join("store"))?;
+            let n = match out {
+                Some(file) => {
+                    let f = std::fs::File::create(file)
+                        .with_context(|| format!("cannot create {}", file.display()))?;
+                    store.export_jsonl(std::io::BufWriter::new(f))?
+                }
+                None => store.export_jsonl(std::io::stdout().lock())?,
+            };
+            eprintln!("exported {n} memories from {}", path.display());
+        }
+        MemoryAction::Import { file } => {
+            let store = MemoryStore::open(&path.join("store"))?;
+            let f = std::fs::File::open(file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let n = store
+                .import_jsonl(std::io::BufReader::new(f))
+                .with_context(|| format!("cannot import {}", file.display()))?;
+            eprintln!("imported {n} memories into {}", path.display());
+        }
+        MemoryAction::Recall { topic } => {
+            let memories = open()?;
+            let topic = topic.join(" ");
+            let hits = memories.search_text(&topic, 20)?;
+            let nodes = memories.graph().search(&topic, 10)?;
+            if hits.is_empty() && nodes.is_empty() {
+                println!("I don't remember anything about {topic}.");
+            }
+            for (m, score) in hits {
+                let status = match (m.superseded_by, m.tier) {
+                    (Some(by), _) => format!("superseded by #{by}"),
+                    (None, tier) => format!("{tier:?}"),
+                };
+                println!(
+                    "#{} [{status}, bm25 {score:.2}, {}] {}",
+                    m.id, m.room, m.text
+                );
+            }
+            for n in nodes {
+                println!("graph {}", n.line());
+            }
+        }
+        MemoryAction::Correct { id, text } => {
+            let memories = open()?;
+            let vector = runtime()?.block_on(async {
+                let (embedder, _t) =
+                    hearth_hub::llm::embed::Embedder::start(config.embeddings.clone()).await?;
+                anyhow::Ok(embedder.embed(vec![text.clone()]).await?.pop())
+            })?;
+            let now = hearth_shared::now_ms();
+            let new = NewMemory {
+                text: text.clone(),
+                room: "cli".into(),
+                speaker: Speaker::User,
+                created_at_ms: now,
+                salience: config.memory.lifecycle.salience(text, 0.3),
+                source: Some("hearth-hub memory correct".into()),
+            };
+            match memories.correct(*id, new, vector.as_deref())? {
+                Some((old, new)) => println!(
+                    "#{} {:?} is superseded by #{} {:?}",
+                    old.id, old.text, new.id, new.text
+                ),
+                None => anyhow::bail!("there is no memory #{id}"),
+            }
+        }
+        MemoryAction::Forget { id } => {
+            if !open()?.forget(*id)? {
+                anyhow::bail!("there is no memory #{id}");
+            }
+            println!("forgot #{id}");
+        }
+        MemoryAction::Graph => {
+            let memories = open()?;
+            let tree = memories.graph().render_tree()?;
+            if tree.is_empty() {
+                println!("the memory graph is empty");
+            }
+            print!("{tree}");
+        }
+        MemoryAction::Profile => match open()?.profile()? {
+            Some(p) => print!("{}", p.render()),
+            None => println!(
+                "no profile yet: it is made by the first sweep (`hearth-hub memory sweep`)"
+            ),
+        },
+        MemoryAction::Sweep => {
+            let (report, profile) =
+                open()?.sweep(&config.memory.lifecycle, hearth_shared::now_ms())?;
+            println!(
+                "kept {}, expired {}, faded {}",
+                report.kept, report.expired, report.faded
+            );
+            print!("{}", profile.render());
+        }
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -320,10 +320,31 @@ async fn send_chunk(shared: &Shared, u: &Utterance, seq: u32, text: String, is_f
 
 /// Answers one utterance: queue it for the model, stream each sentence as a reply chunk, end
 /// with a final chunk, and remember the exchange.
-/// Answers a memory control directly, without the language model.
-async fn control(shared: &Shared, u: &Utterance, control: Control) {
+/// Answers a memory control directly, without the language model. Returns `false` when the
+/// utterance turned out not to be one (a "correction" of nothing stored), to be answered as
+/// usual.
+async fn control(shared: &Shared, u: &Utterance, control: Control) -> bool {
     let s = &shared.subconscious;
     let reply = match control {
+        Control::Correct(fact) => match s.correct(u, &fact, now_ms()).await {
+            Ok(Some((old, new))) => {
+                shared
+                    .last_stored
+                    .lock()
+                    .expect("lock")
+                    .insert(u.room.clone(), new.id);
+                tracing::info!(old = old.id, new = new.id, "memory corrected");
+                format!(
+                    "Got it, I have updated that: {} I kept the old version as history.",
+                    new.text.trim()
+                )
+            }
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::error!(error = %e, "correction failed");
+                "Sorry, I could not update that; my memory store reported an error.".to_string()
+            }
+        },
         Control::ForgetLast => {
             let last = shared.last_stored.lock().expect("lock").remove(&u.room);
             match last {
@@ -381,12 +402,14 @@ async fn control(shared: &Shared, u: &Utterance, control: Control) {
     tracing::info!(id = %u.id, reply = %reply, "memory control");
     send_chunk(shared, u, 0, reply, false).await;
     send_chunk(shared, u, 1, String::new(), true).await;
+    true
 }
 
 async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
     if let Some(c) = controls::parse(&u.text) {
-        control(&shared, &u, c).await;
-        return;
+        if control(&shared, &u, c).await {
+            return;
+        }
     }
     let now = now_ms();
     let Recall {

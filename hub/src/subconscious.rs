@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use hearth_shared::Utterance;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::MemoryConfig;
+use crate::extract::GraphWriter;
 use crate::llm::embed::Embedder;
 use crate::memory::retrieval::{render_context, retrieve};
 use crate::memory::{Memories, MemoriesError, Memory, MemoryId, NewMemory, Speaker};
@@ -29,6 +32,9 @@ pub struct Subconscious {
     memories: Arc<Memories>,
     embedder: Embedder,
     config: MemoryConfig,
+    /// Writes stored turns into the memory graph, in the background, until the token is
+    /// cancelled.
+    graph: Option<(GraphWriter, CancellationToken)>,
 }
 
 impl Subconscious {
@@ -38,7 +44,39 @@ impl Subconscious {
             memories,
             embedder,
             config,
+            graph: None,
         }
+    }
+
+    /// Also writes stored turns into the memory graph with `writer` (background LLM work),
+    /// until `stop` is cancelled.
+    pub fn with_graph(mut self, writer: GraphWriter, stop: CancellationToken) -> Subconscious {
+        self.graph = Some((writer, stop));
+        self
+    }
+
+    /// Starts the graph write for a stored memory, if it is salient enough; it runs after the
+    /// reply, as background LLM work, and never delays a conversation.
+    fn extract(&self, id: MemoryId, text: String, salience: f32, now_ms: u64) {
+        let Some((writer, stop)) = &self.graph else {
+            return;
+        };
+        let config = writer.config();
+        if !config.enabled || salience < config.min_salience {
+            return;
+        }
+        let (writer, stop) = (writer.clone(), stop.clone());
+        tokio::spawn(async move {
+            let facts = [text];
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                result = writer.write(&facts, Some(id), now_ms) => {
+                    if let Err(e) = result {
+                        tracing::warn!(memory = id, error = %e, "memory graph extraction failed");
+                    }
+                }
+            }
+        });
     }
 
     /// The memories behind it.
@@ -73,7 +111,14 @@ impl Subconscious {
                 &config.retrieval,
                 &config.lifecycle,
             )?;
-            Ok((render_context(&hits, config.context_chars), hits))
+            let mut context = render_context(&hits, config.context_chars);
+            if let Some(profile) = memories.profile()? {
+                let line = profile.prompt_line();
+                if !line.is_empty() {
+                    context = format!("[PROFILE, CONSOLIDATED FROM MEMORY] {line}\n{context}");
+                }
+            }
+            Ok((context, hits))
         })
         .await;
         match recalled {
@@ -139,13 +184,13 @@ impl Subconscious {
                 .and_then(|mut v| v.pop()),
         };
         let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
-        let id = u.id.clone();
+        let (id, text) = (u.id.clone(), u.text.clone());
         let result = tokio::task::spawn_blocking(
-            move || -> Result<(&'static str, Option<MemoryId>), MemoriesError> {
+            move || -> Result<(&'static str, Option<MemoryId>, f32), MemoriesError> {
                 // Emotional scoring arrives with the emotion work; a neutral placeholder until then.
                 let salience = config.lifecycle.salience(&u.text, 0.3);
                 if salience < config.min_salience {
-                    return Ok(("chatter, not stored", None));
+                    return Ok(("chatter, not stored", None, salience));
                 }
                 if let Some(v) = &vector {
                     if let Some((mut same, cos)) = memories.search_vector(v, 1)?.into_iter().next()
@@ -153,7 +198,7 @@ impl Subconscious {
                         if cos >= config.recurrence_similarity {
                             config.lifecycle.rewarm(&mut same, now_ms);
                             memories.update(&same)?;
-                            return Ok(("recurrence, re-warmed", Some(same.id)));
+                            return Ok(("recurrence, re-warmed", Some(same.id), salience));
                         }
                     }
                 }
@@ -168,13 +213,16 @@ impl Subconscious {
                 if let Some(v) = &vector {
                     memories.set_vector(m.id, v)?;
                 }
-                Ok(("stored", Some(m.id)))
+                Ok(("stored", Some(m.id), salience))
             },
         )
         .await;
         match result {
-            Ok(Ok((what, memory))) => {
-                tracing::info!(%id, what, memory = ?memory, "memory ingest");
+            Ok(Ok((what, memory, salience))) => {
+                tracing::info!(%id, what, memory = ?memory, salience, "memory ingest");
+                if let (Some(m), "stored") = (memory, what) {
+                    self.extract(m, text, salience, now_ms);
+                }
                 memory
             }
             Ok(Err(e)) => {
@@ -213,5 +261,61 @@ impl Subconscious {
         })
         .await
         .unwrap_or(Ok(Vec::new()))
+    }
+
+    /// Replaces the stored fact that `fact` corrects: the most similar live memory, if its
+    /// cosine is at least `memory.correction_similarity`. The old memory is superseded and
+    /// kept. Returns (old, new), or `None` when nothing stored is close enough.
+    pub async fn correct(
+        &self,
+        u: &Utterance,
+        fact: &str,
+        now_ms: u64,
+    ) -> Result<Option<(Memory, Memory)>, MemoriesError> {
+        let vector = match self.embedder.embed(vec![fact.to_string()]).await {
+            Ok(mut v) => v.pop(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot embed the correction");
+                return Ok(None);
+            }
+        };
+        let Some(vector) = vector else {
+            return Ok(None);
+        };
+        let (memories, config, u, fact) = (
+            Arc::clone(&self.memories),
+            self.config.clone(),
+            u.clone(),
+            fact.to_string(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let target = memories
+                .search_vector(&vector, 10)?
+                .into_iter()
+                .find(|(m, _)| {
+                    m.speaker == Speaker::User
+                        && m.tier != crate::memory::Tier::Archived
+                        && crate::memory::lifecycle::valid_at(m, now_ms)
+                })
+                .filter(|(_, cos)| *cos >= config.correction_similarity);
+            let Some((old, cos)) = target else {
+                return Ok(None);
+            };
+            tracing::info!(old = old.id, cosine = cos, "correcting a memory");
+            memories.correct(
+                old.id,
+                NewMemory {
+                    salience: config.lifecycle.salience(&fact, 0.3),
+                    text: fact,
+                    room: u.room.clone(),
+                    speaker: Speaker::User,
+                    created_at_ms: now_ms,
+                    source: Some(u.id.clone()),
+                },
+                Some(&vector),
+            )
+        })
+        .await
+        .unwrap_or(Ok(None))
     }
 }

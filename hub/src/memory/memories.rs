@@ -5,6 +5,9 @@ use std::path::Path;
 use std::sync::RwLock;
 
 use super::fulltext::{FullText, FullTextError};
+use super::graph::{Graph, GraphError};
+use super::lifecycle::{LifecycleConfig, Sweep};
+use super::profile::{consolidate, Profile};
 use super::record::{Memory, MemoryId, NewMemory};
 use super::store::{MemoryError, MemoryStore};
 use super::vectors::{BruteForce, VectorIndex};
@@ -18,6 +21,9 @@ pub enum MemoriesError {
     /// The full-text index failed.
     #[error(transparent)]
     FullText(#[from] FullTextError),
+    /// The memory graph refused a proposal.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
     /// A vector of the wrong length for the index.
     #[error("an embedding of {got} dimensions does not fit the index of {want}; is embeddings.model the one the index was built with?")]
     Dimension {
@@ -28,11 +34,23 @@ pub enum MemoriesError {
     },
 }
 
+/// What one lifecycle sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Memories left as they were.
+    pub kept: usize,
+    /// Short-term memories past their TTL, now archived.
+    pub expired: usize,
+    /// Long-term memories decayed below the floor, now archived.
+    pub faded: usize,
+}
+
 /// Memories with their full-text and vector indexes.
 pub struct Memories {
     store: MemoryStore,
     fulltext: FullText,
     vectors: RwLock<BruteForce>,
+    graph: Graph,
 }
 
 impl std::fmt::Debug for Memories {
@@ -77,6 +95,7 @@ impl Memories {
             tracing::warn!(skipped, dim, "memories embedded with another model were left out of vector search; re-embed them");
         }
         Ok(Memories {
+            graph: Graph::open(&store)?,
             store,
             fulltext,
             vectors: RwLock::new(vectors),
@@ -91,6 +110,11 @@ impl Memories {
     /// The full-text index.
     pub fn fulltext(&self) -> &FullText {
         &self.fulltext
+    }
+
+    /// The memory graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
 
     /// Stores and indexes a new memory. Durable in sled when this returns.
@@ -136,11 +160,20 @@ impl Memories {
         Ok(())
     }
 
-    /// Deletes a memory from the store and both indexes. Returns whether it existed.
+    /// Deletes a memory from the store, both indexes, and the graph nodes learnt only from
+    /// it. Returns whether it existed.
     pub fn forget(&self, id: MemoryId) -> Result<bool, MemoriesError> {
         let existed = self.store.forget(id)?;
         self.fulltext.remove(id, self.store.generation()?)?;
         self.vectors.write().expect("lock").remove(id);
+        let nodes = self.graph.forget_source(id)?;
+        if nodes > 0 {
+            tracing::info!(
+                memory = id,
+                nodes,
+                "forgot graph nodes learnt from the memory"
+            );
+        }
         Ok(existed)
     }
 
@@ -188,5 +221,63 @@ impl Memories {
             }
         }
         Ok(out)
+    }
+
+    /// The lifecycle sweep at `now_ms`: archives expired and faded memories, then
+    /// consolidates the rest into the user profile and stores it.
+    pub fn sweep(
+        &self,
+        lifecycle: &LifecycleConfig,
+        now_ms: u64,
+    ) -> Result<(SweepReport, Profile), MemoriesError> {
+        let mut report = SweepReport::default();
+        let mut all = Vec::with_capacity(self.store.len());
+        for m in self.store.iter() {
+            let mut m = m?;
+            let decision = lifecycle.sweep(&m, now_ms);
+            match decision {
+                Sweep::Keep => report.kept += 1,
+                Sweep::Expired => report.expired += 1,
+                Sweep::Faded { .. } => report.faded += 1,
+            }
+            if lifecycle.apply(&mut m, decision) {
+                self.update(&m)?;
+            }
+            all.push(m);
+        }
+        let profile = consolidate(&all, now_ms);
+        profile.save(&self.store)?;
+        Ok((report, profile))
+    }
+
+    /// Replaces memory `old` by a corrected one: the new memory is stored (with its vector)
+    /// and the old one is superseded from `now_ms`, kept as history. Returns both.
+    pub fn correct(
+        &self,
+        old: MemoryId,
+        new: NewMemory,
+        vector: Option<&[f32]>,
+    ) -> Result<Option<(Memory, Memory)>, MemoriesError> {
+        let Some(mut previous) = self.store.get(old)? else {
+            return Ok(None);
+        };
+        let now_ms = new.created_at_ms;
+        let mut corrected = self.remember(new)?;
+        if let Some(v) = vector {
+            self.set_vector(corrected.id, v)?;
+        }
+        // The correction inherits what the old memory had earned.
+        corrected.tier = previous.tier.max_live(corrected.tier);
+        corrected.salience = corrected.salience.max(previous.salience);
+        corrected.recalls = previous.recalls;
+        self.update(&corrected)?;
+        super::lifecycle::supersede(&mut previous, corrected.id, now_ms);
+        self.update(&previous)?;
+        Ok(Some((previous, corrected)))
+    }
+
+    /// The stored user profile, if a sweep has made one.
+    pub fn profile(&self) -> Result<Option<Profile>, MemoriesError> {
+        Ok(Profile::load(&self.store)?)
     }
 }

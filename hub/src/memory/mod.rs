@@ -5,13 +5,15 @@
 //! later steps and are always derivable from it.
 
 pub mod fulltext;
+pub mod graph;
 pub mod lifecycle;
 pub mod memories;
+pub mod profile;
 pub mod record;
 pub mod retrieval;
 pub mod store;
 pub mod vectors;
 
-pub use memories::{Memories, MemoriesError};
+pub use memories::{Memories, MemoriesError, SweepReport};
 pub use record::{Memory, MemoryId, NewMemory, Speaker, Tier};
 pub use store::{MemoryError, MemoryStore, SCHEMA_VERSION};

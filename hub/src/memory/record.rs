@@ -29,6 +29,17 @@ pub enum Tier {
     Archived,
 }
 
+impl Tier {
+    /// The more established of two tiers, never archived: long-term over short-term.
+    pub fn max_live(self, other: Tier) -> Tier {
+        if self == Tier::LongTerm || other == Tier::LongTerm {
+            Tier::LongTerm
+        } else {
+            Tier::ShortTerm
+        }
+    }
+}
+
 /// A memory to insert; the store assigns the id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewMemory {

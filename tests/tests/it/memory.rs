@@ -77,3 +77,87 @@ async fn forget_that_removes_the_memory_everywhere() -> anyhow::Result<()> {
     assert!(line.contains("recalled=[]"), "{line}");
     Ok(())
 }
+
+/// Runs `hearth-hub --config CONFIG memory ARGS...` and returns its stdout; fails on a non-zero
+/// exit.
+async fn memory_cli(config: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new(hearth_tests::bin("hearth-hub"))
+        .arg("--config")
+        .arg(config)
+        .arg("memory")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "memory {args:?} failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
+}
+
+#[tokio::test]
+async fn a_spoken_correction_supersedes_the_fact_and_the_cli_shows_both() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let mut hub = Hub::start(dir.path(), port, "").await?;
+    let mut kitchen = Terminal::start(dir.path(), port, "kitchen")?;
+    kitchen
+        .expect("connected to the hub", Duration::from_secs(30))
+        .await?;
+    kitchen.say("My sister Anna lives in Porto.").await?;
+    kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
+    wait_for_log(&hub.log, "what=\"stored\"", Duration::from_secs(30)).await?;
+    // The graph write runs in the background after the reply; either outcome is logged.
+    wait_for_log(&hub.log, "memory graph", Duration::from_secs(120)).await?;
+
+    kitchen
+        .say("Actually, my sister Anna lives in Lisbon now.")
+        .await?;
+    let (line, _) = kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
+    assert!(line.contains("updated that"), "{line}");
+
+    let mut study = Terminal::start(dir.path(), port, "study")?;
+    study
+        .expect("connected to the hub", Duration::from_secs(30))
+        .await?;
+    study.say("Where does my sister live?").await?;
+    study.expect("hub: ", REPLY_TIMEOUT).await?;
+    let line = wait_for_log(&hub.log, "memory context id=study", Duration::from_secs(5)).await?;
+    assert!(line.contains("Lisbon") && !line.contains("Porto"), "{line}");
+
+    // The CLI, once the hub has let go of the store: both versions, the old one superseded.
+    hub.terminate().await?;
+    let config = hub.config.clone();
+    let recall = memory_cli(&config, &["recall", "Anna"]).await?;
+    let porto = recall.lines().find(|l| l.contains("Porto")).unwrap_or("");
+    let lisbon = recall.lines().find(|l| l.contains("Lisbon")).unwrap_or("");
+    assert!(porto.contains("superseded by"), "{recall}");
+    assert!(
+        !lisbon.is_empty() && !lisbon.contains("superseded"),
+        "{recall}"
+    );
+
+    let sweep = memory_cli(&config, &["sweep"]).await?;
+    assert!(
+        sweep.contains("expired 0") && sweep.contains("profile from"),
+        "{sweep}"
+    );
+    let profile = memory_cli(&config, &["profile"]).await?;
+    assert!(profile.contains("agreeableness"), "{profile}");
+    memory_cli(&config, &["graph"]).await?;
+
+    let id = lisbon
+        .trim_start_matches('#')
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    memory_cli(&config, &["forget", &id]).await?;
+    let recall = memory_cli(&config, &["recall", "Anna"]).await?;
+    assert!(!recall.contains("Lisbon"), "{recall}");
+    Ok(())
+}
