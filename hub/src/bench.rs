@@ -188,6 +188,7 @@ async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64
                 started_at_ms: now_ms(),
                 ended_at_ms: now_ms(),
                 audio: None,
+                speaker: None,
             };
             client
                 .publish(

@@ -10,6 +10,7 @@ pub mod controls;
 pub mod conversation;
 pub mod extract;
 pub mod llm;
+pub mod locomo;
 pub mod memory;
 pub mod service;
 pub mod subconscious;

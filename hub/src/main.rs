@@ -107,6 +107,16 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Retrieval recall on LoCoMo conversations (R@1/5/10 per category), ingest time and
+    /// retrieval latency.
+    Locomo {
+        /// A folder of LoCoMo JSON files (or one file).
+        #[arg(long)]
+        data: PathBuf,
+        /// Also run a baseline on the same stores: `bm25` (tantivy alone).
+        #[arg(long, value_parser = ["bm25"])]
+        baseline: Option<String>,
+    },
     /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
     Memory {
         /// Store sizes, comma-separated.
@@ -209,6 +219,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 queries: *queries,
             };
             runtime()?.block_on(hearth_hub::bench::memory(config, opts))
+        }
+        Some(Command::Bench {
+            which: Bench::Locomo { data, baseline },
+        }) => {
+            let config = load_config(&cli)?;
+            let opts = hearth_hub::locomo::LocomoOptions {
+                data: data.clone(),
+                baseline: baseline.is_some(),
+            };
+            runtime()?.block_on(hearth_hub::locomo::bench(config, opts))
         }
         None | Some(Command::Run) => {
             let config = load_config(&cli)?;

@@ -15,6 +15,15 @@ use crate::llm::embed::Embedder;
 use crate::memory::retrieval::{render_context, retrieve};
 use crate::memory::{Memories, MemoriesError, Memory, MemoryId, NewMemory, Speaker};
 
+/// The text a turn is remembered by: with its speaker's name in front when the terminal knew
+/// who spoke ("Anna: I'm off to Porto"), so that a question naming her finds her words.
+pub fn memory_text(u: &Utterance) -> String {
+    match &u.speaker {
+        Some(who) if !who.trim().is_empty() => format!("{}: {}", who.trim(), u.text),
+        _ => u.text.clone(),
+    }
+}
+
 /// What was recalled for one turn.
 #[derive(Debug, Clone, Default)]
 pub struct Recall {
@@ -174,11 +183,12 @@ impl Subconscious {
         vector: Option<Vec<f32>>,
         now_ms: u64,
     ) -> Option<MemoryId> {
+        // The turn's own embedding (from recall) fits unless a speaker name goes in front.
         let vector = match vector {
-            Some(v) => Some(v),
-            None => self
+            Some(v) if u.speaker.is_none() => Some(v),
+            _ => self
                 .embedder
-                .embed(vec![u.text.clone()])
+                .embed(vec![memory_text(u)])
                 .await
                 .ok()
                 .and_then(|mut v| v.pop()),
@@ -203,7 +213,7 @@ impl Subconscious {
                     }
                 }
                 let m = memories.remember(NewMemory {
-                    text: u.text.clone(),
+                    text: memory_text(&u),
                     room: u.room.clone(),
                     speaker: Speaker::User,
                     created_at_ms: now_ms,

@@ -149,6 +149,7 @@ mod tests {
                 speaking_rate_wps: Some(2.5),
                 pitch_hz: None,
             }),
+            speaker: Some("Anna".into()),
         }
     }
 
@@ -164,6 +165,7 @@ mod tests {
         round_trip(utterance());
         round_trip(Utterance {
             audio: None,
+            speaker: None,
             ..utterance()
         });
         round_trip(Presence {

@@ -78,6 +78,10 @@ pub struct Utterance {
     /// Prosody features from the voice front end, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioFeatures>,
+    /// Who spoke, when the terminal knows (a named user, a recognised voice). Memories keep
+    /// it, so that "what did Anna say about..." finds Anna's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 impl WireMessage for Utterance {

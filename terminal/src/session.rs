@@ -74,6 +74,7 @@ pub async fn run<F: Frontend>(
                         started_at_ms,
                         ended_at_ms,
                         audio,
+                        speaker: None,
                     };
                     if let State::Awaiting { id: old, .. } = &state {
                         tracing::info!(old = %old, "new utterance supersedes the reply in flight");

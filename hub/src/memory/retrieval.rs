@@ -31,6 +31,9 @@ pub struct RetrievalConfig {
     pub candidates: usize,
     /// Include archived and superseded memories.
     pub include_archived: bool,
+    /// A top hit with a cosine below this is weak evidence: the assistant should rather say
+    /// it does not know (reported by `hearth-hub bench locomo`).
+    pub confidence_floor: f32,
 }
 
 impl Default for RetrievalConfig {
@@ -44,6 +47,7 @@ impl Default for RetrievalConfig {
             recency_decay_per_hour: 0.995,
             candidates: 50,
             include_archived: false,
+            confidence_floor: 0.5,
         }
     }
 }

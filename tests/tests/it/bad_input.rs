@@ -17,6 +17,7 @@ fn utterance(terminal: &str, text: &str) -> Utterance {
         started_at_ms: 0,
         ended_at_ms: 0,
         audio: None,
+        speaker: None,
     }
 }
 

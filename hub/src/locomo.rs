@@ -1,0 +1,513 @@
+//! `hearth-hub bench locomo`: retrieval quality on LoCoMo (ACL 2024), long multi-session
+//! conversations whose questions name their evidence turns.
+//!
+//! Each conversation goes into a fresh memory store through the live ingest path
+//! ([`Subconscious::ingest`]: salience, the chatter floor, recurrence re-warming, embeddings),
+//! one turn at a time, stamped with its session's date. Each question then runs the retrieval
+//! the subconscious runs before an answer ([`retrieve`]), at a time just after the last
+//! session. A question is a hit at k when one of its evidence turns, or a memory that turn
+//! re-warmed, is in the top k. Nothing here is specific to the data set except reading it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hearth_shared::Utterance;
+use serde::Deserialize;
+
+use crate::config::HubConfig;
+use crate::llm::embed::Embedder;
+use crate::memory::retrieval::retrieve;
+use crate::memory::{Memories, MemoryId};
+use crate::subconscious::Subconscious;
+
+/// The cut-offs reported.
+pub const KS: [usize; 3] = [1, 5, 10];
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Turn {
+    /// Who said it.
+    pub speaker: String,
+    /// Its id, `D<session>:<n>`.
+    pub dia_id: String,
+    /// What was said.
+    pub text: String,
+}
+
+/// One question with its evidence.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Question {
+    /// The question.
+    pub question: String,
+    /// The turns that answer it.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 adversarial.
+    pub category: u8,
+}
+
+/// A conversation: sessions of turns with their dates, and questions.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    /// The file's stem.
+    pub name: String,
+    /// Sessions in order: (start time in ms since the Unix epoch, turns).
+    pub sessions: Vec<(u64, Vec<Turn>)>,
+    /// Questions that have evidence.
+    pub questions: Vec<Question>,
+}
+
+/// Parses LoCoMo's session dates, such as "4:04 pm on 20 January, 2023", as UTC.
+pub fn parse_date(s: &str) -> Option<u64> {
+    let (time, date) = s.trim().split_once(" on ")?;
+    let (clock, half) = time.trim().split_once(' ')?;
+    let (h, m) = clock.split_once(':')?;
+    let (mut h, m): (u64, u64) = (h.parse().ok()?, m.parse().ok()?);
+    match half.to_ascii_lowercase().as_str() {
+        "am" if h == 12 => h = 0,
+        "am" => {}
+        "pm" if h < 12 => h += 12,
+        "pm" => {}
+        _ => return None,
+    }
+    let mut parts = date.split(|c: char| c == ' ' || c == ',').filter(|p| !p.is_empty());
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = parts.next()?.to_ascii_lowercase();
+    let year: i64 = parts.next()?.parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "january", "february", "march", "april", "may", "june", "july", "august", "september",
+        "october", "november", "december",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    if !(1..=31).contains(&day) || h > 23 || m > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day as i64);
+    Some((days as u64 * 86_400 + h * 3600 + m * 60) * 1000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Reads one LoCoMo JSON file.
+pub fn load(path: &Path) -> anyhow::Result<Conversation> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let conv = json.get("conversation").unwrap_or(&json);
+    let mut sessions = Vec::new();
+    for n in 1.. {
+        let Some(turns) = conv.get(format!("session_{n}")) else {
+            break;
+        };
+        let date = conv
+            .get(format!("session_{n}_date_time"))
+            .and_then(|d| d.as_str())
+            .with_context(|| format!("{}: session_{n} has no date", path.display()))?;
+        let at = parse_date(date)
+            .with_context(|| format!("{}: session_{n} date {date:?}", path.display()))?;
+        let turns: Vec<Turn> = serde_json::from_value(turns.clone())
+            .with_context(|| format!("{}: session_{n}", path.display()))?;
+        sessions.push((at, turns));
+    }
+    anyhow::ensure!(!sessions.is_empty(), "{}: no sessions", path.display());
+    let questions: Vec<Question> = serde_json::from_value(
+        json.get("qa")
+            .cloned()
+            .with_context(|| format!("{}: no qa", path.display()))?,
+    )
+    .with_context(|| format!("{}: qa", path.display()))?;
+    Ok(Conversation {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sessions,
+        questions: questions
+            .into_iter()
+            .filter(|q| !q.evidence.is_empty())
+            .collect(),
+    })
+}
+
+/// Hits at each of [`KS`], and the number of questions, for one category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Questions with an evidence turn in the top 1, 5, 10.
+    pub hits: [usize; 3],
+    /// Questions.
+    pub questions: usize,
+}
+
+/// Counts by category (1 to 5).
+pub type Tally = BTreeMap<u8, Counts>;
+
+/// What one conversation gave.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Turns stored as new memories.
+    pub stored: usize,
+    /// Turns that re-warmed a stored memory instead.
+    pub rewarmed: usize,
+    /// Turns below the chatter floor, not stored.
+    pub dropped: usize,
+    /// Hybrid retrieval.
+    pub hybrid: Tally,
+    /// BM25 alone, when asked for.
+    pub bm25: Option<Tally>,
+    /// Time to ingest every turn.
+    pub ingest: Duration,
+    /// Hybrid retrieval time per question (the query embedding excluded).
+    pub retrieval: Vec<Duration>,
+    /// Query embedding time per question.
+    pub embedding: Vec<Duration>,
+    /// For each question: (category, the top hit's cosine).
+    pub top_cosine: Vec<(u8, f32)>,
+}
+
+fn count(tally: &mut Tally, category: u8, ranked: &[MemoryId], evidence: &HashSet<MemoryId>) {
+    let c = tally.entry(category).or_default();
+    c.questions += 1;
+    for (i, k) in KS.iter().enumerate() {
+        if ranked.iter().take(*k).any(|id| evidence.contains(id)) {
+            c.hits[i] += 1;
+        }
+    }
+}
+
+/// Ingests one conversation into a fresh store in `dir` and asks its questions.
+pub async fn run_conversation(
+    conv: &Conversation,
+    config: &HubConfig,
+    embedder: &Embedder,
+    dir: &Path,
+    baseline: bool,
+) -> anyhow::Result<Outcome> {
+    let memories = Arc::new(Memories::open(dir, embedder.dim())?);
+    let subconscious = Subconscious::new(
+        Arc::clone(&memories),
+        embedder.clone(),
+        config.memory.clone(),
+    );
+    let mut out = Outcome::default();
+    // Which memory each turn ended up in (its own, or the one it re-warmed).
+    let mut memory_of: HashMap<String, MemoryId> = HashMap::new();
+    let started = Instant::now();
+    let mut last = 0;
+    for (at, turns) in &conv.sessions {
+        for (i, turn) in turns.iter().enumerate() {
+            // A turn every 30 s from the session's start.
+            let when = at + i as u64 * 30_000;
+            last = last.max(when);
+            let u = Utterance {
+                id: turn.dia_id.clone(),
+                terminal: "locomo".into(),
+                room: "locomo".into(),
+                text: turn.text.clone(),
+                started_at_ms: when,
+                ended_at_ms: when,
+                audio: None,
+                speaker: Some(turn.speaker.clone()),
+            };
+            let before = memories.store().len();
+            match subconscious.ingest(&u, None, when).await {
+                Some(id) => {
+                    if memories.store().len() > before {
+                        out.stored += 1;
+                    } else {
+                        out.rewarmed += 1;
+                    }
+                    memory_of.insert(turn.dia_id.trim().to_string(), id);
+                }
+                None => out.dropped += 1,
+            }
+        }
+    }
+    out.ingest = started.elapsed();
+
+    // Questions are asked a day after the last session.
+    let now = last + 86_400_000;
+    let mut retrieval = config.memory.retrieval.clone();
+    retrieval.candidates = retrieval.candidates.max(KS[2]);
+    let mut bm25 = Tally::new();
+    for q in &conv.questions {
+        let evidence: HashSet<MemoryId> = q
+            .evidence
+            .iter()
+            .filter_map(|d| memory_of.get(d.trim()).copied())
+            .collect();
+        let t = Instant::now();
+        let vector = embedder.embed(vec![q.question.clone()]).await?.pop();
+        out.embedding.push(t.elapsed());
+        let t = Instant::now();
+        let hits = retrieve(
+            &memories,
+            &q.question,
+            vector.as_deref(),
+            KS[2],
+            now,
+            &retrieval,
+            &config.memory.lifecycle,
+        )?;
+        out.retrieval.push(t.elapsed());
+        out.top_cosine.push((
+            q.category,
+            hits.first().map_or(0.0, |h| h.signals.cosine),
+        ));
+        let ranked: Vec<MemoryId> = hits.iter().map(|h| h.memory.id).collect();
+        count(&mut out.hybrid, q.category, &ranked, &evidence);
+        if baseline {
+            let ranked: Vec<MemoryId> = memories
+                .search_text(&q.question, KS[2])?
+                .into_iter()
+                .map(|(m, _)| m.id)
+                .collect();
+            count(&mut bm25, q.category, &ranked, &evidence);
+        }
+    }
+    out.bm25 = baseline.then_some(bm25);
+    Ok(out)
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LocomoOptions {
+    /// A folder of LoCoMo JSON files, or one file.
+    pub data: PathBuf,
+    /// Also run tantivy BM25 alone.
+    pub baseline: bool,
+}
+
+fn merge(into: &mut Tally, from: &Tally) {
+    for (cat, c) in from {
+        let e = into.entry(*cat).or_default();
+        e.questions += c.questions;
+        for i in 0..KS.len() {
+            e.hits[i] += c.hits[i];
+        }
+    }
+}
+
+fn total(t: &Tally) -> Counts {
+    let mut all = Counts::default();
+    for c in t.values() {
+        all.questions += c.questions;
+        for i in 0..KS.len() {
+            all.hits[i] += c.hits[i];
+        }
+    }
+    all
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+const CATEGORIES: [(u8, &str); 5] = [
+    (1, "multi-hop"),
+    (2, "temporal"),
+    (3, "open-domain"),
+    (4, "single-hop"),
+    (5, "adversarial"),
+];
+
+/// The results table, as markdown.
+pub fn table(hybrid: &Tally, bm25: Option<&Tally>) -> String {
+    let r = |c: &Counts, i: usize| {
+        if c.questions == 0 {
+            0.0
+        } else {
+            c.hits[i] as f64 / c.questions as f64
+        }
+    };
+    let mut out = String::new();
+    out.push_str("| category | questions | R@1 | R@5 | R@10 |");
+    if bm25.is_some() {
+        out.push_str(" BM25 R@1 | BM25 R@5 | BM25 R@10 |");
+    }
+    out.push('\n');
+    out.push_str(if bm25.is_some() {
+        "|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "|---|---|---|---|---|\n"
+    });
+    let mut rows: Vec<(String, Counts, Option<Counts>)> = CATEGORIES
+        .iter()
+        .filter_map(|(cat, name)| {
+            hybrid.get(cat).map(|c| {
+                (
+                    format!("{cat} {name}"),
+                    *c,
+                    bm25.map(|b| b.get(cat).copied().unwrap_or_default()),
+                )
+            })
+        })
+        .collect();
+    rows.push(("overall".into(), total(hybrid), bm25.map(total)));
+    for (name, c, b) in rows {
+        out.push_str(&format!(
+            "| {name} | {} | {:.3} | {:.3} | {:.3} |",
+            c.questions,
+            r(&c, 0),
+            r(&c, 1),
+            r(&c, 2)
+        ));
+        if let Some(b) = b {
+            out.push_str(&format!(" {:.3} | {:.3} | {:.3} |", r(&b, 0), r(&b, 1), r(&b, 2)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs the benchmark over every conversation and prints the tables.
+pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()> {
+    let files: Vec<PathBuf> = if opts.data.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&opts.data)
+            .with_context(|| format!("cannot list {}", opts.data.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![opts.data.clone()]
+    };
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no LoCoMo .json files in {}",
+        opts.data.display()
+    );
+    let (embedder, _t) = Embedder::start(config.embeddings.clone()).await?;
+    let (mut hybrid, mut bm25) = (Tally::new(), Tally::new());
+    let (mut retrieval, mut embedding, mut cosines) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut turns, mut stored, mut rewarmed, mut dropped) = (0, 0, 0, 0);
+    let mut ingest = Duration::ZERO;
+    for file in &files {
+        let conv = load(file)?;
+        let n: usize = conv.sessions.iter().map(|(_, t)| t.len()).sum();
+        eprintln!(
+            "{}: ingesting {n} turns from {} sessions, then {} questions",
+            conv.name,
+            conv.sessions.len(),
+            conv.questions.len()
+        );
+        let dir = tempfile::tempdir()?;
+        let out = run_conversation(&conv, &config, &embedder, dir.path(), opts.baseline).await?;
+        eprintln!(
+            "{}: {:.1} s ingest, R@5 {:.3}",
+            conv.name,
+            out.ingest.as_secs_f64(),
+            {
+                let t = total(&out.hybrid);
+                t.hits[1] as f64 / t.questions.max(1) as f64
+            }
+        );
+        turns += n;
+        stored += out.stored;
+        rewarmed += out.rewarmed;
+        dropped += out.dropped;
+        ingest += out.ingest;
+        merge(&mut hybrid, &out.hybrid);
+        if let Some(b) = &out.bm25 {
+            merge(&mut bm25, b);
+        }
+        retrieval.extend(out.retrieval);
+        embedding.extend(out.embedding);
+        cosines.extend(out.top_cosine);
+    }
+    retrieval.sort();
+    embedding.sort();
+    println!();
+    println!(
+        "LoCoMo: {} conversations, {turns} turns ({stored} stored, {rewarmed} re-warmed a memory, {dropped} below the chatter floor)",
+        files.len()
+    );
+    println!("hybrid retrieval as the subconscious runs it (weights from [memory.retrieval]); a hit = an evidence turn in the top k");
+    print!("{}", table(&hybrid, opts.baseline.then_some(&bm25)));
+    println!();
+    println!(
+        "ingest: {:.1} s in all, {:.1} ms per turn (embedding, durable write, index commit)",
+        ingest.as_secs_f64(),
+        ingest.as_secs_f64() * 1e3 / turns.max(1) as f64
+    );
+    println!(
+        "retrieval per question: p50 {:.2} ms, p99 {:.2} ms; query embedding: p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&retrieval, 0.5),
+        percentile(&retrieval, 0.99),
+        percentile(&embedding, 0.5),
+        percentile(&embedding, 0.99)
+    );
+    let floor = config.memory.retrieval.confidence_floor;
+    let above = |adversarial: bool| {
+        let v: Vec<f32> = cosines
+            .iter()
+            .filter(|(c, _)| (*c == 5) == adversarial)
+            .map(|(_, cos)| *cos)
+            .collect();
+        let n = v.iter().filter(|c| **c >= floor).count();
+        (n, v.len())
+    };
+    let (adv, adv_n) = above(true);
+    let (ans, ans_n) = above(false);
+    println!(
+        "confidence floor (top hit cosine >= {floor}): adversarial questions {adv}/{adv_n} ({:.0}%) above it, answerable ones {ans}/{ans_n} ({:.0}%)",
+        100.0 * adv as f64 / adv_n.max(1) as f64,
+        100.0 * ans as f64 / ans_n.max(1) as f64
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_dates_parse() {
+        assert_eq!(
+            parse_date("4:04 pm on 20 January, 2023"),
+            Some(1_674_230_640_000)
+        );
+        assert_eq!(
+            parse_date("12:30 am on 1 March, 2024"),
+            Some(1_709_253_000_000)
+        );
+        assert_eq!(parse_date("yesterday"), None);
+        assert_eq!(parse_date("13:00 pm on 40 May, 2023"), None);
+    }
+
+    #[test]
+    fn counting_and_table() {
+        let mut t = Tally::new();
+        let evidence: HashSet<MemoryId> = [7].into();
+        count(&mut t, 4, &[7, 1, 2], &evidence);
+        count(&mut t, 4, &[1, 2, 3, 4, 5, 6, 7], &evidence);
+        count(&mut t, 2, &[1], &evidence);
+        assert_eq!(
+            t[&4],
+            Counts {
+                hits: [1, 1, 2],
+                questions: 2
+            }
+        );
+        assert_eq!(total(&t).questions, 3);
+        let table = table(&t, None);
+        assert!(table.contains("| 4 single-hop | 2 | 0.500 | 0.500 | 1.000 |"), "{table}");
+        assert!(table.contains("| overall | 3 | 0.333 | 0.333 | 0.667 |"), "{table}");
+    }
+}
