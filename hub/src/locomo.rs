@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::config::HubConfig;
 use crate::llm::embed::Embedder;
-use crate::memory::retrieval::retrieve;
+use crate::memory::retrieval::{retrieve, Fusion, RetrievalConfig};
 use crate::memory::{Memories, MemoryId};
 use crate::subconscious::Subconscious;
 
@@ -73,13 +73,23 @@ pub fn parse_date(s: &str) -> Option<u64> {
         "pm" => {}
         _ => return None,
     }
-    let mut parts = date.split(|c: char| c == ' ' || c == ',').filter(|p| !p.is_empty());
+    let mut parts = date.split([' ', ',']).filter(|p| !p.is_empty());
     let day: u64 = parts.next()?.parse().ok()?;
     let month = parts.next()?.to_ascii_lowercase();
     let year: i64 = parts.next()?.parse().ok()?;
     const MONTHS: [&str; 12] = [
-        "january", "february", "march", "april", "may", "june", "july", "august", "september",
-        "october", "november", "december",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
     ];
     let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
     if !(1..=31).contains(&day) || h > 23 || m > 59 {
@@ -162,8 +172,10 @@ pub struct Outcome {
     pub rewarmed: usize,
     /// Turns below the chatter floor, not stored.
     pub dropped: usize,
-    /// Hybrid retrieval.
+    /// Hybrid retrieval with the configured settings.
     pub hybrid: Tally,
+    /// Each ablation variant, by name, on the same store.
+    pub variants: Vec<(String, Tally)>,
     /// BM25 alone, when asked for.
     pub bm25: Option<Tally>,
     /// Time to ingest every turn.
@@ -193,6 +205,7 @@ pub async fn run_conversation(
     embedder: &Embedder,
     dir: &Path,
     baseline: bool,
+    variants: &[(String, RetrievalConfig)],
 ) -> anyhow::Result<Outcome> {
     let memories = Arc::new(Memories::open(dir, embedder.dim())?);
     let subconscious = Subconscious::new(
@@ -238,9 +251,11 @@ pub async fn run_conversation(
 
     // Questions are asked a day after the last session.
     let now = last + 86_400_000;
+    let lifecycle = config.memory.lifecycle.clone();
     let mut retrieval = config.memory.retrieval.clone();
     retrieval.candidates = retrieval.candidates.max(KS[2]);
     let mut bm25 = Tally::new();
+    let mut variant_tallies = vec![Tally::new(); variants.len()];
     for q in &conv.questions {
         let evidence: HashSet<MemoryId> = q
             .evidence
@@ -261,12 +276,40 @@ pub async fn run_conversation(
             &config.memory.lifecycle,
         )?;
         out.retrieval.push(t.elapsed());
-        out.top_cosine.push((
-            q.category,
-            hits.first().map_or(0.0, |h| h.signals.cosine),
-        ));
+        out.top_cosine
+            .push((q.category, hits.first().map_or(0.0, |h| h.signals.cosine)));
         let ranked: Vec<MemoryId> = hits.iter().map(|h| h.memory.id).collect();
         count(&mut out.hybrid, q.category, &ranked, &evidence);
+        if std::env::var_os("HEARTH_LOCOMO_MISSES").is_some()
+            && !ranked.iter().take(5).any(|id| evidence.contains(id))
+        {
+            eprintln!("MISS [{}] {}", q.category, q.question);
+            for id in &evidence {
+                if let Some(m) = memories.store().get(*id)? {
+                    eprintln!("   want #{id}: {}", m.text);
+                }
+            }
+            for h in hits.iter().take(3) {
+                eprintln!("   got  #{} {:.2}: {}", h.memory.id, h.score, h.memory.text);
+            }
+        }
+        for ((_, config), tally) in variants.iter().zip(&mut variant_tallies) {
+            let mut config = config.clone();
+            config.candidates = config.candidates.max(KS[2]);
+            let ranked: Vec<MemoryId> = retrieve(
+                &memories,
+                &q.question,
+                vector.as_deref(),
+                KS[2],
+                now,
+                &config,
+                &lifecycle,
+            )?
+            .into_iter()
+            .map(|h| h.memory.id)
+            .collect();
+            count(tally, q.category, &ranked, &evidence);
+        }
         if baseline {
             let ranked: Vec<MemoryId> = memories
                 .search_text(&q.question, KS[2])?
@@ -277,6 +320,11 @@ pub async fn run_conversation(
         }
     }
     out.bm25 = baseline.then_some(bm25);
+    out.variants = variants
+        .iter()
+        .map(|(name, _)| name.clone())
+        .zip(variant_tallies)
+        .collect();
     Ok(out)
 }
 
@@ -287,6 +335,47 @@ pub struct LocomoOptions {
     pub data: PathBuf,
     /// Also run tantivy BM25 alone.
     pub baseline: bool,
+    /// Also run the configured retrieval with each lever switched, one at a time.
+    pub ablation: bool,
+}
+
+/// The configured retrieval with one lever switched at a time.
+pub fn ablations(base: &RetrievalConfig) -> Vec<(String, RetrievalConfig)> {
+    let with = |name: &str, f: &dyn Fn(&mut RetrievalConfig)| {
+        let mut c = base.clone();
+        f(&mut c);
+        (name.to_string(), c)
+    };
+    vec![
+        with(
+            "BM25 + cosine only (no recency, importance, strength)",
+            &|c| {
+                c.w_recency = 0.0;
+                c.w_importance = 0.0;
+                c.w_strength = 0.0;
+            },
+        ),
+        with("no cosine (w_cosine = 0)", &|c| c.w_cosine = 0.0),
+        with("no BM25 (w_bm25 = 0)", &|c| c.w_bm25 = 0.0),
+        with("stemming toggled", &|c| c.stemming = !c.stemming),
+        with("fusion toggled (weighted / rrf)", &|c| {
+            c.fusion = match c.fusion {
+                Fusion::Weighted => Fusion::Rrf,
+                Fusion::Rrf => Fusion::Weighted,
+            }
+        }),
+        with("no speaker boost (w_speaker = 0)", &|c| c.w_speaker = 0.0),
+        with("no neighbour windows (neighbour_weight = 0)", &|c| {
+            c.neighbour_weight = 0.0
+        }),
+        with("neighbour_turns + 1", &|c| c.neighbour_turns += 1),
+        with("questions weigh fully (question_weight = 1)", &|c| {
+            c.question_weight = 1.0
+        }),
+        with("no answer carry (answer_carry = neighbour_weight)", &|c| {
+            c.answer_carry = c.neighbour_weight
+        }),
+    ]
 }
 
 fn merge(into: &mut Tally, from: &Tally) {
@@ -368,7 +457,12 @@ pub fn table(hybrid: &Tally, bm25: Option<&Tally>) -> String {
             r(&c, 2)
         ));
         if let Some(b) = b {
-            out.push_str(&format!(" {:.3} | {:.3} | {:.3} |", r(&b, 0), r(&b, 1), r(&b, 2)));
+            out.push_str(&format!(
+                " {:.3} | {:.3} | {:.3} |",
+                r(&b, 0),
+                r(&b, 1),
+                r(&b, 2)
+            ));
         }
         out.push('\n');
     }
@@ -395,6 +489,12 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
     );
     let (embedder, _t) = Embedder::start(config.embeddings.clone()).await?;
     let (mut hybrid, mut bm25) = (Tally::new(), Tally::new());
+    let variants = if opts.ablation {
+        ablations(&config.memory.retrieval)
+    } else {
+        Vec::new()
+    };
+    let mut variant_tallies = vec![Tally::new(); variants.len()];
     let (mut retrieval, mut embedding, mut cosines) = (Vec::new(), Vec::new(), Vec::new());
     let (mut turns, mut stored, mut rewarmed, mut dropped) = (0, 0, 0, 0);
     let mut ingest = Duration::ZERO;
@@ -408,7 +508,18 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
             conv.questions.len()
         );
         let dir = tempfile::tempdir()?;
-        let out = run_conversation(&conv, &config, &embedder, dir.path(), opts.baseline).await?;
+        let out = run_conversation(
+            &conv,
+            &config,
+            &embedder,
+            dir.path(),
+            opts.baseline,
+            &variants,
+        )
+        .await?;
+        for ((_, t), all) in out.variants.iter().zip(&mut variant_tallies) {
+            merge(all, t);
+        }
         eprintln!(
             "{}: {:.1} s ingest, R@5 {:.3}",
             conv.name,
@@ -453,6 +564,21 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
         percentile(&embedding, 0.5),
         percentile(&embedding, 0.99)
     );
+    if opts.ablation {
+        println!();
+        println!("ablation: the configured retrieval with one lever switched, same stores");
+        println!("| variant | R@1 | R@5 | R@10 |");
+        println!("|---|---|---|---|");
+        let row = |name: &str, t: &Tally| {
+            let c = total(t);
+            let r = |i: usize| c.hits[i] as f64 / c.questions.max(1) as f64;
+            println!("| {name} | {:.3} | {:.3} | {:.3} |", r(0), r(1), r(2));
+        };
+        row("configured", &hybrid);
+        for ((name, _), t) in variants.iter().zip(&variant_tallies) {
+            row(name, t);
+        }
+    }
     let floor = config.memory.retrieval.confidence_floor;
     let above = |adversarial: bool| {
         let v: Vec<f32> = cosines
@@ -507,7 +633,13 @@ mod tests {
         );
         assert_eq!(total(&t).questions, 3);
         let table = table(&t, None);
-        assert!(table.contains("| 4 single-hop | 2 | 0.500 | 0.500 | 1.000 |"), "{table}");
-        assert!(table.contains("| overall | 3 | 0.333 | 0.333 | 0.667 |"), "{table}");
+        assert!(
+            table.contains("| 4 single-hop | 2 | 0.500 | 0.500 | 1.000 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| overall | 3 | 0.333 | 0.333 | 0.667 |"),
+            "{table}"
+        );
     }
 }

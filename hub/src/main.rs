@@ -116,6 +116,9 @@ enum Bench {
         /// Also run a baseline on the same stores: `bm25` (tantivy alone).
         #[arg(long, value_parser = ["bm25"])]
         baseline: Option<String>,
+        /// Also rank with each retrieval lever switched, one at a time, on the same stores.
+        #[arg(long)]
+        ablation: bool,
     },
     /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
     Memory {
@@ -221,12 +224,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(hearth_hub::bench::memory(config, opts))
         }
         Some(Command::Bench {
-            which: Bench::Locomo { data, baseline },
+            which:
+                Bench::Locomo {
+                    data,
+                    baseline,
+                    ablation,
+                },
         }) => {
             let config = load_config(&cli)?;
             let opts = hearth_hub::locomo::LocomoOptions {
                 data: data.clone(),
                 baseline: baseline.is_some(),
+                ablation: *ablation,
             };
             runtime()?.block_on(hearth_hub::locomo::bench(config, opts))
         }

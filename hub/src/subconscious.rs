@@ -18,10 +18,7 @@ use crate::memory::{Memories, MemoriesError, Memory, MemoryId, NewMemory, Speake
 /// The text a turn is remembered by: with its speaker's name in front when the terminal knew
 /// who spoke ("Anna: I'm off to Porto"), so that a question naming her finds her words.
 pub fn memory_text(u: &Utterance) -> String {
-    match &u.speaker {
-        Some(who) if !who.trim().is_empty() => format!("{}: {}", who.trim(), u.text),
-        _ => u.text.clone(),
-    }
+    crate::memory::record::spoken_by(u.speaker.as_deref(), &u.text)
 }
 
 /// What was recalled for one turn.

@@ -8,7 +8,13 @@ use std::sync::Mutex;
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::QueryParser;
-use tantivy::schema::{Field, Schema, Value, FAST, INDEXED, STORED, TEXT};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+    TEXT,
+};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use super::record::{Memory, MemoryId};
@@ -40,6 +46,7 @@ pub struct FullText {
     writer: Mutex<IndexWriter>,
     id: Field,
     text: Field,
+    stem: Field,
 }
 
 impl std::fmt::Debug for FullText {
@@ -48,11 +55,30 @@ impl std::fmt::Debug for FullText {
     }
 }
 
-fn schema() -> (Schema, Field, Field) {
+/// The analyzer of the `stem` field: words, lower case, English stop words out, stemmed.
+const STEMMED: &str = "hearth_en";
+
+fn schema() -> (Schema, Field, Field, Field) {
     let mut b = Schema::builder();
     let id = b.add_u64_field("id", INDEXED | STORED | FAST);
     let text = b.add_text_field("text", TEXT);
-    (b.build(), id, text)
+    let stemmed = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(STEMMED)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let stem = b.add_text_field("stem", stemmed);
+    (b.build(), id, text, stem)
+}
+
+fn register_analyzers(index: &Index) {
+    let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(StopWordFilter::new(Language::English).expect("tantivy has English stop words"))
+        .filter(Stemmer::new(Language::English))
+        .build();
+    index.tokenizers().register(STEMMED, analyzer);
 }
 
 /// 15 MB is tantivy's minimum per indexing thread; one thread suits a 2-core hub.
@@ -67,7 +93,7 @@ impl FullText {
             reason,
         };
         std::fs::create_dir_all(dir).map_err(|e| folder(e.to_string()))?;
-        let (schema, _, _) = schema();
+        let (schema, ..) = schema();
         let open = || -> tantivy::Result<Index> {
             Index::open_or_create(MmapDirectory::open(dir)?, schema.clone())
         };
@@ -85,12 +111,13 @@ impl FullText {
 
     /// An index in memory (tests, benchmarks).
     pub fn in_ram() -> Result<FullText, FullTextError> {
-        let (schema, _, _) = schema();
+        let (schema, ..) = schema();
         FullText::with_index(Index::create_in_ram(schema))
     }
 
     fn with_index(index: Index) -> Result<FullText, FullTextError> {
-        let (_, id, text) = schema();
+        let (_, id, text, stem) = schema();
+        register_analyzers(&index);
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
         let reader = index
             .reader_builder()
@@ -102,6 +129,7 @@ impl FullText {
             writer: Mutex::new(writer),
             id,
             text,
+            stem,
         })
     }
 
@@ -134,7 +162,7 @@ impl FullText {
         let mut n = 0;
         for memory in store.iter() {
             let memory = memory?;
-            writer.add_document(doc!(self.id => memory.id, self.text => memory.text))?;
+            writer.add_document(doc!(self.id => memory.id, self.text => memory.text.clone(), self.stem => memory.text))?;
             n += 1;
         }
         self.commit(&mut writer, generation)?;
@@ -150,7 +178,7 @@ impl FullText {
     pub fn upsert(&self, memory: &Memory, generation: u64) -> Result<(), FullTextError> {
         let mut writer = self.writer.lock().expect("lock");
         writer.delete_term(Term::from_field_u64(self.id, memory.id));
-        writer.add_document(doc!(self.id => memory.id, self.text => memory.text.clone()))?;
+        writer.add_document(doc!(self.id => memory.id, self.text => memory.text.clone(), self.stem => memory.text.clone()))?;
         self.commit(&mut writer, generation)
     }
 
@@ -158,7 +186,9 @@ impl FullText {
     pub fn add_many(&self, memories: &[Memory], generation: u64) -> Result<(), FullTextError> {
         let mut writer = self.writer.lock().expect("lock");
         for m in memories {
-            writer.add_document(doc!(self.id => m.id, self.text => m.text.clone()))?;
+            writer.add_document(
+                doc!(self.id => m.id, self.text => m.text.clone(), self.stem => m.text.clone()),
+            )?;
         }
         self.commit(&mut writer, generation)
     }
@@ -173,7 +203,19 @@ impl FullText {
     /// The best `k` memories for `query` by BM25, best first. Query syntax errors are
     /// tolerated: the parseable part is searched.
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<(MemoryId, f32)>, FullTextError> {
-        let parser = QueryParser::for_index(&self.index, vec![self.text]);
+        self.search_in(query, k, false)
+    }
+
+    /// [`FullText::search`] over exact words, or (`stemmed`) over stemmed words without stop
+    /// words, so that "lose" finds "lost" and "the" finds nothing.
+    pub fn search_in(
+        &self,
+        query: &str,
+        k: usize,
+        stemmed: bool,
+    ) -> Result<Vec<(MemoryId, f32)>, FullTextError> {
+        let field = if stemmed { self.stem } else { self.text };
+        let parser = QueryParser::for_index(&self.index, vec![field]);
         let (query, _) = parser.parse_query_lenient(query);
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())?;

@@ -111,3 +111,18 @@ impl Memory {
         }
     }
 }
+
+/// The text a memory keeps of something `speaker` said: their name in front ("Anna: I'm off
+/// to Porto"), so that both indexes see who said it.
+pub fn spoken_by(speaker: Option<&str>, text: &str) -> String {
+    match speaker.map(str::trim) {
+        Some(who) if !who.is_empty() && !who.contains(':') => format!("{who}: {text}"),
+        _ => text.to_string(),
+    }
+}
+
+/// The speaker a memory's text names in front (see [`spoken_by`]), if any.
+pub fn speaker_of(text: &str) -> Option<&str> {
+    let (who, _) = text.split_once(": ")?;
+    (!who.is_empty() && who.len() <= 40 && who.split_whitespace().count() <= 3).then_some(who)
+}

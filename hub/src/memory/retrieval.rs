@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{valid_at, LifecycleConfig};
 use super::memories::{Memories, MemoriesError};
-use super::record::{Memory, MemoryId, Speaker, Tier};
+use super::record::{speaker_of, Memory, MemoryId, Speaker, Tier};
 
 /// Retrieval weights and limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,13 +34,46 @@ pub struct RetrievalConfig {
     /// A top hit with a cosine below this is weak evidence: the assistant should rather say
     /// it does not know (reported by `hearth-hub bench locomo`).
     pub confidence_floor: f32,
+    /// BM25 over stemmed words without stop words ("lose" finds "lost"), rather than exact
+    /// words.
+    pub stemming: bool,
+    /// How BM25 and cosine are combined: `weighted` (min-max normalised scores) or `rrf`
+    /// (reciprocal rank fusion, `1 / (rrf_k + rank)`).
+    pub fusion: Fusion,
+    /// The rank offset of reciprocal rank fusion.
+    pub rrf_k: f32,
+    /// Added when the question names the memory's speaker ("what did Anna say...").
+    pub w_speaker: f32,
+    /// A memory also gets this share of the best score among its neighbouring turns (same
+    /// room, within `neighbour_minutes`); neighbours of the best candidates join the ranking.
+    pub neighbour_weight: f32,
+    /// Turns on each side that count as neighbours.
+    pub neighbour_turns: usize,
+    /// The most minutes between neighbouring turns.
+    pub neighbour_minutes: u64,
+    /// A memory that is a question ("what did you get?") is asked, not known: its score is
+    /// multiplied by this...
+    pub question_weight: f32,
+    /// ...and the turn right after it (the answer) gets this share of the question's score,
+    /// instead of `neighbour_weight`.
+    pub answer_carry: f32,
+}
+
+/// How BM25 and cosine are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fusion {
+    /// Min-max normalised scores, weighted.
+    Weighted,
+    /// Reciprocal rank fusion.
+    Rrf,
 }
 
 impl Default for RetrievalConfig {
     fn default() -> Self {
         RetrievalConfig {
             w_bm25: 1.0,
-            w_cosine: 1.0,
+            w_cosine: 0.3,
             w_recency: 0.3,
             w_importance: 0.3,
             w_strength: 0.2,
@@ -48,6 +81,15 @@ impl Default for RetrievalConfig {
             candidates: 50,
             include_archived: false,
             confidence_floor: 0.5,
+            stemming: true,
+            fusion: Fusion::Weighted,
+            rrf_k: 60.0,
+            w_speaker: 0.3,
+            neighbour_weight: 0.3,
+            neighbour_turns: 1,
+            neighbour_minutes: 10,
+            question_weight: 0.6,
+            answer_carry: 0.8,
         }
     }
 }
@@ -65,6 +107,10 @@ pub struct Signals {
     pub importance: f32,
     /// Lifecycle retention (1 for short-term memories).
     pub strength: f32,
+    /// Whether the query names the memory's speaker.
+    pub speaker: bool,
+    /// What its neighbouring turns added (their best score times their share).
+    pub neighbour: f32,
 }
 
 /// One retrieved memory.
@@ -90,12 +136,17 @@ pub fn retrieve(
     lifecycle: &LifecycleConfig,
 ) -> Result<Vec<Hit>, MemoriesError> {
     let mut candidates: HashMap<MemoryId, (Memory, Signals)> = HashMap::new();
-    for (m, score) in memories.search_text(query, config.candidates)? {
-        candidates
-            .entry(m.id)
-            .or_insert((m, Signals::default()))
-            .1
-            .bm25 = score;
+    for (id, score) in memories
+        .fulltext()
+        .search_in(query, config.candidates, config.stemming)?
+    {
+        if let Some(m) = memories.store().get(id)? {
+            candidates
+                .entry(m.id)
+                .or_insert((m, Signals::default()))
+                .1
+                .bm25 = score;
+        }
     }
     if let Some(v) = query_vector {
         for (m, score) in memories.search_vector(v, config.candidates)? {
@@ -106,11 +157,24 @@ pub fn retrieve(
                 .cosine = score.max(0.0);
         }
     }
+    let live =
+        |m: &Memory| config.include_archived || (m.tier != Tier::Archived && valid_at(m, now_ms));
+    let query_words: Vec<String> = query
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let names_speaker = |m: &Memory| {
+        speaker_of(&m.text).is_some_and(|who| {
+            let who = who.to_lowercase();
+            who.split_whitespace()
+                .all(|w| query_words.iter().any(|q| q == w))
+        })
+    };
     let mut scored: Vec<(Memory, Signals)> = candidates
         .into_values()
-        .filter(|(m, _)| {
-            config.include_archived || (m.tier != Tier::Archived && valid_at(m, now_ms))
-        })
+        .filter(|(m, _)| live(m))
         .map(|(m, mut s)| {
             let hours = now_ms.saturating_sub(m.last_access_ms) as f32 / 3_600_000.0;
             s.recency = config.recency_decay_per_hour.powf(hours);
@@ -119,10 +183,11 @@ pub fn retrieve(
                 Tier::LongTerm => lifecycle.retention(&m, now_ms) as f32,
                 _ => 1.0,
             };
+            s.speaker = names_speaker(&m);
             (m, s)
         })
         .collect();
-    let norm = |f: fn(&Signals) -> f32| {
+    let norm = |scored: &[(Memory, Signals)], f: fn(&Signals) -> f32| {
         let (lo, hi) = scored
             .iter()
             .map(|(_, s)| f(s))
@@ -137,25 +202,71 @@ pub fn retrieve(
             }
         }
     };
-    let (bm25, cosine, recency, importance, strength) = (
-        norm(|s| s.bm25),
-        norm(|s| s.cosine),
-        norm(|s| s.recency),
-        norm(|s| s.importance),
-        norm(|s| s.strength),
-    );
+    // Reciprocal ranks by BM25 and by cosine (0 where the index did not find the memory).
+    let rrf: HashMap<MemoryId, f32> = if config.fusion == Fusion::Rrf {
+        let mut out: HashMap<MemoryId, f32> = HashMap::new();
+        for (f, w) in [
+            ((|s: &Signals| s.bm25) as fn(&Signals) -> f32, config.w_bm25),
+            (|s: &Signals| s.cosine, config.w_cosine),
+        ] {
+            let mut ranked: Vec<(MemoryId, f32)> = scored
+                .iter()
+                .filter(|(_, s)| f(s) > 0.0)
+                .map(|(m, s)| (m.id, f(s)))
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            for (rank, (id, _)) in ranked.into_iter().enumerate() {
+                *out.entry(id).or_default() += w / (config.rrf_k + rank as f32 + 1.0);
+            }
+        }
+        out
+    } else {
+        HashMap::new()
+    };
+    let base = {
+        let (bm25, cosine, recency, importance, strength) = (
+            norm(&scored, |s| s.bm25),
+            norm(&scored, |s| s.cosine),
+            norm(&scored, |s| s.recency),
+            norm(&scored, |s| s.importance),
+            norm(&scored, |s| s.strength),
+        );
+        let rrf_max = rrf.values().copied().fold(0.0f32, f32::max);
+        move |m: &Memory, s: &Signals| {
+            let relevance = match config.fusion {
+                Fusion::Weighted => config.w_bm25 * bm25(s) + config.w_cosine * cosine(s),
+                // Scaled so that the best fused memory gets what a memory best on both
+                // scores would get from the weighted sum.
+                Fusion::Rrf if rrf_max > 0.0 => {
+                    rrf.get(&m.id).copied().unwrap_or(0.0) / rrf_max
+                        * (config.w_bm25 + config.w_cosine)
+                }
+                Fusion::Rrf => 0.0,
+            };
+            relevance
+                + config.w_recency * recency(s)
+                + config.w_importance * importance(s)
+                + config.w_strength * strength(s)
+                + if s.speaker { config.w_speaker } else { 0.0 }
+        }
+    };
     let mut hits: Vec<Hit> = scored
         .drain(..)
         .map(|(memory, s)| Hit {
-            score: config.w_bm25 * bm25(&s)
-                + config.w_cosine * cosine(&s)
-                + config.w_recency * recency(&s)
-                + config.w_importance * importance(&s)
-                + config.w_strength * strength(&s),
+            score: base(&memory, &s),
             memory,
             signals: s,
         })
         .collect();
+    let questions: Vec<bool> = hits.iter().map(|h| is_question(&h.memory.text)).collect();
+    for (hit, question) in hits.iter_mut().zip(questions) {
+        if question {
+            hit.score *= config.question_weight;
+        }
+    }
+    if (config.neighbour_weight > 0.0 || config.answer_carry > 0.0) && config.neighbour_turns > 0 {
+        add_neighbours(memories, &mut hits, config, k, &live)?;
+    }
     hits.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -163,6 +274,96 @@ pub fn retrieve(
     });
     hits.truncate(k);
     Ok(hits)
+}
+
+/// Whether a memory's text ends as a question.
+fn is_question(text: &str) -> bool {
+    text.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == ')')
+        .ends_with('?')
+}
+
+/// Windows of neighbouring turns: an answer often sits next to the turn that matches the
+/// question ("what did you do then?" / "I went to Porto"). Each hit gets a share of the best
+/// base score among its neighbours, and the neighbours of the best hits join the ranking.
+fn add_neighbours(
+    memories: &Memories,
+    hits: &mut Vec<Hit>,
+    config: &RetrievalConfig,
+    k: usize,
+    live: &dyn Fn(&Memory) -> bool,
+) -> Result<(), MemoriesError> {
+    let window_ms = config.neighbour_minutes * 60_000;
+    let n = config.neighbour_turns as u64;
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut index: HashMap<MemoryId, usize> = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.memory.id, i))
+        .collect();
+    // Neighbours of the best hits that neither index found.
+    let best: Vec<(Memory, f32)> = hits
+        .iter()
+        .take(k.max(10))
+        .map(|h| (h.memory.clone(), h.score))
+        .collect();
+    for (m, _) in &best {
+        for id in (m.id.saturating_sub(n)..=m.id + n).filter(|id| *id != m.id) {
+            if index.contains_key(&id) {
+                continue;
+            }
+            if let Some(other) = memories.store().get(id)? {
+                if other.room == m.room
+                    && other.created_at_ms.abs_diff(m.created_at_ms) <= window_ms
+                    && live(&other)
+                {
+                    index.insert(id, hits.len());
+                    hits.push(Hit {
+                        memory: other,
+                        score: 0.0,
+                        signals: Signals::default(),
+                    });
+                }
+            }
+        }
+    }
+    // (score before question weighting, room, time, whether it is a question)
+    let base: Vec<(f32, String, u64, bool)> = hits
+        .iter()
+        .map(|h| {
+            let question = is_question(&h.memory.text);
+            let unweighted = if question && config.question_weight > 0.0 {
+                h.score / config.question_weight
+            } else {
+                h.score
+            };
+            (
+                unweighted,
+                h.memory.room.clone(),
+                h.memory.created_at_ms,
+                question,
+            )
+        })
+        .collect();
+    for hit in hits.iter_mut() {
+        let m = &hit.memory;
+        let mut best = 0.0f32;
+        for id in (m.id.saturating_sub(n)..=m.id + n).filter(|id| *id != m.id) {
+            if let Some((score, room, at, question)) = index.get(&id).map(|&j| &base[j]) {
+                if *room == m.room && at.abs_diff(m.created_at_ms) <= window_ms {
+                    // The turn right after a question is its answer.
+                    let share = if *question && id + 1 == m.id {
+                        config.answer_carry
+                    } else {
+                        config.neighbour_weight
+                    };
+                    best = best.max(share * score);
+                }
+            }
+        }
+        hit.signals.neighbour = best;
+        hit.score += best;
+    }
+    Ok(())
 }
 
 /// The provenance label a memory goes into the prompt with.

@@ -1,0 +1,49 @@
+//! The LoCoMo harness on one small hand-written conversation in LoCoMo's format, with the real
+//! embedding model: exact counts, so that the harness itself (ingest through the live path,
+//! the chatter floor, evidence mapping, counting per category) is covered.
+
+use hearth_hub::config::HubConfig;
+use hearth_hub::llm::embed::Embedder;
+use hearth_hub::locomo::{load, run_conversation, Counts};
+
+#[tokio::test]
+async fn the_harness_counts_exactly_on_a_small_conversation() {
+    let conv =
+        load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/locomo-mini.json"))
+            .unwrap();
+    assert_eq!(conv.sessions.len(), 2);
+    assert_eq!(
+        conv.sessions[1].0, 1_681_756_800_000,
+        "6:40 pm on 17 April, 2023"
+    );
+    assert_eq!(
+        conv.questions.len(),
+        7,
+        "the question without evidence is left out"
+    );
+
+    let mut config = HubConfig::default();
+    config.embeddings.model = hearth_tests::model("all-MiniLM-L6-v2.f16.gguf");
+    let (embedder, _t) = Embedder::start(config.embeddings.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_conversation(&conv, &config, &embedder, dir.path(), true, &[])
+        .await
+        .unwrap();
+
+    // "ok" is below the chatter floor; every other turn is a memory of its own.
+    assert_eq!((out.stored, out.rewarmed, out.dropped), (9, 0, 1));
+    let c = |hits: [usize; 3], questions| Counts { hits, questions };
+    let hybrid = &out.hybrid;
+    assert_eq!(hybrid[&4], c([2, 3, 3], 3), "{hybrid:?}");
+    assert_eq!(hybrid[&1], c([1, 1, 1], 1), "{hybrid:?}");
+    assert_eq!(hybrid[&2], c([1, 1, 1], 1), "{hybrid:?}");
+    // Its evidence was never stored, so no k can find it.
+    assert_eq!(hybrid[&3], c([0, 0, 0], 1), "{hybrid:?}");
+    // The adversarial question names the wrong person: its evidence ranks low.
+    assert_eq!(hybrid[&5], c([0, 0, 1], 1), "{hybrid:?}");
+    let bm25 = out.bm25.as_ref().unwrap();
+    assert_eq!(bm25[&3], c([0, 0, 0], 1));
+    assert_eq!(bm25.values().map(|c| c.questions).sum::<usize>(), 7);
+    assert_eq!(out.retrieval.len(), 7);
+    assert_eq!(out.top_cosine.len(), 7);
+}
