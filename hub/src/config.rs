@@ -69,9 +69,14 @@ pub struct MemoryConfig {
     pub min_salience: f32,
     /// A new turn this similar (cosine) to a stored memory re-warms it instead of being stored.
     pub recurrence_similarity: f32,
+    /// ...and shares at least this share of its words with it (Jaccard).
+    pub recurrence_word_overlap: f32,
     /// A spoken correction ("actually, ...") replaces the stored memory most similar to it,
     /// if at least this similar (cosine); otherwise it is stored as a new fact.
     pub correction_similarity: f32,
+    /// Embed each memory together with what was said just before it in the room, so that an
+    /// answer is found by the words of its question.
+    pub embed_context: bool,
     /// Minutes between lifecycle sweeps (expiry, decay, consolidation); 0 turns them off.
     pub sweep_interval_minutes: u64,
     /// The memory graph.
@@ -88,7 +93,9 @@ impl Default for MemoryConfig {
             context_chars: 1200,
             min_salience: 0.1,
             recurrence_similarity: 0.92,
+            recurrence_word_overlap: 0.5,
             correction_similarity: 0.5,
+            embed_context: true,
             sweep_interval_minutes: 60,
             graph: crate::extract::GraphConfig::default(),
         }

@@ -45,6 +45,14 @@ impl Conversations {
         messages
     }
 
+    /// What the assistant last said in `room`, if it said anything.
+    pub fn last_reply(&self, room: &str) -> Option<String> {
+        self.rooms
+            .get(room)
+            .and_then(|r| r.exchanges.back())
+            .map(|(_, assistant)| assistant.clone())
+    }
+
     /// Remembers a finished exchange.
     pub fn record(&mut self, room: &str, user: &str, assistant: &str) {
         if self.turns_per_room == 0 || assistant.is_empty() {

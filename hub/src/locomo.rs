@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::config::HubConfig;
 use crate::llm::embed::Embedder;
 use crate::memory::retrieval::{retrieve, Fusion, RetrievalConfig};
+use crate::memory::when::{days_from_civil, month_number};
 use crate::memory::{Memories, MemoryId};
 use crate::subconscious::Subconscious;
 
@@ -77,36 +78,12 @@ pub fn parse_date(s: &str) -> Option<u64> {
     let day: u64 = parts.next()?.parse().ok()?;
     let month = parts.next()?.to_ascii_lowercase();
     let year: i64 = parts.next()?.parse().ok()?;
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
-    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let month = i64::from(month_number(&month)?);
     if !(1..=31).contains(&day) || h > 23 || m > 59 {
         return None;
     }
     let days = days_from_civil(year, month, day as i64);
     Some((days as u64 * 86_400 + h * 3600 + m * 60) * 1000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Reads one LoCoMo JSON file.
@@ -219,6 +196,7 @@ pub async fn run_conversation(
     let started = Instant::now();
     let mut last = 0;
     for (at, turns) in &conv.sessions {
+        let mut previous: Option<String> = None;
         for (i, turn) in turns.iter().enumerate() {
             // A turn every 30 s from the session's start.
             let when = at + i as u64 * 30_000;
@@ -234,7 +212,11 @@ pub async fn run_conversation(
                 speaker: Some(turn.speaker.clone()),
             };
             let before = memories.store().len();
-            match subconscious.ingest(&u, None, when).await {
+            let context = previous.replace(format!("{}: {}", turn.speaker, turn.text));
+            match subconscious
+                .ingest(&u, None, context.as_deref(), when)
+                .await
+            {
                 Some(id) => {
                     if memories.store().len() > before {
                         out.stored += 1;
@@ -369,6 +351,7 @@ pub fn ablations(base: &RetrievalConfig) -> Vec<(String, RetrievalConfig)> {
             c.neighbour_weight = 0.0
         }),
         with("neighbour_turns + 1", &|c| c.neighbour_turns += 1),
+        with("no time-aware scoring (w_time = 0)", &|c| c.w_time = 0.0),
         with("questions weigh fully (question_weight = 1)", &|c| {
             c.question_weight = 1.0
         }),

@@ -423,12 +423,18 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
     // The reply is out: now the memory writes, each a flush and a commit.
     shared.subconscious.rewarm(recalled, now).await;
     if let Some(reply) = replied {
-        shared
-            .conversations
-            .lock()
-            .expect("lock")
-            .record(&u.room, &u.text, &reply);
-        if let Some(id) = shared.subconscious.ingest(&u, vector, now).await {
+        let before = {
+            let mut conversations = shared.conversations.lock().expect("lock");
+            let before = conversations.last_reply(&u.room);
+            conversations.record(&u.room, &u.text, &reply);
+            before
+        };
+        let context = before.map(|b| format!("Hearth: {b}"));
+        if let Some(id) = shared
+            .subconscious
+            .ingest(&u, vector, context.as_deref(), now)
+            .await
+        {
             shared
                 .last_stored
                 .lock()

@@ -21,6 +21,23 @@ pub fn memory_text(u: &Utterance) -> String {
     crate::memory::record::spoken_by(u.speaker.as_deref(), &u.text)
 }
 
+/// Shared words over all words (Jaccard) of two texts, case and punctuation ignored.
+pub fn word_overlap(a: &str, b: &str) -> f32 {
+    let words = |t: &str| -> std::collections::HashSet<String> {
+        t.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (a, b) = (words(a), words(b));
+    let union = a.union(&b).count();
+    if union == 0 {
+        return 1.0;
+    }
+    a.intersection(&b).count() as f32 / union as f32
+}
+
 /// What was recalled for one turn.
 #[derive(Debug, Clone, Default)]
 pub struct Recall {
@@ -174,21 +191,33 @@ impl Subconscious {
 
     /// Stores what the user said, unless it is chatter; a near-repeat of a stored memory
     /// re-warms that memory instead of adding a copy.
+    ///
+    /// `context` is what was said just before in the room (the assistant's last reply, say).
+    /// With `memory.embed_context` the memory's embedding covers it too, so that an answer
+    /// ("Porto, since May") is found by the words of the question it answers.
     pub async fn ingest(
         &self,
         u: &Utterance,
         vector: Option<Vec<f32>>,
+        context: Option<&str>,
         now_ms: u64,
     ) -> Option<MemoryId> {
-        // The turn's own embedding (from recall) fits unless a speaker name goes in front.
-        let vector = match vector {
-            Some(v) if u.speaker.is_none() => Some(v),
-            _ => self
-                .embedder
-                .embed(vec![memory_text(u)])
-                .await
-                .ok()
-                .and_then(|mut v| v.pop()),
+        let context = context.filter(|c| self.config.embed_context && !c.trim().is_empty());
+        // The turn's own embedding (from recall) fits unless a speaker name or the context
+        // goes with it.
+        let vector = match (vector, context) {
+            (Some(v), None) if u.speaker.is_none() => Some(v),
+            _ => {
+                let text = match context {
+                    Some(c) => format!("{c}\n{}", memory_text(u)),
+                    None => memory_text(u),
+                };
+                self.embedder
+                    .embed(vec![text])
+                    .await
+                    .ok()
+                    .and_then(|mut v| v.pop())
+            }
         };
         let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
         let (id, text) = (u.id.clone(), u.text.clone());
@@ -202,7 +231,13 @@ impl Subconscious {
                 if let Some(v) = &vector {
                     if let Some((mut same, cos)) = memories.search_vector(v, 1)?.into_iter().next()
                     {
-                        if cos >= config.recurrence_similarity {
+                        // Embeddings that include the context are alike for neighbouring
+                        // turns; a repeat must also share most of its words, so that a new
+                        // turn is never swallowed by the one before it.
+                        if cos >= config.recurrence_similarity
+                            && word_overlap(&memory_text(&u), &same.text)
+                                >= config.recurrence_word_overlap
+                        {
                             config.lifecycle.rewarm(&mut same, now_ms);
                             memories.update(&same)?;
                             return Ok(("recurrence, re-warmed", Some(same.id), salience));

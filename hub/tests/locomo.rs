@@ -34,7 +34,7 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     assert_eq!((out.stored, out.rewarmed, out.dropped), (9, 0, 1));
     let c = |hits: [usize; 3], questions| Counts { hits, questions };
     let hybrid = &out.hybrid;
-    assert_eq!(hybrid[&4], c([2, 3, 3], 3), "{hybrid:?}");
+    assert_eq!(hybrid[&4], c([3, 3, 3], 3), "{hybrid:?}");
     assert_eq!(hybrid[&1], c([1, 1, 1], 1), "{hybrid:?}");
     assert_eq!(hybrid[&2], c([1, 1, 1], 1), "{hybrid:?}");
     // Its evidence was never stored, so no k can find it.

@@ -13,6 +13,7 @@ pub mod record;
 pub mod retrieval;
 pub mod store;
 pub mod vectors;
+pub mod when;
 
 pub use memories::{Memories, MemoriesError, SweepReport};
 pub use record::{Memory, MemoryId, NewMemory, Speaker, Tier};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::lifecycle::{valid_at, LifecycleConfig};
 use super::memories::{Memories, MemoriesError};
 use super::record::{speaker_of, Memory, MemoryId, Speaker, Tier};
+use super::when::period_in;
 
 /// Retrieval weights and limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +58,11 @@ pub struct RetrievalConfig {
     /// ...and the turn right after it (the answer) gets this share of the question's score,
     /// instead of `neighbour_weight`.
     pub answer_carry: f32,
+    /// Added when the question names a date or month ("on 1 May, 2022", "in July") and the
+    /// memory was made then, or within `time_grace_days` after ("last Friday I...").
+    pub w_time: f32,
+    /// Days after a named period in which memories may still be about it.
+    pub time_grace_days: u64,
 }
 
 /// How BM25 and cosine are combined.
@@ -74,9 +80,9 @@ impl Default for RetrievalConfig {
         RetrievalConfig {
             w_bm25: 1.0,
             w_cosine: 0.3,
-            w_recency: 0.3,
-            w_importance: 0.3,
-            w_strength: 0.2,
+            w_recency: 0.05,
+            w_importance: 0.1,
+            w_strength: 0.05,
             recency_decay_per_hour: 0.995,
             candidates: 50,
             include_archived: false,
@@ -84,12 +90,14 @@ impl Default for RetrievalConfig {
             stemming: true,
             fusion: Fusion::Weighted,
             rrf_k: 60.0,
-            w_speaker: 0.3,
+            w_speaker: 0.1,
             neighbour_weight: 0.3,
             neighbour_turns: 1,
             neighbour_minutes: 10,
             question_weight: 0.6,
             answer_carry: 0.8,
+            w_time: 0.5,
+            time_grace_days: 7,
         }
     }
 }
@@ -109,6 +117,8 @@ pub struct Signals {
     pub strength: f32,
     /// Whether the query names the memory's speaker.
     pub speaker: bool,
+    /// Whether the query names a period the memory was made in.
+    pub period: bool,
     /// What its neighbouring turns added (their best score times their share).
     pub neighbour: f32,
 }
@@ -165,6 +175,11 @@ pub fn retrieve(
         .filter(|w| !w.is_empty())
         .map(str::to_string)
         .collect();
+    let period = if config.w_time > 0.0 {
+        period_in(query)
+    } else {
+        None
+    };
     let names_speaker = |m: &Memory| {
         speaker_of(&m.text).is_some_and(|who| {
             let who = who.to_lowercase();
@@ -184,6 +199,7 @@ pub fn retrieve(
                 _ => 1.0,
             };
             s.speaker = names_speaker(&m);
+            s.period = period.is_some_and(|p| p.covers(m.created_at_ms, config.time_grace_days));
             (m, s)
         })
         .collect();
@@ -248,6 +264,7 @@ pub fn retrieve(
                 + config.w_importance * importance(s)
                 + config.w_strength * strength(s)
                 + if s.speaker { config.w_speaker } else { 0.0 }
+                + if s.period { config.w_time } else { 0.0 }
         }
     };
     let mut hits: Vec<Hit> = scored
@@ -462,6 +479,86 @@ mod tests {
         };
         let hits = retrieve(&m, "Anna", Some(&[0.0, 0.0, 1.0]), 1, NOW, &recent, &l).unwrap();
         assert_eq!(texts(&hits), ["the boiler needs a service"]);
+    }
+
+    #[test]
+    fn an_answer_inherits_its_question_and_the_levers_switch_off() {
+        let m = Memories::temporary(3).unwrap();
+        let v = [0.0, 1.0, 0.0];
+        remember(&m, "Tom: What do you feed your kitten?", 3, 0.5, v);
+        remember(&m, "Maya: Mostly salmon pate, nothing else.", 3, 0.5, v);
+        remember(&m, "Maya: The kitten sleeps all day.", 2, 0.5, v);
+        let l = LifecycleConfig::default();
+        let c = RetrievalConfig {
+            w_cosine: 0.0,
+            ..RetrievalConfig::default()
+        };
+        let q = "What does Maya feed her kitten?";
+        let hits = retrieve(&m, q, None, 3, NOW, &c, &l).unwrap();
+        // The answer shares only its speaker's name with the question, but it follows the
+        // turn that shares the rest.
+        assert_eq!(
+            hits[0].memory.text,
+            "Maya: Mostly salmon pate, nothing else."
+        );
+        assert!(hits[0].signals.neighbour > 0.0);
+        assert!(hits.iter().any(|h| h.signals.speaker));
+        let off = RetrievalConfig {
+            neighbour_weight: 0.0,
+            answer_carry: 0.0,
+            ..c.clone()
+        };
+        let hits = retrieve(&m, q, None, 3, NOW, &off, &l).unwrap();
+        assert_ne!(
+            hits[0].memory.text,
+            "Maya: Mostly salmon pate, nothing else."
+        );
+        assert_eq!(
+            hits[2].memory.text,
+            "Maya: Mostly salmon pate, nothing else."
+        );
+    }
+
+    #[test]
+    fn a_named_date_favours_what_was_said_then() {
+        let m = Memories::temporary(3).unwrap();
+        let day = |y, mo, d| crate::memory::when::days_from_civil(y, mo, d) as u64 * 86_400_000;
+        for (text, at) in [
+            ("we watched a film at home", day(2022, 5, 2)),
+            ("we watched a film at the cinema", day(2022, 8, 20)),
+        ] {
+            m.remember(NewMemory {
+                text: text.into(),
+                room: "den".into(),
+                speaker: Speaker::User,
+                created_at_ms: at,
+                salience: 0.5,
+                source: None,
+            })
+            .unwrap();
+        }
+        let l = LifecycleConfig::default();
+        let c = RetrievalConfig::default();
+        let now = day(2022, 9, 1);
+        let top = |q: &str, c: &RetrievalConfig| {
+            retrieve(&m, q, None, 1, now, c, &l).unwrap()[0]
+                .memory
+                .text
+                .clone()
+        };
+        assert_eq!(
+            top("What film did we watch on 1 May, 2022?", &c),
+            "we watched a film at home"
+        );
+        assert_eq!(
+            top("What film did we watch in August?", &c),
+            "we watched a film at the cinema"
+        );
+        assert!(
+            retrieve(&m, "film in August", None, 1, now, &c, &l).unwrap()[0]
+                .signals
+                .period
+        );
     }
 
     #[test]
