@@ -12,6 +12,7 @@ pub mod extract;
 pub mod llm;
 pub mod locomo;
 pub mod memory;
+pub mod pixie;
 pub mod service;
 pub mod subconscious;
 

@@ -1,0 +1,1489 @@
+//! Spoken time phrases ("tomorrow at 8", "in 20 minutes", "every Monday at 7 pm") turned into
+//! instants in the household's time zone.
+//!
+//! The parser is deterministic and knows the common phrasings; the language model is asked
+//! only when it does not (see `reminders::extract`), and what the model writes is parsed here
+//! again. Wall-clock times ("at 8") are resolved in the zone, so they stay at 8 across a DST
+//! change; durations ("in 3 hours") are added to the instant, so they are 3 real hours. A time
+//! that falls in a DST gap moves forward by the gap; one that falls in a fold takes the
+//! earlier instant (RFC 5545's rule, jiff's `compatible`).
+//!
+//! Where a phrase is ambiguous the parser picks, and says what it picked in
+//! [`Due::assumed`], so that the spoken confirmation names it ("at 8 pm"):
+//! - a bare hour from 1 to 12 ("at 8") is the next such time when no day is named (8 am or
+//!   8 pm, whichever comes first), and on a named day 7 to 11 are morning, 12 is noon and 1
+//!   to 6 are afternoon;
+//! - "next Friday" is the Friday after the coming one only when the coming one is today, so
+//!   on a Wednesday it is the same as "on Friday";
+//! - a day without a time is at `DEFAULT_HOUR`, a part of the day at its own hour.
+
+use jiff::civil::{Date, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
+use serde::{Deserialize, Serialize};
+
+/// The hour of a reminder for a named day without a time ("remind me on Friday").
+pub const DEFAULT_HOUR: i8 = 9;
+
+/// How a reminder repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Repeat {
+    /// A fixed interval of real time: "every 2 hours".
+    Every {
+        /// The interval in ms.
+        ms: u64,
+    },
+    /// Days of the week at a wall-clock time: "every weekday at 7".
+    Days {
+        /// Bit 0 is Monday, bit 6 is Sunday.
+        mask: u8,
+        /// Hour, 0 to 23.
+        hour: i8,
+        /// Minute, 0 to 59.
+        minute: i8,
+    },
+}
+
+/// When something is due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    /// The first instant, in ms since the Unix epoch.
+    pub at_ms: u64,
+    /// How it repeats, if it does.
+    pub repeat: Option<Repeat>,
+    /// What the parser assumed, in words, for the confirmation ("8 pm").
+    pub assumed: Vec<String>,
+    /// Whether the phrase was a duration from now ("in 20 minutes") rather than a time of
+    /// day: a timer.
+    pub relative: bool,
+}
+
+/// Why a phrase gives no instant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhraseError {
+    /// The phrasing is not one the parser knows.
+    #[error("I don't know when {0:?} is")]
+    Unknown(String),
+    /// The phrase names a time that has gone.
+    #[error("{0} has already passed")]
+    Past(String),
+    /// The phrase names a date that does not exist.
+    #[error("there is no {0}")]
+    NoSuchDate(String),
+    /// The phrase names a day but no time, and the day is today.
+    #[error("I need a time for today")]
+    NoTime,
+}
+
+/// Parses `phrase` (only the time part: "tomorrow at 8") relative to `now_ms` in `tz`.
+pub fn parse(phrase: &str, now_ms: u64, tz: &TimeZone) -> Result<Due, PhraseError> {
+    let words = tokens(phrase);
+    let unknown = || PhraseError::Unknown(phrase.trim().to_string());
+    if words.is_empty() {
+        return Err(unknown());
+    }
+    let parts = Parts::read(&words).ok_or_else(unknown)?;
+    let now = Timestamp::from_millisecond(now_ms as i64)
+        .map_err(|_| unknown())?
+        .to_zoned(tz.clone());
+    parts.resolve(&now, tz).map_err(|e| match e {
+        PhraseError::Unknown(_) => unknown(),
+        e => e,
+    })
+}
+
+/// Lower case words; "8am" and "8.30pm" are split into "8" "am" and "8:30" "pm".
+pub(crate) fn tokens(text: &str) -> Vec<String> {
+    let t = text
+        .to_lowercase()
+        .replace("a.m.", "am")
+        .replace("p.m.", "pm")
+        .replace("o'clock", "oclock")
+        .replace("o clock", "oclock");
+    let mut out = Vec::new();
+    for raw in t.split(|c: char| c.is_whitespace() || matches!(c, ',' | '!' | '?' | ';' | '-')) {
+        let w = raw.trim_matches(|c: char| !c.is_alphanumeric());
+        if w.is_empty() {
+            continue;
+        }
+        let w = if w.starts_with(|c: char| c.is_ascii_digit()) {
+            w.replace('.', ":")
+        } else {
+            w.to_string()
+        };
+        match w
+            .strip_suffix("am")
+            .map(|n| (n, "am"))
+            .or_else(|| w.strip_suffix("pm").map(|n| (n, "pm")))
+        {
+            Some((n, m)) if !n.is_empty() && n.starts_with(|c: char| c.is_ascii_digit()) => {
+                out.push(n.to_string());
+                out.push(m.to_string());
+            }
+            _ => out.push(w),
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DaySpec {
+    Today,
+    Tomorrow,
+    InDays(i64),
+    Weekday { day: Weekday, next: bool },
+    Date { month: Option<i8>, day: i8 },
+    NextWeek,
+    Weekend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Meridiem {
+    Am,
+    Pm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Clock {
+    /// 0 to 23, or 24 for midnight at the end of the day.
+    hour: i8,
+    minute: i8,
+    meridiem: Option<Meridiem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PartOfDay {
+    Morning,
+    Afternoon,
+    Evening,
+    Night,
+}
+
+impl PartOfDay {
+    fn hour(self) -> i8 {
+        match self {
+            PartOfDay::Morning => 9,
+            PartOfDay::Afternoon => 15,
+            PartOfDay::Evening => 19,
+            PartOfDay::Night => 21,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Every {
+    Interval(u64),
+    Days(u8),
+}
+
+/// The pieces of a phrase, each at most once.
+#[derive(Debug, Default)]
+struct Parts {
+    /// A duration from now: ms of real time, and whole days (civil).
+    offset: Option<(u64, i64)>,
+    day: Option<DaySpec>,
+    clock: Option<Clock>,
+    part: Option<PartOfDay>,
+    every: Option<Every>,
+}
+
+const HOUR_MS: u64 = 3_600_000;
+const WEEKDAYS: u8 = 0b001_1111;
+const WEEKEND: u8 = 0b110_0000;
+const ALL_DAYS: u8 = 0b111_1111;
+
+fn weekday(w: &str) -> Option<Weekday> {
+    let w = w.strip_suffix('s').unwrap_or(w);
+    Some(match w {
+        "monday" | "mon" => Weekday::Monday,
+        "tuesday" | "tue" | "tues" => Weekday::Tuesday,
+        "wednesday" | "wed" => Weekday::Wednesday,
+        "thursday" | "thu" | "thurs" => Weekday::Thursday,
+        "friday" | "fri" => Weekday::Friday,
+        "saturday" | "sat" => Weekday::Saturday,
+        "sunday" | "sun" => Weekday::Sunday,
+        _ => return None,
+    })
+}
+
+fn bit(day: Weekday) -> u8 {
+    1 << day.to_monday_zero_offset()
+}
+
+fn month(w: &str) -> Option<i8> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    MONTHS
+        .iter()
+        .position(|m| *m == w || (w.len() >= 3 && m.starts_with(w)))
+        .map(|i| i as i8 + 1)
+}
+
+/// A small number in digits or words ("7", "twenty five", "a"); returns it and the words used.
+fn number(words: &[String]) -> Option<(f64, usize)> {
+    let first = words.first()?;
+    if let Ok(n) = first.parse::<u32>() {
+        return Some((n as f64, 1));
+    }
+    const UNITS: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 4] = ["twenty", "thirty", "forty", "fifty"];
+    if let Some(n) = UNITS.iter().position(|u| u == first) {
+        return Some((n as f64, 1));
+    }
+    if let Some(t) = TENS.iter().position(|u| u == first) {
+        let tens = (t as f64 + 2.0) * 10.0;
+        if let Some(u) = words
+            .get(1)
+            .and_then(|w| UNITS[1..10].iter().position(|u| u == w))
+        {
+            return Some((tens + u as f64 + 1.0, 2));
+        }
+        return Some((tens, 1));
+    }
+    match first.as_str() {
+        "a" | "an" => match words.get(1).map(String::as_str) {
+            Some("couple") => Some((
+                2.0,
+                2 + usize::from(words.get(2).is_some_and(|w| w == "of")),
+            )),
+            Some("few") => Some((3.0, 2)),
+            _ => Some((1.0, 1)),
+        },
+        "couple" => Some((
+            2.0,
+            1 + usize::from(words.get(1).is_some_and(|w| w == "of")),
+        )),
+        "few" => Some((3.0, 1)),
+        "half" => Some((
+            0.5,
+            1 + usize::from(words.get(1).is_some_and(|w| w == "an" || w == "a")),
+        )),
+        _ => None,
+    }
+}
+
+/// An ordinal day of the month: "5", "5th", "fifth" is not supported (rare in speech to a
+/// terminal's transcriber, which writes digits).
+fn ordinal(w: &str) -> Option<i8> {
+    let digits = ["st", "nd", "rd", "th"]
+        .iter()
+        .find_map(|s| w.strip_suffix(s))
+        .unwrap_or(w);
+    digits.parse::<i8>().ok().filter(|d| (1..=31).contains(d))
+}
+
+/// A unit of time: its length in ms, or `None` with whole days for days and weeks.
+fn unit(w: &str) -> Option<(u64, i64)> {
+    Some(match w {
+        "second" | "seconds" | "sec" | "secs" => (1_000, 0),
+        "minute" | "minutes" | "min" | "mins" => (60_000, 0),
+        "hour" | "hours" | "hr" | "hrs" => (HOUR_MS, 0),
+        "day" | "days" => (0, 1),
+        "week" | "weeks" => (0, 7),
+        _ => return None,
+    })
+}
+
+/// "3 hours", "an hour and a half", "1 hour and 20 minutes": (ms, days) and words used.
+fn duration(words: &[String]) -> Option<((u64, i64), usize)> {
+    let (mut ms, mut days, mut i) = (0u64, 0i64, 0);
+    loop {
+        let (n, used) = number(&words[i..])?;
+        let (unit_ms, unit_days) = unit(words.get(i + used)?)?;
+        i += used + 1;
+        let mut n = n;
+        // "an hour and a half"
+        if words[i..].starts_with(&["and".into(), "a".into(), "half".into()]) {
+            n += 0.5;
+            i += 3;
+        }
+        if unit_days > 0 {
+            if n.fract() != 0.0 {
+                // "a day and a half": real time.
+                ms += (n * unit_days as f64 * 24.0 * HOUR_MS as f64) as u64;
+            } else {
+                days += n as i64 * unit_days;
+            }
+        } else {
+            ms += (n * unit_ms as f64) as u64;
+        }
+        // "1 hour and 20 minutes"
+        if words.get(i).is_some_and(|w| w == "and") && number(&words[i + 1..]).is_some() {
+            i += 1;
+            continue;
+        }
+        return Some(((ms, days), i));
+    }
+}
+
+fn part_of_day(w: &str) -> Option<PartOfDay> {
+    Some(match w {
+        "morning" => PartOfDay::Morning,
+        "afternoon" => PartOfDay::Afternoon,
+        "evening" => PartOfDay::Evening,
+        "night" => PartOfDay::Night,
+        _ => return None,
+    })
+}
+
+fn clock_value(words: &[String]) -> Option<(Clock, usize)> {
+    let w = |i: usize| words.get(i).map(String::as_str);
+    let plain = |hour: i8, minute: i8| Clock {
+        hour,
+        minute,
+        meridiem: None,
+    };
+    let (mut clock, mut used) = match w(0)? {
+        "noon" | "midday" => (
+            Clock {
+                hour: 12,
+                minute: 0,
+                meridiem: Some(Meridiem::Pm),
+            },
+            1,
+        ),
+        "midnight" => (
+            Clock {
+                hour: 24,
+                minute: 0,
+                meridiem: Some(Meridiem::Am),
+            },
+            1,
+        ),
+        "half" | "quarter" if matches!(w(1), Some("past" | "to" | "after")) => {
+            let minutes = if w(0) == Some("half") { 30 } else { 15 };
+            let (h, _) = number(&words[2..]).filter(|(h, _)| (1.0..=12.0).contains(h))?;
+            let h = h as i8;
+            if w(1) == Some("to") {
+                (plain(h, 60 - minutes).to_before(), 3)
+            } else {
+                (plain(h, minutes), 3)
+            }
+        }
+        first => {
+            if let Some((h, m)) = first.split_once(':') {
+                let (h, m) = (h.parse::<i8>().ok()?, m.parse::<i8>().ok()?);
+                if !(0..=23).contains(&h) || !(0..=59).contains(&m) {
+                    return None;
+                }
+                (plain(h, m), 1)
+            } else {
+                let (n, used) = number(words)?;
+                if n.fract() != 0.0 || !(0.0..=23.0).contains(&n) || first == "a" || first == "an" {
+                    return None;
+                }
+                // "20 past 7", "10 minutes to 8"
+                let minutes_word = used + usize::from(w(used) == Some("minutes"));
+                if matches!(w(minutes_word), Some("past" | "to" | "after")) && n <= 30.0 {
+                    let skip = minutes_word + 1;
+                    let (h, hused) = number(&words[skip..])?;
+                    if !(1.0..=12.0).contains(&h) {
+                        return None;
+                    }
+                    let h = h as i8;
+                    let c = if w(minutes_word) == Some("to") {
+                        plain(h, 60 - n as i8).to_before()
+                    } else {
+                        plain(h, n as i8)
+                    };
+                    (c, skip + hused)
+                } else if let Some(m) = w(used)
+                    .and_then(|m| m.parse::<i8>().ok())
+                    .filter(|m| (10..=59).contains(m))
+                {
+                    // "7 30"
+                    (plain(n as i8, m), used + 1)
+                } else {
+                    (plain(n as i8, 0), used)
+                }
+            }
+        }
+    };
+    match w(used) {
+        Some("oclock") => used += 1,
+        Some("am") => {
+            clock.meridiem = Some(Meridiem::Am);
+            used += 1;
+        }
+        Some("pm") => {
+            clock.meridiem = Some(Meridiem::Pm);
+            used += 1;
+        }
+        _ => {}
+    }
+    if clock.meridiem.is_some() && !(1..=12).contains(&clock.hour) && clock.hour != 24 {
+        return None;
+    }
+    Some((clock, used))
+}
+
+impl Clock {
+    /// "quarter to 9" was built as (8 wrapped, 45): fix the hour for the hour before.
+    fn to_before(self) -> Clock {
+        let hour = if self.hour == 1 { 12 } else { self.hour - 1 };
+        Clock { hour, ..self }
+    }
+
+    /// Whether am/pm is unknown ("at 8").
+    fn ambiguous(&self) -> bool {
+        self.meridiem.is_none() && (1..=12).contains(&self.hour)
+    }
+
+    /// The 24-hour hour for a meridiem.
+    fn hour_for(&self, m: Meridiem) -> i8 {
+        match (m, self.hour) {
+            (_, 24) => 24,
+            (Meridiem::Am, 12) => 0,
+            (Meridiem::Am, h) => h,
+            (Meridiem::Pm, 12) => 12,
+            (Meridiem::Pm, h) if h < 12 => h + 12,
+            (Meridiem::Pm, h) => h,
+        }
+    }
+}
+
+impl Parts {
+    /// Reads every word into a part; `None` when a word fits none or a part comes twice.
+    fn read(words: &[String]) -> Option<Parts> {
+        let mut parts = Parts::default();
+        let mut i = 0;
+        while i < words.len() {
+            let w = |k: usize| words.get(i + k).map(String::as_str);
+            let rest = &words[i..];
+            // Fillers.
+            if matches!(
+                w(0),
+                Some("please" | "and" | "then" | "starting" | "from" | "of")
+            ) {
+                i += 1;
+                continue;
+            }
+            // A duration from now: "in 20 minutes", "for 10 minutes", "20 minutes from now".
+            if matches!(w(0), Some("in" | "after" | "for" | "within")) {
+                if let Some((d, used)) = duration(&rest[1..]) {
+                    if !set(&mut parts.offset, d) {
+                        return None;
+                    }
+                    i += 1 + used;
+                    continue;
+                }
+            }
+            if let Some((d, used)) = duration(rest) {
+                if matches!(w(used), Some("from" | "later")) {
+                    if !set(&mut parts.offset, d) {
+                        return None;
+                    }
+                    i += used
+                        + 1
+                        + usize::from(w(used) == Some("from") && w(used + 1) == Some("now"));
+                    continue;
+                }
+            }
+            // Repetition.
+            if let Some(("every" | "each", tail)) = rest.split_first().map(|(a, b)| (a.as_str(), b))
+            {
+                let (every, used, part) = every(tail)?;
+                if !set(&mut parts.every, every) {
+                    return None;
+                }
+                if let Some(p) = part {
+                    if !set(&mut parts.part, p) {
+                        return None;
+                    }
+                }
+                i += 1 + used;
+                continue;
+            }
+            match w(0) {
+                Some("daily") => {
+                    if !set(&mut parts.every, Every::Days(ALL_DAYS)) {
+                        return None;
+                    }
+                    i += 1;
+                    continue;
+                }
+                Some("hourly") => {
+                    if !set(&mut parts.every, Every::Interval(HOUR_MS)) {
+                        return None;
+                    }
+                    i += 1;
+                    continue;
+                }
+                Some("weekly") => {
+                    // "weekly on Friday": the weekday comes next; alone, today's.
+                    if !set(&mut parts.every, Every::Days(0)) {
+                        return None;
+                    }
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            // "on Mondays": plural weekdays repeat.
+            if w(0) == Some("on") && w(1).is_some_and(|d| d.ends_with('s') && weekday(d).is_some())
+            {
+                let mut mask = 0;
+                let mut k = 1;
+                while let Some(d) = w(k).filter(|d| d.ends_with('s')).and_then(weekday) {
+                    mask |= bit(d);
+                    k += if w(k + 1) == Some("and") { 2 } else { 1 };
+                }
+                if !set(&mut parts.every, Every::Days(mask)) {
+                    return None;
+                }
+                i += k;
+                continue;
+            }
+            // Days.
+            if let Some((day, used, part)) = day(rest) {
+                if let (Some(Every::Days(0)), DaySpec::Weekday { day: d, .. }) = (parts.every, day)
+                {
+                    parts.every = Some(Every::Days(bit(d)));
+                } else if !set(&mut parts.day, day) {
+                    return None;
+                }
+                if let Some(p) = part {
+                    if !set(&mut parts.part, p) {
+                        return None;
+                    }
+                }
+                i += used;
+                continue;
+            }
+            // Parts of the day: "in the morning", "this evening", "at night".
+            let skip = match (w(0), w(1)) {
+                (Some("in" | "during"), Some("the")) => 2,
+                (Some("this" | "at" | "in"), _) => 1,
+                _ => 0,
+            };
+            if let Some(p) = w(skip).and_then(part_of_day) {
+                if !set(&mut parts.part, p) {
+                    return None;
+                }
+                i += skip + 1;
+                continue;
+            }
+            // Clock times: "at 8", "by half past 7", "8 pm".
+            let skip = usize::from(matches!(w(0), Some("at" | "by" | "around" | "about")));
+            if skip == 1
+                || w(0)
+                    .is_some_and(|t| t.contains(':') || t.starts_with(|c: char| c.is_ascii_digit()))
+            {
+                if let Some((c, used)) = clock_value(&rest[skip..]) {
+                    // A bare number is a time only when something says so.
+                    let said =
+                        skip == 1 || c.meridiem.is_some() || rest[0].contains(':') || used > 1;
+                    if said {
+                        if !set(&mut parts.clock, c) {
+                            return None;
+                        }
+                        i += skip + used;
+                        continue;
+                    }
+                }
+            }
+            if matches!(w(0), Some("noon" | "midday" | "midnight")) {
+                let (c, used) = clock_value(rest)?;
+                if !set(&mut parts.clock, c) {
+                    return None;
+                }
+                i += used;
+                continue;
+            }
+            return None;
+        }
+        let any = parts.offset.is_some()
+            || parts.day.is_some()
+            || parts.clock.is_some()
+            || parts.part.is_some()
+            || parts.every.is_some();
+        any.then_some(parts)
+    }
+
+    fn resolve(self, now: &Zoned, tz: &TimeZone) -> Result<Due, PhraseError> {
+        let unknown = || PhraseError::Unknown(String::new());
+        let mut assumed = Vec::new();
+        let now_ms = now.timestamp().as_millisecond() as u64;
+        if let Some(every) = self.every {
+            if self.offset.is_some() || self.day.is_some() {
+                return Err(unknown());
+            }
+            return match every {
+                Every::Interval(ms) => {
+                    if self.clock.is_some() || self.part.is_some() {
+                        return Err(unknown());
+                    }
+                    Ok(Due {
+                        at_ms: now_ms + ms,
+                        repeat: Some(Repeat::Every { ms }),
+                        assumed,
+                        relative: true,
+                    })
+                }
+                Every::Days(mask) => {
+                    let mask = if mask == 0 { bit(now.weekday()) } else { mask };
+                    let (hour, minute) = self.time_of_day(&mut assumed, true);
+                    let repeat = Repeat::Days { mask, hour, minute };
+                    let at_ms = repeat
+                        .next_after(now_ms.saturating_sub(1), tz)
+                        .ok_or_else(unknown)?;
+                    Ok(Due {
+                        at_ms,
+                        repeat: Some(repeat),
+                        assumed,
+                        relative: false,
+                    })
+                }
+            };
+        }
+        let (offset_ms, offset_days) = self.offset.unwrap_or((0, 0));
+        if offset_ms > 0 {
+            if self.day.is_some() || self.clock.is_some() || self.part.is_some() || offset_days > 0
+            {
+                return Err(unknown());
+            }
+            return Ok(Due {
+                at_ms: now_ms + offset_ms,
+                repeat: None,
+                assumed,
+                relative: true,
+            });
+        }
+        let today = now.date();
+        let day = match (self.day, offset_days) {
+            (Some(_), d) if d > 0 => return Err(unknown()),
+            (None, d) if d > 0 => Some(DaySpec::InDays(d)),
+            (day, _) => day,
+        };
+        let timed = self.clock.is_some() || self.part.is_some();
+        // Candidate dates: one for a named day, today then tomorrow otherwise.
+        let at = |date: Date, hour: i8, minute: i8| -> Result<Zoned, PhraseError> {
+            let (date, hour) = if hour == 24 {
+                (date.tomorrow().map_err(|_| unknown())?, 0)
+            } else {
+                (date, hour)
+            };
+            date.at(hour, minute, 0, 0)
+                .to_zoned(tz.clone())
+                .map_err(|_| unknown())
+        };
+        let Some(day) = day else {
+            // No day: the next time the clock shows it.
+            if let Some(clock) = self.clock.filter(|c| c.ambiguous() && self.part.is_none()) {
+                let mut best: Option<Zoned> = None;
+                for date in [today, today.tomorrow().map_err(|_| unknown())?] {
+                    for m in [Meridiem::Am, Meridiem::Pm] {
+                        let z = at(date, clock.hour_for(m), clock.minute)?;
+                        if z > *now && best.as_ref().is_none_or(|b| z < *b) {
+                            best = Some(z);
+                        }
+                    }
+                }
+                let best = best.ok_or_else(unknown)?;
+                assumed.push(spoken_clock(best.hour(), best.minute()));
+                return Ok(self.due(best, assumed));
+            }
+            let (hour, minute) = self.time_of_day(&mut assumed, true);
+            let mut z = at(today, hour, minute)?;
+            if z <= *now {
+                z = at(today.tomorrow().map_err(|_| unknown())?, hour, minute)?;
+            }
+            return Ok(self.due(z, assumed));
+        };
+        let date = match day {
+            DaySpec::Today => today,
+            DaySpec::Tomorrow => today.tomorrow().map_err(|_| unknown())?,
+            DaySpec::InDays(d) => today.checked_add(d.days()).map_err(|_| unknown())?,
+            DaySpec::Weekday { day: wd, next } => {
+                let ahead =
+                    (wd.to_monday_zero_offset() - today.weekday().to_monday_zero_offset() + 7) % 7;
+                let ahead = if ahead == 0 && next { 7 } else { ahead };
+                let mut date = today
+                    .checked_add((ahead as i64).days())
+                    .map_err(|_| unknown())?;
+                if ahead == 0 {
+                    let (hour, minute) = self.time_of_day(&mut Vec::new(), false);
+                    if at(date, hour, minute)? <= *now {
+                        date = date.checked_add(7.days()).map_err(|_| unknown())?;
+                    }
+                }
+                date
+            }
+            DaySpec::NextWeek => {
+                let ahead = 7 - today.weekday().to_monday_zero_offset() as i64;
+                today.checked_add(ahead.days()).map_err(|_| unknown())?
+            }
+            DaySpec::Weekend => {
+                let ahead = (5 - today.weekday().to_monday_zero_offset() as i64 + 7) % 7;
+                today.checked_add(ahead.days()).map_err(|_| unknown())?
+            }
+            DaySpec::Date { month, day: d } => {
+                let name = |y: i16, m: i8| format!("{d} {} {y}", month_name(m));
+                let pick = |y: i16, m: i8| -> Result<Date, PhraseError> {
+                    Date::new(y, m, d).map_err(|_| PhraseError::NoSuchDate(name(y, m)))
+                };
+                match month {
+                    Some(m) => {
+                        let this = pick(today.year(), m);
+                        match this {
+                            Ok(date) if date >= today => date,
+                            _ => pick(today.year() + 1, m)?,
+                        }
+                    }
+                    None => {
+                        let this = pick(today.year(), today.month());
+                        match this {
+                            Ok(date) if date >= today => date,
+                            _ => {
+                                let next = today
+                                    .first_of_month()
+                                    .checked_add(1.month())
+                                    .map_err(|_| unknown())?;
+                                pick(next.year(), next.month())?
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if !timed && date == today {
+            return Err(PhraseError::NoTime);
+        }
+        let (hour, minute) = self.time_of_day(&mut assumed, true);
+        let z = at(date, hour, minute)?;
+        if z <= *now {
+            return Err(PhraseError::Past(format!(
+                "{} on {}",
+                spoken_clock(z.hour(), z.minute()),
+                spoken_date(z.date())
+            )));
+        }
+        Ok(self.due(z, assumed))
+    }
+
+    fn due(&self, z: Zoned, assumed: Vec<String>) -> Due {
+        Due {
+            at_ms: z.timestamp().as_millisecond() as u64,
+            repeat: None,
+            assumed,
+            relative: false,
+        }
+    }
+
+    /// The wall-clock time the phrase means, noting what was assumed.
+    fn time_of_day(&self, assumed: &mut Vec<String>, note: bool) -> (i8, i8) {
+        let mut note = |s: String| {
+            if note {
+                assumed.push(s)
+            }
+        };
+        match (self.clock, self.part) {
+            (Some(c), part) => {
+                let m = match (c.meridiem, part) {
+                    (Some(m), _) => m,
+                    (None, _) if !c.ambiguous() => Meridiem::Am,
+                    (None, Some(PartOfDay::Morning)) => Meridiem::Am,
+                    (None, Some(PartOfDay::Night)) if c.hour == 12 || c.hour < 5 => Meridiem::Am,
+                    (None, Some(_)) => Meridiem::Pm,
+                    (None, None) => {
+                        let m = if (7..=11).contains(&c.hour) {
+                            Meridiem::Am
+                        } else {
+                            Meridiem::Pm
+                        };
+                        note(spoken_clock(c.hour_for(m) % 24, c.minute));
+                        m
+                    }
+                };
+                (c.hour_for(m), c.minute)
+            }
+            (None, Some(p)) => (p.hour(), 0),
+            (None, None) => {
+                note(format!(
+                    "{}, the default time",
+                    spoken_clock(DEFAULT_HOUR, 0)
+                ));
+                (DEFAULT_HOUR, 0)
+            }
+        }
+    }
+}
+
+/// Fills an empty slot; `false` when the part came before (a phrase with two times).
+fn set<T>(slot: &mut Option<T>, value: T) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(value);
+    true
+}
+
+/// "every 2 hours", "every Monday and Thursday", "every weekday", "every morning".
+fn every(words: &[String]) -> Option<(Every, usize, Option<PartOfDay>)> {
+    let w = |k: usize| words.get(k).map(String::as_str);
+    match w(0)? {
+        "day" => return Some((Every::Days(ALL_DAYS), 1, None)),
+        "weekday" | "weekdays" => return Some((Every::Days(WEEKDAYS), 1, None)),
+        "weekend" => return Some((Every::Days(WEEKEND), 1, None)),
+        "week" => return Some((Every::Days(0), 1, None)),
+        "hour" => return Some((Every::Interval(HOUR_MS), 1, None)),
+        "minute" => return Some((Every::Interval(60_000), 1, None)),
+        "other" if w(1) == Some("day") => return None,
+        w0 => {
+            if let Some(p) = part_of_day(w0) {
+                return Some((Every::Days(ALL_DAYS), 1, Some(p)));
+            }
+        }
+    }
+    if weekday(w(0)?).is_some() {
+        let mut mask = 0;
+        let mut k = 0;
+        while let Some(d) = w(k).and_then(weekday) {
+            mask |= bit(d);
+            k += 1;
+            if w(k) == Some("and") && w(k + 1).and_then(weekday).is_some() {
+                k += 1;
+            }
+        }
+        return Some((Every::Days(mask), k, None));
+    }
+    let ((ms, days), used) = duration(words)?;
+    if days > 0 {
+        // "every 2 days" is not a weekly pattern; not supported.
+        return None;
+    }
+    (ms > 0).then_some((Every::Interval(ms), used, None))
+}
+
+/// "tomorrow", "on Friday", "next Monday", "on the 5th", "on 3 December", "December 3rd",
+/// "tonight", "tomorrow morning".
+fn day(words: &[String]) -> Option<(DaySpec, usize, Option<PartOfDay>)> {
+    let w = |k: usize| words.get(k).map(String::as_str);
+    let with_part = |spec: DaySpec, used: usize| {
+        let part = w(used).and_then(part_of_day);
+        Some((spec, used + usize::from(part.is_some()), part))
+    };
+    match (w(0)?, w(1), w(2), w(3)) {
+        ("today", ..) => return with_part(DaySpec::Today, 1),
+        ("tonight", ..) => return Some((DaySpec::Today, 1, Some(PartOfDay::Night))),
+        ("tomorrow", ..) => return with_part(DaySpec::Tomorrow, 1),
+        ("the", Some("day"), Some("after"), Some("tomorrow")) => {
+            return with_part(DaySpec::InDays(2), 4)
+        }
+        ("day", Some("after"), Some("tomorrow"), _) => return with_part(DaySpec::InDays(2), 3),
+        ("next", Some("week"), ..) => return Some((DaySpec::NextWeek, 2, None)),
+        ("this" | "at" | "on", Some("the"), Some("weekend"), _) => {
+            return Some((DaySpec::Weekend, 3, None))
+        }
+        ("this" | "next", Some("weekend"), ..) => return Some((DaySpec::Weekend, 2, None)),
+        _ => {}
+    }
+    let mut k = usize::from(w(0) == Some("on"));
+    let next = match w(k) {
+        Some("next") => {
+            k += 1;
+            true
+        }
+        Some("this" | "coming") => {
+            k += 1;
+            false
+        }
+        Some("the") if w(k + 1) == Some("coming") => {
+            k += 2;
+            false
+        }
+        _ => false,
+    };
+    if let Some(d) = w(k)
+        .filter(|d| !d.ends_with('s') || *d == "tues" || *d == "thurs")
+        .and_then(weekday)
+    {
+        return with_part(DaySpec::Weekday { day: d, next }, k + 1);
+    }
+    if next {
+        return None;
+    }
+    // Dates: "the 5th", "the 5th of December", "5 December", "December 5th".
+    let mut k = usize::from(w(0) == Some("on"));
+    k += usize::from(w(k) == Some("the"));
+    if let Some(d) = w(k).and_then(ordinal) {
+        let is_ordinal = w(k).is_some_and(|t| !t.chars().all(|c| c.is_ascii_digit()));
+        let of = usize::from(w(k + 1) == Some("of"));
+        if let Some(m) = w(k + 1 + of).and_then(month) {
+            return with_part(
+                DaySpec::Date {
+                    month: Some(m),
+                    day: d,
+                },
+                k + 2 + of,
+            );
+        }
+        if is_ordinal {
+            return with_part(
+                DaySpec::Date {
+                    month: None,
+                    day: d,
+                },
+                k + 1,
+            );
+        }
+        return None;
+    }
+    if let Some(m) = w(k).and_then(month) {
+        let d = w(k + 1).and_then(ordinal)?;
+        return with_part(
+            DaySpec::Date {
+                month: Some(m),
+                day: d,
+            },
+            k + 2,
+        );
+    }
+    None
+}
+
+impl Repeat {
+    /// The first time after `after_ms` that this repeats, `None` for an empty day mask.
+    pub fn next_after(&self, after_ms: u64, tz: &TimeZone) -> Option<u64> {
+        match *self {
+            Repeat::Every { ms } => Some(after_ms + ms.max(1)),
+            Repeat::Days { mask, hour, minute } => {
+                if mask & ALL_DAYS == 0 {
+                    return None;
+                }
+                let after = Timestamp::from_millisecond(after_ms as i64).ok()?;
+                let mut date = after.to_zoned(tz.clone()).date();
+                for _ in 0..8 {
+                    if mask & bit(date.weekday()) != 0 {
+                        let z = date.at(hour, minute, 0, 0).to_zoned(tz.clone()).ok()?;
+                        if z.timestamp() > after {
+                            return Some(z.timestamp().as_millisecond() as u64);
+                        }
+                    }
+                    date = date.tomorrow().ok()?;
+                }
+                None
+            }
+        }
+    }
+
+    /// In words: "every day at 8 am", "every Monday and Thursday at 7 pm", "every 2 hours".
+    pub fn describe(&self) -> String {
+        match *self {
+            Repeat::Every { ms } => {
+                let (n, unit) = if ms % HOUR_MS == 0 {
+                    (ms / HOUR_MS, "hour")
+                } else if ms % 60_000 == 0 {
+                    (ms / 60_000, "minute")
+                } else {
+                    (ms / 1000, "second")
+                };
+                if n == 1 {
+                    format!("every {unit}")
+                } else {
+                    format!("every {n} {unit}s")
+                }
+            }
+            Repeat::Days { mask, hour, minute } => {
+                let days = match mask {
+                    ALL_DAYS => "every day".to_string(),
+                    WEEKDAYS => "every weekday".to_string(),
+                    WEEKEND => "every weekend day".to_string(),
+                    _ => {
+                        let names: Vec<&str> = (0..7)
+                            .filter(|i| mask & (1 << i) != 0)
+                            .map(|i| weekday_name(Weekday::from_monday_zero_offset(i).unwrap()))
+                            .collect();
+                        format!("every {}", join_and(&names))
+                    }
+                };
+                format!("{days} at {}", spoken_clock(hour, minute))
+            }
+        }
+    }
+}
+
+/// When something is due, in words relative to now: "in 20 minutes", "today at 8 pm",
+/// "tomorrow at 9 am", "on Friday, 27 November at 9 am".
+pub fn describe(at_ms: u64, now_ms: u64, tz: &TimeZone) -> String {
+    let (Ok(at), Ok(now)) = (
+        Timestamp::from_millisecond(at_ms as i64),
+        Timestamp::from_millisecond(now_ms as i64),
+    ) else {
+        return "at an unknown time".to_string();
+    };
+    let (at, now) = (at.to_zoned(tz.clone()), now.to_zoned(tz.clone()));
+    let ahead_ms = at_ms.saturating_sub(now_ms);
+    if at_ms > now_ms && ahead_ms < 90 * 60_000 {
+        let minutes = (ahead_ms + 30_000) / 60_000;
+        return match minutes {
+            0 => format!("in {} seconds", ahead_ms.div_ceil(1000)),
+            1 => "in 1 minute".to_string(),
+            m => format!("in {m} minutes"),
+        };
+    }
+    let clock = spoken_clock(at.hour(), at.minute());
+    let (today, date) = (now.date(), at.date());
+    if date == today {
+        format!("today at {clock}")
+    } else if today.tomorrow().ok() == Some(date) {
+        format!("tomorrow at {clock}")
+    } else {
+        format!("on {} at {clock}", spoken_date(date))
+    }
+}
+
+/// "8 am", "8:30 pm", "noon", "midnight".
+pub fn spoken_clock(hour: i8, minute: i8) -> String {
+    match (hour, minute) {
+        (12, 0) => "noon".to_string(),
+        (0, 0) | (24, 0) => "midnight".to_string(),
+        _ => {
+            let (h, m) = (hour % 24, minute);
+            let suffix = if h < 12 { "am" } else { "pm" };
+            let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+            if m == 0 {
+                format!("{h12} {suffix}")
+            } else {
+                format!("{h12}:{m:02} {suffix}")
+            }
+        }
+    }
+}
+
+/// "Friday, 27 November".
+pub fn spoken_date(date: Date) -> String {
+    format!(
+        "{}, {} {}",
+        weekday_name(date.weekday()),
+        date.day(),
+        month_name(date.month())
+    )
+}
+
+fn weekday_name(d: Weekday) -> &'static str {
+    match d {
+        Weekday::Monday => "Monday",
+        Weekday::Tuesday => "Tuesday",
+        Weekday::Wednesday => "Wednesday",
+        Weekday::Thursday => "Thursday",
+        Weekday::Friday => "Friday",
+        Weekday::Saturday => "Saturday",
+        Weekday::Sunday => "Sunday",
+    }
+}
+
+fn month_name(m: i8) -> &'static str {
+    [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ]
+    .get((m - 1).max(0) as usize)
+    .copied()
+    .unwrap_or("?")
+}
+
+/// "a, b and c".
+pub(crate) fn join_and(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The household time zone from its IANA name; empty means the system's zone.
+pub fn zone(name: &str) -> Result<TimeZone, String> {
+    if name.trim().is_empty() {
+        return Ok(TimeZone::system());
+    }
+    TimeZone::get(name).map_err(|e| format!("unknown time zone {name:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn berlin() -> TimeZone {
+        TimeZone::get("Europe/Berlin").unwrap()
+    }
+
+    fn at(local: &str) -> u64 {
+        let dt: jiff::civil::DateTime = local.parse().unwrap();
+        dt.to_zoned(berlin()).unwrap().timestamp().as_millisecond() as u64
+    }
+
+    fn show(ms: u64) -> String {
+        Timestamp::from_millisecond(ms as i64)
+            .unwrap()
+            .to_zoned(berlin())
+            .strftime("%Y-%m-%dT%H:%M%:z")
+            .to_string()
+    }
+
+    /// Saturday 28 March 2026, 10:00 CET; Berlin moves to CEST at 02:00 the next night.
+    const SPRING: &str = "2026-03-28T10:00";
+    /// Saturday 24 October 2026, 10:00 CEST; Berlin moves back to CET at 03:00 the next night.
+    const AUTUMN: &str = "2026-10-24T10:00";
+    /// Wednesday 25 November 2026, 21:30 CET.
+    const EVENING: &str = "2026-11-25T21:30";
+
+    #[test]
+    fn the_phrase_table() {
+        // (now, phrase, expected instant in Berlin with its offset, expected repeat)
+        let table: &[(&str, &str, &str, Option<&str>)] = &[
+            // Relative: real time, across the DST change too.
+            (SPRING, "in 20 minutes", "2026-03-28T10:20+01:00", None),
+            (SPRING, "in an hour", "2026-03-28T11:00+01:00", None),
+            (SPRING, "in half an hour", "2026-03-28T10:30+01:00", None),
+            (
+                SPRING,
+                "in an hour and a half",
+                "2026-03-28T11:30+01:00",
+                None,
+            ),
+            (
+                SPRING,
+                "in 1 hour and 20 minutes",
+                "2026-03-28T11:20+01:00",
+                None,
+            ),
+            (
+                SPRING,
+                "in twenty five minutes",
+                "2026-03-28T10:25+01:00",
+                None,
+            ),
+            (SPRING, "in 90 seconds", "2026-03-28T10:01+01:00", None),
+            (SPRING, "for 10 minutes", "2026-03-28T10:10+01:00", None),
+            (
+                SPRING,
+                "in a couple of minutes",
+                "2026-03-28T10:02+01:00",
+                None,
+            ),
+            (
+                SPRING,
+                "20 minutes from now",
+                "2026-03-28T10:20+01:00",
+                None,
+            ),
+            (SPRING, "in 24 hours", "2026-03-29T11:00+02:00", None),
+            (AUTUMN, "in 24 hours", "2026-10-25T09:00+01:00", None),
+            // Relative days are civil: the same wall-clock time.
+            (SPRING, "in 2 days", "2026-03-30T09:00+02:00", None),
+            (SPRING, "in 3 days at 6 pm", "2026-03-31T18:00+02:00", None),
+            // Absolute times of day.
+            (SPRING, "at 11:15", "2026-03-28T11:15+01:00", None),
+            (SPRING, "at 8 pm", "2026-03-28T20:00+01:00", None),
+            (SPRING, "at 8.30pm", "2026-03-28T20:30+01:00", None),
+            (SPRING, "at 9 am", "2026-03-29T09:00+02:00", None),
+            (SPRING, "at noon", "2026-03-28T12:00+01:00", None),
+            (SPRING, "at midnight", "2026-03-29T00:00+01:00", None),
+            (
+                SPRING,
+                "at half past 7 in the evening",
+                "2026-03-28T19:30+01:00",
+                None,
+            ),
+            (
+                SPRING,
+                "at quarter to 9 tonight",
+                "2026-03-28T20:45+01:00",
+                None,
+            ),
+            (SPRING, "at 20 past 4", "2026-03-28T16:20+01:00", None),
+            (SPRING, "this evening", "2026-03-28T19:00+01:00", None),
+            (SPRING, "tonight", "2026-03-28T21:00+01:00", None),
+            (SPRING, "at 7 o'clock", "2026-03-28T19:00+01:00", None),
+            // Tomorrow and named days; DST: the gap moves forward, 10:00 stays 10:00.
+            (SPRING, "tomorrow at 10", "2026-03-29T10:00+02:00", None),
+            (
+                SPRING,
+                "tomorrow at 2:30 am",
+                "2026-03-29T03:30+02:00",
+                None,
+            ),
+            (SPRING, "tomorrow morning", "2026-03-29T09:00+02:00", None),
+            (SPRING, "tomorrow", "2026-03-29T09:00+02:00", None),
+            (
+                SPRING,
+                "the day after tomorrow at 18:00",
+                "2026-03-30T18:00+02:00",
+                None,
+            ),
+            (
+                AUTUMN,
+                "tomorrow at 2:30 am",
+                "2026-10-25T02:30+02:00",
+                None,
+            ),
+            (AUTUMN, "tomorrow at 8", "2026-10-25T08:00+01:00", None),
+            (SPRING, "on Monday at 7", "2026-03-30T07:00+02:00", None),
+            (SPRING, "on Monday at 3", "2026-03-30T15:00+02:00", None),
+            (
+                SPRING,
+                "next Tuesday at 9:45",
+                "2026-03-31T09:45+02:00",
+                None,
+            ),
+            (
+                SPRING,
+                "on Saturday at 9 pm",
+                "2026-03-28T21:00+01:00",
+                None,
+            ),
+            (
+                SPRING,
+                "next Saturday at 9 pm",
+                "2026-04-04T21:00+02:00",
+                None,
+            ),
+            (SPRING, "Friday evening", "2026-04-03T19:00+02:00", None),
+            (SPRING, "next week", "2026-03-30T09:00+02:00", None),
+            (EVENING, "this weekend", "2026-11-28T09:00+01:00", None),
+            // Dates.
+            (SPRING, "on the 5th", "2026-04-05T09:00+02:00", None),
+            (
+                SPRING,
+                "on the 30th at 8 am",
+                "2026-03-30T08:00+02:00",
+                None,
+            ),
+            (
+                SPRING,
+                "on 3 December at 10 am",
+                "2026-12-03T10:00+01:00",
+                None,
+            ),
+            (SPRING, "on December 3rd", "2026-12-03T09:00+01:00", None),
+            (
+                SPRING,
+                "on the 1st of March",
+                "2027-03-01T09:00+01:00",
+                None,
+            ),
+            // Ambiguous: a bare hour is the next one that comes.
+            (SPRING, "at 8", "2026-03-28T20:00+01:00", None),
+            (SPRING, "at 11", "2026-03-28T11:00+01:00", None),
+            (EVENING, "at 8", "2026-11-26T08:00+01:00", None),
+            (EVENING, "at 10", "2026-11-25T22:00+01:00", None),
+            // Recurring.
+            (
+                SPRING,
+                "every day at 8",
+                "2026-03-29T08:00+02:00",
+                Some("every day at 8 am"),
+            ),
+            (
+                SPRING,
+                "every morning",
+                "2026-03-29T09:00+02:00",
+                Some("every day at 9 am"),
+            ),
+            (
+                SPRING,
+                "every Monday at 7 pm",
+                "2026-03-30T19:00+02:00",
+                Some("every Monday at 7 pm"),
+            ),
+            (
+                SPRING,
+                "every Tuesday and Thursday at 6",
+                "2026-03-31T18:00+02:00",
+                Some("every Tuesday and Thursday at 6 pm"),
+            ),
+            (
+                SPRING,
+                "every weekday at 7",
+                "2026-03-30T07:00+02:00",
+                Some("every weekday at 7 am"),
+            ),
+            (
+                SPRING,
+                "on Mondays",
+                "2026-03-30T09:00+02:00",
+                Some("every Monday at 9 am"),
+            ),
+            (
+                SPRING,
+                "every 2 hours",
+                "2026-03-28T12:00+01:00",
+                Some("every 2 hours"),
+            ),
+            (
+                SPRING,
+                "hourly",
+                "2026-03-28T11:00+01:00",
+                Some("every hour"),
+            ),
+            (
+                SPRING,
+                "daily at 21:00",
+                "2026-03-28T21:00+01:00",
+                Some("every day at 9 pm"),
+            ),
+            (
+                SPRING,
+                "weekly on Friday",
+                "2026-04-03T09:00+02:00",
+                Some("every Friday at 9 am"),
+            ),
+            (
+                SPRING,
+                "every Saturday at 9",
+                "2026-04-04T09:00+02:00",
+                Some("every Saturday at 9 am"),
+            ),
+        ];
+        assert!(table.len() >= 40);
+        for (now, phrase, want, repeat) in table {
+            let due = parse(phrase, at(now), &berlin())
+                .unwrap_or_else(|e| panic!("{phrase:?} at {now}: {e}"));
+            assert_eq!(show(due.at_ms), *want, "{phrase:?} at {now}");
+            assert_eq!(
+                due.repeat.map(|r| r.describe()).as_deref(),
+                *repeat,
+                "{phrase:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_parser_assumed_is_said_back() {
+        let due = parse("at 8", at(SPRING), &berlin()).unwrap();
+        assert_eq!(due.assumed, ["8 pm"]);
+        let due = parse("on Friday", at(SPRING), &berlin()).unwrap();
+        assert_eq!(due.assumed, ["9 am, the default time"]);
+        let due = parse("at 8 pm", at(SPRING), &berlin()).unwrap();
+        assert!(due.assumed.is_empty());
+        assert!(
+            parse("in 5 minutes", at(SPRING), &berlin())
+                .unwrap()
+                .relative
+        );
+        assert!(!parse("at 5 pm", at(SPRING), &berlin()).unwrap().relative);
+    }
+
+    #[test]
+    fn a_recurring_reminder_keeps_its_wall_clock_time_across_dst() {
+        let due = parse("every day at 8", at(SPRING), &berlin()).unwrap();
+        let repeat = due.repeat.unwrap();
+        let mut t = due.at_ms;
+        let mut seen = vec![show(t)];
+        for _ in 0..2 {
+            t = repeat.next_after(t, &berlin()).unwrap();
+            seen.push(show(t));
+        }
+        assert_eq!(
+            seen,
+            [
+                "2026-03-29T08:00+02:00",
+                "2026-03-30T08:00+02:00",
+                "2026-03-31T08:00+02:00"
+            ]
+        );
+        let hourly = Repeat::Every { ms: HOUR_MS };
+        assert_eq!(hourly.next_after(5, &berlin()), Some(5 + HOUR_MS));
+    }
+
+    #[test]
+    fn unknown_past_and_impossible_phrases_are_errors() {
+        let now = at(SPRING);
+        for phrase in [
+            "",
+            "whenever",
+            "at banana",
+            "at 25:00",
+            "at 8 at 9",
+            "in 2 hours tomorrow",
+            "every other day",
+            "at 13 pm",
+        ] {
+            assert!(
+                matches!(parse(phrase, now, &berlin()), Err(PhraseError::Unknown(_))),
+                "{phrase:?}: {:?}",
+                parse(phrase, now, &berlin())
+            );
+        }
+        assert!(matches!(
+            parse("today at 9 am", now, &berlin()),
+            Err(PhraseError::Past(_))
+        ));
+        assert_eq!(parse("today", now, &berlin()), Err(PhraseError::NoTime));
+        assert!(matches!(
+            parse("on 31 April", now, &berlin()),
+            Err(PhraseError::NoSuchDate(_))
+        ));
+    }
+
+    #[test]
+    fn due_times_are_said_in_words() {
+        let tz = berlin();
+        let now = at(SPRING);
+        assert_eq!(describe(now + 20 * 60_000, now, &tz), "in 20 minutes");
+        assert_eq!(
+            describe(at("2026-03-28T20:30"), now, &tz),
+            "today at 8:30 pm"
+        );
+        assert_eq!(
+            describe(at("2026-03-29T09:00"), now, &tz),
+            "tomorrow at 9 am"
+        );
+        assert_eq!(
+            describe(at("2026-04-03T12:00"), now, &tz),
+            "on Friday, 3 April at noon"
+        );
+    }
+
+    #[test]
+    fn tokens_split_meridiems_and_dots() {
+        assert_eq!(tokens("At 8.30PM, please!"), ["at", "8:30", "pm", "please"]);
+        assert_eq!(tokens("7 o'clock a.m."), ["7", "oclock", "am"]);
+        assert_eq!(tokens("twenty-five"), ["twenty", "five"]);
+    }
+}
