@@ -48,6 +48,55 @@ pub struct HubConfig {
     pub embeddings: EmbeddingConfig,
     /// Where memories are stored.
     pub memory: MemoryConfig,
+    /// Reminders, timers and speaking first.
+    pub pixie: PixieConfig,
+}
+
+/// Reminders, timers and when the hub may speak first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PixieConfig {
+    /// The reminder store (sled). `~/` is expanded.
+    pub path: PathBuf,
+    /// The household's time zone, an IANA name such as "Europe/Berlin"; empty: the system's.
+    pub time_zone: String,
+    /// How often the scheduler looks for due work, in ms.
+    pub tick_ms: u64,
+    /// Quiet hours in the household zone, "HH:MM-HH:MM" (may wrap past midnight); empty: none.
+    pub quiet_hours: String,
+    /// Speech at least this urgent is said in quiet hours too.
+    pub quiet_hours_min_urgency: f32,
+    /// Seconds between two proactive speeches.
+    pub cooldown_s: u64,
+    /// Speech at least this urgent skips the cooldown.
+    pub cooldown_min_urgency: f32,
+    /// The hub does not speak first in a room within this many seconds of the user speaking
+    /// there, nor while it answers there.
+    pub conversation_grace_s: u64,
+    /// How urgent a reminder is.
+    pub reminder_urgency: f32,
+    /// How urgent a timer is (and a reminder "in N minutes" under an hour).
+    pub timer_urgency: f32,
+    /// A reminder said this many seconds or more after it fell due is said as late.
+    pub late_after_s: u64,
+}
+
+impl Default for PixieConfig {
+    fn default() -> Self {
+        PixieConfig {
+            path: PathBuf::from("~/.local/share/hearth/pixie"),
+            time_zone: String::new(),
+            tick_ms: 1000,
+            quiet_hours: "22:30-07:00".to_string(),
+            quiet_hours_min_urgency: 0.9,
+            cooldown_s: 60,
+            cooldown_min_urgency: 1.0,
+            conversation_grace_s: 10,
+            reminder_urgency: 0.7,
+            timer_urgency: 1.0,
+            late_after_s: 120,
+        }
+    }
 }
 
 /// Where memories are stored.
@@ -273,6 +322,7 @@ impl HubConfig {
         config.llm.model = expand_home(&config.llm.model);
         config.embeddings.model = expand_home(&config.embeddings.model);
         config.memory.path = expand_home(&config.memory.path);
+        config.pixie.path = expand_home(&config.pixie.path);
         config.validate()?;
         Ok(config)
     }
@@ -283,6 +333,7 @@ impl HubConfig {
         config.llm.model = expand_home(&config.llm.model);
         config.embeddings.model = expand_home(&config.embeddings.model);
         config.memory.path = expand_home(&config.memory.path);
+        config.pixie.path = expand_home(&config.pixie.path);
         config
     }
 
@@ -349,6 +400,14 @@ impl HubConfig {
         if self.conversation.max_utterance_chars == 0 {
             return bad("conversation.max_utterance_chars must be at least 1".into());
         }
+        let p = &self.pixie;
+        crate::pixie::phrase::zone(&p.time_zone)
+            .map_err(|e| ConfigError::Invalid(format!("pixie.time_zone: {e}")))?;
+        crate::pixie::interrupt::QuietHours::parse(&p.quiet_hours)
+            .map_err(|e| ConfigError::Invalid(format!("pixie.quiet_hours: {e}")))?;
+        if p.tick_ms == 0 {
+            return bad("pixie.tick_ms must be at least 1".into());
+        }
         Ok(())
     }
 }
@@ -403,6 +462,14 @@ mod tests {
             ),
             ("temperature", Box::new(|c| c.llm.temperature = -1.0)),
             ("queue_capacity", Box::new(|c| c.llm.queue_capacity = 0)),
+            (
+                "pixie.time_zone",
+                Box::new(|c| c.pixie.time_zone = "Mars/Olympus".into()),
+            ),
+            (
+                "pixie.quiet_hours",
+                Box::new(|c| c.pixie.quiet_hours = "late".into()),
+            ),
         ];
         for (needle, mutate) in cases {
             let mut c = HubConfig::default();

@@ -13,6 +13,7 @@ pub mod llm;
 pub mod locomo;
 pub mod memory;
 pub mod pixie;
+pub mod rooms;
 pub mod service;
 pub mod subconscious;
 
@@ -57,12 +58,15 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
         config.memory.clone(),
         shutdown.child_token(),
     ));
+    let pixie = crate::pixie::Pixie::open(config.pixie.clone(), hearth_shared::now_ms())
+        .context("cannot open the reminders")?;
+    tracing::info!(path = %config.pixie.path.display(), pending = pixie.reminders().pending().map(|p| p.len()).unwrap_or(0), zone = pixie.zone().iana_name().unwrap_or("system"), "reminders opened");
     if config.mqtt.embedded_broker {
         broker::start(&config.mqtt)?;
     } else {
         tracing::info!(host = %config.mqtt.host, port = config.mqtt.port, "using an external MQTT broker");
     }
-    service::serve(config, llm, subconscious, shutdown).await?;
+    service::serve(config, llm, subconscious, Arc::new(pixie), shutdown).await?;
     // The service held the last LLM handle; the inference thread ends once it has finished the
     // generation in hand, which the cancelled answer tasks have already asked it to stop.
     let joined = tokio::task::spawn_blocking(move || llm_thread.join());

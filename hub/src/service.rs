@@ -18,6 +18,9 @@ use crate::controls::{self, Control};
 use crate::conversation::Conversations;
 use crate::llm::{GenerateRequest, LlmError, LlmEvent, LlmHandle};
 use crate::memory::MemoryId;
+use crate::pixie::reminders::{self, Request};
+use crate::pixie::{Delivery, Pixie};
+use crate::rooms::Rooms;
 use crate::subconscious::{Recall, Subconscious};
 
 /// State shared by the event loop and the answer tasks.
@@ -30,8 +33,12 @@ struct Shared {
     /// The memory last stored from each room, for "forget that".
     last_stored: Mutex<HashMap<String, MemoryId>>,
     conversations: Mutex<Conversations>,
-    /// The latest presence of each terminal, by terminal id.
-    terminals: Mutex<HashMap<String, Presence>>,
+    /// Terminals, where the user was heard, where the hub is answering.
+    rooms: Mutex<Rooms>,
+    /// Reminders and speaking first.
+    pixie: Arc<Pixie>,
+    /// Wakes the Pixie loop early (a terminal came online, a reminder was set).
+    wake: tokio::sync::Notify,
 }
 
 /// MQTT options for the hub's own client: credentials, a Last Will that marks the hub offline,
@@ -60,6 +67,7 @@ pub async fn serve(
     config: HubConfig,
     llm: LlmHandle,
     subconscious: Subconscious,
+    pixie: Arc<Pixie>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
@@ -69,7 +77,9 @@ pub async fn serve(
     eventloop.set_network_options(net);
     let shared = Arc::new(Shared {
         conversations: Mutex::new(Conversations::new(config.conversation.history_turns)),
-        terminals: Mutex::new(HashMap::new()),
+        rooms: Mutex::new(Rooms::default()),
+        pixie,
+        wake: tokio::sync::Notify::new(),
         config,
         topics,
         client,
@@ -79,6 +89,7 @@ pub async fn serve(
     });
     let tasks = TaskTracker::new();
     let answers = shutdown.child_token();
+    tasks.spawn(speak_first(Arc::clone(&shared), answers.clone()));
     let mut backoff = Backoff::default();
 
     loop {
@@ -182,6 +193,7 @@ fn on_publish(
         Channel::Presence => on_presence(shared, terminal, payload),
         Channel::Utterance => match accept_utterance(shared, terminal, payload) {
             Ok(u) => {
+                shared.rooms.lock().expect("lock").heard(&u.room, now_ms());
                 let shared = Arc::clone(shared);
                 let cancel = answers.child_token();
                 tasks.spawn(async move { answer(shared, u, cancel).await });
@@ -212,17 +224,14 @@ fn on_publish(
 fn on_presence(shared: &Shared, terminal: &str, payload: &[u8]) {
     if payload.is_empty() {
         // A cleared retained message.
-        shared.terminals.lock().expect("lock").remove(terminal);
+        shared.rooms.lock().expect("lock").remove(terminal);
         return;
     }
     match decode::<Presence>(payload, shared.config.mqtt.max_payload) {
         Ok(p) if p.terminal == terminal => {
             tracing::info!(terminal, room = %p.room, online = p.online, "terminal presence");
-            shared
-                .terminals
-                .lock()
-                .expect("lock")
-                .insert(terminal.to_string(), p);
+            shared.rooms.lock().expect("lock").presence(p);
+            shared.wake.notify_one();
         }
         Ok(p) => {
             tracing::warn!(terminal, claimed = %p.terminal, "presence names another terminal; ignored")
@@ -405,7 +414,38 @@ async fn control(shared: &Shared, u: &Utterance, control: Control) -> bool {
     true
 }
 
+/// Marks a room as answering while alive.
+struct Answering<'a> {
+    shared: &'a Shared,
+    room: &'a str,
+}
+
+impl<'a> Answering<'a> {
+    fn start(shared: &'a Shared, room: &'a str) -> Answering<'a> {
+        shared.rooms.lock().expect("lock").answering(room);
+        Answering { shared, room }
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut rooms) = self.shared.rooms.lock() {
+            rooms.answered(self.room, now_ms());
+        }
+        self.shared.wake.notify_one();
+    }
+}
+
 async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
+    let _answering = Answering::start(&shared, &u.room);
+    let known = shared.rooms.lock().expect("lock").known();
+    if let Some(request) = reminders::parse_request(&u.text, &known) {
+        let reply = reminder(&shared, &u, request).await;
+        tracing::info!(id = %u.id, reply = %reply, "reminder request");
+        send_chunk(&shared, &u, 0, reply, false).await;
+        send_chunk(&shared, &u, 1, String::new(), true).await;
+        return;
+    }
     if let Some(c) = controls::parse(&u.text) {
         if control(&shared, &u, c).await {
             return;
@@ -513,6 +553,87 @@ async fn respond(
         }
     }
     None
+}
+
+/// Answers a reminder request in code (the language model only splits what the parser
+/// cannot); returns what to say.
+async fn reminder(shared: &Shared, u: &Utterance, request: Request) -> String {
+    let pixie = &shared.pixie;
+    let now = now_ms();
+    let set = |kind, what: &str, when: &str, rooms: &[String]| match pixie
+        .set(kind, what, when, rooms, &u.room, now)
+    {
+        Ok((_, confirmation)) => {
+            shared.wake.notify_one();
+            confirmation
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, when, "reminder not set");
+            e.to_string()
+        }
+    };
+    let storage = |e: reminders::ReminderError| {
+        tracing::error!(error = %e, "reminder store failed");
+        "Sorry, my reminder store reported an error.".to_string()
+    };
+    match request {
+        Request::Set {
+            kind,
+            what,
+            when,
+            rooms,
+        } => set(kind, &what, &when, &rooms),
+        Request::Unsplit { body, rooms } => {
+            match crate::pixie::split_with_llm(&shared.llm, &body).await {
+                Some((what, when)) => set(reminders::Kind::Reminder, &what, &when, &rooms),
+                None => "Sorry, I didn't catch when. Say, for example: remind me to water the \
+                         plants tomorrow at 8."
+                    .to_string(),
+            }
+        }
+        Request::List => pixie.list(now).unwrap_or_else(storage),
+        Request::Cancel { about, timers } => pixie
+            .cancel(about.as_deref(), timers, now)
+            .unwrap_or_else(storage),
+    }
+}
+
+/// The Pixie loop: every `pixie.tick_ms` (or when woken), says what is due where it should
+/// be said, and records it once published.
+async fn speak_first(shared: Arc<Shared>, stop: CancellationToken) {
+    let tick = Duration::from_millis(shared.pixie.tick_ms());
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+            _ = shared.wake.notified() => {}
+        }
+        let now = now_ms();
+        let plan = {
+            let rooms = shared.rooms.lock().expect("lock");
+            shared.pixie.plan(now, &rooms)
+        };
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the reminder store");
+                continue;
+            }
+        };
+        for d in plan {
+            say(&shared, &d).await;
+            if let Err(e) = shared.pixie.delivered(&d, now) {
+                tracing::error!(error = %e, "said, but cannot record it; it may be said again");
+            }
+        }
+    }
+}
+
+async fn say(shared: &Shared, d: &Delivery) {
+    for (terminal, room) in &d.targets {
+        tracing::info!(terminal, room, fallback = d.fallback, why = %d.why, text = %d.speech.text, "speaking first");
+        publish(shared, terminal, Channel::Speech, &d.speech).await;
+    }
 }
 
 /// Exponential backoff for broker reconnects: 100 ms doubling to 5 s.

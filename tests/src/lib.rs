@@ -170,8 +170,8 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
-/// A hub config for tests: embedded broker on `port`, the test model, greedy sampling, and
-/// memory in `dir/memory-<port>`. `extra` is appended inside the `[memory]` table; start it
+/// A hub config for tests: embedded broker on `port`, the test model, greedy sampling,
+/// memory in `dir/memory-<port>`, reminders in `dir/pixie-<port>` in UTC without quiet hours. `extra` is appended inside the `[memory]` table; start it
 /// with a `[section]` header to set anything else.
 pub fn hub_toml(dir: &Path, port: u16, extra: &str) -> String {
     format!(
@@ -189,12 +189,21 @@ context_tokens = 2048
 max_reply_tokens = 96
 temperature = 0.0
 
+[pixie]
+path = "{pixie}"
+time_zone = "UTC"
+quiet_hours = ""
+cooldown_s = 2
+conversation_grace_s = 1
+late_after_s = 1
+
 [memory]
 path = "{memory}"
 {extra}
 "#,
         model = smollm2().display(),
-        memory = dir.join(format!("memory-{port}")).display()
+        memory = dir.join(format!("memory-{port}")).display(),
+        pixie = dir.join(format!("pixie-{port}")).display()
     )
 }
 

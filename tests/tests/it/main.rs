@@ -10,6 +10,7 @@ mod memory;
 mod model_errors;
 mod mosquitto;
 mod reconnect;
+mod reminders;
 
 use std::time::Duration;
 
