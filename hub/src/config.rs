@@ -50,6 +50,8 @@ pub struct HubConfig {
     pub memory: MemoryConfig,
     /// Reminders, timers and speaking first.
     pub pixie: PixieConfig,
+    /// Emotion scoring and what it shapes.
+    pub emotion: crate::emotion::EmotionConfig,
 }
 
 /// Reminders, timers and when the hub may speak first.
@@ -407,6 +409,15 @@ impl HubConfig {
             .map_err(|e| ConfigError::Invalid(format!("pixie.quiet_hours: {e}")))?;
         if p.tick_ms == 0 {
             return bad("pixie.tick_ms must be at least 1".into());
+        }
+        let e = &self.emotion;
+        if !((0.0..=1.0).contains(&e.inertia)
+            && (-1.0..=1.0).contains(&e.baseline_valence)
+            && e.half_life_minutes > 0.0
+            && e.concern_recency_factor > 0.0
+            && (0.0..=1.0).contains(&e.neutral_salience))
+        {
+            return bad("emotion: inertia and neutral_salience must be in [0, 1], baseline_valence in [-1, 1], half_life_minutes and concern_recency_factor above 0".into());
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod controls;
 pub mod conversation;
+pub mod emotion;
 pub mod extract;
 pub mod llm;
 pub mod locomo;
@@ -52,6 +53,7 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     )
     .context("cannot prepare the memory graph grammar")?;
     let subconscious = Subconscious::new(Arc::clone(&memories), embedder, config.memory.clone())
+        .with_emotion(config.emotion.clone())
         .with_graph(graph, shutdown.child_token());
     tokio::spawn(sweep_periodically(
         Arc::clone(&memories),

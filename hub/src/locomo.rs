@@ -189,7 +189,8 @@ pub async fn run_conversation(
         Arc::clone(&memories),
         embedder.clone(),
         config.memory.clone(),
-    );
+    )
+    .with_emotion(config.emotion.clone());
     let mut out = Outcome::default();
     // Which memory each turn ended up in (its own, or the one it re-warmed).
     let mut memory_of: HashMap<String, MemoryId> = HashMap::new();

@@ -45,6 +45,21 @@ enum Command {
         #[arg(required = true, num_args = 2..)]
         texts: Vec<String>,
     },
+    /// Score the emotion of a turn as the hub does, and show every signal behind it, the tone
+    /// line, the recall shape and how Hearth's mood would move.
+    Emotion {
+        /// What the user said.
+        text: String,
+        /// Loudness from the voice terminal, in dBFS.
+        #[arg(long, allow_hyphen_values = true)]
+        loudness: Option<f32>,
+        /// Speaking rate from the voice terminal, in words per second.
+        #[arg(long)]
+        rate: Option<f32>,
+        /// The user's turn before it (for topic switches).
+        #[arg(long)]
+        previous: Option<String>,
+    },
     /// Look into and manage the memory (stop the hub first: the store allows one process).
     Memory {
         #[command(subcommand)]
@@ -208,6 +223,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Ok(())
             })
+        }
+        Some(Command::Emotion {
+            text,
+            loudness,
+            rate,
+            previous,
+        }) => {
+            let config = load_config(&cli)?;
+            emotion_command(&config, text, *loudness, *rate, previous.as_deref());
+            Ok(())
         }
         Some(Command::Memory { action }) => {
             let config = load_config(&cli)?;
@@ -393,4 +418,53 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = term.recv() => tracing::info!("SIGTERM received"),
     }
     shutdown.cancel();
+}
+
+fn emotion_command(
+    config: &HubConfig,
+    text: &str,
+    loudness: Option<f32>,
+    rate: Option<f32>,
+    previous: Option<&str>,
+) {
+    use hearth_hub::emotion;
+    let audio = (loudness.is_some() || rate.is_some()).then_some(hearth_shared::AudioFeatures {
+        loudness_dbfs: loudness,
+        speaking_rate_wps: rate,
+        pitch_hz: None,
+    });
+    let user = emotion::score(text, audio.as_ref(), previous);
+    println!("label:      {:?}", user.label());
+    println!("valence:    {:+.2}", user.valence);
+    println!("arousal:    {:+.2}", user.arousal);
+    println!("engagement: {:.2}", user.engagement);
+    println!("signals:");
+    for c in &user.why {
+        println!(
+            "  {:<10} {:+.2}  {}",
+            format!("{:?}", c.axis).to_lowercase(),
+            c.amount,
+            c.signal
+        );
+    }
+    println!(
+        "salience (emotional part): {:.2}",
+        user.salience(&config.emotion)
+    );
+    let mut mood = emotion::Mood::resting(&config.emotion, 0);
+    let (tv, ta) = mood.respond(&user, 0, &config.emotion);
+    println!(
+        "hearth's mood from rest: valence {:+.2}, arousal {:+.2} (toward {tv:+.2}, {ta:+.2}, inertia {})",
+        mood.valence, mood.arousal, config.emotion.inertia
+    );
+    match emotion::tone_line(&user, &mood) {
+        Some(line) => print!("tone line:  {line}"),
+        None => println!("tone line:  (none: the prompt is unchanged)"),
+    }
+    let r = &config.memory.retrieval;
+    let (k, shaped, why) = emotion::shape_recall(&user, config.memory.recall_k, r, &config.emotion);
+    println!(
+        "recall:     {why}: k {} -> {k}, w_recency {:.3} -> {:.3}, w_importance {:.3} -> {:.3}",
+        config.memory.recall_k, r.w_recency, shaped.w_recency, r.w_importance, shaped.w_importance
+    );
 }

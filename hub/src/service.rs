@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HubConfig;
 use crate::controls::{self, Control};
 use crate::conversation::Conversations;
+use crate::emotion::{self, Mood};
 use crate::llm::{GenerateRequest, LlmError, LlmEvent, LlmHandle};
 use crate::memory::MemoryId;
 use crate::pixie::reminders::{self, Request};
@@ -39,6 +40,14 @@ struct Shared {
     pixie: Arc<Pixie>,
     /// Wakes the Pixie loop early (a terminal came online, a reminder was set).
     wake: tokio::sync::Notify,
+    /// Hearth's mood and each room's last user turn (for topic switches).
+    feelings: Mutex<Feelings>,
+}
+
+/// Hearth's emotional state between turns.
+struct Feelings {
+    mood: Mood,
+    last_turn: HashMap<String, String>,
 }
 
 /// MQTT options for the hub's own client: credentials, a Last Will that marks the hub offline,
@@ -80,6 +89,10 @@ pub async fn serve(
         rooms: Mutex::new(Rooms::default()),
         pixie,
         wake: tokio::sync::Notify::new(),
+        feelings: Mutex::new(Feelings {
+            mood: Mood::resting(&config.emotion, now_ms()),
+            last_turn: HashMap::new(),
+        }),
         config,
         topics,
         client,
@@ -452,11 +465,16 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
         }
     }
     let now = now_ms();
+    let (tone, k, retrieval) = feel(&shared, &u, now);
     let Recall {
         context,
         recalled,
         vector,
-    } = shared.subconscious.recall(&u.text, now).await;
+    } = shared
+        .subconscious
+        .recall_shaped(&u.text, now, k, &retrieval)
+        .await;
+    let context = format!("{tone}{context}");
     let texts: Vec<&str> = recalled.iter().map(|m| m.text.as_str()).collect();
     tracing::info!(id = %u.id, recalled = ?texts, "memory context");
     let replied = respond(&shared, &u, &context, cancel).await;
@@ -482,6 +500,41 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
                 .insert(u.room.clone(), id);
         }
     }
+}
+
+/// Scores the user's emotion for this turn, moves Hearth's mood, logs both with their
+/// reasons, and returns the tone line and the recall shape for the turn.
+fn feel(
+    shared: &Shared,
+    u: &Utterance,
+    now: u64,
+) -> (String, usize, crate::memory::retrieval::RetrievalConfig) {
+    let config = &shared.config;
+    let mut feelings = shared.feelings.lock().expect("lock");
+    let previous = feelings.last_turn.insert(u.room.clone(), u.text.clone());
+    let user = emotion::score(&u.text, u.audio.as_ref(), previous.as_deref());
+    let target = feelings.mood.respond(&user, now, &config.emotion);
+    let mood = feelings.mood;
+    drop(feelings);
+    let (k, retrieval, shape) = emotion::shape_recall(
+        &user,
+        config.memory.recall_k,
+        &config.memory.retrieval,
+        &config.emotion,
+    );
+    tracing::info!(id = %u.id, room = %u.room, label = ?user.label(), valence = user.valence,
+        arousal = user.arousal, engagement = user.engagement, why = %user.explain(),
+        mood_valence = mood.valence, mood_arousal = mood.arousal, mood_target = ?target,
+        recall = shape, "emotion");
+    if !config.emotion.enabled {
+        return (
+            String::new(),
+            config.memory.recall_k,
+            config.memory.retrieval.clone(),
+        );
+    }
+    let tone = emotion::tone_line(&user, &mood).unwrap_or_default();
+    (tone, k, retrieval)
 }
 
 /// Streams the model's reply to one utterance, with `context` (recalled memories) in the user

@@ -55,6 +55,8 @@ pub struct Subconscious {
     memories: Arc<Memories>,
     embedder: Embedder,
     config: MemoryConfig,
+    /// For the emotional part of a stored turn's salience.
+    emotion: crate::emotion::EmotionConfig,
     /// Writes stored turns into the memory graph, in the background, until the token is
     /// cancelled.
     graph: Option<(GraphWriter, CancellationToken)>,
@@ -67,8 +69,15 @@ impl Subconscious {
             memories,
             embedder,
             config,
+            emotion: crate::emotion::EmotionConfig::default(),
             graph: None,
         }
+    }
+
+    /// Scores the emotional part of salience with `config` instead of the defaults.
+    pub fn with_emotion(mut self, config: crate::emotion::EmotionConfig) -> Subconscious {
+        self.emotion = config;
+        self
     }
 
     /// Also writes stored turns into the memory graph with `writer` (background LLM work),
@@ -111,6 +120,19 @@ impl Subconscious {
     /// Failures are logged and give an empty recall: an answer without memories beats no
     /// answer.
     pub async fn recall(&self, text: &str, now_ms: u64) -> Recall {
+        self.recall_shaped(text, now_ms, self.config.recall_k, &self.config.retrieval)
+            .await
+    }
+
+    /// [`Subconscious::recall`] with `k` memories and `retrieval` weights for this turn (the
+    /// emotion shapes them).
+    pub async fn recall_shaped(
+        &self,
+        text: &str,
+        now_ms: u64,
+        k: usize,
+        retrieval: &crate::memory::retrieval::RetrievalConfig,
+    ) -> Recall {
         let vector = match self.embedder.embed(vec![text.to_string()]).await {
             Ok(mut v) => v.pop(),
             Err(e) => {
@@ -118,10 +140,11 @@ impl Subconscious {
                 None
             }
         };
-        let (memories, config, query) = (
+        let (memories, config, query, retrieval) = (
             Arc::clone(&self.memories),
             self.config.clone(),
             text.to_string(),
+            retrieval.clone(),
         );
         let query_vector = vector.clone();
         let recalled = tokio::task::spawn_blocking(move || -> Result<_, MemoriesError> {
@@ -129,9 +152,9 @@ impl Subconscious {
                 &memories,
                 &query,
                 query_vector.as_deref(),
-                config.recall_k,
+                k,
                 now_ms,
-                &config.retrieval,
+                &retrieval,
                 &config.lifecycle,
             )?;
             let mut context = render_context(&hits, config.context_chars);
@@ -220,11 +243,12 @@ impl Subconscious {
             }
         };
         let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
+        let emotional =
+            crate::emotion::score(&u.text, u.audio.as_ref(), None).salience(&self.emotion);
         let (id, text) = (u.id.clone(), u.text.clone());
         let result = tokio::task::spawn_blocking(
             move || -> Result<(&'static str, Option<MemoryId>, f32), MemoriesError> {
-                // Emotional scoring arrives with the emotion work; a neutral placeholder until then.
-                let salience = config.lifecycle.salience(&u.text, 0.3);
+                let salience = config.lifecycle.salience(&u.text, emotional);
                 if salience < config.min_salience {
                     return Ok(("chatter, not stored", None, salience));
                 }
