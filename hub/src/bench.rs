@@ -127,6 +127,7 @@ async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64
     let memory_dir =
         std::env::temp_dir().join(format!("hearth-bench-memory-{}", std::process::id()));
     config.memory.path = memory_dir.clone();
+    config.pixie.path = memory_dir.join("pixie");
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
     let shutdown = CancellationToken::new();
     let hub = tokio::spawn(crate::run(config.clone(), shutdown.clone()));
@@ -438,4 +439,259 @@ pub async fn memory(config: HubConfig, opts: MemoryBenchOptions) -> anyhow::Resu
         percentile(&embed_ms, 0.99)
     );
     Ok(())
+}
+
+/// What `bench rooms` does.
+#[derive(Debug, Clone)]
+pub struct RoomsBenchOptions {
+    /// Simulated terminals, one room each.
+    pub terminals: usize,
+    /// Utterances each sends, one after the other's answer.
+    pub utterances: usize,
+    /// The longest reply, in tokens (keeps the run short).
+    pub max_tokens: u32,
+}
+
+const QUESTIONS: [&str; 8] = [
+    "What is a good soup for a cold day?",
+    "Name a famous river in Europe.",
+    "How do I keep basil alive?",
+    "What should I pack for a picnic?",
+    "Tell me a fun fact about owls.",
+    "How long should I boil an egg?",
+    "What is a nice name for a cat?",
+    "Suggest a short stretch for my back.",
+];
+
+/// One utterance's fate, as the simulated terminal saw it.
+#[derive(Debug, Clone)]
+struct Sample {
+    room: String,
+    /// Sent to final chunk, ms; `None` when it failed or timed out.
+    latency_ms: Option<f64>,
+    /// Sent to the first chunk of the answer (not the "one moment"), ms.
+    wait_ms: Option<f64>,
+    told_to_wait: bool,
+    error: Option<String>,
+}
+
+/// `hearth-hub bench rooms`: a whole hub in-process and `terminals` simulated terminals that
+/// each send `utterances` utterances at once (each after its previous answer). Prints answer
+/// latency, the wait before each answer starts, fairness across rooms, and what was lost.
+pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        opts.terminals > 0 && opts.utterances > 0 && opts.max_tokens > 0,
+        "--terminals, --utterances and --max-tokens must be at least 1"
+    );
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    config.mqtt.embedded_broker = true;
+    config.mqtt.listen = ([127, 0, 0, 1], port).into();
+    config.mqtt.host = "127.0.0.1".into();
+    config.mqtt.port = port;
+    config.llm.max_reply_tokens = opts.max_tokens;
+    config.llm.queue_capacity = config.llm.queue_capacity.max(opts.terminals * 2);
+    config.pixie.quiet_hours = String::new();
+    let dir = tempfile::tempdir()?;
+    config.memory.path = dir.path().join("memory");
+    config.pixie.path = dir.path().join("pixie");
+    let shutdown = CancellationToken::new();
+    let hub = tokio::spawn(crate::run(config.clone(), shutdown.clone()));
+    eprintln!(
+        "{} terminals x {} utterances, replies up to {} tokens",
+        opts.terminals, opts.utterances, opts.max_tokens
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..opts.terminals {
+        let (config, n) = (config.clone(), opts.utterances);
+        tasks.push(tokio::spawn(async move {
+            simulated_terminal(&config, port, &format!("room{t}"), n).await
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    let took = started.elapsed();
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), hub).await;
+
+    let pct = |mut v: Vec<f64>, p: f64| -> f64 {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let latencies: Vec<f64> = samples.iter().filter_map(|s| s.latency_ms).collect();
+    let waits: Vec<f64> = samples.iter().filter_map(|s| s.wait_ms).collect();
+    let failed: Vec<&Sample> = samples.iter().filter(|s| s.error.is_some()).collect();
+    let mut per_room: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for s in &samples {
+        if let Some(w) = s.wait_ms {
+            per_room.entry(&s.room).or_default().push(w);
+        }
+    }
+    let means: Vec<(&str, f64)> = per_room
+        .iter()
+        .map(|(r, w)| (*r, w.iter().sum::<f64>() / w.len() as f64))
+        .collect();
+    let min = means.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
+    let max = means.iter().map(|m| m.1).fold(0.0, f64::max);
+    println!(
+        "{} simulated terminals x {} utterances on one hub ({}, {} threads), replies up to {} tokens, {:.0} s in all",
+        opts.terminals,
+        opts.utterances,
+        config.llm.model.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
+        config.llm.threads,
+        opts.max_tokens,
+        took.as_secs_f64()
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| utterances sent / answered / failed | {} / {} / {} |",
+        samples.len(),
+        latencies.len(),
+        failed.len()
+    );
+    println!(
+        "| answer latency p50 / p99 (sent to last chunk) | {:.0} / {:.0} ms |",
+        pct(latencies.clone(), 0.5),
+        pct(latencies, 0.99)
+    );
+    println!(
+        "| queue wait p50 / p99 (sent to the answer's first chunk) | {:.0} / {:.0} ms |",
+        pct(waits.clone(), 0.5),
+        pct(waits, 0.99)
+    );
+    println!(
+        "| \"one moment\" said | {} |",
+        samples.iter().filter(|s| s.told_to_wait).count()
+    );
+    println!("| mean wait per room, min / max | {min:.0} / {max:.0} ms |");
+    println!(
+        "| fairness (max / min mean wait per room) | {:.2} |",
+        max / min
+    );
+    for s in failed.iter().take(5) {
+        println!("failed in {}: {}", s.room, s.error.as_deref().unwrap_or(""));
+    }
+    Ok(())
+}
+
+/// One simulated terminal: waits for the hub, then sends `n` utterances, each after the
+/// previous answer ended (or failed, or took over 180 s).
+async fn simulated_terminal(
+    config: &HubConfig,
+    port: u16,
+    id: &str,
+    n: usize,
+) -> anyhow::Result<Vec<Sample>> {
+    let topics = Topics::new(&config.mqtt.topic_prefix)?;
+    let mut opts = MqttOptions::new(format!("hearth-bench-{id}"), "127.0.0.1", port);
+    opts.set_credentials(&config.mqtt.username, &config.mqtt.password)
+        .set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 32);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    let (reply, error) = (
+        topics.terminal(id, Channel::Reply)?,
+        topics.terminal(id, Channel::Error)?,
+    );
+    // Connect (the broker starts after the models load), subscribe, and wait for the hub.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut hub_online = false;
+    while !hub_online {
+        anyhow::ensure!(Instant::now() < deadline, "{id}: the hub did not come up");
+        match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                for t in [&reply, &error, &topics.hub_presence()] {
+                    client.subscribe(t, QoS::AtLeastOnce).await?;
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == topics.hub_presence() => {
+                hub_online = decode::<hearth_shared::HubPresence>(&p.payload, usize::MAX)
+                    .map(|h| h.online)
+                    .unwrap_or(false);
+            }
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let one_moment = config.conversation.one_moment_text.clone();
+    let mut samples = Vec::new();
+    for i in 0..n {
+        let uid = format!("{id}-{i}");
+        let u = Utterance {
+            id: uid.clone(),
+            terminal: id.into(),
+            room: id.into(),
+            text: QUESTIONS[(i + id.len()) % QUESTIONS.len()].into(),
+            started_at_ms: now_ms(),
+            ended_at_ms: now_ms(),
+            audio: None,
+            speaker: None,
+        };
+        let sent = Instant::now();
+        client
+            .publish(
+                topics.terminal(id, Channel::Utterance)?,
+                QoS::AtLeastOnce,
+                false,
+                encode(&u),
+            )
+            .await?;
+        let mut sample = Sample {
+            room: id.into(),
+            latency_ms: None,
+            wait_ms: None,
+            told_to_wait: false,
+            error: None,
+        };
+        let until = sent + Duration::from_secs(180);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let event = match tokio::time::timeout(left, eventloop.poll()).await {
+                Err(_) => {
+                    sample.error = Some("no answer within 180 s".into());
+                    break;
+                }
+                Ok(Err(e)) => {
+                    sample.error = Some(format!("connection: {e}"));
+                    break;
+                }
+                Ok(Ok(event)) => event,
+            };
+            let Event::Incoming(Packet::Publish(p)) = event else {
+                continue;
+            };
+            let ms = sent.elapsed().as_secs_f64() * 1e3;
+            if p.topic == error {
+                let report: hearth_shared::ErrorReport = decode(&p.payload, usize::MAX)?;
+                if report.utterance_id.as_deref() == Some(uid.as_str()) {
+                    sample.error = Some(format!("{:?}: {}", report.code, report.message));
+                    break;
+                }
+            } else if p.topic == reply {
+                let chunk: ReplyChunk = decode(&p.payload, usize::MAX)?;
+                if chunk.utterance_id != uid {
+                    continue;
+                }
+                if chunk.seq == 0 && chunk.text == one_moment {
+                    sample.told_to_wait = true;
+                } else if sample.wait_ms.is_none() {
+                    sample.wait_ms = Some(ms);
+                }
+                if chunk.is_final {
+                    sample.latency_ms = Some(ms);
+                    break;
+                }
+            }
+        }
+        samples.push(sample);
+    }
+    let _ = client.disconnect().await;
+    Ok(samples)
 }

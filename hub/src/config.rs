@@ -257,6 +257,11 @@ pub struct ConversationConfig {
     pub history_turns: usize,
     /// The most characters of utterance text the hub accepts.
     pub max_utterance_chars: usize,
+    /// When another room is being answered and this one's answer has not started after this
+    /// many ms, the hub says `one_moment_text` first; 0 never does.
+    pub one_moment_ms: u64,
+    /// What it says then.
+    pub one_moment_text: String,
 }
 
 impl Default for MqttConfig {
@@ -306,6 +311,8 @@ impl Default for ConversationConfig {
                 .to_string(),
             history_turns: 6,
             max_utterance_chars: 2000,
+            one_moment_ms: 1000,
+            one_moment_text: "One moment.".to_string(),
         }
     }
 }

@@ -135,6 +135,19 @@ enum Bench {
         #[arg(long)]
         ablation: bool,
     },
+    /// Several rooms at once: simulated terminals against an in-process hub; answer
+    /// latency, queue wait, fairness across rooms, and what was lost.
+    Rooms {
+        /// Simulated terminals, one room each.
+        #[arg(long, default_value_t = 8)]
+        terminals: usize,
+        /// Utterances per terminal, each sent after the previous answer.
+        #[arg(long, default_value_t = 20)]
+        utterances: usize,
+        /// The longest reply, in tokens.
+        #[arg(long, default_value_t = 32)]
+        max_tokens: u32,
+    },
     /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
     Memory {
         /// Store sizes, comma-separated.
@@ -237,6 +250,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Memory { action }) => {
             let config = load_config(&cli)?;
             memory_command(&config, action)
+        }
+        Some(Command::Bench {
+            which:
+                Bench::Rooms {
+                    terminals,
+                    utterances,
+                    max_tokens,
+                },
+        }) => {
+            let config = load_config(&cli)?;
+            let opts = hearth_hub::bench::RoomsBenchOptions {
+                terminals: *terminals,
+                utterances: *utterances,
+                max_tokens: *max_tokens,
+            };
+            runtime()?.block_on(hearth_hub::bench::rooms(config, opts))
         }
         Some(Command::Bench {
             which: Bench::Memory { sizes, queries },

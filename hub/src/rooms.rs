@@ -58,6 +58,11 @@ impl Rooms {
         self.answered.insert(room.to_string(), at_ms);
     }
 
+    /// Whether the hub is answering in a room other than `room`.
+    pub fn answering_elsewhere(&self, room: &str) -> bool {
+        self.answering.iter().any(|(r, n)| r != room && *n > 0)
+    }
+
     /// The room that heard the user last, and when.
     pub fn last_heard(&self) -> Option<(&str, u64)> {
         self.heard

@@ -434,9 +434,12 @@ struct Answering<'a> {
 }
 
 impl<'a> Answering<'a> {
-    fn start(shared: &'a Shared, room: &'a str) -> Answering<'a> {
-        shared.rooms.lock().expect("lock").answering(room);
-        Answering { shared, room }
+    /// Also says whether another room was being answered already.
+    fn start(shared: &'a Shared, room: &'a str) -> (Answering<'a>, bool) {
+        let mut rooms = shared.rooms.lock().expect("lock");
+        let elsewhere = rooms.answering_elsewhere(room);
+        rooms.answering(room);
+        (Answering { shared, room }, elsewhere)
     }
 }
 
@@ -450,7 +453,7 @@ impl Drop for Answering<'_> {
 }
 
 async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
-    let _answering = Answering::start(&shared, &u.room);
+    let (_answering, others_first) = Answering::start(&shared, &u.room);
     let known = shared.rooms.lock().expect("lock").known();
     if let Some(request) = reminders::parse_request(&u.text, &known) {
         let reply = reminder(&shared, &u, request).await;
@@ -477,7 +480,7 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
     let context = format!("{tone}{context}");
     let texts: Vec<&str> = recalled.iter().map(|m| m.text.as_str()).collect();
     tracing::info!(id = %u.id, recalled = ?texts, "memory context");
-    let replied = respond(&shared, &u, &context, cancel).await;
+    let replied = respond(&shared, &u, &context, others_first, cancel).await;
     // The reply is out: now the memory writes, each a flush and a commit.
     shared.subconscious.rewarm(recalled, now).await;
     if let Some(reply) = replied {
@@ -539,11 +542,13 @@ fn feel(
 
 /// Streams the model's reply to one utterance, with `context` (recalled memories) in the user
 /// turn. Returns the reply text when the model finished it, `None` when it failed, was
-/// cancelled or could not be queued.
+/// cancelled or could not be queued. With `others_first` (another room was being answered
+/// when this one arrived), a wait of over `conversation.one_moment_ms` is announced.
 async fn respond(
     shared: &Shared,
     u: &Utterance,
     context: &str,
+    others_first: bool,
     cancel: CancellationToken,
 ) -> Option<String> {
     // Recalled memories go into the user turn, not the system prompt, so that the system
@@ -559,7 +564,12 @@ async fn respond(
         &turn,
     );
     tracing::info!(terminal = %u.terminal, room = %u.room, id = %u.id, chars = u.text.len(), "answering");
-    let mut events = match shared.llm.generate(GenerateRequest::chat(messages), cancel) {
+    let request = GenerateRequest {
+        lane: u.room.clone(),
+        ..GenerateRequest::chat(messages)
+    };
+    let queued = std::time::Instant::now();
+    let mut events = match shared.llm.generate(request, cancel) {
         Ok(rx) => rx,
         Err(e) => {
             let code = match e {
@@ -577,7 +587,29 @@ async fn respond(
         }
     };
     let mut seq = 0;
-    while let Some(event) = events.recv().await {
+    let conversation = &shared.config.conversation;
+    let mut announce = others_first && conversation.one_moment_ms > 0;
+    loop {
+        let event = if announce {
+            let wait = Duration::from_millis(conversation.one_moment_ms);
+            match tokio::time::timeout(wait, events.recv()).await {
+                Ok(event) => event,
+                Err(_) => {
+                    tracing::info!(id = %u.id, room = %u.room, "another room is being answered; asked to wait");
+                    send_chunk(shared, u, seq, conversation.one_moment_text.clone(), false).await;
+                    seq += 1;
+                    announce = false;
+                    continue;
+                }
+            }
+        } else {
+            events.recv().await
+        };
+        if announce {
+            tracing::debug!(id = %u.id, waited_ms = queued.elapsed().as_millis() as u64, "answer started");
+        }
+        announce = false;
+        let Some(event) = event else { break };
         match event {
             LlmEvent::Sentence(text) => {
                 send_chunk(shared, u, seq, text, false).await;

@@ -132,6 +132,7 @@ async fn background_work_gives_way_to_a_conversation() {
         ignore_eos: true,
         grammar: None,
         background: true,
+        lane: String::new(),
     };
     let mut bg = llm.generate(background, CancellationToken::new()).unwrap();
     // Let the background job start, then ask a question.

@@ -354,6 +354,15 @@ impl Observer {
         Ok(())
     }
 
+    /// The next message on any subscribed topic within `timeout`: (topic, payload, when).
+    pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<(String, Vec<u8>, Instant)> {
+        match tokio::time::timeout(timeout, self.messages.recv()).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => bail!("observer stopped"),
+            Err(_) => bail!("nothing within {timeout:?}"),
+        }
+    }
+
     /// The next message on `topic` within `timeout`.
     pub async fn next_on(
         &mut self,

@@ -198,7 +198,8 @@ const MAX_BACKGROUND_JOBS: usize = 64;
 /// The two job classes: conversations first, background work only when none waits.
 #[derive(Default)]
 struct JobQueue {
-    conversation: VecDeque<Job>,
+    /// Conversations, round-robin by room.
+    conversation: super::fair::Lanes<Job>,
     background: VecDeque<Job>,
 }
 
@@ -212,7 +213,8 @@ impl JobQueue {
 
     fn push(&mut self, job: Job) {
         if !job.request.background {
-            self.conversation.push_back(job);
+            let lane = job.request.lane.clone();
+            self.conversation.push(&lane, job);
             return;
         }
         if self.background.len() >= MAX_BACKGROUND_JOBS {
@@ -244,7 +246,7 @@ impl JobQueue {
     fn next(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
         loop {
             self.drain(jobs);
-            if let Some(job) = self.conversation.pop_front() {
+            if let Some(job) = self.conversation.pop() {
                 return Some(job);
             }
             if let Some(job) = self.background.pop_front() {

@@ -7,6 +7,7 @@
 
 pub mod embed;
 mod engine;
+mod fair;
 pub mod gguf;
 pub mod sentence;
 
@@ -77,6 +78,8 @@ pub struct GenerateRequest {
     /// Background work (memory extraction): it runs only while no conversation waits, gives
     /// way to one at once and starts again later, and sends no sentences, only `Done`.
     pub background: bool,
+    /// The lane (the room) of a conversation: lanes take turns, so no room starves.
+    pub lane: String,
 }
 
 impl GenerateRequest {
@@ -88,6 +91,7 @@ impl GenerateRequest {
             ignore_eos: false,
             grammar: None,
             background: false,
+            lane: String::new(),
         }
     }
 
@@ -103,6 +107,7 @@ impl GenerateRequest {
             ignore_eos: false,
             grammar: Some(grammar),
             background: true,
+            lane: String::new(),
         }
     }
 }
