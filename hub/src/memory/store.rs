@@ -69,16 +69,34 @@ pub struct MemoryStore {
     path: PathBuf,
 }
 
+/// Opens the sled database in `path`, waiting up to two seconds for its file lock.
+///
+/// sled releases the lock when its last background thread lets go of the database, a
+/// moment after the last handle is dropped. A hub restarted at once by systemd, or a test
+/// that reopens a store, would otherwise fail on a lock nobody really holds any more.
+/// A database truly held by another process still fails, after the wait.
+pub(crate) fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl MemoryStore {
     /// Opens (or creates) the store in folder `path`, migrating an older schema.
     pub fn open(path: &Path) -> Result<MemoryStore, MemoryError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|source| MemoryError::Storage {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let db = open_db(path).map_err(|source| MemoryError::Storage {
+            path: path.to_path_buf(),
+            source,
+        })?;
         MemoryStore::init(db, path.to_path_buf())
     }
 

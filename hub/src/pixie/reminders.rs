@@ -153,9 +153,14 @@ pub struct Reminders {
 impl Reminders {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Reminders, ReminderError> {
-        let db = sled::open(path)?;
+        let db = crate::memory::store::open_db(path)?;
         let tree = db.open_tree("reminders")?;
         Ok(Reminders { db, tree })
+    }
+
+    /// The database, shared with Pixie's task queue.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     /// Stores a new reminder, durably, and returns it.
