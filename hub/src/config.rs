@@ -81,6 +81,21 @@ pub struct PixieConfig {
     pub timer_urgency: f32,
     /// A reminder said this many seconds or more after it fell due is said as late.
     pub late_after_s: u64,
+    /// Pixie reflects on a room's conversation once it has been quiet this long (0: never).
+    pub reflect_after_idle_s: u64,
+    /// A follow-up question from a reflection is asked this many minutes later.
+    pub follow_up_after_minutes: u64,
+    /// A follow-up not asked within this many hours is dropped.
+    pub follow_up_expire_hours: u64,
+    /// How urgent a follow-up question is.
+    pub follow_up_urgency: f32,
+    /// While the user sounds stressed, speech below this urgency waits.
+    pub stressed_min_urgency: f32,
+    /// Speech below this urgency waits until the user was heard within
+    /// `contact_window_minutes` (nobody would hear it).
+    pub contact_min_urgency: f32,
+    /// See `contact_min_urgency`.
+    pub contact_window_minutes: u64,
 }
 
 impl Default for PixieConfig {
@@ -97,6 +112,13 @@ impl Default for PixieConfig {
             reminder_urgency: 0.7,
             timer_urgency: 1.0,
             late_after_s: 120,
+            reflect_after_idle_s: 300,
+            follow_up_after_minutes: 180,
+            follow_up_expire_hours: 24,
+            follow_up_urgency: 0.3,
+            stressed_min_urgency: 0.5,
+            contact_min_urgency: 0.5,
+            contact_window_minutes: 240,
         }
     }
 }

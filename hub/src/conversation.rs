@@ -45,6 +45,14 @@ impl Conversations {
         messages
     }
 
+    /// The exchanges (user, assistant) kept for `room`, oldest first.
+    pub fn exchanges(&self, room: &str) -> Vec<(String, String)> {
+        self.rooms
+            .get(room)
+            .map(|r| r.exchanges.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// What the assistant last said in `room`, if it said anything.
     pub fn last_reply(&self, room: &str) -> Option<String> {
         self.rooms

@@ -55,11 +55,6 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     let subconscious = Subconscious::new(Arc::clone(&memories), embedder, config.memory.clone())
         .with_emotion(config.emotion.clone())
         .with_graph(graph, shutdown.child_token());
-    tokio::spawn(sweep_periodically(
-        Arc::clone(&memories),
-        config.memory.clone(),
-        shutdown.child_token(),
-    ));
     let pixie = crate::pixie::Pixie::open(config.pixie.clone(), hearth_shared::now_ms())
         .context("cannot open the reminders")?;
     tracing::info!(path = %config.pixie.path.display(), pending = pixie.reminders().pending().map(|p| p.len()).unwrap_or(0), zone = pixie.zone().iana_name().unwrap_or("system"), "reminders opened");
@@ -82,40 +77,26 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     Ok(())
 }
 
-/// The scheduled lifecycle sweep: once at start (catching up on downtime), then every
-/// `memory.sweep_interval_minutes`, until `stop`.
-async fn sweep_periodically(
+/// One lifecycle sweep (expiry, decay, archiving, the profile), logged. Pixie's task queue
+/// runs it at start (catching up on downtime) and every `memory.sweep_interval_minutes`.
+pub(crate) async fn sweep_once(
     memories: Arc<Memories>,
-    config: crate::config::MemoryConfig,
-    stop: CancellationToken,
+    lifecycle: crate::memory::lifecycle::LifecycleConfig,
 ) {
-    if config.sweep_interval_minutes == 0 {
-        tracing::info!("memory sweeps are off (memory.sweep_interval_minutes = 0)");
-        return;
-    }
-    let mut every = tokio::time::interval(Duration::from_secs(config.sweep_interval_minutes * 60));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        let (memories, lifecycle) = (Arc::clone(&memories), config.lifecycle.clone());
-        let started = std::time::Instant::now();
-        let swept = tokio::task::spawn_blocking(move || {
-            memories.sweep(&lifecycle, hearth_shared::now_ms())
-        })
-        .await;
-        match swept {
-            Ok(Ok((report, profile))) => tracing::info!(
-                kept = report.kept,
-                expired = report.expired,
-                faded = report.faded,
-                profile = %profile.prompt_line(),
-                ms = started.elapsed().as_millis() as u64,
-                "memory sweep"
-            ),
-            Ok(Err(e)) => tracing::error!(error = %e, "memory sweep failed"),
-            Err(e) => tracing::error!(error = %e, "memory sweep panicked"),
-        }
+    let started = std::time::Instant::now();
+    let swept =
+        tokio::task::spawn_blocking(move || memories.sweep(&lifecycle, hearth_shared::now_ms()))
+            .await;
+    match swept {
+        Ok(Ok((report, profile))) => tracing::info!(
+            kept = report.kept,
+            expired = report.expired,
+            faded = report.faded,
+            profile = %profile.prompt_line(),
+            ms = started.elapsed().as_millis() as u64,
+            "memory sweep"
+        ),
+        Ok(Err(e)) => tracing::error!(error = %e, "memory sweep failed"),
+        Err(e) => tracing::error!(error = %e, "memory sweep panicked"),
     }
 }

@@ -17,6 +17,8 @@ pub struct Rooms {
     answering: HashMap<String, usize>,
     /// When the last answer in each room ended.
     answered: HashMap<String, u64>,
+    /// Whether the user sounded stressed in their last turn, and when that was.
+    stressed: Option<(bool, u64)>,
 }
 
 /// Where to say something.
@@ -56,6 +58,22 @@ impl Rooms {
             *n = n.saturating_sub(1);
         }
         self.answered.insert(room.to_string(), at_ms);
+    }
+
+    /// Records how the user sounded in their latest turn.
+    pub fn felt(&mut self, stressed: bool, at_ms: u64) {
+        self.stressed = Some((stressed, at_ms));
+    }
+
+    /// Whether the user sounded stressed in their last turn, within the last half hour.
+    pub fn user_stressed(&self, now_ms: u64) -> bool {
+        self.stressed
+            .is_some_and(|(s, at)| s && now_ms.saturating_sub(at) < 30 * 60_000)
+    }
+
+    /// Whether the hub is answering anywhere.
+    pub fn answering_anywhere(&self) -> bool {
+        self.answering.values().any(|n| *n > 0)
     }
 
     /// Whether the hub is answering in a room other than `room`.

@@ -20,6 +20,7 @@ use crate::emotion::{self, Mood};
 use crate::llm::{GenerateRequest, LlmError, LlmEvent, LlmHandle};
 use crate::memory::MemoryId;
 use crate::pixie::reminders::{self, Request};
+use crate::pixie::tasks::{self, Task, Work};
 use crate::pixie::{Delivery, Pixie};
 use crate::rooms::Rooms;
 use crate::subconscious::{Recall, Subconscious};
@@ -42,6 +43,8 @@ struct Shared {
     wake: tokio::sync::Notify,
     /// Hearth's mood and each room's last user turn (for topic switches).
     feelings: Mutex<Feelings>,
+    /// Pixie tasks being run now.
+    running: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// Hearth's emotional state between turns.
@@ -93,6 +96,7 @@ pub async fn serve(
             mood: Mood::resting(&config.emotion, now_ms()),
             last_turn: HashMap::new(),
         }),
+        running: Mutex::new(std::collections::HashSet::new()),
         config,
         topics,
         client,
@@ -100,6 +104,15 @@ pub async fn serve(
         subconscious,
         last_stored: Mutex::new(HashMap::new()),
     });
+    if shared.config.memory.sweep_interval_minutes == 0 {
+        tracing::info!("memory sweeps are off (memory.sweep_interval_minutes = 0)");
+    } else if let Err(e) = shared
+        .pixie
+        .tasks()
+        .schedule(Work::Sweep, now_ms(), now_ms())
+    {
+        tracing::error!(error = %e, "cannot schedule the memory sweep");
+    }
     let tasks = TaskTracker::new();
     let answers = shutdown.child_token();
     tasks.spawn(speak_first(Arc::clone(&shared), answers.clone()));
@@ -490,6 +503,19 @@ async fn answer(shared: Arc<Shared>, u: Utterance, cancel: CancellationToken) {
             conversations.record(&u.room, &u.text, &reply);
             before
         };
+        let idle_s = shared.config.pixie.reflect_after_idle_s;
+        if idle_s > 0 {
+            let reflect = Work::Reflect {
+                room: u.room.clone(),
+            };
+            if let Err(e) = shared
+                .pixie
+                .tasks()
+                .schedule(reflect, now_ms() + idle_s * 1000, now)
+            {
+                tracing::error!(error = %e, "cannot schedule a reflection");
+            }
+        }
         let context = before.map(|b| format!("Hearth: {b}"));
         if let Some(id) = shared
             .subconscious
@@ -519,6 +545,11 @@ fn feel(
     let target = feelings.mood.respond(&user, now, &config.emotion);
     let mood = feelings.mood;
     drop(feelings);
+    shared
+        .rooms
+        .lock()
+        .expect("lock")
+        .felt(user.label() == emotion::Label::Stressed, now);
     let (k, retrieval, shape) = emotion::shape_recall(
         &user,
         config.memory.recall_k,
@@ -711,7 +742,104 @@ async fn speak_first(shared: Arc<Shared>, stop: CancellationToken) {
                 tracing::error!(error = %e, "said, but cannot record it; it may be said again");
             }
         }
+        run_jobs(&shared, now);
     }
+}
+
+/// Starts Pixie's due work (sweeps, reflections), each once, off the loop.
+fn run_jobs(shared: &Arc<Shared>, now: u64) {
+    let jobs = match shared.pixie.jobs(now) {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read Pixie's task queue");
+            return;
+        }
+    };
+    for task in jobs {
+        if !shared.running.lock().expect("lock").insert(task.id) {
+            continue;
+        }
+        let shared = Arc::clone(shared);
+        match task.work.clone() {
+            Work::Sweep => {
+                tokio::spawn(async move {
+                    let memories = Arc::clone(shared.subconscious.memories());
+                    crate::sweep_once(memories, shared.config.memory.lifecycle.clone()).await;
+                    let every_ms = shared.config.memory.sweep_interval_minutes * 60_000;
+                    let pixie = shared.pixie.tasks();
+                    // Scheduling the next sweep replaces this one in its slot.
+                    if let Err(e) = pixie.schedule(Work::Sweep, now_ms() + every_ms, now_ms()) {
+                        tracing::error!(error = %e, "cannot schedule the next memory sweep");
+                    }
+                    shared.running.lock().expect("lock").remove(&task.id);
+                });
+            }
+            Work::Reflect { room } => {
+                // The language model is busy with a conversation: later.
+                if shared.rooms.lock().expect("lock").answering_anywhere() {
+                    if let Err(e) = shared.pixie.tasks().postpone(&task, now + 30_000) {
+                        tracing::error!(error = %e, "cannot postpone a reflection");
+                    }
+                    shared.running.lock().expect("lock").remove(&task.id);
+                    continue;
+                }
+                tokio::spawn(reflect(shared, task, room));
+            }
+            Work::FollowUp { .. } => {
+                shared.running.lock().expect("lock").remove(&task.id);
+            }
+        }
+    }
+}
+
+/// Pixie reflects on a quiet room's conversation: background LLM work under a grammar, which
+/// gives way to any conversation. The reflection becomes a memory; an open topic becomes a
+/// follow-up question, asked later through the "worth interrupting?" decision.
+async fn reflect(shared: Arc<Shared>, task: Task, room: String) {
+    let exchanges = shared.conversations.lock().expect("lock").exchanges(&room);
+    if !exchanges.is_empty() {
+        let request = crate::llm::json_schema_grammar(&tasks::reflection_schema())
+            .map(|g| GenerateRequest::structured(tasks::reflection_prompt(&exchanges), g, 160));
+        let written = match request {
+            Ok(request) => shared.llm.complete(request).await,
+            Err(e) => Err(e),
+        };
+        match written.map(|(_, stats)| (tasks::parse_reflection(&stats.text), stats.text)) {
+            Ok((Some(r), _)) => {
+                let now = now_ms();
+                let text = format!(
+                    "Reflection on a conversation in the {room}: {}",
+                    r.reflection
+                );
+                let stored = shared
+                    .subconscious
+                    .remember_derived(&text, &room, 0.5, now)
+                    .await;
+                let follow_up = !r.question.is_empty() && !r.topic.is_empty();
+                if follow_up {
+                    let work = Work::FollowUp {
+                        room: room.clone(),
+                        topic: r.topic.clone(),
+                        question: r.question.clone(),
+                    };
+                    let due = now + shared.config.pixie.follow_up_after_minutes * 60_000;
+                    if let Err(e) = shared.pixie.tasks().schedule(work, due, now) {
+                        tracing::error!(error = %e, "cannot schedule a follow-up");
+                    }
+                }
+                tracing::info!(room, reflection = %r.reflection, topic = %r.topic,
+                    question = %r.question, memory = ?stored.ok(), follow_up, "pixie reflected");
+            }
+            Ok((None, text)) => {
+                tracing::warn!(room, output = %text, "the reflection was not usable; dropped")
+            }
+            Err(e) => tracing::warn!(room, error = %e, "cannot reflect now; dropped"),
+        }
+    }
+    if let Err(e) = shared.pixie.tasks().done(task.id) {
+        tracing::error!(error = %e, "cannot finish a reflection task");
+    }
+    shared.running.lock().expect("lock").remove(&task.id);
 }
 
 async fn say(shared: &Shared, d: &Delivery) {

@@ -302,6 +302,40 @@ impl Subconscious {
         }
     }
 
+    /// Stores something the hub concluded itself (a reflection), embedded like any memory.
+    pub async fn remember_derived(
+        &self,
+        text: &str,
+        room: &str,
+        salience: f32,
+        now_ms: u64,
+    ) -> Result<MemoryId, MemoriesError> {
+        let vector = self
+            .embedder
+            .embed(vec![text.to_string()])
+            .await
+            .ok()
+            .and_then(|mut v| v.pop());
+        let memories = Arc::clone(&self.memories);
+        let new = NewMemory {
+            text: text.to_string(),
+            room: room.to_string(),
+            speaker: Speaker::Derived,
+            created_at_ms: now_ms,
+            salience,
+            source: Some("pixie".into()),
+        };
+        tokio::task::spawn_blocking(move || {
+            let m = memories.remember(new)?;
+            if let Some(v) = &vector {
+                memories.set_vector(m.id, v)?;
+            }
+            Ok(m.id)
+        })
+        .await
+        .expect("the memory write does not panic")
+    }
+
     /// Forgets one memory everywhere (store, full-text and vector index).
     pub async fn forget(&self, id: MemoryId) -> Result<bool, MemoriesError> {
         let memories = Arc::clone(&self.memories);

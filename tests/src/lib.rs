@@ -196,6 +196,7 @@ quiet_hours = ""
 cooldown_s = 2
 conversation_grace_s = 1
 late_after_s = 1
+reflect_after_idle_s = 0
 
 [memory]
 path = "{memory}"

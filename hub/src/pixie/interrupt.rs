@@ -6,6 +6,9 @@
 //!    `conversation_grace_s` of the user speaking there.
 //! 2. Quiet hours hold speech below `quiet_hours_min_urgency` until they end.
 //! 3. The cooldown spaces speech below `cooldown_min_urgency`: `cooldown_s` after the last.
+//! 4. The user's state: while they sound stressed, speech below `stressed_min_urgency` waits.
+//! 5. Recency of contact: speech below `contact_min_urgency` waits until the user was heard
+//!    within `contact_window_minutes`.
 
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
@@ -78,6 +81,10 @@ pub struct Situation {
     pub quiet_until_ms: Option<u64>,
     /// When the hub last spoke first, anywhere.
     pub last_spoke_ms: Option<u64>,
+    /// Whether the user sounded stressed in their last turn (within the last half hour).
+    pub user_stressed: bool,
+    /// When the user was last heard, anywhere.
+    pub last_heard_ms: Option<u64>,
 }
 
 /// Speak now, or wait.
@@ -128,6 +135,28 @@ pub fn decide(urgency: f32, s: &Situation, c: &PixieConfig) -> Decision {
                 ),
             };
         }
+    }
+    if s.user_stressed && urgency < c.stressed_min_urgency {
+        return Decision::Wait {
+            until_ms: s.now_ms + 600_000,
+            why: format!(
+                "the user sounds stressed, and urgency {urgency:.2} is below {:.2}",
+                c.stressed_min_urgency
+            ),
+        };
+    }
+    let window_ms = c.contact_window_minutes * 60_000;
+    let out_of_contact = s
+        .last_heard_ms
+        .is_none_or(|heard| s.now_ms.saturating_sub(heard) > window_ms);
+    if out_of_contact && urgency < c.contact_min_urgency {
+        return Decision::Wait {
+            until_ms: s.now_ms + 60_000,
+            why: format!(
+                "the user has not been heard for {} minutes, and urgency {urgency:.2} is below {:.2}",
+                c.contact_window_minutes, c.contact_min_urgency
+            ),
+        };
     }
     let why = match (s.quiet_until_ms, s.last_spoke_ms) {
         (Some(_), _) => format!("urgent enough for quiet hours ({urgency:.2})"),
@@ -181,8 +210,23 @@ mod tests {
             busy_until_ms: None,
             quiet_until_ms: None,
             last_spoke_ms: None,
+            user_stressed: false,
+            last_heard_ms: Some(90_000),
         };
         assert!(matches!(decide(0.7, &calm, &c), Decision::Speak { .. }));
+        assert!(matches!(decide(0.3, &calm, &c), Decision::Speak { .. }));
+        let stressed = Situation {
+            user_stressed: true,
+            ..calm
+        };
+        assert!(matches!(decide(0.3, &stressed, &c), Decision::Wait { .. }));
+        assert!(matches!(decide(0.7, &stressed, &c), Decision::Speak { .. }));
+        let away = Situation {
+            last_heard_ms: None,
+            ..calm
+        };
+        assert!(matches!(decide(0.3, &away, &c), Decision::Wait { .. }));
+        assert!(matches!(decide(0.7, &away, &c), Decision::Speak { .. }));
         let talking = Situation {
             busy_until_ms: Some(105_000),
             ..calm

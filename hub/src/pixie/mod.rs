@@ -8,6 +8,7 @@
 pub mod interrupt;
 pub mod phrase;
 pub mod reminders;
+pub mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -21,6 +22,7 @@ use crate::rooms::Rooms;
 use interrupt::{decide, Decision, QuietHours, Situation};
 use phrase::PhraseError;
 use reminders::{Kind, NewReminder, Reminder, ReminderError, Reminders};
+use tasks::{Task, Tasks, Work};
 
 /// Why a reminder could not be set. `Display` is what the hub says.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,8 @@ pub struct Delivery {
     pub fallback: bool,
     /// Why it may speak now.
     pub why: String,
+    /// The follow-up task it carries out, if it is one.
+    pub task: Option<u64>,
 }
 
 /// Reminders, timers and speaking first.
@@ -58,6 +62,7 @@ pub struct Pixie {
     tz: TimeZone,
     quiet: Option<QuietHours>,
     reminders: Reminders,
+    tasks: Tasks,
     /// When this hub started: a reminder due before it fell due while the hub was down.
     started_ms: u64,
     last_spoke_ms: Mutex<Option<u64>>,
@@ -76,11 +81,14 @@ impl Pixie {
                 config.path.display()
             )
         })?;
+        let tasks = Tasks::open(reminders.db())
+            .map_err(|e| anyhow::anyhow!("cannot open Pixie's task queue: {e}"))?;
         Ok(Pixie {
             config,
             tz,
             quiet,
             reminders,
+            tasks,
             started_ms,
             last_spoke_ms: Mutex::new(None),
             logged: Mutex::new(HashSet::new()),
@@ -95,6 +103,45 @@ impl Pixie {
     /// The reminder store.
     pub fn reminders(&self) -> &Reminders {
         &self.reminders
+    }
+
+    /// The task queue.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PixieConfig {
+        &self.config
+    }
+
+    /// Due work for the service to run (sweeps, reflections); follow-ups come from `plan`.
+    pub fn jobs(&self, now_ms: u64) -> Result<Vec<Task>, ReminderError> {
+        let mut due = self.tasks.due(now_ms)?;
+        due.retain(|t| !matches!(t.work, Work::FollowUp { .. }));
+        Ok(due)
+    }
+
+    /// What the decision sees for `targets` now.
+    fn situation(
+        &self,
+        now_ms: u64,
+        targets: &Targets,
+        rooms: &Rooms,
+        last_spoke_ms: Option<u64>,
+    ) -> Situation {
+        let grace_ms = self.config.conversation_grace_s * 1000;
+        Situation {
+            now_ms,
+            busy_until_ms: targets
+                .iter()
+                .filter_map(|(_, room)| rooms.busy_until(room, now_ms, grace_ms))
+                .max(),
+            quiet_until_ms: self.quiet.and_then(|q| q.until(now_ms, &self.tz)),
+            last_spoke_ms,
+            user_stressed: rooms.user_stressed(now_ms),
+            last_heard_ms: rooms.last_heard().map(|(_, at)| at),
+        }
     }
 
     /// How often the service should call [`Pixie::plan`], in ms.
@@ -119,19 +166,10 @@ impl Pixie {
             group.0.push(r);
             group.1 |= route.fallback;
         }
-        let grace_ms = self.config.conversation_grace_s * 1000;
         let mut last_spoke = *self.last_spoke_ms.lock().expect("lock");
         let mut out = Vec::new();
         for (targets, (group, fallback)) in groups {
-            let situation = Situation {
-                now_ms,
-                busy_until_ms: targets
-                    .iter()
-                    .filter_map(|(_, room)| rooms.busy_until(room, now_ms, grace_ms))
-                    .max(),
-                quiet_until_ms: self.quiet.and_then(|q| q.until(now_ms, &self.tz)),
-                last_spoke_ms: last_spoke,
-            };
+            let situation = self.situation(now_ms, &targets, rooms, last_spoke);
             // Each reminder is decided on its own urgency; those cleared share one speech.
             let mut cleared = Vec::new();
             let mut why_spoken = String::new();
@@ -179,7 +217,62 @@ impl Pixie {
                 reminders: said,
                 fallback,
                 why: why_spoken,
+                task: None,
             });
+        }
+        // Follow-up questions, one at a time, after the reminders.
+        for task in self.tasks.due(now_ms)? {
+            let Work::FollowUp {
+                room,
+                topic,
+                question,
+            } = &task.work
+            else {
+                continue;
+            };
+            let expire_ms = self.config.follow_up_expire_hours * 3_600_000;
+            if now_ms.saturating_sub(task.due_ms) > expire_ms {
+                tracing::info!(
+                    task = task.id,
+                    topic,
+                    "follow-up not asked in time; dropped"
+                );
+                self.tasks.done(task.id)?;
+                continue;
+            }
+            let route = rooms.route(std::slice::from_ref(room));
+            if route.targets.is_empty() {
+                continue;
+            }
+            let situation = self.situation(now_ms, &route.targets, rooms, last_spoke);
+            match decide(self.config.follow_up_urgency, &situation, &self.config) {
+                Decision::Wait { why, .. } => {
+                    if self
+                        .logged
+                        .lock()
+                        .expect("lock")
+                        .insert((task.id, why.clone()))
+                    {
+                        tracing::info!(task = task.id, topic, why, "follow-up waiting");
+                    }
+                }
+                Decision::Speak { why } => {
+                    out.push(Delivery {
+                        targets: route.targets,
+                        speech: Speech {
+                            id: format!("f{}", task.id),
+                            text: question.clone(),
+                            reason: SpeechReason::Pixie,
+                            expects_answer: true,
+                        },
+                        reminders: Vec::new(),
+                        fallback: route.fallback,
+                        why,
+                        task: Some(task.id),
+                    });
+                    break;
+                }
+            }
         }
         Ok(out)
     }
@@ -205,6 +298,9 @@ impl Pixie {
                 .lock()
                 .expect("lock")
                 .retain(|(id, _)| *id != r.id);
+        }
+        if let Some(id) = d.task {
+            self.tasks.done(id)?;
         }
         Ok(())
     }

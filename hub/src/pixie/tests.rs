@@ -293,3 +293,68 @@ fn a_time_that_has_passed_is_refused_in_words() {
     );
     assert!(p.reminders().all().unwrap().is_empty());
 }
+
+#[test]
+fn a_follow_up_is_asked_in_its_room_unless_the_user_is_stressed_or_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = berlin("2026-11-23T10:00");
+    let p = Pixie::open(config(dir.path()), now).unwrap();
+    let mut rooms = household();
+    let follow_up = Work::FollowUp {
+        room: "study".into(),
+        topic: "the exam".into(),
+        question: "How did the exam go?".into(),
+    };
+    p.tasks()
+        .schedule(follow_up, berlin("2026-11-23T13:00"), now)
+        .unwrap();
+    assert!(tick(&p, berlin("2026-11-23T12:59"), &rooms).is_empty());
+    // Nobody heard for hours: not worth it yet.
+    assert!(tick(&p, berlin("2026-11-23T13:00"), &rooms).is_empty());
+    // Heard, but stressed: it waits.
+    rooms.heard("kitchen", berlin("2026-11-23T13:01"));
+    rooms.felt(true, berlin("2026-11-23T13:01"));
+    assert!(tick(&p, berlin("2026-11-23T13:02"), &rooms).is_empty());
+    // Calm again: asked in the study, its room, expecting an answer.
+    rooms.felt(false, berlin("2026-11-23T13:05"));
+    let plan = tick(&p, berlin("2026-11-23T13:06"), &rooms);
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0].targets, [("s1".to_string(), "study".to_string())]);
+    assert_eq!(plan[0].speech.text, "How did the exam go?");
+    assert_eq!(plan[0].speech.reason, SpeechReason::Pixie);
+    assert!(plan[0].speech.expects_answer);
+    assert!(p.tasks().pending().unwrap().is_empty(), "asked once");
+
+    // One that waits past follow_up_expire_hours is dropped, not asked a day late.
+    let stale = Work::FollowUp {
+        room: "study".into(),
+        topic: "the boiler".into(),
+        question: "Did the boiler get fixed?".into(),
+    };
+    p.tasks()
+        .schedule(stale, berlin("2026-11-23T14:00"), now)
+        .unwrap();
+    assert!(tick(&p, berlin("2026-11-24T15:00"), &rooms).is_empty());
+    assert!(p.tasks().pending().unwrap().is_empty());
+}
+
+#[test]
+fn sweeps_and_reflections_are_jobs_for_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = berlin("2026-11-23T10:00");
+    let p = Pixie::open(config(dir.path()), now).unwrap();
+    p.tasks().schedule(Work::Sweep, now, now).unwrap();
+    p.tasks()
+        .schedule(
+            Work::Reflect {
+                room: "kitchen".into(),
+            },
+            now + 300_000,
+            now,
+        )
+        .unwrap();
+    let jobs = p.jobs(now).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].work, Work::Sweep);
+    assert_eq!(p.jobs(now + 300_000).unwrap().len(), 2);
+}

@@ -89,3 +89,27 @@ async fn a_reminder_due_while_the_hub_is_down_is_said_once_after_the_restart() -
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_quiet_conversation_is_reflected_on_and_remembered() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let config = dir.path().join("hub-reflect.toml");
+    let toml = hearth_tests::hub_toml(dir.path(), port, "")
+        .replace("reflect_after_idle_s = 0", "reflect_after_idle_s = 1");
+    std::fs::write(&config, toml)?;
+    let hub = Hub::launch(&config, port, dir.path()).await?;
+    let mut study = Terminal::start(dir.path(), port, "study")?;
+    study
+        .expect("connected to the hub", Duration::from_secs(30))
+        .await?;
+    study
+        .say("I have a job interview on Friday and I am nervous about it.")
+        .await?;
+    study.expect("hub: ", REPLY_TIMEOUT).await?;
+    // The real model writes the reflection under the grammar; it is stored as a memory.
+    let line =
+        hearth_tests::wait_for_log(&hub.log, "pixie reflected", Duration::from_secs(120)).await?;
+    assert!(line.contains("memory=Some("), "{line}");
+    Ok(())
+}
