@@ -41,6 +41,135 @@ pub struct TerminalConfig {
     pub terminal: Identity,
     /// How to reach the hub.
     pub hub: HubConnection,
+    /// Speech to text.
+    pub stt: SttConfig,
+    /// The voice front end: audio source and sink, runtime library.
+    pub voice: VoiceConfig,
+    /// The wake word.
+    pub wake: WakeConfig,
+    /// Listening for an utterance: endpointing and the follow-up window.
+    pub listen: ListenConfig,
+}
+
+/// Listening for an utterance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// The utterance ends after this much silence following speech.
+    pub silence_ms: u32,
+    /// The longest utterance; longer speech is cut here.
+    pub max_utterance_ms: u32,
+    /// Give up listening when nobody speaks for this long after the wake word.
+    pub no_speech_ms: u32,
+    /// Voice-activity score (0 to 1) that counts as speech.
+    pub vad_threshold: f32,
+    /// After a reply (or Pixie's question), listen this long for an answer without the wake
+    /// word. 0 turns it off.
+    pub follow_up_ms: u32,
+    /// Listen all the time, without a wake word (a quiet room, a headset).
+    pub always: bool,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            silence_ms: 800,
+            max_utterance_ms: 15_000,
+            no_speech_ms: 5_000,
+            vad_threshold: 0.5,
+            follow_up_ms: 6_000,
+            always: false,
+        }
+    }
+}
+
+/// The voice front end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoiceConfig {
+    /// onnxruntime's shared library (the wake word runs on it).
+    pub onnxruntime: PathBuf,
+    /// Read the microphone from this WAV file instead of a sound card.
+    pub input_wav: Option<PathBuf>,
+    /// Play into this WAV file instead of a sound card.
+    pub output_wav: Option<PathBuf>,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        VoiceConfig {
+            onnxruntime: PathBuf::from("~/.cache/hearth/models/libonnxruntime.so.1.31.1"),
+            input_wav: None,
+            output_wav: None,
+        }
+    }
+}
+
+/// The wake word (openWakeWord models).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WakeConfig {
+    /// The wake-word classifier ("hey jarvis" by default).
+    pub model: PathBuf,
+    /// openWakeWord's mel-spectrogram model.
+    pub mel_model: PathBuf,
+    /// openWakeWord's speech-embedding model.
+    pub embedding_model: PathBuf,
+    /// The score (0 to 1) at which the wake word counts as heard.
+    pub threshold: f32,
+    /// After a detection, no other for this long (one utterance of the word scores high for
+    /// several 80 ms steps).
+    pub refractory_ms: u32,
+}
+
+impl Default for WakeConfig {
+    fn default() -> Self {
+        WakeConfig {
+            model: PathBuf::from("~/.cache/hearth/models/hey_jarvis_v0.1.onnx"),
+            mel_model: PathBuf::from("~/.cache/hearth/models/oww-melspectrogram.onnx"),
+            embedding_model: PathBuf::from("~/.cache/hearth/models/oww-embedding.onnx"),
+            threshold: 0.5,
+            refractory_ms: 2000,
+        }
+    }
+}
+
+/// Speech to text (whisper.cpp).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttConfig {
+    /// A whisper ggml model file; `~` is the home folder.
+    pub model: PathBuf,
+    /// The spoken language, as a whisper code ("en"); "auto" detects it (multilingual models).
+    pub language: String,
+    /// Decoder threads.
+    pub threads: u32,
+    /// Encoder window in frames (1500 is whisper's full 30 s; 0 keeps the model's). Smaller is
+    /// faster and less accurate.
+    pub audio_ctx: u32,
+    /// Fit the encoder window to each utterance's length (plus a margin) instead: several
+    /// times faster on short requests. Overrides `audio_ctx`.
+    pub fit_audio_ctx: bool,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        SttConfig {
+            model: PathBuf::from("~/.cache/hearth/models/ggml-tiny.en.bin"),
+            language: "en".to_string(),
+            threads: 2,
+            audio_ctx: 0,
+            fit_audio_ctx: false,
+        }
+    }
+}
+
+/// `~/x` as `$HOME/x`; other paths as they are.
+pub fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// Who and where this terminal is.
@@ -166,6 +295,32 @@ impl TerminalConfig {
         }
         if h.max_payload == 0 {
             return bad("hub.max_payload must be at least 1".into());
+        }
+        let s = &self.stt;
+        if s.model.as_os_str().is_empty() {
+            return bad("stt.model must name a whisper ggml file".into());
+        }
+        if s.threads == 0 || s.threads > 64 {
+            return bad("stt.threads must be 1 to 64".into());
+        }
+        if s.language.is_empty() || s.language.len() > 8 {
+            return bad("stt.language must be a whisper language code such as \"en\"".into());
+        }
+        if s.audio_ctx > 1500 {
+            return bad("stt.audio_ctx must be 0 (the model's) to 1500".into());
+        }
+        if !(self.wake.threshold > 0.0 && self.wake.threshold < 1.0) {
+            return bad("wake.threshold must be between 0 and 1".into());
+        }
+        let l = &self.listen;
+        if !(l.vad_threshold > 0.0 && l.vad_threshold < 1.0) {
+            return bad("listen.vad_threshold must be between 0 and 1".into());
+        }
+        if l.silence_ms < 100 || l.max_utterance_ms < 1000 || l.no_speech_ms < 500 {
+            return bad(
+                "listen.silence_ms must be at least 100, max_utterance_ms 1000 and no_speech_ms 500"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! beside it by implementing the same trait.
 
 pub mod text;
+pub mod voice;
 
 use std::future::Future;
 
@@ -51,6 +52,9 @@ pub enum Output {
         text: String,
         /// Why.
         reason: SpeechReason,
+        /// Whether the hub waits for an answer (a voice front end listens without the wake
+        /// word).
+        expects_answer: bool,
     },
     /// Something went wrong; a sentence for the person.
     Problem(String),

@@ -3,22 +3,30 @@
 //! Text mode is the first front end; the voice front end implements the same
 //! [`frontend::Frontend`] trait. `main.rs` is a thin CLI over [`run`].
 
+pub mod audio;
+pub mod bench;
 pub mod config;
+pub mod endpoint;
 pub mod frontend;
 pub mod link;
 pub mod session;
+pub mod stt;
+pub mod wake;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TerminalConfig;
 use crate::frontend::text::TextFrontend;
+use crate::frontend::voice::VoiceFrontend;
 use crate::link::HubLink;
 
 /// How the person talks to this terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     /// Lines on stdin, replies on stdout.
     Text,
+    /// Spoken input from a WAV file (the wake word, then an utterance), replies on stdout.
+    Voice(frontend::voice::Source),
 }
 
 /// Runs the terminal until `shutdown`, or until text input ends and the last reply is done.
@@ -30,12 +38,16 @@ pub async fn run(
     config.validate()?;
     tracing::info!(id = %config.terminal.id, room = %config.terminal.room,
         hub = %format!("{}:{}", config.hub.host, config.hub.port), "terminal starting");
+    // Models load before the hub link starts, so that a bad model path is an error at once.
+    let voice = match &mode {
+        Mode::Voice(source) => Some(VoiceFrontend::start(&config, source.clone())?),
+        Mode::Text => None,
+    };
     let link_stop = shutdown.child_token();
     let (link, events, link_task) = HubLink::start(&config, link_stop.clone())?;
-    match mode {
-        Mode::Text => {
-            session::run(&config, link, events, TextFrontend::stdin(), shutdown).await;
-        }
+    match voice {
+        Some(voice) => session::run(&config, link, events, voice, shutdown).await,
+        None => session::run(&config, link, events, TextFrontend::stdin(), shutdown).await,
     }
     link_stop.cancel();
     let _ = link_task.await;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hearth_terminal::config::{TerminalConfig, DEFAULT_TOML};
+use hearth_terminal::frontend::voice::Source;
 use hearth_terminal::Mode;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +32,12 @@ struct Cli {
     /// Override hub.port.
     #[arg(long)]
     port: Option<u16>,
+    /// Voice mode with this WAV file as the microphone (overrides voice.input_wav).
+    #[arg(long)]
+    input_wav: Option<PathBuf>,
+    /// Play earcons and speech into this WAV file (overrides voice.output_wav).
+    #[arg(long)]
+    output_wav: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -39,6 +46,31 @@ struct Cli {
 enum Command {
     /// Print the default config file.
     Config,
+    /// Transcribe WAV files with the configured speech-to-text model and print what was heard,
+    /// with timing and the prosody features the hub would get.
+    Transcribe {
+        /// WAV files, any rate and channel count.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Measure the voice pipeline on this machine and print a table: speech-to-text speed,
+    /// end of speech to transcript, idle-listening CPU, peak memory.
+    Bench {
+        /// WAV files of speech; without them espeak-ng speaks a few requests.
+        files: Vec<PathBuf>,
+        /// Times each clip is transcribed.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Seconds of idle audio for the listening measure.
+        #[arg(long, default_value_t = 30)]
+        idle_s: u32,
+    },
+    /// Run the wake word over WAV files and print where it fires, with the peak score.
+    Wake {
+        /// WAV files, any rate and channel count.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,9 +114,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.hub.port = port;
     }
     config.validate()?;
-    if !cli.text {
-        tracing::warn!("voice mode is not in this build yet; running in text mode");
+    match cli.command {
+        Some(Command::Transcribe { files }) => return transcribe(&config, &files),
+        Some(Command::Wake { files }) => return wake(&config, &files),
+        Some(Command::Bench {
+            files,
+            runs,
+            idle_s,
+        }) => return hearth_terminal::bench::run(&config, &files, runs.max(1), idle_s.max(1)),
+        _ => {}
     }
+    if let Some(path) = cli.input_wav {
+        config.voice.input_wav = Some(path);
+    }
+    if let Some(path) = cli.output_wav {
+        config.voice.output_wav = Some(path);
+    }
+    let mode = match (&config.voice.input_wav, cli.text) {
+        (Some(path), false) => Mode::Voice(Source::Wav(path.clone())),
+        (_, true) => Mode::Text,
+        (None, false) => {
+            tracing::warn!(
+                "live microphone capture is not in this build yet; running in text mode \
+                 (voice.input_wav or --input-wav runs voice mode on a WAV file)"
+            );
+            Mode::Text
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -102,6 +158,80 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 signal.cancel();
             }
         });
-        hearth_terminal::run(config, Mode::Text, shutdown).await
+        hearth_terminal::run(config, mode, shutdown).await
     })
+}
+
+fn transcribe(config: &TerminalConfig, files: &[PathBuf]) -> anyhow::Result<()> {
+    use hearth_terminal::audio::{features, wav, SPEECH_RATE};
+    let stt = hearth_terminal::stt::Stt::load(&config.stt)?;
+    let mut failed = 0;
+    for file in files {
+        let clip = match wav::read(file) {
+            Ok(clip) => clip.at_rate(SPEECH_RATE),
+            Err(e) => {
+                eprintln!("hearth-terminal: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let heard = stt.transcribe(&clip.samples)?;
+        let f = features::of(&clip, heard.words());
+        println!("{}\t{}", file.display(), heard.text);
+        eprintln!(
+            "  {:.2} s of audio, decoded in {} ms (real-time factor {:.2}), no-speech {:.2}; \
+             loudness {:?} dBFS, {:?} words/s, pitch {:?} Hz",
+            clip.seconds(),
+            heard.took.as_millis(),
+            heard.took.as_secs_f32() / clip.seconds().max(1e-3),
+            heard.no_speech,
+            f.loudness_dbfs,
+            f.speaking_rate_wps,
+            f.pitch_hz,
+        );
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files could not be read", files.len());
+    }
+    Ok(())
+}
+
+fn wake(config: &TerminalConfig, files: &[PathBuf]) -> anyhow::Result<()> {
+    use hearth_terminal::audio::{wav, SPEECH_RATE};
+    use hearth_terminal::wake::{WakeWord, STEP};
+    let mut detector = WakeWord::load(&config.voice.onnxruntime, &config.wake)?;
+    for file in files {
+        let clip = wav::read(file)?.at_rate(SPEECH_RATE);
+        detector.reset();
+        let started = std::time::Instant::now();
+        let mut peak = 0.0f32;
+        let mut fired = Vec::new();
+        for (i, chunk) in clip.samples.chunks(STEP).enumerate() {
+            if let Some(d) = detector.push(chunk)? {
+                fired.push(format!(
+                    "{:.2} s ({:.2})",
+                    (i + 1) as f32 * STEP as f32 / SPEECH_RATE as f32,
+                    d.score
+                ));
+            }
+            peak = peak.max(detector.last_score());
+        }
+        let took = started.elapsed();
+        println!(
+            "{}\tpeak {peak:.3}\tfired: {}",
+            file.display(),
+            if fired.is_empty() {
+                "no".to_string()
+            } else {
+                fired.join(", ")
+            }
+        );
+        eprintln!(
+            "  {:.2} s of audio in {} ms: {:.1} ms CPU per second of audio",
+            clip.seconds(),
+            took.as_millis(),
+            took.as_secs_f32() * 1000.0 / clip.seconds().max(1e-3)
+        );
+    }
+    Ok(())
 }

@@ -134,7 +134,11 @@ pub async fn run<F: Frontend>(
                             set(&mut state, State::Awaiting { id, next_seq: chunk.seq + 1, deadline: Instant::now() + next_chunk });
                         }
                     }
-                    LinkEvent::Speech(speech) => frontend.present(Output::Speech { text: speech.text, reason: speech.reason }),
+                    LinkEvent::Speech(speech) => frontend.present(Output::Speech {
+                        text: speech.text,
+                        reason: speech.reason,
+                        expects_answer: speech.expects_answer,
+                    }),
                     LinkEvent::Error(report) => {
                         tracing::warn!(code = ?report.code, message = %report.message, "hub reported an error");
                         let ours = matches!((&state, &report.utterance_id), (State::Awaiting { id, .. }, Some(u)) if id == u);

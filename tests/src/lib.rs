@@ -224,6 +224,12 @@ pub struct Terminal {
 impl Terminal {
     /// Starts a text terminal with id and room `id` against the broker on `port`.
     pub fn start(dir: &Path, port: u16, id: &str) -> anyhow::Result<Terminal> {
+        Terminal::start_with(dir, port, id, &["--text"])
+    }
+
+    /// Starts a terminal with id and room `id` and extra command-line arguments (`--text`, or
+    /// `--input-wav FILE` for voice mode on a WAV file).
+    pub fn start_with(dir: &Path, port: u16, id: &str, args: &[&str]) -> anyhow::Result<Terminal> {
         let config = dir.join(format!("terminal-{id}.toml"));
         std::fs::write(
             &config,
@@ -233,7 +239,7 @@ impl Terminal {
         )?;
         let log = dir.join(format!("terminal-{id}-{}.log", unique()));
         let mut child = Command::new(bin("hearth-terminal"))
-            .arg("--text")
+            .args(args)
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "hearth_terminal=debug")

@@ -12,6 +12,12 @@ use super::{Frontend, Input, Output};
 #[derive(Debug)]
 pub struct TextFrontend {
     lines: mpsc::Receiver<String>,
+    printer: Printer,
+}
+
+/// Prints outputs to stdout, a reply's sentences on one line as they stream in.
+#[derive(Debug, Default)]
+pub struct Printer {
     /// Whether a reply line is open (printed without its newline yet).
     in_reply: bool,
 }
@@ -30,10 +36,12 @@ impl TextFrontend {
         });
         TextFrontend {
             lines: rx,
-            in_reply: false,
+            printer: Printer::default(),
         }
     }
+}
 
+impl Printer {
     fn line(&mut self, text: &str) {
         let mut out = std::io::stdout().lock();
         if self.in_reply {
@@ -65,6 +73,13 @@ impl Frontend for TextFrontend {
     }
 
     fn present(&mut self, output: Output) {
+        self.printer.present(output);
+    }
+}
+
+impl Printer {
+    /// Prints one output.
+    pub fn present(&mut self, output: Output) {
         match output {
             Output::HubReachable => self.line("hearth: connected to the hub"),
             Output::HubUnreachable { reason } => {
@@ -90,7 +105,7 @@ impl Frontend for TextFrontend {
                     self.line("hub: (no answer)");
                 }
             }
-            Output::Speech { text, reason } => {
+            Output::Speech { text, reason, .. } => {
                 let why = match reason {
                     SpeechReason::Reminder => "reminder",
                     SpeechReason::Pixie => "pixie",

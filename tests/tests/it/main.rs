@@ -13,6 +13,7 @@ mod mosquitto;
 mod reconnect;
 mod reminders;
 mod rooms;
+mod voice;
 
 use std::time::Duration;
 

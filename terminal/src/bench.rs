@@ -1,0 +1,197 @@
+//! `hearth-terminal bench`: the voice pipeline's speed and memory on this machine, as a table.
+//! Speech comes from WAV files given on the command line, or from espeak-ng.
+//!
+//! It measures what the voice terminal's targets are about: speech-to-text real-time factor
+//! and the time from the end of speech to the transcript (the endpointer's silence wait plus
+//! decoding), the CPU that the wake word and the VAD take per second of idle listening, and
+//! the terminal's peak resident memory with the models loaded.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::audio::{wav, Clip, SPEECH_RATE};
+use crate::config::TerminalConfig;
+use crate::endpoint::Endpointer;
+use crate::stt::Stt;
+use crate::wake::{WakeWord, STEP};
+
+/// Phrases spoken by espeak-ng when no files are given.
+const PHRASES: [&str; 4] = [
+    "What is the weather like in the kitchen today?",
+    "Remind me to water the plants tomorrow at eight.",
+    "Set a timer for twenty minutes.",
+    "Tell me a short story about a lighthouse keeper and his cat.",
+];
+
+/// CPU time this thread has used, from the scheduler's own accounting (nanoseconds).
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn espeak(text: &str, path: &Path) -> anyhow::Result<()> {
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(path)
+        .arg(text)
+        .status()
+        .map_err(|e| {
+            anyhow::anyhow!("espeak-ng is needed without WAV files (apt install espeak-ng): {e}")
+        })?;
+    anyhow::ensure!(status.success(), "espeak-ng failed");
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs the benchmark and prints its table.
+pub fn run(
+    config: &TerminalConfig,
+    files: &[PathBuf],
+    runs: usize,
+    idle_s: u32,
+) -> anyhow::Result<()> {
+    let tmp = tempfile_dir()?;
+    let mut clips: Vec<(String, Clip)> = Vec::new();
+    if files.is_empty() {
+        for (i, phrase) in PHRASES.iter().enumerate() {
+            let path = tmp.join(format!("phrase-{i}.wav"));
+            espeak(phrase, &path)?;
+            clips.push((phrase.to_string(), wav::read(&path)?.at_rate(SPEECH_RATE)));
+        }
+    } else {
+        for file in files {
+            clips.push((
+                file.display().to_string(),
+                wav::read(file)?.at_rate(SPEECH_RATE),
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let load = Instant::now();
+    let stt = Stt::load(&config.stt)?;
+    let mut wake = WakeWord::load(&config.voice.onnxruntime, &config.wake)?;
+    let mut endpoint = Endpointer::new(&config.listen);
+    let load = load.elapsed();
+
+    // Speech to text: every clip, `runs` times.
+    let mut rtf = Vec::new();
+    let mut decode_ms = Vec::new();
+    for _ in 0..runs {
+        for (_, clip) in &clips {
+            let heard = stt.transcribe(&clip.samples)?;
+            decode_ms.push(heard.took.as_secs_f64() * 1000.0);
+            rtf.push(heard.took.as_secs_f64() / f64::from(clip.seconds()));
+        }
+    }
+    rtf.sort_by(f64::total_cmp);
+    decode_ms.sort_by(f64::total_cmp);
+    let silence_ms = f64::from(config.listen.silence_ms);
+
+    // Idle listening: wake word and VAD on quiet room noise, CPU time of this thread.
+    let mut seed = 11u32;
+    let idle: Vec<f32> = (0..SPEECH_RATE as usize * idle_s as usize)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0) * 0.003
+        })
+        .collect();
+    wake.reset();
+    endpoint.reset();
+    let cpu0 = thread_cpu();
+    let wall0 = Instant::now();
+    for chunk in idle.chunks(STEP) {
+        wake.push(chunk)?;
+    }
+    let wake_cpu = thread_cpu().zip(cpu0).map(|(b, a)| b - a);
+    let cpu1 = thread_cpu();
+    for chunk in idle.chunks(STEP) {
+        endpoint.push(chunk);
+    }
+    let vad_cpu = thread_cpu().zip(cpu1).map(|(b, a)| b - a);
+    let wall = wall0.elapsed();
+    let per_s = |d: Option<Duration>| {
+        d.map_or("n/a".to_string(), |d| {
+            format!(
+                "{:.1} ms ({:.2}% of a core)",
+                d.as_secs_f64() * 1000.0 / f64::from(idle_s),
+                d.as_secs_f64() * 100.0 / f64::from(idle_s)
+            )
+        })
+    };
+
+    println!(
+        "voice pipeline on this machine ({} clips x {runs} runs, {idle_s} s of idle audio)",
+        clips.len()
+    );
+    println!("{:<52} {:>12} {:>12}", "measure", "p50", "p90");
+    println!(
+        "{:<52} {:>12.2} {:>12.2}",
+        "speech to text real-time factor",
+        percentile(&rtf, 0.5),
+        percentile(&rtf, 0.9)
+    );
+    println!(
+        "{:<52} {:>12.0} {:>12.0}",
+        "decode time after the utterance ends (ms)",
+        percentile(&decode_ms, 0.5),
+        percentile(&decode_ms, 0.9)
+    );
+    println!(
+        "{:<52} {:>12.0} {:>12.0}",
+        format!("end of speech to transcript (ms, incl. {silence_ms:.0} ms silence)"),
+        silence_ms + percentile(&decode_ms, 0.5),
+        silence_ms + percentile(&decode_ms, 0.9)
+    );
+    println!(
+        "{:<52} {:>25}",
+        "wake word CPU per second of idle audio",
+        per_s(wake_cpu)
+    );
+    println!(
+        "{:<52} {:>25}",
+        "VAD CPU per second of idle audio",
+        per_s(vad_cpu)
+    );
+    println!(
+        "{:<52} {:>25}",
+        "idle listening wall time, both",
+        format!(
+            "{:.1} ms/s",
+            wall.as_secs_f64() * 1000.0 / f64::from(idle_s)
+        )
+    );
+    println!(
+        "{:<52} {:>25}",
+        "model load (whisper + wake word)",
+        format!("{} ms", load.as_millis())
+    );
+    println!("{:<52} {:>25}", "text to speech", "not in this build yet");
+    println!(
+        "{:<52} {:>25}",
+        "peak resident memory (VmHWM)",
+        peak_rss_mib().map_or("n/a".into(), |m| format!("{m:.0} MiB"))
+    );
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("hearth-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,147 @@
+//! Endpointing: decides when an utterance is over, from voice activity (earshot, a small
+//! neural VAD in pure Rust) on 16 ms frames.
+//!
+//! The utterance ends after `silence_ms` without voice once speech was heard, at
+//! `max_utterance_ms` in any case, or after `no_speech_ms` if nobody speaks at all.
+
+use crate::config::ListenConfig;
+
+/// earshot's frame: 256 samples (16 ms) at 16 kHz.
+pub const FRAME: usize = 256;
+const FRAME_MS: u32 = 16;
+
+/// Why an utterance ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Speech, then enough silence.
+    Silence,
+    /// The longest utterance allowed.
+    MaxLength,
+    /// Nobody spoke.
+    NoSpeech,
+}
+
+/// Voice activity and the end of an utterance, fed 16 kHz samples.
+pub struct Endpointer {
+    vad: Box<earshot::Detector>,
+    threshold: f32,
+    pending: Vec<f32>,
+    silence_frames: u32,
+    max_frames: u32,
+    no_speech_frames: u32,
+    frames: u32,
+    voiced_frames: u32,
+    quiet_run: u32,
+}
+
+impl std::fmt::Debug for Endpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpointer")
+            .field("frames", &self.frames)
+            .field("voiced_frames", &self.voiced_frames)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpointer {
+    /// An endpointer with the thresholds in `config`.
+    pub fn new(config: &ListenConfig) -> Endpointer {
+        Endpointer {
+            vad: earshot::Detector::default_boxed(),
+            threshold: config.vad_threshold,
+            pending: Vec::with_capacity(FRAME),
+            silence_frames: (config.silence_ms / FRAME_MS).max(1),
+            max_frames: (config.max_utterance_ms / FRAME_MS).max(1),
+            no_speech_frames: (config.no_speech_ms / FRAME_MS).max(1),
+            frames: 0,
+            voiced_frames: 0,
+            quiet_run: 0,
+        }
+    }
+
+    /// Starts a new utterance.
+    pub fn reset(&mut self) {
+        self.vad.reset();
+        self.pending.clear();
+        self.frames = 0;
+        self.voiced_frames = 0;
+        self.quiet_run = 0;
+    }
+
+    /// Whether any speech has been heard in this utterance.
+    pub fn heard_speech(&self) -> bool {
+        self.voiced_frames > 0
+    }
+
+    /// Feeds samples; returns why the utterance ended, if it did within them.
+    pub fn push(&mut self, samples: &[f32]) -> Option<End> {
+        let mut ended = None;
+        for &s in samples {
+            self.pending.push(s);
+            if self.pending.len() < FRAME {
+                continue;
+            }
+            let voiced = self.vad.predict_f32(&self.pending) >= self.threshold;
+            self.pending.clear();
+            if ended.is_some() {
+                continue;
+            }
+            self.frames += 1;
+            if voiced {
+                self.voiced_frames += 1;
+                self.quiet_run = 0;
+            } else {
+                self.quiet_run += 1;
+            }
+            ended = if self.frames >= self.max_frames {
+                Some(End::MaxLength)
+            } else if self.voiced_frames > 0 && self.quiet_run >= self.silence_frames {
+                Some(End::Silence)
+            } else if self.voiced_frames == 0 && self.frames >= self.no_speech_frames {
+                Some(End::NoSpeech)
+            } else {
+                None
+            };
+        }
+        ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ListenConfig {
+        ListenConfig {
+            silence_ms: 480,
+            max_utterance_ms: 4000,
+            no_speech_ms: 1000,
+            ..ListenConfig::default()
+        }
+    }
+
+    #[test]
+    fn silence_alone_ends_as_no_speech_and_limits_hold() {
+        let mut e = Endpointer::new(&config());
+        assert_eq!(e.push(&vec![0.0; 8_000]), None);
+        assert_eq!(e.push(&vec![0.0; 8_000]), Some(End::NoSpeech));
+        assert!(!e.heard_speech());
+        // Noise that never stops is cut at the longest utterance, whatever the VAD says.
+        let mut e = Endpointer::new(&ListenConfig {
+            no_speech_ms: 60_000,
+            ..config()
+        });
+        let mut seed = 1u32;
+        let noise: Vec<f32> = (0..16_000 * 5)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect();
+        let ended = noise.chunks(1280).find_map(|c| e.push(c));
+        assert!(
+            matches!(ended, Some(End::MaxLength | End::Silence)),
+            "{ended:?}"
+        );
+    }
+}

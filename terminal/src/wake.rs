@@ -1,0 +1,261 @@
+//! The wake word: openWakeWord's three ONNX models through onnxruntime (`ort`, loaded at run
+//! time from the library the setup fetched).
+//!
+//! The pipeline follows openWakeWord's streaming code: every 80 ms (1,280 samples at 16 kHz)
+//! the mel model turns the newest audio, with 480 samples of context, into 32-band frames
+//! (scaled `x / 10 + 2`); the embedding model turns the newest 76 frames into a 96-value
+//! embedding; the classifier scores the newest 16 embeddings. Audio goes in at int16 scale,
+//! as the models were trained.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::config::{expand_home, WakeConfig};
+
+/// Samples per step: 80 ms at 16 kHz.
+pub const STEP: usize = 1280;
+/// Audio context before each step that the mel model needs.
+const CONTEXT: usize = 480;
+const MEL_BANDS: usize = 32;
+const MEL_WINDOW: usize = 76;
+const EMBEDDING: usize = 96;
+
+/// Why the wake word cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum WakeError {
+    /// onnxruntime's library could not be loaded.
+    #[error("cannot load onnxruntime from {path}: {reason}; set voice.onnxruntime (scripts/fetch-models onnxruntime fetches it)")]
+    Runtime {
+        /// The library path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A model file is missing or not a model onnxruntime can run.
+    #[error("cannot load the wake-word model {path}: {reason}")]
+    Model {
+        /// The model path.
+        path: PathBuf,
+        /// What onnxruntime said.
+        reason: String,
+    },
+    /// A model produced output of an unexpected shape, or failed while running.
+    #[error("the wake-word {stage} model failed: {reason}")]
+    Run {
+        /// "mel", "embedding" or "classifier".
+        stage: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Loads onnxruntime once per process, from `path`.
+pub fn load_runtime(path: &Path) -> Result<(), WakeError> {
+    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+    let path = expand_home(path);
+    LOADED
+        .get_or_init(|| {
+            if !path.is_file() {
+                return Err("no such file".to_string());
+            }
+            let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
+            builder.with_name("hearth-terminal").commit();
+            Ok(())
+        })
+        .clone()
+        .map_err(|reason| WakeError::Runtime { path, reason })
+}
+
+fn session(path: &Path) -> Result<Session, WakeError> {
+    let path = expand_home(path);
+    let model = |reason: String| WakeError::Model {
+        path: path.clone(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(model(
+            "no such file (scripts/fetch-models fetches the openWakeWord models)".into(),
+        ));
+    }
+    Session::builder()
+        .map_err(|e| model(e.to_string()))?
+        .with_intra_threads(1)
+        .map_err(|e| model(e.to_string()))?
+        .commit_from_file(&path)
+        .map_err(|e| model(e.to_string()))
+}
+
+/// A wake-word detection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// The classifier's score, 0 to 1.
+    pub score: f32,
+}
+
+/// A streaming wake-word detector. Blocking: run it on the audio thread, not on tokio's.
+pub struct WakeWord {
+    mel: Session,
+    embedding: Session,
+    classifier: Session,
+    threshold: f32,
+    /// Classifier window, in embeddings (16 for the openWakeWord models).
+    window: usize,
+    /// Samples not yet stepped, after `CONTEXT` samples of history.
+    audio: Vec<f32>,
+    mels: VecDeque<[f32; MEL_BANDS]>,
+    embeddings: VecDeque<[f32; EMBEDDING]>,
+    /// The features of silence, which `reset` goes back to.
+    quiet: (VecDeque<[f32; MEL_BANDS]>, VecDeque<[f32; EMBEDDING]>),
+    /// Steps left before a new detection may fire (after one, and while warming up).
+    refractory: usize,
+    refractory_steps: usize,
+    /// The last step's score.
+    last_score: f32,
+}
+
+impl std::fmt::Debug for WakeWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WakeWord")
+            .field("threshold", &self.threshold)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WakeWord {
+    /// Loads the runtime and the three models named in `config`.
+    pub fn load(onnxruntime: &Path, config: &WakeConfig) -> Result<WakeWord, WakeError> {
+        load_runtime(onnxruntime)?;
+        let classifier = session(&config.model)?;
+        let window = classifier
+            .inputs()
+            .first()
+            .and_then(|input| input.dtype().tensor_shape().map(|s| s.to_vec()))
+            .and_then(|shape| shape.get(1).copied())
+            .filter(|&n| n > 0)
+            .map_or(16, |n| n as usize);
+        let mut wake = WakeWord {
+            mel: session(&config.mel_model)?,
+            embedding: session(&config.embedding_model)?,
+            classifier,
+            threshold: config.threshold,
+            window,
+            audio: vec![0.0; CONTEXT],
+            mels: VecDeque::from(vec![[1.0; MEL_BANDS]; MEL_WINDOW]),
+            embeddings: VecDeque::from(vec![[0.0; EMBEDDING]; window]),
+            quiet: (VecDeque::new(), VecDeque::new()),
+            refractory: 0,
+            refractory_steps: (config.refractory_ms as usize * 16 / STEP).max(1),
+            last_score: 0.0,
+        };
+        // Fill the history with real features of silence, and warm the sessions up.
+        wake.push(&vec![0.0; STEP * (window + 4)])?;
+        wake.quiet = (wake.mels.clone(), wake.embeddings.clone());
+        wake.reset();
+        Ok(wake)
+    }
+
+    /// Forgets the audio heard so far (after a detection has been acted on, say).
+    pub fn reset(&mut self) {
+        self.audio.clear();
+        self.audio.resize(CONTEXT, 0.0);
+        self.mels.clone_from(&self.quiet.0);
+        self.embeddings.clone_from(&self.quiet.1);
+        self.refractory = 0;
+        self.last_score = 0.0;
+    }
+
+    /// The score of the latest 80 ms step.
+    pub fn last_score(&self) -> f32 {
+        self.last_score
+    }
+
+    /// Feeds 16 kHz samples in [-1, 1]; returns a detection if the wake word ended in them.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Option<Detection>, WakeError> {
+        self.audio.extend(samples.iter().map(|s| s * 32_767.0));
+        let mut found = None;
+        while self.audio.len() >= CONTEXT + STEP {
+            let score = self.step()?;
+            self.audio.drain(..STEP);
+            self.last_score = score;
+            if self.refractory > 0 {
+                self.refractory -= 1;
+            } else if score >= self.threshold && found.is_none() {
+                found = Some(Detection { score });
+                self.refractory = self.refractory_steps;
+            }
+        }
+        Ok(found)
+    }
+
+    fn step(&mut self) -> Result<f32, WakeError> {
+        let run = |stage: &'static str| {
+            move |e: ort::Error| WakeError::Run {
+                stage,
+                reason: e.to_string(),
+            }
+        };
+        let frame = &self.audio[..CONTEXT + STEP];
+        let input =
+            TensorRef::from_array_view(([1usize, frame.len()], frame)).map_err(run("mel"))?;
+        let out = self.mel.run(ort::inputs![input]).map_err(run("mel"))?;
+        let (_, mel) = out[0].try_extract_tensor::<f32>().map_err(run("mel"))?;
+        if mel.len() % MEL_BANDS != 0 || mel.is_empty() {
+            return Err(WakeError::Run {
+                stage: "mel",
+                reason: format!(
+                    "{} values is not a whole number of {MEL_BANDS}-band frames",
+                    mel.len()
+                ),
+            });
+        }
+        for row in mel.chunks(MEL_BANDS) {
+            let mut frame = [0.0; MEL_BANDS];
+            for (dst, &v) in frame.iter_mut().zip(row) {
+                *dst = v / 10.0 + 2.0;
+            }
+            self.mels.push_back(frame);
+        }
+        while self.mels.len() > MEL_WINDOW {
+            self.mels.pop_front();
+        }
+        let window: Vec<f32> = self.mels.iter().flatten().copied().collect();
+        let input =
+            TensorRef::from_array_view(([1usize, MEL_WINDOW, MEL_BANDS, 1], window.as_slice()))
+                .map_err(run("embedding"))?;
+        let out = self
+            .embedding
+            .run(ort::inputs![input])
+            .map_err(run("embedding"))?;
+        let (_, embedding) = out[0]
+            .try_extract_tensor::<f32>()
+            .map_err(run("embedding"))?;
+        let embedding: [f32; EMBEDDING] = embedding.try_into().map_err(|_| WakeError::Run {
+            stage: "embedding",
+            reason: format!("{} values, expected {EMBEDDING}", embedding.len()),
+        })?;
+        self.embeddings.push_back(embedding);
+        while self.embeddings.len() > self.window {
+            self.embeddings.pop_front();
+        }
+        let features: Vec<f32> = self.embeddings.iter().flatten().copied().collect();
+        let input =
+            TensorRef::from_array_view(([1usize, self.window, EMBEDDING], features.as_slice()))
+                .map_err(run("classifier"))?;
+        let out = self
+            .classifier
+            .run(ort::inputs![input])
+            .map_err(run("classifier"))?;
+        let (_, score) = out[0]
+            .try_extract_tensor::<f32>()
+            .map_err(run("classifier"))?;
+        score.first().copied().ok_or(WakeError::Run {
+            stage: "classifier",
+            reason: "no score".into(),
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! The terminal's speech parts on the real models (whisper tiny.en converted by the project's
+//! own converter, openWakeWord on onnxruntime), fed audio made by espeak-ng: what they hear,
+//! and how they fail on bad audio and bad model files. Needs `scripts/setup` (models, espeak-ng).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hearth_terminal::audio::{wav, Clip, SPEECH_RATE};
+use hearth_terminal::config::{SttConfig, TerminalConfig, WakeConfig};
+use hearth_terminal::stt::{Stt, SttError};
+use hearth_terminal::wake::{WakeError, WakeWord, STEP};
+
+fn models() -> PathBuf {
+    std::env::var_os("HEARTH_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/hearth/models")
+        })
+}
+
+fn config() -> TerminalConfig {
+    let m = models();
+    let mut c = TerminalConfig::default();
+    c.stt.model = m.join("ggml-tiny.en.bin");
+    c.voice.onnxruntime = m.join("libonnxruntime.so.1.31.1");
+    c.wake.model = m.join("hey_jarvis_v0.1.onnx");
+    c.wake.mel_model = m.join("oww-melspectrogram.onnx");
+    c.wake.embedding_model = m.join("oww-embedding.onnx");
+    c
+}
+
+fn espeak(dir: &Path, text: &str) -> Clip {
+    let path = dir.join("speech.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng (scripts/setup installs it)");
+    assert!(status.success());
+    wav::read(&path).unwrap()
+}
+
+fn noise(seconds: f32, amplitude: f32) -> Vec<f32> {
+    let mut seed = 7u32;
+    (0..(SPEECH_RATE as f32 * seconds) as usize)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0) * amplitude
+        })
+        .collect()
+}
+
+fn max_score(wake: &mut WakeWord, samples: &[f32]) -> (f32, bool) {
+    wake.reset();
+    let mut peak = 0.0f32;
+    let mut fired = false;
+    for chunk in samples.chunks(STEP) {
+        fired |= wake.push(chunk).unwrap().is_some();
+        peak = peak.max(wake.last_score());
+    }
+    (peak, fired)
+}
+
+#[test]
+fn speech_at_another_rate_is_transcribed_and_bad_audio_does_no_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let stt = Stt::load(&config().stt).unwrap();
+    // espeak-ng speaks at 22,050 Hz; the terminal resamples to whisper's 16 kHz.
+    let clip = espeak(dir.path(), "What is the weather like in the kitchen today?");
+    assert_eq!(clip.rate, 22_050);
+    let heard = stt.transcribe(&clip.at_rate(SPEECH_RATE).samples).unwrap();
+    let text = heard.text.to_lowercase();
+    for word in ["weather", "kitchen", "today"] {
+        assert!(text.contains(word), "{word:?} not in {text:?}");
+    }
+    // Silence, a click, clipped full-scale noise: an answer (often empty), never a crash.
+    for samples in [
+        vec![0.0; 16_000],
+        vec![1.0; 10],
+        noise(2.0, 4.0).iter().map(|s| s.clamp(-1.0, 1.0)).collect(),
+    ] {
+        let heard = stt.transcribe(&samples).unwrap();
+        assert!(heard.words() < 20, "{heard:?}");
+    }
+}
+
+#[test]
+fn the_wake_word_fires_on_hey_jarvis_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config();
+    let mut wake = WakeWord::load(&c.voice.onnxruntime, &c.wake).unwrap();
+    let mut lead = vec![0.0; 8_000];
+    lead.extend(
+        espeak(dir.path(), "Hey Jarvis")
+            .at_rate(SPEECH_RATE)
+            .samples,
+    );
+    lead.extend(vec![0.0; 8_000]);
+    let (peak, fired) = max_score(&mut wake, &lead);
+    assert!(fired && peak > 0.5, "peak {peak}");
+    for negative in [
+        "Remind me to water the plants tomorrow at eight.",
+        "Hey, are you there? Harvest the jars, Travis.",
+    ] {
+        let mut samples = espeak(dir.path(), negative).at_rate(SPEECH_RATE).samples;
+        samples.extend(vec![0.0; 8_000]);
+        let (peak, fired) = max_score(&mut wake, &samples);
+        assert!(!fired, "{negative:?} fired the wake word (peak {peak})");
+    }
+    let (peak, fired) = max_score(&mut wake, &noise(3.0, 0.5));
+    assert!(!fired, "noise fired the wake word (peak {peak})");
+}
+
+#[test]
+fn missing_and_corrupt_models_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // A truncated copy of the real whisper model: refused before whisper.cpp reads it.
+    let real = std::fs::read(config().stt.model).unwrap();
+    let cut = dir.path().join("cut.bin");
+    std::fs::write(&cut, &real[..real.len().min(100_000)]).unwrap();
+    let err = Stt::load(&SttConfig {
+        model: cut.clone(),
+        ..config().stt
+    })
+    .unwrap_err();
+    assert!(matches!(err, SttError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("cut.bin"), "{err}");
+
+    let c = config();
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, vec![7u8; 4096]).unwrap();
+    for model in [dir.path().join("missing.onnx"), garbage] {
+        let err = WakeWord::load(
+            &c.voice.onnxruntime,
+            &WakeConfig {
+                model: model.clone(),
+                ..c.wake.clone()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, WakeError::Model { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains(model.file_name().unwrap().to_str().unwrap()),
+            "{err}"
+        );
+    }
+}
