@@ -34,6 +34,8 @@ use crate::wake::{WakeWord, STEP};
 enum Control {
     /// Listen for an answer without the wake word.
     FollowUp,
+    /// Play the attention earcon: the hub is about to speak first.
+    Attention,
 }
 
 /// Where audio comes from.
@@ -108,6 +110,9 @@ impl Frontend for VoiceFrontend {
     }
 
     fn present(&mut self, output: Output) {
+        if matches!(output, Output::Speech { .. }) {
+            let _ = self.control.send(Control::Attention);
+        }
         let invites_answer = matches!(
             output,
             Output::ReplyEnd
@@ -152,9 +157,22 @@ impl Sink {
     }
 }
 
-/// The earcon that says "I am listening": two rising tones, 120 ms.
-pub fn earcon() -> Clip {
+/// The two earcons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Earcon {
+    /// "I am listening": two rising tones.
+    Listening,
+    /// "I have something to say" (before proactive speech): two falling tones.
+    Attention,
+}
+
+/// The earcon's sound, 120 ms.
+pub fn earcon(which: Earcon) -> Clip {
     let rate = SPEECH_RATE;
+    let (first, second) = match which {
+        Earcon::Listening => (660.0, 880.0),
+        Earcon::Attention => (988.0, 784.0),
+    };
     let tone = |freq: f32, n: usize| {
         (0..n).map(move |i| {
             let t = i as f32 / rate as f32;
@@ -163,7 +181,7 @@ pub fn earcon() -> Clip {
         })
     };
     Clip {
-        samples: tone(660.0, 960).chain(tone(880.0, 960)).collect(),
+        samples: tone(first, 960).chain(tone(second, 960)).collect(),
         rate,
     }
 }
@@ -196,11 +214,13 @@ impl Listener {
         let mut utterance: Vec<f32> = Vec::new();
         for (i, chunk) in audio.chunks(STEP).enumerate() {
             let at = i * STEP;
-            if self.controls.try_iter().any(|c| c == Control::FollowUp) {
-                if let State::Waiting = state {
-                    tracing::info!("listening for an answer without the wake word");
-                    state = self.start_listening(at, &mut utterance);
-                }
+            let controls: Vec<Control> = self.controls.try_iter().collect();
+            if controls.contains(&Control::Attention) {
+                self.sink.play(&earcon(Earcon::Attention));
+            }
+            if controls.contains(&Control::FollowUp) && state == State::Waiting {
+                tracing::info!("listening for an answer without the wake word");
+                state = self.start_listening(at, &mut utterance);
             }
             match state {
                 State::Waiting => match self.wake.push(chunk) {
@@ -242,7 +262,7 @@ impl Listener {
     }
 
     fn start_listening(&mut self, at: usize, utterance: &mut Vec<f32>) -> State {
-        self.sink.play(&earcon());
+        self.sink.play(&earcon(Earcon::Listening));
         self.endpoint.reset();
         utterance.clear();
         State::Listening { since: at }
@@ -282,5 +302,100 @@ impl Listener {
             audio: Some(audio),
         };
         let _ = self.inputs.blocking_send(said);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The listener on the real models (fetched by `scripts/setup`), driven directly: an
+    //! invitation to answer lets speech in without the wake word, and nothing else does.
+
+    use super::*;
+
+    fn models() -> PathBuf {
+        std::env::var_os("HEARTH_MODELS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/hearth/models")
+            })
+    }
+
+    fn espeak(dir: &std::path::Path, text: &str) -> Clip {
+        let path = dir.join("said.wav");
+        let ok = std::process::Command::new("espeak-ng")
+            .args(["-v", "en-us", "-w"])
+            .arg(&path)
+            .arg(text)
+            .status()
+            .expect("espeak-ng (scripts/setup installs it)")
+            .success();
+        assert!(ok);
+        let mut clip = wav::read(&path).unwrap().at_rate(SPEECH_RATE);
+        let mut padded = vec![0.0; 4_000];
+        padded.append(&mut clip.samples);
+        clip.samples = padded;
+        clip
+    }
+
+    /// Runs a listener over `clip` after sending it `controls`; returns what it sent and the
+    /// sink's audio.
+    fn listen(clip: Clip, controls: &[Control]) -> (Vec<Input>, Clip) {
+        let dir = tempfile::tempdir().unwrap();
+        let m = models();
+        let mut config = TerminalConfig::default();
+        config.stt.model = m.join("ggml-tiny.en.bin");
+        config.voice.onnxruntime = m.join("libonnxruntime.so.1.31.1");
+        config.wake.model = m.join("hey_jarvis_v0.1.onnx");
+        config.wake.mel_model = m.join("oww-melspectrogram.onnx");
+        config.wake.embedding_model = m.join("oww-embedding.onnx");
+        let sink = dir.path().join("played.wav");
+        let (tx, mut rx) = mpsc::channel(8);
+        let (control, receiver) = std_mpsc::channel();
+        for c in controls {
+            control.send(*c).unwrap();
+        }
+        let mut listener = Listener {
+            stt: Stt::load(&config.stt).unwrap(),
+            wake: WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap(),
+            endpoint: Endpointer::new(&config.listen),
+            listen: config.listen.clone(),
+            sink: Sink::new(Some(sink.clone())),
+            inputs: tx,
+            controls: receiver,
+        };
+        listener.run(clip);
+        let mut inputs = Vec::new();
+        while let Ok(input) = rx.try_recv() {
+            inputs.push(input);
+        }
+        let played = wav::read(&sink).unwrap_or(Clip {
+            samples: Vec::new(),
+            rate: SPEECH_RATE,
+        });
+        (inputs, played)
+    }
+
+    #[test]
+    fn an_invited_answer_needs_no_wake_word_and_proactive_speech_starts_with_an_earcon() {
+        let dir = tempfile::tempdir().unwrap();
+        let answer = espeak(dir.path(), "What is the weather like in the kitchen today?");
+
+        // Not invited: no wake word, nothing sent, nothing played.
+        let (inputs, played) = listen(answer.clone(), &[]);
+        assert_eq!(inputs, vec![Input::Closed]);
+        assert!(played.samples.is_empty());
+
+        // The hub asked a question: the attention earcon, then listening without the wake
+        // word (the listening earcon), then the answer goes to the hub.
+        let (inputs, played) = listen(answer, &[Control::Attention, Control::FollowUp]);
+        let Some(Input::Said { text, audio, .. }) = inputs.first() else {
+            panic!("no answer was sent: {inputs:?}");
+        };
+        assert!(text.to_lowercase().contains("weather"), "{text:?}");
+        assert!(audio.as_ref().and_then(|a| a.loudness_dbfs).is_some());
+        assert_eq!(inputs.last(), Some(&Input::Closed));
+        let both =
+            earcon(Earcon::Attention).samples.len() + earcon(Earcon::Listening).samples.len();
+        assert_eq!(played.samples.len(), both);
     }
 }
