@@ -165,6 +165,17 @@ def tensors(v):
             else:
                 out[dst + ".bias"] = b[j * d:(j + 1) * d]
 
+    # Encoder and decoder layers share these two blocks; tensors are written in this order.
+    def self_attention(s, d):
+        norm(d + ".attn_ln", s + "/self_attention/layer_norm")
+        split(s + "/self_attention/linear_0", [d + ".attn.query", d + ".attn.key", d + ".attn.value"])
+        linear(d + ".attn.out", s + "/self_attention/linear_1")
+
+    def mlp(s, d):
+        norm(d + ".mlp_ln", s + "/ffn/layer_norm")
+        linear(d + ".mlp.0", s + "/ffn/linear_0")
+        linear(d + ".mlp.2", s + "/ffn/linear_1")
+
     out["encoder.positional_embedding"] = get("encoder/position_encodings/encodings")
     out["encoder.conv1.weight"] = get("encoder/conv1/weight")
     out["encoder.conv1.bias"] = get("encoder/conv1/bias").reshape(-1, 1)
@@ -173,27 +184,19 @@ def tensors(v):
     norm("encoder.ln_post", "encoder/layer_norm")
     for i in range(layer_count(v, "encoder")):
         s, d = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        norm(d + ".attn_ln", s + "/self_attention/layer_norm")
-        split(s + "/self_attention/linear_0", [d + ".attn.query", d + ".attn.key", d + ".attn.value"])
-        linear(d + ".attn.out", s + "/self_attention/linear_1")
-        norm(d + ".mlp_ln", s + "/ffn/layer_norm")
-        linear(d + ".mlp.0", s + "/ffn/linear_0")
-        linear(d + ".mlp.2", s + "/ffn/linear_1")
+        self_attention(s, d)
+        mlp(s, d)
     out["decoder.token_embedding.weight"] = get("decoder/embeddings/weight")
     out["decoder.positional_embedding"] = get("decoder/position_encodings/encodings")
     norm("decoder.ln", "decoder/layer_norm")
     for i in range(layer_count(v, "decoder")):
         s, d = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        norm(d + ".attn_ln", s + "/self_attention/layer_norm")
-        split(s + "/self_attention/linear_0", [d + ".attn.query", d + ".attn.key", d + ".attn.value"])
-        linear(d + ".attn.out", s + "/self_attention/linear_1")
+        self_attention(s, d)
         norm(d + ".cross_attn_ln", s + "/attention/layer_norm")
         linear(d + ".cross_attn.query", s + "/attention/linear_0")
         split(s + "/attention/linear_1", [d + ".cross_attn.key", d + ".cross_attn.value"])
         linear(d + ".cross_attn.out", s + "/attention/linear_2")
-        norm(d + ".mlp_ln", s + "/ffn/layer_norm")
-        linear(d + ".mlp.0", s + "/ffn/linear_0")
-        linear(d + ".mlp.2", s + "/ffn/linear_1")
+        mlp(s, d)
     return out
 
 

@@ -393,8 +393,7 @@ pub async fn memory(config: HubConfig, opts: MemoryBenchOptions) -> anyhow::Resu
             };
             let v = rng.unit_vector(dim);
             let t = Instant::now();
-            let m = memories.remember(new)?;
-            memories.set_vector(m.id, &v)?;
+            memories.remember_with_vector(new, Some(&v))?;
             single.push(t.elapsed().as_secs_f64() * 1e3);
         }
         single.sort_by(f64::total_cmp);

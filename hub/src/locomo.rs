@@ -246,7 +246,7 @@ pub async fn run_conversation(
             .filter_map(|d| memory_of.get(d.trim()).copied())
             .collect();
         let t = Instant::now();
-        let vector = embedder.embed(vec![q.question.clone()]).await?.pop();
+        let vector = embedder.embed_one(&q.question).await?;
         out.embedding.push(t.elapsed());
         let t = Instant::now();
         let hits = retrieve(

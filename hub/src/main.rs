@@ -372,7 +372,7 @@ fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<(
             let vector = runtime()?.block_on(async {
                 let (embedder, _t) =
                     hearth_hub::llm::embed::Embedder::start(config.embeddings.clone()).await?;
-                anyhow::Ok(embedder.embed(vec![text.clone()]).await?.pop())
+                anyhow::Ok(embedder.embed_one(text).await?)
             })?;
             let now = hearth_shared::now_ms();
             let new = NewMemory {

@@ -133,8 +133,8 @@ impl Subconscious {
         k: usize,
         retrieval: &crate::memory::retrieval::RetrievalConfig,
     ) -> Recall {
-        let vector = match self.embedder.embed(vec![text.to_string()]).await {
-            Ok(mut v) => v.pop(),
+        let vector = match self.embedder.embed_one(text).await {
+            Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot embed the turn; recalling by words only");
                 None
@@ -235,11 +235,7 @@ impl Subconscious {
                     Some(c) => format!("{c}\n{}", memory_text(u)),
                     None => memory_text(u),
                 };
-                self.embedder
-                    .embed(vec![text])
-                    .await
-                    .ok()
-                    .and_then(|mut v| v.pop())
+                self.embedder.embed_one(&text).await.ok().flatten()
             }
         };
         let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
@@ -268,17 +264,17 @@ impl Subconscious {
                         }
                     }
                 }
-                let m = memories.remember(NewMemory {
-                    text: memory_text(&u),
-                    room: u.room.clone(),
-                    speaker: Speaker::User,
-                    created_at_ms: now_ms,
-                    salience,
-                    source: Some(u.id.clone()),
-                })?;
-                if let Some(v) = &vector {
-                    memories.set_vector(m.id, v)?;
-                }
+                let m = memories.remember_with_vector(
+                    NewMemory {
+                        text: memory_text(&u),
+                        room: u.room.clone(),
+                        speaker: Speaker::User,
+                        created_at_ms: now_ms,
+                        salience,
+                        source: Some(u.id.clone()),
+                    },
+                    vector.as_deref(),
+                )?;
                 Ok(("stored", Some(m.id), salience))
             },
         )
@@ -310,12 +306,7 @@ impl Subconscious {
         salience: f32,
         now_ms: u64,
     ) -> Result<MemoryId, MemoriesError> {
-        let vector = self
-            .embedder
-            .embed(vec![text.to_string()])
-            .await
-            .ok()
-            .and_then(|mut v| v.pop());
+        let vector = self.embedder.embed_one(text).await.ok().flatten();
         let memories = Arc::clone(&self.memories);
         let new = NewMemory {
             text: text.to_string(),
@@ -326,11 +317,7 @@ impl Subconscious {
             source: Some("pixie".into()),
         };
         tokio::task::spawn_blocking(move || {
-            let m = memories.remember(new)?;
-            if let Some(v) = &vector {
-                memories.set_vector(m.id, v)?;
-            }
-            Ok(m.id)
+            Ok(memories.remember_with_vector(new, vector.as_deref())?.id)
         })
         .await
         .expect("the memory write does not panic")
@@ -372,8 +359,8 @@ impl Subconscious {
         fact: &str,
         now_ms: u64,
     ) -> Result<Option<(Memory, Memory)>, MemoriesError> {
-        let vector = match self.embedder.embed(vec![fact.to_string()]).await {
-            Ok(mut v) => v.pop(),
+        let vector = match self.embedder.embed_one(fact).await {
+            Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot embed the correction");
                 return Ok(None);

@@ -38,7 +38,8 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn espeak(text: &str, path: &Path) -> anyhow::Result<()> {
+/// Speaks `text` with espeak-ng into the WAV file `path` and reads it back (22,050 Hz).
+pub fn espeak(text: &str, path: &Path) -> anyhow::Result<Clip> {
     let status = std::process::Command::new("espeak-ng")
         .args(["-v", "en-us", "-w"])
         .arg(path)
@@ -48,7 +49,18 @@ fn espeak(text: &str, path: &Path) -> anyhow::Result<()> {
             anyhow::anyhow!("espeak-ng is needed without WAV files (apt install espeak-ng): {e}")
         })?;
     anyhow::ensure!(status.success(), "espeak-ng failed");
-    Ok(())
+    Ok(wav::read(path)?)
+}
+
+/// Deterministic white noise at 16 kHz, uniform in [-amplitude, amplitude].
+pub fn noise(seconds: f32, amplitude: f32, seed: u32) -> Vec<f32> {
+    let mut seed = seed;
+    (0..(SPEECH_RATE as f32 * seconds) as usize)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0) * amplitude
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -66,19 +78,15 @@ pub fn run(
     idle_s: u32,
 ) -> anyhow::Result<()> {
     let tmp = tempfile_dir()?;
-    let mut clips: Vec<(String, Clip)> = Vec::new();
+    let mut clips: Vec<Clip> = Vec::new();
     if files.is_empty() {
         for (i, phrase) in PHRASES.iter().enumerate() {
             let path = tmp.join(format!("phrase-{i}.wav"));
-            espeak(phrase, &path)?;
-            clips.push((phrase.to_string(), wav::read(&path)?.at_rate(SPEECH_RATE)));
+            clips.push(espeak(phrase, &path)?.at_rate(SPEECH_RATE));
         }
     } else {
         for file in files {
-            clips.push((
-                file.display().to_string(),
-                wav::read(file)?.at_rate(SPEECH_RATE),
-            ));
+            clips.push(wav::read(file)?.at_rate(SPEECH_RATE));
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -93,7 +101,7 @@ pub fn run(
     let mut rtf = Vec::new();
     let mut decode_ms = Vec::new();
     for _ in 0..runs {
-        for (_, clip) in &clips {
+        for clip in &clips {
             let heard = stt.transcribe(&clip.samples)?;
             decode_ms.push(heard.took.as_secs_f64() * 1000.0);
             rtf.push(heard.took.as_secs_f64() / f64::from(clip.seconds()));
@@ -104,13 +112,7 @@ pub fn run(
     let silence_ms = f64::from(config.listen.silence_ms);
 
     // Idle listening: wake word and VAD on quiet room noise, CPU time of this thread.
-    let mut seed = 11u32;
-    let idle: Vec<f32> = (0..SPEECH_RATE as usize * idle_s as usize)
-        .map(|_| {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0) * 0.003
-        })
-        .collect();
+    let idle = noise(idle_s as f32, 0.003, 11);
     wake.reset();
     endpoint.reset();
     let cpu0 = thread_cpu();

@@ -33,6 +33,19 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Where `scripts/fetch-models` puts the models, and so where the defaults point.
+pub const MODELS_DIR: &str = "~/.cache/hearth/models";
+// The file names `scripts/fetch-models` gives the terminal's models.
+const WHISPER: &str = "ggml-tiny.en.bin";
+const ONNXRUNTIME: &str = "libonnxruntime.so.1.31.1";
+const WAKE_WORD: &str = "hey_jarvis_v0.1.onnx";
+const WAKE_MEL: &str = "oww-melspectrogram.onnx";
+const WAKE_EMBEDDING: &str = "oww-embedding.onnx";
+
+fn fetched(file: &str) -> PathBuf {
+    Path::new(MODELS_DIR).join(file)
+}
+
 /// The whole terminal configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -98,7 +111,7 @@ pub struct VoiceConfig {
 impl Default for VoiceConfig {
     fn default() -> Self {
         VoiceConfig {
-            onnxruntime: PathBuf::from("~/.cache/hearth/models/libonnxruntime.so.1.31.1"),
+            onnxruntime: fetched(ONNXRUNTIME),
             input_wav: None,
             output_wav: None,
         }
@@ -125,9 +138,9 @@ pub struct WakeConfig {
 impl Default for WakeConfig {
     fn default() -> Self {
         WakeConfig {
-            model: PathBuf::from("~/.cache/hearth/models/hey_jarvis_v0.1.onnx"),
-            mel_model: PathBuf::from("~/.cache/hearth/models/oww-melspectrogram.onnx"),
-            embedding_model: PathBuf::from("~/.cache/hearth/models/oww-embedding.onnx"),
+            model: fetched(WAKE_WORD),
+            mel_model: fetched(WAKE_MEL),
+            embedding_model: fetched(WAKE_EMBEDDING),
             threshold: 0.5,
             refractory_ms: 2000,
         }
@@ -155,7 +168,7 @@ pub struct SttConfig {
 impl Default for SttConfig {
     fn default() -> Self {
         SttConfig {
-            model: PathBuf::from("~/.cache/hearth/models/ggml-tiny.en.bin"),
+            model: fetched(WHISPER),
             language: "en".to_string(),
             threads: 2,
             audio_ctx: 0,
@@ -250,6 +263,17 @@ impl HubConnection {
 }
 
 impl TerminalConfig {
+    /// The same config with every model path pointing at its fetched file in `dir` (a model
+    /// cache other than [`MODELS_DIR`]).
+    pub fn with_models_in(mut self, dir: &Path) -> TerminalConfig {
+        self.stt.model = dir.join(WHISPER);
+        self.voice.onnxruntime = dir.join(ONNXRUNTIME);
+        self.wake.model = dir.join(WAKE_WORD);
+        self.wake.mel_model = dir.join(WAKE_MEL);
+        self.wake.embedding_model = dir.join(WAKE_EMBEDDING);
+        self
+    }
+
     /// Loads and validates a TOML file. Missing fields take their defaults.
     pub fn load(path: &Path) -> Result<TerminalConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -176,7 +176,7 @@ fn transcribe(config: &TerminalConfig, files: &[PathBuf]) -> anyhow::Result<()> 
             }
         };
         let heard = stt.transcribe(&clip.samples)?;
-        let f = features::of(&clip, heard.words());
+        let f = features::of(&clip.samples, clip.rate, heard.words());
         println!("{}\t{}", file.display(), heard.text);
         eprintln!(
             "  {:.2} s of audio, decoded in {} ms (real-time factor {:.2}), no-speech {:.2}; \

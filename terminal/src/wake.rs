@@ -193,17 +193,8 @@ impl WakeWord {
     }
 
     fn step(&mut self) -> Result<f32, WakeError> {
-        let run = |stage: &'static str| {
-            move |e: ort::Error| WakeError::Run {
-                stage,
-                reason: e.to_string(),
-            }
-        };
         let frame = &self.audio[..CONTEXT + STEP];
-        let input =
-            TensorRef::from_array_view(([1usize, frame.len()], frame)).map_err(run("mel"))?;
-        let out = self.mel.run(ort::inputs![input]).map_err(run("mel"))?;
-        let (_, mel) = out[0].try_extract_tensor::<f32>().map_err(run("mel"))?;
+        let mel = infer(&mut self.mel, "mel", [1, frame.len()], frame)?;
         if mel.len() % MEL_BANDS != 0 || mel.is_empty() {
             return Err(WakeError::Run {
                 stage: "mel",
@@ -224,38 +215,43 @@ impl WakeWord {
             self.mels.pop_front();
         }
         let window: Vec<f32> = self.mels.iter().flatten().copied().collect();
-        let input =
-            TensorRef::from_array_view(([1usize, MEL_WINDOW, MEL_BANDS, 1], window.as_slice()))
-                .map_err(run("embedding"))?;
-        let out = self
-            .embedding
-            .run(ort::inputs![input])
-            .map_err(run("embedding"))?;
-        let (_, embedding) = out[0]
-            .try_extract_tensor::<f32>()
-            .map_err(run("embedding"))?;
-        let embedding: [f32; EMBEDDING] = embedding.try_into().map_err(|_| WakeError::Run {
-            stage: "embedding",
-            reason: format!("{} values, expected {EMBEDDING}", embedding.len()),
-        })?;
+        let shape = [1, MEL_WINDOW, MEL_BANDS, 1];
+        let embedding = infer(&mut self.embedding, "embedding", shape, &window)?;
+        let embedding: [f32; EMBEDDING] =
+            embedding
+                .as_slice()
+                .try_into()
+                .map_err(|_| WakeError::Run {
+                    stage: "embedding",
+                    reason: format!("{} values, expected {EMBEDDING}", embedding.len()),
+                })?;
         self.embeddings.push_back(embedding);
         while self.embeddings.len() > self.window {
             self.embeddings.pop_front();
         }
         let features: Vec<f32> = self.embeddings.iter().flatten().copied().collect();
-        let input =
-            TensorRef::from_array_view(([1usize, self.window, EMBEDDING], features.as_slice()))
-                .map_err(run("classifier"))?;
-        let out = self
-            .classifier
-            .run(ort::inputs![input])
-            .map_err(run("classifier"))?;
-        let (_, score) = out[0]
-            .try_extract_tensor::<f32>()
-            .map_err(run("classifier"))?;
+        let shape = [1, self.window, EMBEDDING];
+        let score = infer(&mut self.classifier, "classifier", shape, &features)?;
         score.first().copied().ok_or(WakeError::Run {
             stage: "classifier",
             reason: "no score".into(),
         })
     }
+}
+
+/// Runs `session` on one f32 tensor of `shape` and returns its first output.
+fn infer<const N: usize>(
+    session: &mut Session,
+    stage: &'static str,
+    shape: [usize; N],
+    data: &[f32],
+) -> Result<Vec<f32>, WakeError> {
+    let failed = |e: ort::Error| WakeError::Run {
+        stage,
+        reason: e.to_string(),
+    };
+    let input = TensorRef::from_array_view((shape, data)).map_err(failed)?;
+    let out = session.run(ort::inputs![input]).map_err(failed)?;
+    let (_, values) = out[0].try_extract_tensor::<f32>().map_err(failed)?;
+    Ok(values.to_vec())
 }

@@ -3,9 +3,8 @@
 //! and how they fail on bad audio and bad model files. Needs `scripts/setup` (models, espeak-ng).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use hearth_terminal::audio::{wav, Clip, SPEECH_RATE};
+use hearth_terminal::audio::{Clip, SPEECH_RATE};
 use hearth_terminal::config::{SttConfig, TerminalConfig, WakeConfig};
 use hearth_terminal::stt::{Stt, SttError};
 use hearth_terminal::wake::{WakeError, WakeWord, STEP};
@@ -19,36 +18,15 @@ fn models() -> PathBuf {
 }
 
 fn config() -> TerminalConfig {
-    let m = models();
-    let mut c = TerminalConfig::default();
-    c.stt.model = m.join("ggml-tiny.en.bin");
-    c.voice.onnxruntime = m.join("libonnxruntime.so.1.31.1");
-    c.wake.model = m.join("hey_jarvis_v0.1.onnx");
-    c.wake.mel_model = m.join("oww-melspectrogram.onnx");
-    c.wake.embedding_model = m.join("oww-embedding.onnx");
-    c
+    TerminalConfig::default().with_models_in(&models())
 }
 
 fn espeak(dir: &Path, text: &str) -> Clip {
-    let path = dir.join("speech.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-w"])
-        .arg(&path)
-        .arg(text)
-        .status()
-        .expect("espeak-ng (scripts/setup installs it)");
-    assert!(status.success());
-    wav::read(&path).unwrap()
+    hearth_terminal::bench::espeak(text, &dir.join("speech.wav")).unwrap()
 }
 
 fn noise(seconds: f32, amplitude: f32) -> Vec<f32> {
-    let mut seed = 7u32;
-    (0..(SPEECH_RATE as f32 * seconds) as usize)
-        .map(|_| {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0) * amplitude
-        })
-        .collect()
+    hearth_terminal::bench::noise(seconds, amplitude, 7)
 }
 
 fn max_score(wake: &mut WakeWord, samples: &[f32]) -> (f32, bool) {

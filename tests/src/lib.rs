@@ -227,6 +227,16 @@ impl Terminal {
         Terminal::start_with(dir, port, id, &["--text"])
     }
 
+    /// Starts a text terminal like [`Terminal::start`] and waits until it says it reached the
+    /// hub.
+    pub async fn connected(dir: &Path, port: u16, id: &str) -> anyhow::Result<Terminal> {
+        let mut terminal = Terminal::start(dir, port, id)?;
+        terminal
+            .expect("connected to the hub", Duration::from_secs(30))
+            .await?;
+        Ok(terminal)
+    }
+
     /// Starts a terminal with id and room `id` and extra command-line arguments (`--text`, or
     /// `--input-wav FILE` for voice mode on a WAV file).
     pub fn start_with(dir: &Path, port: u16, id: &str, args: &[&str]) -> anyhow::Result<Terminal> {

@@ -55,6 +55,11 @@ impl Embedder {
             .map_err(|_| LlmError::Stopped)?;
         rx.await.map_err(|_| LlmError::Stopped)?
     }
+
+    /// Embeds one text.
+    pub async fn embed_one(&self, text: &str) -> Result<Option<Vec<f32>>, LlmError> {
+        Ok(self.embed(vec![text.to_string()]).await?.pop())
+    }
 }
 
 /// Cosine similarity of two normalised vectors.

@@ -124,6 +124,19 @@ impl Memories {
         Ok(memory)
     }
 
+    /// [`Memories::remember`], then [`Memories::set_vector`] when there is an embedding.
+    pub fn remember_with_vector(
+        &self,
+        new: NewMemory,
+        vector: Option<&[f32]>,
+    ) -> Result<Memory, MemoriesError> {
+        let memory = self.remember(new)?;
+        if let Some(v) = vector {
+            self.set_vector(memory.id, v)?;
+        }
+        Ok(memory)
+    }
+
     /// Stores and indexes many new memories at once (one flush, one index commit): for bulk
     /// loads such as imports and benchmarks.
     pub fn remember_batch(
@@ -262,10 +275,7 @@ impl Memories {
             return Ok(None);
         };
         let now_ms = new.created_at_ms;
-        let mut corrected = self.remember(new)?;
-        if let Some(v) = vector {
-            self.set_vector(corrected.id, v)?;
-        }
+        let mut corrected = self.remember_with_vector(new, vector)?;
         // The correction inherits what the old memory had earned.
         corrected.tier = previous.tier.max_live(corrected.tier);
         corrected.salience = corrected.salience.max(previous.salience);

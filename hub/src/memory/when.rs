@@ -4,7 +4,8 @@
 
 const DAY_MS: u64 = 86_400_000;
 
-const MONTHS: [&str; 12] = [
+/// The month names, lower case, January first.
+pub(crate) const MONTHS: [&str; 12] = [
     "january",
     "february",
     "march",

@@ -212,21 +212,7 @@ fn bit(day: Weekday) -> u8 {
 }
 
 fn month(w: &str) -> Option<i8> {
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
-    MONTHS
+    crate::memory::when::MONTHS
         .iter()
         .position(|m| *m == w || (w.len() >= 3 && m.starts_with(w)))
         .map(|i| i as i8 + 1)

@@ -85,19 +85,21 @@ impl Tasks {
             due_ms,
             created_ms: now_ms,
         };
-        let value = serde_json::to_vec(&task).expect("a task always serialises");
-        self.tree.insert(task.id.to_be_bytes(), value)?;
-        self.db.flush()?;
+        self.put(&task)?;
         Ok(task)
     }
 
     /// Moves a task to a later time (it could not run now).
     pub fn postpone(&self, task: &Task, due_ms: u64) -> Result<(), ReminderError> {
-        let moved = Task {
+        self.put(&Task {
             due_ms,
             ..task.clone()
-        };
-        let value = serde_json::to_vec(&moved).expect("a task always serialises");
+        })
+    }
+
+    /// Writes `task` durably.
+    fn put(&self, task: &Task) -> Result<(), ReminderError> {
+        let value = serde_json::to_vec(task).expect("a task always serialises");
         self.tree.insert(task.id.to_be_bytes(), value)?;
         self.db.flush()?;
         Ok(())

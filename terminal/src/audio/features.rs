@@ -3,8 +3,6 @@
 
 use hearth_shared::AudioFeatures;
 
-use super::Clip;
-
 /// Frame length for the analysis, in seconds.
 const FRAME_S: f32 = 0.03;
 /// A frame counts as speech within this many dB of the loudest frame.
@@ -16,10 +14,10 @@ const PITCH_HZ: (f32, f32) = (60.0, 400.0);
 /// How periodic a frame must be (normalised autocorrelation) to have a pitch.
 const VOICED: f32 = 0.5;
 
-/// Computes the features of `clip` whose transcript has `words` words.
-pub fn of(clip: &Clip, words: usize) -> AudioFeatures {
-    let frame = ((clip.rate as f32 * FRAME_S) as usize).max(1);
-    let levels: Vec<f32> = clip.samples.chunks(frame).map(dbfs).collect();
+/// Computes the features of mono `samples` at `rate` whose transcript has `words` words.
+pub fn of(samples: &[f32], rate: u32, words: usize) -> AudioFeatures {
+    let frame = ((rate as f32 * FRAME_S) as usize).max(1);
+    let levels: Vec<f32> = samples.chunks(frame).map(dbfs).collect();
     let loudest = levels.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let gate = (loudest - SPEECH_RANGE_DB).max(FLOOR_DBFS);
     let speech: Vec<usize> = (0..levels.len()).filter(|&i| levels[i] > gate).collect();
@@ -31,13 +29,13 @@ pub fn of(clip: &Clip, words: usize) -> AudioFeatures {
         .map(|&i| 10f32.powf(levels[i] / 10.0))
         .sum::<f32>()
         / speech.len() as f32;
-    let span_s = (last - first + 1) as f32 * frame as f32 / clip.rate as f32;
+    let span_s = (last - first + 1) as f32 * frame as f32 / rate as f32;
     let mut pitches: Vec<f32> = speech
         .iter()
         .filter_map(|&i| {
             pitch(
-                &clip.samples[i * frame..((i + 1) * frame).min(clip.samples.len())],
-                clip.rate,
+                &samples[i * frame..((i + 1) * frame).min(samples.len())],
+                rate,
             )
         })
         .collect();
@@ -94,20 +92,14 @@ mod tests {
                 0.5 * (2.0 * std::f32::consts::PI * 150.0 * i as f32 / rate as f32).sin()
             }));
         samples.extend(vec![0.0; 8_000]);
-        let f = of(&Clip { samples, rate }, 5);
+        let f = of(&samples, rate, 5);
         // A sine at amplitude 0.5 has an RMS of 0.354: -9 dBFS.
         assert!((f.loudness_dbfs.unwrap() + 9.0).abs() < 0.5, "{f:?}");
         assert!((f.pitch_hz.unwrap() - 150.0).abs() < 5.0, "{f:?}");
         // Five words over the two voiced seconds (frames are 30 ms, so a little more).
         assert!((f.speaking_rate_wps.unwrap() - 2.5).abs() < 0.2, "{f:?}");
 
-        let silent = of(
-            &Clip {
-                samples: vec![0.0; 16_000],
-                rate,
-            },
-            3,
-        );
+        let silent = of(&[0.0; 16_000], rate, 3);
         assert_eq!(silent, AudioFeatures::default());
     }
 }

@@ -290,11 +290,7 @@ impl Listener {
         if heard.text.is_empty() {
             return;
         }
-        let clip = Clip {
-            samples: samples.to_vec(),
-            rate: SPEECH_RATE,
-        };
-        let audio = features::of(&clip, heard.words());
+        let audio = features::of(samples, SPEECH_RATE, heard.words());
         let said = Input::Said {
             text: heard.text,
             started_at_ms: ended_at_ms.saturating_sub((seconds * 1000.0) as u64),
@@ -321,16 +317,9 @@ mod tests {
     }
 
     fn espeak(dir: &std::path::Path, text: &str) -> Clip {
-        let path = dir.join("said.wav");
-        let ok = std::process::Command::new("espeak-ng")
-            .args(["-v", "en-us", "-w"])
-            .arg(&path)
-            .arg(text)
-            .status()
-            .expect("espeak-ng (scripts/setup installs it)")
-            .success();
-        assert!(ok);
-        let mut clip = wav::read(&path).unwrap().at_rate(SPEECH_RATE);
+        let mut clip = crate::bench::espeak(text, &dir.join("said.wav"))
+            .unwrap()
+            .at_rate(SPEECH_RATE);
         let mut padded = vec![0.0; 4_000];
         padded.append(&mut clip.samples);
         clip.samples = padded;
@@ -341,13 +330,7 @@ mod tests {
     /// sink's audio.
     fn listen(clip: Clip, controls: &[Control]) -> (Vec<Input>, Clip) {
         let dir = tempfile::tempdir().unwrap();
-        let m = models();
-        let mut config = TerminalConfig::default();
-        config.stt.model = m.join("ggml-tiny.en.bin");
-        config.voice.onnxruntime = m.join("libonnxruntime.so.1.31.1");
-        config.wake.model = m.join("hey_jarvis_v0.1.onnx");
-        config.wake.mel_model = m.join("oww-melspectrogram.onnx");
-        config.wake.embedding_model = m.join("oww-embedding.onnx");
+        let config = TerminalConfig::default().with_models_in(&models());
         let sink = dir.path().join("played.wav");
         let (tx, mut rx) = mpsc::channel(8);
         let (control, receiver) = std_mpsc::channel();

@@ -13,9 +13,7 @@ async fn text_terminal_gets_a_streamed_multi_sentence_reply() -> anyhow::Result<
     let _hub = Hub::start(dir.path(), port, "").await?;
     let reply_topic = "hearth/v1/terminal/kitchen/reply";
     let mut obs = Observer::connect(port, &[reply_topic]).await?;
-    let mut term = Terminal::start(dir.path(), port, "kitchen")?;
-    term.expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut term = Terminal::connected(dir.path(), port, "kitchen").await?;
 
     // Greedy decoding makes SmolLM2's answer to this fixed: several sentences.
     term.say("Describe a cat in a few sentences.").await?;
@@ -59,14 +57,8 @@ async fn two_rooms_keep_separate_conversations() -> anyhow::Result<()> {
     let port = free_port();
     // Memory is shared by the household on purpose; switch recall off to see history alone.
     let hub = Hub::start(dir.path(), port, "recall_k = 0").await?;
-    let mut kitchen = Terminal::start(dir.path(), port, "kitchen")?;
-    let mut study = Terminal::start(dir.path(), port, "study")?;
-    kitchen
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
-    study
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
+    let mut study = Terminal::connected(dir.path(), port, "study").await?;
     kitchen.say("Hello! Who are you?").await?;
     kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
     study.say("Hello! Who are you?").await?;

@@ -12,9 +12,7 @@ async fn a_stressed_turn_is_scored_logged_and_shapes_recall() -> anyhow::Result<
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let hub = Hub::start(dir.path(), port, "").await?;
-    let mut hall = Terminal::start(dir.path(), port, "hall")?;
-    hall.expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut hall = Terminal::connected(dir.path(), port, "hall").await?;
     hall.say("I'm so stressed, the deadline is in an hour and NOTHING works!!")
         .await?;
     hall.expect("hub: ", REPLY_TIMEOUT).await?;

@@ -49,9 +49,7 @@ async fn hub_and_terminal_meet_on_mosquitto_and_the_hub_last_will_is_delivered(
     let mut hub = Hub::launch(&write_config(d, port)?, port, d).await?;
     assert!(hub.log_text().contains("using an external MQTT broker"));
 
-    let mut term = Terminal::start(d, port, "attic")?;
-    term.expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut term = Terminal::connected(d, port, "attic").await?;
     term.say("Say hello in one sentence.").await?;
     term.expect("hub: ", REPLY_TIMEOUT).await?;
 

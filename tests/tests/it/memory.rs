@@ -12,10 +12,7 @@ async fn a_fact_told_in_one_room_is_recalled_in_another_after_a_restart() -> any
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let mut hub = Hub::start(dir.path(), port, "").await?;
-    let mut kitchen = Terminal::start(dir.path(), port, "kitchen")?;
-    kitchen
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
     kitchen.say("My sister Anna lives in Porto.").await?;
     kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
     wait_for_log(&hub.log, "what=\"stored\"", Duration::from_secs(30)).await?;
@@ -25,10 +22,7 @@ async fn a_fact_told_in_one_room_is_recalled_in_another_after_a_restart() -> any
     let hub = Hub::launch(&config, port, dir.path()).await?;
     assert!(hub.log_text().contains("memories=1"), "{}", hub.log_text());
 
-    let mut study = Terminal::start(dir.path(), port, "study")?;
-    study
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut study = Terminal::connected(dir.path(), port, "study").await?;
     study.say("Where does my sister live?").await?;
     study.expect("hub: ", REPLY_TIMEOUT).await?;
     let line = wait_for_log(&hub.log, "memory context", Duration::from_secs(5)).await?;
@@ -41,9 +35,7 @@ async fn forget_that_removes_the_memory_everywhere() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let hub = Hub::start(dir.path(), port, "").await?;
-    let mut hall = Terminal::start(dir.path(), port, "hall")?;
-    hall.expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut hall = Terminal::connected(dir.path(), port, "hall").await?;
     hall.say("My sister Anna lives in Porto.").await?;
     hall.expect("hub: ", REPLY_TIMEOUT).await?;
     wait_for_log(&hub.log, "what=\"stored\"", Duration::from_secs(30)).await?;
@@ -67,10 +59,7 @@ async fn forget_that_removes_the_memory_everywhere() -> anyhow::Result<()> {
     drop(hub);
     let hub = Hub::launch(&config, port, dir.path()).await?;
     assert!(hub.log_text().contains("memories=0"), "{}", hub.log_text());
-    let mut study = Terminal::start(dir.path(), port, "study")?;
-    study
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut study = Terminal::connected(dir.path(), port, "study").await?;
     study.say("Where does my sister live?").await?;
     study.expect("hub: ", REPLY_TIMEOUT).await?;
     let line = wait_for_log(&hub.log, "memory context", Duration::from_secs(5)).await?;
@@ -104,10 +93,7 @@ async fn a_spoken_correction_supersedes_the_fact_and_the_cli_shows_both() -> any
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let mut hub = Hub::start(dir.path(), port, "").await?;
-    let mut kitchen = Terminal::start(dir.path(), port, "kitchen")?;
-    kitchen
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
     kitchen.say("My sister Anna lives in Porto.").await?;
     kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
     wait_for_log(&hub.log, "what=\"stored\"", Duration::from_secs(30)).await?;
@@ -120,10 +106,7 @@ async fn a_spoken_correction_supersedes_the_fact_and_the_cli_shows_both() -> any
     let (line, _) = kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
     assert!(line.contains("updated that"), "{line}");
 
-    let mut study = Terminal::start(dir.path(), port, "study")?;
-    study
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut study = Terminal::connected(dir.path(), port, "study").await?;
     study.say("Where does my sister live?").await?;
     study.expect("hub: ", REPLY_TIMEOUT).await?;
     let line = wait_for_log(&hub.log, "memory context id=study", Duration::from_secs(5)).await?;

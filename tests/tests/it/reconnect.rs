@@ -12,9 +12,7 @@ async fn killed_hub_is_reported_within_two_seconds_and_the_terminal_reconnects(
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let mut hub = Hub::start(dir.path(), port, "").await?;
-    let mut term = Terminal::start(dir.path(), port, "hall")?;
-    term.expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut term = Terminal::connected(dir.path(), port, "hall").await?;
 
     hub.child.start_kill()?;
     let killed = Instant::now();
@@ -44,9 +42,7 @@ async fn sigterm_stops_the_hub_cleanly_and_terminals_hear_it_went_offline() -> a
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let mut hub = Hub::start(dir.path(), port, "").await?;
-    let mut term = Terminal::start(dir.path(), port, "porch")?;
-    term.expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut term = Terminal::connected(dir.path(), port, "porch").await?;
 
     let exit = hub.terminate().await?;
     assert!(

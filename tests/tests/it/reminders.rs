@@ -16,12 +16,8 @@ async fn a_reminder_set_in_the_kitchen_is_said_in_the_study_where_the_user_went(
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let _hub = Hub::start(dir.path(), port, "").await?;
-    let mut kitchen = Terminal::start(dir.path(), port, "kitchen")?;
-    let mut study = Terminal::start(dir.path(), port, "study")?;
-    for t in [&mut kitchen, &mut study] {
-        t.expect("connected to the hub", Duration::from_secs(30))
-            .await?;
-    }
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
+    let mut study = Terminal::connected(dir.path(), port, "study").await?;
     kitchen.say("Remind me to stretch in 8 seconds.").await?;
     let (line, _) = kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
     assert!(
@@ -53,10 +49,7 @@ async fn a_reminder_due_while_the_hub_is_down_is_said_once_after_the_restart() -
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let mut hub = Hub::start(dir.path(), port, "").await?;
-    let mut kitchen = Terminal::start(dir.path(), port, "kitchen")?;
-    kitchen
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
     kitchen
         .say("Remind me to check the oven in 3 seconds.")
         .await?;
@@ -99,10 +92,7 @@ async fn a_quiet_conversation_is_reflected_on_and_remembered() -> anyhow::Result
         .replace("reflect_after_idle_s = 0", "reflect_after_idle_s = 1");
     std::fs::write(&config, toml)?;
     let hub = Hub::launch(&config, port, dir.path()).await?;
-    let mut study = Terminal::start(dir.path(), port, "study")?;
-    study
-        .expect("connected to the hub", Duration::from_secs(30))
-        .await?;
+    let mut study = Terminal::connected(dir.path(), port, "study").await?;
     study
         .say("I have a job interview on Friday and I am nervous about it.")
         .await?;

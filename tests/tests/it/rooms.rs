@@ -24,10 +24,7 @@ async fn three_rooms_at_once_each_get_their_own_answer_and_speech_goes_only_wher
     let names = ["kitchen", "study", "hall"];
     let mut terminals = Vec::new();
     for name in names {
-        let mut t = Terminal::start(dir.path(), port, name)?;
-        t.expect("connected to the hub", Duration::from_secs(30))
-            .await?;
-        terminals.push(t);
+        terminals.push(Terminal::connected(dir.path(), port, name).await?);
     }
     let questions = [
         "What is a good soup for a cold day?",
