@@ -3,8 +3,10 @@
 //!
 //! It measures what the voice terminal's targets are about: speech-to-text real-time factor
 //! and the time from the end of speech to the transcript (the endpointer's silence wait plus
-//! decoding), the CPU that the wake word and the VAD take per second of idle listening, and
-//! the terminal's peak resident memory with the models loaded.
+//! decoding), the CPU that the wake word and the VAD take per second of idle listening, speech
+//! synthesis real-time factor and the time from a reply's first chunk to its first audio
+//! (through the real speaker thread and playback queue), and the terminal's peak resident
+//! memory with every model loaded.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,7 +14,9 @@ use std::time::{Duration, Instant};
 use crate::audio::{wav, Clip, SPEECH_RATE};
 use crate::config::TerminalConfig;
 use crate::endpoint::Endpointer;
+use crate::frontend::speech::{spawn_speaker, Playback, Say};
 use crate::stt::Stt;
+use crate::tts::{pieces, Tts};
 use crate::wake::{WakeWord, STEP};
 
 /// Phrases spoken by espeak-ng when no files are given.
@@ -21,6 +25,14 @@ const PHRASES: [&str; 4] = [
     "Remind me to water the plants tomorrow at eight.",
     "Set a timer for twenty minutes.",
     "Tell me a short story about a lighthouse keeper and his cat.",
+];
+
+/// Replies spoken for the speech-out measures, as the hub streams them (one chunk each).
+const REPLIES: [&str; 4] = [
+    "The capital of France is Paris, a city famous for its museums and cafes.",
+    "Sure, I will remind you to water the plants tomorrow at eight in the morning.",
+    "It is twenty past seven. Your timer has about twelve minutes left.",
+    "Once upon a time, a lighthouse keeper lived alone with his cat on a rocky island.",
 ];
 
 /// CPU time this thread has used, from the scheduler's own accounting (nanoseconds).
@@ -95,6 +107,7 @@ pub fn run(
     let stt = Stt::load(&config.stt)?;
     let mut wake = WakeWord::load(&config.voice.onnxruntime, &config.wake)?;
     let mut endpoint = Endpointer::new(&config.listen);
+    let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
     let load = load.elapsed();
 
     // Speech to text: every clip, `runs` times.
@@ -136,6 +149,53 @@ pub fn run(
             )
         })
     };
+
+    // Speech out: real-time factor per piece, then first audio through the speaker thread.
+    let mut tts_rtf = Vec::new();
+    for _ in 0..runs {
+        for reply in REPLIES {
+            for piece in pieces(reply, 0, config.tts.max_piece_words) {
+                let spoken = tts.synthesize(&piece)?;
+                tts_rtf.push(spoken.took.as_secs_f64() / f64::from(spoken.clip.seconds()));
+            }
+        }
+    }
+    tts_rtf.sort_by(f64::total_cmp);
+    let playback = std::sync::Arc::new(Playback::default());
+    let speaker = spawn_speaker(tts, playback.clone());
+    let mut first_audio_ms = Vec::new();
+    for _ in 0..runs {
+        for reply in REPLIES {
+            let started = Instant::now();
+            let generation = playback.generation();
+            for (i, text) in pieces(
+                reply,
+                config.tts.first_piece_words,
+                config.tts.max_piece_words,
+            )
+            .into_iter()
+            .enumerate()
+            {
+                playback.expect(generation);
+                let since = (i == 0).then_some(started);
+                speaker.send(Say::Text {
+                    text,
+                    generation,
+                    since,
+                })?;
+            }
+            while playback.take(1).is_empty() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            first_audio_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            // Let the rest synthesize; the next reply starts on a quiet queue.
+            while playback.busy() {
+                playback.take(usize::MAX);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    first_audio_ms.sort_by(f64::total_cmp);
 
     println!(
         "voice pipeline on this machine ({} clips x {runs} runs, {idle_s} s of idle audio)",
@@ -180,10 +240,24 @@ pub fn run(
     );
     println!(
         "{:<52} {:>25}",
-        "model load (whisper + wake word)",
+        "model load (whisper, wake word, Piper voice)",
         format!("{} ms", load.as_millis())
     );
-    println!("{:<52} {:>25}", "text to speech", "not in this build yet");
+    println!(
+        "{:<52} {:>12.2} {:>12.2}",
+        "text to speech real-time factor (per sentence)",
+        percentile(&tts_rtf, 0.5),
+        percentile(&tts_rtf, 0.9)
+    );
+    println!(
+        "{:<52} {:>12.0} {:>12.0}",
+        format!(
+            "first reply chunk to first audio (ms, first {} words)",
+            config.tts.first_piece_words
+        ),
+        percentile(&first_audio_ms, 0.5),
+        percentile(&first_audio_ms, 0.9)
+    );
     println!(
         "{:<52} {:>25}",
         "peak resident memory (VmHWM)",

@@ -41,6 +41,7 @@ const ONNXRUNTIME: &str = "libonnxruntime.so.1.31.1";
 const WAKE_WORD: &str = "hey_jarvis_v0.1.onnx";
 const WAKE_MEL: &str = "oww-melspectrogram.onnx";
 const WAKE_EMBEDDING: &str = "oww-embedding.onnx";
+const PIPER_VOICE: &str = "en_US-joe-medium.onnx";
 
 fn fetched(file: &str) -> PathBuf {
     Path::new(MODELS_DIR).join(file)
@@ -62,6 +63,48 @@ pub struct TerminalConfig {
     pub wake: WakeConfig,
     /// Listening for an utterance: endpointing and the follow-up window.
     pub listen: ListenConfig,
+    /// Speech out (a Piper voice).
+    pub tts: TtsConfig,
+}
+
+/// Speech out: a Piper voice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsConfig {
+    /// The voice's ONNX model.
+    pub voice: PathBuf,
+    /// The voice's JSON config; unset, the model's path with `.json` added.
+    pub voice_config: Option<PathBuf>,
+    /// The folder that holds `espeak-ng-data`; unset, Debian's places are searched.
+    pub espeak_data: Option<PathBuf>,
+    /// onnxruntime threads for synthesis.
+    pub threads: u32,
+    /// Longer sentences are synthesized in parts of at most this many words, cut after a
+    /// comma where there is one: synthesis memory grows with a part's length (about 30 MB per
+    /// second of speech with the medium voice).
+    pub max_piece_words: usize,
+    /// Speaking pace: above 1 is slower, below faster.
+    pub length_scale: f32,
+    /// The speaker, for voices with several.
+    pub speaker: Option<i64>,
+    /// A reply's first words are synthesized alone, up to its first clause or this many words
+    /// (0: whole sentences), so that the first audio comes sooner.
+    pub first_piece_words: usize,
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        TtsConfig {
+            voice: fetched(PIPER_VOICE),
+            voice_config: None,
+            espeak_data: None,
+            threads: 2,
+            max_piece_words: 8,
+            length_scale: 1.0,
+            speaker: None,
+            first_piece_words: 3,
+        }
+    }
 }
 
 /// Listening for an utterance.
@@ -81,6 +124,8 @@ pub struct ListenConfig {
     pub follow_up_ms: u32,
     /// Listen all the time, without a wake word (a quiet room, a headset).
     pub always: bool,
+    /// Push-to-talk: Enter on stdin starts listening, as the wake word does (which still works).
+    pub push_to_talk: bool,
 }
 
 impl Default for ListenConfig {
@@ -92,6 +137,7 @@ impl Default for ListenConfig {
             vad_threshold: 0.5,
             follow_up_ms: 6_000,
             always: false,
+            push_to_talk: false,
         }
     }
 }
@@ -104,6 +150,8 @@ pub struct VoiceConfig {
     pub onnxruntime: PathBuf,
     /// Read the microphone from this WAV file instead of a sound card.
     pub input_wav: Option<PathBuf>,
+    /// Read `input_wav` at the pace of a live microphone rather than as fast as the models go.
+    pub input_realtime: bool,
     /// Play into this WAV file instead of a sound card.
     pub output_wav: Option<PathBuf>,
 }
@@ -113,6 +161,7 @@ impl Default for VoiceConfig {
         VoiceConfig {
             onnxruntime: fetched(ONNXRUNTIME),
             input_wav: None,
+            input_realtime: false,
             output_wav: None,
         }
     }
@@ -157,8 +206,9 @@ pub struct SttConfig {
     pub language: String,
     /// Decoder threads.
     pub threads: u32,
-    /// Encoder window in frames (1500 is whisper's full 30 s; 0 keeps the model's). Smaller is
-    /// faster and less accurate.
+    /// Encoder window in frames, 50 a second (1500 is whisper's full 30 s; 0 keeps the
+    /// model's). Smaller is faster and takes less memory; too small mishears. Audio longer than
+    /// the window gets the full one.
     pub audio_ctx: u32,
     /// Fit the encoder window to each utterance's length (plus a margin) instead: several
     /// times faster on short requests. Overrides `audio_ctx`.
@@ -171,7 +221,7 @@ impl Default for SttConfig {
             model: fetched(WHISPER),
             language: "en".to_string(),
             threads: 2,
-            audio_ctx: 0,
+            audio_ctx: 768,
             fit_audio_ctx: false,
         }
     }
@@ -271,6 +321,7 @@ impl TerminalConfig {
         self.wake.model = dir.join(WAKE_WORD);
         self.wake.mel_model = dir.join(WAKE_MEL);
         self.wake.embedding_model = dir.join(WAKE_EMBEDDING);
+        self.tts.voice = dir.join(PIPER_VOICE);
         self
     }
 
@@ -335,6 +386,16 @@ impl TerminalConfig {
         }
         if !(self.wake.threshold > 0.0 && self.wake.threshold < 1.0) {
             return bad("wake.threshold must be between 0 and 1".into());
+        }
+        let t = &self.tts;
+        if t.voice.as_os_str().is_empty() || t.threads == 0 || t.threads > 64 {
+            return bad("tts.voice must name a Piper voice and tts.threads be 1 to 64".into());
+        }
+        if t.max_piece_words < 4 {
+            return bad("tts.max_piece_words must be at least 4".into());
+        }
+        if !(t.length_scale >= 0.25 && t.length_scale <= 4.0) {
+            return bad("tts.length_scale must be 0.25 to 4".into());
         }
         let l = &self.listen;
         if !(l.vad_threshold > 0.0 && l.vad_threshold < 1.0) {

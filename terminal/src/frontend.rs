@@ -2,6 +2,7 @@
 //! [`text`]; the voice front end (microphone, wake word, speech to text and speech out) slots in
 //! beside it by implementing the same trait.
 
+pub mod speech;
 pub mod text;
 pub mod voice;
 
@@ -23,6 +24,9 @@ pub enum Input {
         /// Prosody features, from a voice front end.
         audio: Option<AudioFeatures>,
     },
+    /// The person cut the reply short (the wake word while it was spoken): the rest of it is
+    /// not wanted.
+    Interrupted,
     /// No more input will come (end of stdin, say).
     Closed,
 }
@@ -68,4 +72,9 @@ pub trait Frontend {
 
     /// Presents one output. Must not block for long: speech is queued, not awaited.
     fn present(&mut self, output: Output);
+
+    /// The session is over; returns once what was presented is done (speech played out).
+    fn finish(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }

@@ -11,6 +11,7 @@ pub mod frontend;
 pub mod link;
 pub mod session;
 pub mod stt;
+pub mod tts;
 pub mod wake;
 
 use tokio_util::sync::CancellationToken;

@@ -35,6 +35,9 @@ struct Cli {
     /// Voice mode with this WAV file as the microphone (overrides voice.input_wav).
     #[arg(long)]
     input_wav: Option<PathBuf>,
+    /// Read --input-wav at the pace of a live microphone (sets voice.input_realtime).
+    #[arg(long)]
+    realtime: bool,
     /// Play earcons and speech into this WAV file (overrides voice.output_wav).
     #[arg(long)]
     output_wav: Option<PathBuf>,
@@ -64,6 +67,15 @@ enum Command {
         /// Seconds of idle audio for the listening measure.
         #[arg(long, default_value_t = 30)]
         idle_s: u32,
+    },
+    /// Speak text with the configured Piper voice into a WAV file, sentence by sentence as a
+    /// reply would be, and print how long synthesis took.
+    Say {
+        /// What to say.
+        text: String,
+        /// The WAV file to write.
+        #[arg(long, short)]
+        out: PathBuf,
     },
     /// Run the wake word over WAV files and print where it fires, with the peak score.
     Wake {
@@ -117,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Transcribe { files }) => return transcribe(&config, &files),
         Some(Command::Wake { files }) => return wake(&config, &files),
+        Some(Command::Say { text, out }) => return say(&config, &text, &out),
         Some(Command::Bench {
             files,
             runs,
@@ -131,7 +144,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.voice.output_wav = Some(path);
     }
     let mode = match (&config.voice.input_wav, cli.text) {
-        (Some(path), false) => Mode::Voice(Source::Wav(path.clone())),
+        (Some(path), false) => Mode::Voice(Source::Wav {
+            path: path.clone(),
+            realtime: config.voice.input_realtime || cli.realtime,
+        }),
         (_, true) => Mode::Text,
         (None, false) => {
             tracing::warn!(
@@ -233,5 +249,36 @@ fn wake(config: &TerminalConfig, files: &[PathBuf]) -> anyhow::Result<()> {
             took.as_secs_f32() * 1000.0 / clip.seconds().max(1e-3)
         );
     }
+    Ok(())
+}
+
+fn say(config: &TerminalConfig, text: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    use hearth_terminal::audio::{wav, Clip};
+    use hearth_terminal::tts::{pieces, Tts};
+    let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
+    let mut all = Clip {
+        samples: Vec::new(),
+        rate: tts.rate(),
+    };
+    for (i, piece) in pieces(
+        text,
+        config.tts.first_piece_words,
+        config.tts.max_piece_words,
+    )
+    .iter()
+    .enumerate()
+    {
+        let spoken = tts.synthesize(piece)?;
+        eprintln!(
+            "  piece {}: {:.2} s of audio in {} ms (real-time factor {:.2}): {piece:?}",
+            i + 1,
+            spoken.clip.seconds(),
+            spoken.took.as_millis(),
+            spoken.took.as_secs_f32() / spoken.clip.seconds().max(1e-3)
+        );
+        all.samples.extend(spoken.clip.samples);
+    }
+    wav::write(out, &all)?;
+    println!("{}\t{:.2} s", out.display(), all.seconds());
     Ok(())
 }

@@ -57,12 +57,20 @@ pub async fn run<F: Frontend>(
 
     loop {
         if !input_open && state == State::Idle {
+            // Done: let the front end finish presenting (speech plays out).
+            frontend.finish().await;
             break;
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
             input = frontend.next_input(), if input_open && link_known => match input {
                 Input::Closed => input_open = false,
+                Input::Interrupted => {
+                    if let State::Awaiting { id, .. } = &state {
+                        tracing::info!(id = %id, "reply interrupted; the rest of it is ignored");
+                        set(&mut state, State::Idle);
+                    }
+                }
                 Input::Said { text, started_at_ms, ended_at_ms, audio } => {
                     counter += 1;
                     let id = format!("{}-{}-{counter}", config.terminal.id, ended_at_ms);

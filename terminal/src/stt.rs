@@ -163,14 +163,17 @@ impl Stt {
     /// The encoder window for `samples` of audio: the configured one, or with `fit_audio_ctx`
     /// the clip's own length (whisper encodes 50 frames a second) plus a margin, in steps of
     /// 64 frames. The encoder's cost grows with the window, and a 3-second request in
-    /// whisper's full 30-second window is mostly padding.
+    /// whisper's full 30-second window is mostly padding. Audio longer than the configured
+    /// window (a long file given to `transcribe`) gets whisper's full window, so that nothing
+    /// past the window is lost.
     fn audio_ctx(&self, samples: usize) -> Option<i32> {
+        let frames = samples * 50 / SPEECH_RATE as usize;
         if self.config.fit_audio_ctx {
-            let frames = samples * 50 / SPEECH_RATE as usize + FIT_MARGIN_FRAMES;
-            let ctx = frames.div_ceil(64) * 64;
+            let ctx = (frames + FIT_MARGIN_FRAMES).div_ceil(64) * 64;
             return Some(ctx.min(1500) as i32);
         }
-        (self.config.audio_ctx > 0).then_some(self.config.audio_ctx as i32)
+        let ctx = self.config.audio_ctx as usize;
+        (ctx > 0 && frames <= ctx).then_some(ctx as i32)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The terminal's speech parts on the real models (whisper tiny.en converted by the project's
-//! own converter, openWakeWord on onnxruntime), fed audio made by espeak-ng: what they hear,
+//! own converter, openWakeWord on onnxruntime, a Piper voice), fed audio made by espeak-ng: what they hear,
 //! and how they fail on bad audio and bad model files. Needs `scripts/setup` (models, espeak-ng).
 
 use std::path::{Path, PathBuf};
@@ -124,4 +124,62 @@ fn missing_and_corrupt_models_are_clear_errors() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn piper_speech_is_heard_back_by_whisper_and_a_bad_voice_is_a_clear_error() {
+    use hearth_terminal::config::TtsConfig;
+    use hearth_terminal::tts::{Tts, TtsError};
+    let c = config();
+    let mut tts = Tts::load(&c.voice.onnxruntime, &c.tts).unwrap();
+    let spoken = tts
+        .synthesize("Remember to water the plants in the kitchen.")
+        .unwrap();
+    assert_eq!(spoken.clip.rate, tts.rate());
+    assert!(
+        (1.0..6.0).contains(&spoken.clip.seconds()),
+        "{}",
+        spoken.clip.seconds()
+    );
+    let heard = Stt::load(&c.stt)
+        .unwrap()
+        .transcribe(&spoken.clip.clone().at_rate(SPEECH_RATE).samples)
+        .unwrap();
+    let text = heard.text.to_lowercase();
+    for word in ["water", "plants", "kitchen"] {
+        assert!(text.contains(word), "{word:?} not in {text:?}");
+    }
+    // Nothing to say is silence, not an error.
+    assert!(tts.synthesize(" ... ").unwrap().clip.samples.is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = TtsConfig {
+        voice: dir.path().join("nothing.onnx"),
+        ..c.tts.clone()
+    };
+    let err = Tts::load(&c.voice.onnxruntime, &missing).unwrap_err();
+    assert!(matches!(err, TtsError::Voice { .. }), "{err}");
+    assert!(err.to_string().contains("nothing.onnx"), "{err}");
+    // A truncated model next to a good config: onnxruntime's refusal, not a crash.
+    let bytes = std::fs::read(&c.tts.voice).unwrap();
+    let truncated = dir.path().join("cut.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::copy(
+        c.tts.voice.with_extension("onnx.json"),
+        dir.path().join("cut.onnx.json"),
+    )
+    .unwrap();
+    let cut = TtsConfig {
+        voice: truncated,
+        ..c.tts.clone()
+    };
+    let err = Tts::load(&c.voice.onnxruntime, &cut).unwrap_err();
+    assert!(err.to_string().contains("cut.onnx"), "{err}");
+    // A config that is not a Piper voice's.
+    std::fs::write(dir.path().join("cut.onnx.json"), "{\"audio\": 1}").unwrap();
+    let err = Tts::load(&c.voice.onnxruntime, &cut).unwrap_err();
+    assert!(
+        err.to_string().contains("not a Piper voice config"),
+        "{err}"
+    );
 }

@@ -1,57 +1,87 @@
-//! Voice mode: audio in, wake word, endpointing, speech to text, on a thread of its own.
+//! Voice mode: audio in, wake word, endpointing, speech to text, and speech out.
 //!
-//! The listener thread owns the models (they block) and walks a small state machine over 80 ms
-//! chunks of 16 kHz audio:
+//! The listener thread owns the input models (they block) and is the audio clock: every 80 ms
+//! step it takes one step of 16 kHz microphone audio and plays one step of queued speech
+//! ([`super::speech`]). It walks a small state machine:
 //!
 //! ```text
 //! Waiting --wake word--> Listening --end of speech--> (transcribe, send) --> Waiting
 //!    ^                       |  no speech / too long            |
-//!    +-----------------------+                                  +--> Listening, when a reply
+//!    +-----------------------+                                  +--> Listening, once speech
+//!                                                                    has played, when a reply
 //!                                                                    or question invites an
 //!                                                                    answer (follow-up window)
 //! ```
 //!
-//! Every state ends: listening ends at silence, at the longest utterance, or when nobody speaks.
-//! Replies are printed (and the earcon played into the sink) until speech out lands.
+//! The wake word while speech plays is a barge-in: playback stops within the step and the
+//! listener starts listening. Every state ends: listening ends at silence, at the longest
+//! utterance, or when nobody speaks; playback ends with its audio. Each change is logged.
 
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hearth_shared::now_ms;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+use super::speech::{earcon, spawn_speaker, Earcon, Playback, Say, Silent, Speaker, WavSink};
 use super::text::Printer;
 use super::{Frontend, Input, Output};
 use crate::audio::{features, wav, Clip, SPEECH_RATE};
 use crate::config::{ListenConfig, TerminalConfig};
 use crate::endpoint::{End, Endpointer};
 use crate::stt::Stt;
+use crate::tts::{pieces, Tts};
 use crate::wake::{WakeWord, STEP};
 
-/// What the session tells the listener.
+/// What the front end tells the listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Control {
-    /// Listen for an answer without the wake word.
+    /// Once speech has played, listen for an answer without the wake word.
     FollowUp,
-    /// Play the attention earcon: the hub is about to speak first.
-    Attention,
+    /// Listen now (push-to-talk).
+    Listen,
+    /// The session is over: stop once the speech queued has played.
+    Finish,
 }
 
 /// Where audio comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    /// A WAV file, read as fast as the models go (headless use, tests).
-    Wav(PathBuf),
+    /// A WAV file: read as fast as the models go (tests), or at the pace of a microphone.
+    Wav {
+        /// The file.
+        path: PathBuf,
+        /// Pace it like a live microphone.
+        realtime: bool,
+    },
 }
 
-/// The voice front end's handle: inputs from the listener thread, outputs printed.
+/// What the terminal says itself when the hub cannot be reached, and when it can again.
+pub const HUB_UNREACHABLE: &str =
+    "I can't reach the hub right now. I'll keep trying, and I'm still listening.";
+/// See [`HUB_UNREACHABLE`].
+pub const HUB_BACK: &str = "I'm connected to the hub again.";
+
+/// The voice front end's handle: inputs from the listener thread; outputs printed and spoken.
 #[derive(Debug)]
 pub struct VoiceFrontend {
     inputs: mpsc::Receiver<Input>,
     control: std_mpsc::Sender<Control>,
+    speaker: std_mpsc::Sender<Say>,
+    playback: Arc<Playback>,
     printer: Printer,
     follow_up: bool,
+    /// The playback generation of the reply being spoken.
+    reply_generation: u64,
+    /// Whether the hub was last said to be unreachable.
+    hub_unreachable: bool,
+    /// `tts.first_piece_words`.
+    first_words: usize,
+    /// `tts.max_piece_words`.
+    max_words: usize,
+    done: Option<oneshot::Receiver<()>>,
 }
 
 /// Why voice mode could not start.
@@ -66,19 +96,33 @@ pub enum VoiceError {
     /// The wake word.
     #[error(transparent)]
     Wake(#[from] crate::wake::WakeError),
+    /// Speech out.
+    #[error(transparent)]
+    Tts(#[from] crate::tts::TtsError),
 }
 
 impl VoiceFrontend {
     /// Loads the models and starts listening to `source`.
     pub fn start(config: &TerminalConfig, source: Source) -> Result<VoiceFrontend, VoiceError> {
-        let Source::Wav(path) = source;
+        let Source::Wav { path, realtime } = source;
         let clip = wav::read(&path)?.at_rate(SPEECH_RATE);
         let stt = Stt::load(&config.stt)?;
         let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake)?;
-        let sink = config.voice.output_wav.clone();
+        let tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
+        let sink: Box<dyn Speaker> = match &config.voice.output_wav {
+            Some(path) => Box::new(WavSink::new(path.clone())),
+            None => Box::new(Silent),
+        };
+        let playback = Arc::new(Playback::default());
+        let speaker = spawn_speaker(tts, playback.clone());
         let listen = config.listen.clone();
         let (tx, rx) = mpsc::channel(8);
         let (control, controls) = std_mpsc::channel();
+        let (done_tx, done) = oneshot::channel();
+        if config.listen.push_to_talk {
+            push_to_talk(control.clone());
+        }
+        let shared = playback.clone();
         std::thread::Builder::new()
             .name("listener".into())
             .spawn(move || {
@@ -87,21 +131,74 @@ impl VoiceFrontend {
                     wake,
                     endpoint: Endpointer::new(&listen),
                     listen,
-                    sink: Sink::new(sink),
+                    sink,
+                    playback: shared,
                     inputs: tx,
                     controls,
                 };
-                listener.run(clip);
+                listener.run(FileMic::new(clip, realtime));
+                let _ = done_tx.send(());
             })
             .expect("spawning the listener thread");
-        tracing::info!(source = %path.display(), "voice mode: listening");
+        tracing::info!(source = %path.display(), realtime, "voice mode: listening");
         Ok(VoiceFrontend {
             inputs: rx,
             control,
+            speaker,
+            playback,
             printer: Printer::default(),
             follow_up: config.listen.follow_up_ms > 0,
+            reply_generation: 0,
+            hub_unreachable: false,
+            first_words: config.tts.first_piece_words,
+            max_words: config.tts.max_piece_words,
+            done: Some(done),
         })
     }
+
+    /// Speaks `text` now, in pieces.
+    fn say(&mut self, text: &str, generation: u64, since: Option<Instant>) {
+        let first_words = if since.is_some() { self.first_words } else { 0 };
+        for (i, piece) in pieces(text, first_words, self.max_words)
+            .into_iter()
+            .enumerate()
+        {
+            if self.playback.expect(generation) {
+                let say = Say::Text {
+                    text: piece,
+                    generation,
+                    since: since.filter(|_| i == 0),
+                };
+                if self.speaker.send(say).is_err() {
+                    // The speaker thread is gone; nothing will deliver this piece.
+                    self.playback.deliver(generation, &[]);
+                }
+            }
+        }
+    }
+}
+
+/// Reads stdin on a thread: each line (Enter) means "listen now".
+fn push_to_talk(control: std_mpsc::Sender<Control>) {
+    std::thread::Builder::new()
+        .name("push-to-talk".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                if line.is_err() || control.send(Control::Listen).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawning the push-to-talk thread");
+}
+
+/// Capitalizes a message for speech ("the hub ..." -> "The hub ...").
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 impl Frontend for VoiceFrontend {
@@ -110,8 +207,45 @@ impl Frontend for VoiceFrontend {
     }
 
     fn present(&mut self, output: Output) {
-        if matches!(output, Output::Speech { .. }) {
-            let _ = self.control.send(Control::Attention);
+        let now = self.playback.generation();
+        match &output {
+            Output::ReplyChunk { text, first } => {
+                if *first {
+                    self.reply_generation = now;
+                }
+                let since = first.then(Instant::now);
+                self.say(text, self.reply_generation, since);
+            }
+            Output::ReplyEnd => {}
+            Output::Speech { text, .. } => {
+                if self.playback.expect(now) {
+                    let clip = earcon(Earcon::Attention);
+                    if self
+                        .speaker
+                        .send(Say::Clip {
+                            clip,
+                            generation: now,
+                        })
+                        .is_err()
+                    {
+                        self.playback.deliver(now, &[]);
+                    }
+                }
+                self.say(text, now, None);
+            }
+            Output::HubUnreachable { .. } => {
+                if !self.hub_unreachable {
+                    self.hub_unreachable = true;
+                    self.say(HUB_UNREACHABLE, now, None);
+                }
+            }
+            Output::HubReachable => {
+                if self.hub_unreachable {
+                    self.hub_unreachable = false;
+                    self.say(HUB_BACK, now, None);
+                }
+            }
+            Output::Problem(text) => self.say(&sentence(text), now, None),
         }
         let invites_answer = matches!(
             output,
@@ -126,63 +260,70 @@ impl Frontend for VoiceFrontend {
             let _ = self.control.send(Control::FollowUp);
         }
     }
-}
 
-/// Audio played by the terminal, written to a WAV file (there is no sound card here).
-#[derive(Debug)]
-struct Sink {
-    path: Option<PathBuf>,
-    played: Vec<f32>,
-}
-
-impl Sink {
-    fn new(path: Option<PathBuf>) -> Sink {
-        Sink {
-            path,
-            played: Vec::new(),
-        }
-    }
-
-    fn play(&mut self, clip: &Clip) {
-        let Some(path) = &self.path else { return };
-        self.played
-            .extend_from_slice(&clip.clone().at_rate(SPEECH_RATE).samples);
-        let all = Clip {
-            samples: self.played.clone(),
-            rate: SPEECH_RATE,
-        };
-        if let Err(e) = wav::write(path, &all) {
-            tracing::warn!(error = %e, "audio sink");
+    async fn finish(&mut self) {
+        let _ = self.control.send(Control::Finish);
+        if let Some(done) = self.done.take() {
+            // Bounded: the listener stops once queued speech has played, and speech is finite.
+            if tokio::time::timeout(Duration::from_secs(120), done)
+                .await
+                .is_err()
+            {
+                tracing::warn!("speech did not finish playing within 120 s; stopping anyway");
+            }
         }
     }
 }
 
-/// The two earcons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Earcon {
-    /// "I am listening": two rising tones.
-    Listening,
-    /// "I have something to say" (before proactive speech): two falling tones.
-    Attention,
+/// Microphone audio from a WAV file, one step at a time.
+struct FileMic {
+    samples: Vec<f32>,
+    next: usize,
+    realtime: bool,
 }
 
-/// The earcon's sound, 120 ms.
-pub fn earcon(which: Earcon) -> Clip {
-    let rate = SPEECH_RATE;
-    let (first, second) = match which {
-        Earcon::Listening => (660.0, 880.0),
-        Earcon::Attention => (988.0, 784.0),
-    };
-    let tone = |freq: f32, n: usize| {
-        (0..n).map(move |i| {
-            let t = i as f32 / rate as f32;
-            let fade = (i.min(n - i) as f32 / 80.0).min(1.0);
-            0.3 * fade * (2.0 * std::f32::consts::PI * freq * t).sin()
-        })
-    };
-    Clip {
-        samples: tone(first, 960).chain(tone(second, 960)).collect(),
-        rate,
+impl FileMic {
+    fn new(clip: Clip, realtime: bool) -> FileMic {
+        FileMic {
+            samples: clip.samples,
+            next: 0,
+            realtime,
+        }
+    }
+
+    /// The next step; `None` at the end of the file.
+    fn next_step(&mut self) -> Option<Vec<f32>> {
+        if self.next >= self.samples.len() {
+            return None;
+        }
+        let end = (self.next + STEP).min(self.samples.len());
+        let mut step = self.samples[self.next..end].to_vec();
+        step.resize(STEP, 0.0);
+        self.next = end;
+        Some(step)
+    }
+}
+
+/// Keeps a loop at the pace of audio: one step per 80 ms.
+struct Pace {
+    since: Instant,
+    steps: u32,
+}
+
+impl Pace {
+    fn new() -> Pace {
+        Pace {
+            since: Instant::now(),
+            steps: 0,
+        }
+    }
+
+    fn wait(&mut self) {
+        self.steps += 1;
+        let due = self.since + Duration::from_millis(80) * self.steps;
+        if let Some(left) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(left);
+        }
     }
 }
 
@@ -199,37 +340,83 @@ struct Listener {
     wake: WakeWord,
     endpoint: Endpointer,
     listen: ListenConfig,
-    sink: Sink,
+    sink: Box<dyn Speaker>,
+    playback: Arc<Playback>,
     inputs: mpsc::Sender<Input>,
     controls: std_mpsc::Receiver<Control>,
 }
 
 impl Listener {
-    fn run(&mut self, clip: Clip) {
-        // The file is followed by silence, so that an utterance at its very end still ends.
-        let tail = (self.listen.silence_ms as usize + 500) * SPEECH_RATE as usize / 1000;
-        let mut audio = clip.samples;
-        audio.extend(std::iter::repeat_n(0.0, tail));
+    /// Runs until the front end finishes (or goes away) after the microphone ended, and the
+    /// speech queued has played. After the end of a file, silence is heard at the pace of a
+    /// microphone, so that speech plays out in real time.
+    fn run(&mut self, mut mic: FileMic) {
         let mut state = self.idle();
         let mut utterance: Vec<f32> = Vec::new();
-        for (i, chunk) in audio.chunks(STEP).enumerate() {
-            let at = i * STEP;
-            let controls: Vec<Control> = self.controls.try_iter().collect();
-            if controls.contains(&Control::Attention) {
-                self.sink.play(&earcon(Earcon::Attention));
+        let mut at = 0usize;
+        let (mut follow_up, mut finishing, mut closed) = (false, false, false);
+        let mut pace = mic.realtime.then(Pace::new);
+        loop {
+            loop {
+                match self.controls.try_recv() {
+                    Ok(Control::FollowUp) => follow_up = true,
+                    Ok(Control::Listen) if state == State::Waiting => {
+                        tracing::info!("push-to-talk");
+                        state = self.start_listening(at, &mut utterance);
+                    }
+                    Ok(Control::Listen) => {}
+                    Ok(Control::Finish) | Err(std_mpsc::TryRecvError::Disconnected) => {
+                        finishing = true;
+                        break;
+                    }
+                    Err(std_mpsc::TryRecvError::Empty) => break,
+                }
             }
-            if controls.contains(&Control::FollowUp) && state == State::Waiting {
+            if finishing && closed && !self.playback.busy() {
+                break;
+            }
+            let chunk = match mic.next_step() {
+                Some(chunk) => chunk,
+                None => {
+                    let mid_utterance =
+                        matches!(state, State::Listening { .. }) && self.endpoint.heard_speech();
+                    if !closed && !mid_utterance {
+                        closed = true;
+                        let _ = self.inputs.blocking_send(Input::Closed);
+                    }
+                    pace.get_or_insert_with(Pace::new);
+                    vec![0.0; STEP]
+                }
+            };
+            if let Some(pace) = pace.as_mut() {
+                pace.wait();
+            }
+            let out = self.playback.take(STEP);
+            if !out.is_empty() {
+                self.sink.play(at, &out);
+            }
+            if follow_up && state == State::Waiting && !self.playback.busy() {
+                follow_up = false;
                 tracing::info!("listening for an answer without the wake word");
                 state = self.start_listening(at, &mut utterance);
             }
             match state {
-                State::Waiting => match self.wake.push(chunk) {
+                State::Waiting => match self.wake.push(&chunk) {
                     Ok(Some(d)) => {
                         tracing::info!(
                             score = d.score,
                             at_s = at as f32 / SPEECH_RATE as f32,
                             "wake word heard"
                         );
+                        if self.playback.busy() {
+                            let dropped = self.playback.interrupt();
+                            follow_up = false;
+                            tracing::info!(
+                                dropped_s = dropped as f32 / SPEECH_RATE as f32,
+                                "barge-in: speech stopped"
+                            );
+                            let _ = self.inputs.blocking_send(Input::Interrupted);
+                        }
                         state = self.start_listening(at + chunk.len(), &mut utterance);
                     }
                     Ok(None) => {}
@@ -239,16 +426,19 @@ impl Listener {
                     }
                 },
                 State::Listening { since } => {
-                    utterance.extend_from_slice(chunk);
-                    if let Some(end) = self.endpoint.push(chunk) {
+                    utterance.extend_from_slice(&chunk);
+                    if let Some(end) = self.endpoint.push(&chunk) {
                         self.finish(end, since, &utterance);
                         utterance.clear();
                         state = self.idle();
                     }
                 }
             }
+            at += chunk.len();
         }
-        let _ = self.inputs.blocking_send(Input::Closed);
+        if !closed {
+            let _ = self.inputs.blocking_send(Input::Closed);
+        }
     }
 
     fn idle(&mut self) -> State {
@@ -257,12 +447,14 @@ impl Listener {
             self.endpoint.reset();
             State::Listening { since: 0 }
         } else {
+            tracing::info!("listener: waiting for the wake word");
             State::Waiting
         }
     }
 
     fn start_listening(&mut self, at: usize, utterance: &mut Vec<f32>) -> State {
-        self.sink.play(&earcon(Earcon::Listening));
+        tracing::info!("listener: listening");
+        self.playback.push(&earcon(Earcon::Listening).samples);
         self.endpoint.reset();
         utterance.clear();
         State::Listening { since: at }
@@ -304,7 +496,10 @@ impl Listener {
 #[cfg(test)]
 mod tests {
     //! The listener on the real models (fetched by `scripts/setup`), driven directly: an
-    //! invitation to answer lets speech in without the wake word, and nothing else does.
+    //! invitation to answer lets speech in without the wake word, and nothing else does; the
+    //! wake word during speech stops it within a step.
+
+    use std::sync::Mutex;
 
     use super::*;
 
@@ -316,69 +511,125 @@ mod tests {
             })
     }
 
-    fn espeak(dir: &std::path::Path, text: &str) -> Clip {
+    /// `text` spoken by espeak-ng at 16 kHz, after `pad_s` of silence.
+    fn espeak(dir: &std::path::Path, text: &str, pad_s: f32) -> Clip {
         let mut clip = crate::bench::espeak(text, &dir.join("said.wav"))
             .unwrap()
             .at_rate(SPEECH_RATE);
-        let mut padded = vec![0.0; 4_000];
+        let mut padded = vec![0.0; (pad_s * SPEECH_RATE as f32) as usize];
         padded.append(&mut clip.samples);
         clip.samples = padded;
         clip
     }
 
-    /// Runs a listener over `clip` after sending it `controls`; returns what it sent and the
-    /// sink's audio.
-    fn listen(clip: Clip, controls: &[Control]) -> (Vec<Input>, Clip) {
-        let dir = tempfile::tempdir().unwrap();
+    /// What was played, step by step: the listener's clock and the samples.
+    type Played = Vec<(usize, Vec<f32>)>;
+
+    /// Records what is played.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Played>>);
+
+    impl Speaker for Recorder {
+        fn play(&mut self, at: usize, samples: &[f32]) {
+            self.0.lock().unwrap().push((at, samples.to_vec()));
+        }
+    }
+
+    /// Runs a listener over `clip` with `queued` audio already playing, after sending it
+    /// `controls`; returns what it sent and what it played, step by step.
+    fn listen(clip: Clip, queued: &[f32], controls: &[Control]) -> (Vec<Input>, Played) {
         let config = TerminalConfig::default().with_models_in(&models());
-        let sink = dir.path().join("played.wav");
+        let recorder = Recorder::default();
         let (tx, mut rx) = mpsc::channel(8);
         let (control, receiver) = std_mpsc::channel();
-        for c in controls {
+        for c in controls.iter().chain([&Control::Finish]) {
             control.send(*c).unwrap();
         }
+        let playback = Arc::new(Playback::default());
+        playback.push(queued);
         let mut listener = Listener {
             stt: Stt::load(&config.stt).unwrap(),
             wake: WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap(),
             endpoint: Endpointer::new(&config.listen),
             listen: config.listen.clone(),
-            sink: Sink::new(Some(sink.clone())),
+            sink: Box::new(recorder.clone()),
+            playback,
             inputs: tx,
             controls: receiver,
         };
-        listener.run(clip);
+        listener.run(FileMic::new(clip, false));
         let mut inputs = Vec::new();
         while let Ok(input) = rx.try_recv() {
             inputs.push(input);
         }
-        let played = wav::read(&sink).unwrap_or(Clip {
-            samples: Vec::new(),
-            rate: SPEECH_RATE,
-        });
+        let played = recorder.0.lock().unwrap().clone();
         (inputs, played)
+    }
+
+    fn samples(played: &Played) -> Vec<f32> {
+        played.iter().flat_map(|(_, s)| s.iter().copied()).collect()
     }
 
     #[test]
     fn an_invited_answer_needs_no_wake_word_and_proactive_speech_starts_with_an_earcon() {
         let dir = tempfile::tempdir().unwrap();
-        let answer = espeak(dir.path(), "What is the weather like in the kitchen today?");
+        let answer = espeak(
+            dir.path(),
+            "What is the weather like in the kitchen today?",
+            0.25,
+        );
 
         // Not invited: no wake word, nothing sent, nothing played.
-        let (inputs, played) = listen(answer.clone(), &[]);
+        let (inputs, played) = listen(answer.clone(), &[], &[]);
         assert_eq!(inputs, vec![Input::Closed]);
-        assert!(played.samples.is_empty());
+        assert!(played.is_empty());
 
-        // The hub asked a question: the attention earcon, then listening without the wake
-        // word (the listening earcon), then the answer goes to the hub.
-        let (inputs, played) = listen(answer, &[Control::Attention, Control::FollowUp]);
+        // The hub asked a question: its attention earcon plays, then the listener listens
+        // without the wake word (the listening earcon), and the answer goes to the hub.
+        let attention = earcon(Earcon::Attention).samples;
+        let (inputs, played) = listen(answer, &attention, &[Control::FollowUp]);
         let Some(Input::Said { text, audio, .. }) = inputs.first() else {
             panic!("no answer was sent: {inputs:?}");
         };
         assert!(text.to_lowercase().contains("weather"), "{text:?}");
         assert!(audio.as_ref().and_then(|a| a.loudness_dbfs).is_some());
         assert_eq!(inputs.last(), Some(&Input::Closed));
-        let both =
-            earcon(Earcon::Attention).samples.len() + earcon(Earcon::Listening).samples.len();
-        assert_eq!(played.samples.len(), both);
+        let mut both = attention;
+        both.extend(earcon(Earcon::Listening).samples);
+        assert_eq!(samples(&played), both);
+    }
+
+    #[test]
+    fn the_wake_word_during_speech_stops_it_within_300_ms_of_audio() {
+        let dir = tempfile::tempdir().unwrap();
+        let pad_s = 1.0;
+        let wake = espeak(dir.path(), "Hey Jarvis!", pad_s);
+        let wake_ends = wake.samples.len();
+        // Ten seconds of "speech" (a tone) is playing when the wake word comes.
+        let reply: Vec<f32> = (0..10 * SPEECH_RATE as usize)
+            .map(|i| 0.5 * (i as f32 * 440.0 * std::f32::consts::TAU / SPEECH_RATE as f32).sin())
+            .collect();
+        let (inputs, played) = listen(wake, &reply, &[]);
+        assert_eq!(inputs.first(), Some(&Input::Interrupted), "{inputs:?}");
+        let listening = earcon(Earcon::Listening).samples;
+        let all = samples(&played);
+        // What played: the start of the reply, then the listening earcon.
+        assert!(
+            all.ends_with(&listening),
+            "no listening earcon after the barge-in"
+        );
+        let reply_played = all.len() - listening.len();
+        assert_eq!(all[..reply_played], reply[..reply_played]);
+        assert!(
+            reply_played >= (pad_s * SPEECH_RATE as f32) as usize,
+            "speech stopped before the wake word"
+        );
+        // The reply's last sample played, against the end of "hey jarvis" in the microphone.
+        let late_ms = (reply_played as i64 - wake_ends as i64) * 1000 / SPEECH_RATE as i64;
+        assert!(
+            late_ms <= 300,
+            "speech went on {late_ms} ms after the wake word"
+        );
+        eprintln!("barge-in: speech stopped {late_ms} ms after the end of the wake word");
     }
 }

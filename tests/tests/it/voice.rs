@@ -1,8 +1,10 @@
 //! Voice mode across processes, with no sound card: a WAV file made by espeak-ng says "hey
 //! jarvis" and then a request. The real terminal hears the wake word (openWakeWord on
 //! onnxruntime), ends the utterance on silence (earshot), transcribes it (whisper tiny.en) and
-//! sends it with prosody features; the real hub answers. A WAV without the wake word sends
-//! nothing.
+//! sends it with prosody features; the real hub answers, and the terminal speaks the answer
+//! (Piper) into its WAV sink, which whisper transcribes back to the answer's words. A WAV
+//! without the wake word sends nothing. With the hub away, the terminal says so aloud and
+//! recovers when it returns.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,27 +27,27 @@ fn espeak(text: &str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A WAV file of the phrases spoken one after another, with `gap_s` of silence around each.
-fn spoken(dir: &Path, name: &str, phrases: &[&str], gap_s: f32) -> anyhow::Result<PathBuf> {
+/// A WAV file of the phrases spoken one after another, each after its seconds of silence, with
+/// half a second of silence at the end.
+fn spoken(dir: &Path, name: &str, phrases: &[(f32, &str)]) -> anyhow::Result<PathBuf> {
     let mut samples: Vec<i16> = Vec::new();
     let mut spec = None;
-    for (i, phrase) in phrases.iter().enumerate() {
+    for (i, (gap_s, phrase)) in phrases.iter().enumerate() {
         let part = dir.join(format!("{name}-{i}.wav"));
         espeak(phrase, &part)?;
         let mut reader = hound::WavReader::open(&part)?;
         let s = reader.spec();
-        let silence = (s.sample_rate as f32 * gap_s) as usize;
-        samples.extend(std::iter::repeat_n(0, silence));
+        samples.extend(std::iter::repeat_n(
+            0,
+            (s.sample_rate as f32 * gap_s) as usize,
+        ));
         for sample in reader.samples::<i16>() {
             samples.push(sample?);
         }
         spec = Some(s);
     }
     let spec = spec.expect("at least one phrase");
-    samples.extend(std::iter::repeat_n(
-        0,
-        (spec.sample_rate as f32 * gap_s) as usize,
-    ));
+    samples.extend(std::iter::repeat_n(0, spec.sample_rate as usize / 2));
     let path = dir.join(format!("{name}.wav"));
     let mut writer = hound::WavWriter::create(&path, spec)?;
     for s in samples {
@@ -53,6 +55,25 @@ fn spoken(dir: &Path, name: &str, phrases: &[&str], gap_s: f32) -> anyhow::Resul
     }
     writer.finalize()?;
     Ok(path)
+}
+
+/// What whisper hears in a WAV file, through `hearth-terminal transcribe` (the tests do not
+/// link whisper.cpp themselves).
+fn transcribe(wav: &Path) -> anyhow::Result<String> {
+    let out = Command::new(hearth_tests::bin("hearth-terminal"))
+        .arg("transcribe")
+        .arg(wav)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "transcribe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout)?;
+    Ok(stdout
+        .split_once('\t')
+        .map(|(_, text)| text.trim().to_string())
+        .unwrap_or_default())
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -69,7 +90,11 @@ async fn hey_jarvis_then_a_request_is_heard_transcribed_and_answered() -> anyhow
     let _hub = Hub::start(dir.path(), port, "").await?;
     let mut obs = Observer::connect(port, &["hearth/v1/terminal/+/utterance"]).await?;
     let request = "What is the capital of France?";
-    let input = spoken(dir.path(), "request", &["Hey Jarvis!", request], 0.5)?;
+    let input = spoken(
+        dir.path(),
+        "request",
+        &[(0.5, "Hey Jarvis!"), (0.5, request)],
+    )?;
     let played = dir.path().join("played.wav");
     let mut term = Terminal::start_with(
         dir.path(),
@@ -107,19 +132,94 @@ async fn hey_jarvis_then_a_request_is_heard_transcribed_and_answered() -> anyhow
         "{audio:?}"
     );
 
-    // The hub's answer is printed by the voice terminal.
+    // The hub's answer is printed by the voice terminal, and spoken into the sink: the terminal
+    // exits once it has played out.
     let (line, _) = term.expect("hub: ", REPLY_TIMEOUT).await?;
-    assert!(line.len() > "hub: ".len(), "{line:?}");
-    // The earcon was played into the sink when it started listening.
-    let mut reader = hound::WavReader::open(&played)?;
-    let peak = reader
-        .samples::<i16>()
-        .map(|s| s.map(|s| s.unsigned_abs()))
-        .try_fold(0u16, |m, s| s.map(|s| m.max(s)))?;
+    let reply = line.trim_start_matches("hub: ");
+    assert!(!reply.is_empty(), "{line:?}");
+    let status = tokio::time::timeout(REPLY_TIMEOUT, term.child.wait()).await??;
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(&term.log)?;
+    assert!(log.contains("first audio of the reply queued"), "{log}");
+
+    // Whisper hears the reply's words in what was played (after the listening earcon).
+    let heard = words(&transcribe(&played)?);
+    let said: Vec<String> = words(reply).into_iter().filter(|w| w.len() >= 4).collect();
+    let found = said.iter().filter(|w| heard.contains(w)).count();
     assert!(
-        peak > 1000,
-        "the earcon is missing from {}",
-        played.display()
+        !said.is_empty() && found * 2 >= said.len(),
+        "only {found} of {said:?} heard in the played reply {heard:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_the_hub_away_the_terminal_says_so_aloud_and_recovers_when_it_returns(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    // A request while the hub is away (after the terminal has said so), and another 15 s later,
+    // read at a microphone's pace.
+    let input = spoken(
+        dir.path(),
+        "offline",
+        &[
+            (5.0, "Hey Jarvis!"),
+            (0.5, "What is the capital of France?"),
+            (15.0, "Hey Jarvis!"),
+            (0.5, "What is the capital of France?"),
+        ],
+    )?;
+    let played = dir.path().join("played.wav");
+    let mut term = Terminal::start_with(
+        dir.path(),
+        port,
+        "kitchen",
+        &[
+            "--input-wav",
+            input.to_str().unwrap(),
+            "--realtime",
+            "--output-wav",
+            played.to_str().unwrap(),
+        ],
+    )?;
+    term.expect("hearth: hub unreachable", REPLY_TIMEOUT)
+        .await?;
+    term.expect("could not send that", REPLY_TIMEOUT).await?;
+
+    // The hub comes back; the terminal reconnects, says so, and the next request is answered.
+    let _hub = Hub::start(dir.path(), port, "").await?;
+    let mut obs = Observer::connect(port, &["hearth/v1/terminal/+/utterance"]).await?;
+    term.expect("connected to the hub", REPLY_TIMEOUT).await?;
+    let (payload, _) = obs
+        .next_on("hearth/v1/terminal/kitchen/utterance", REPLY_TIMEOUT)
+        .await?;
+    let utterance: Utterance = decode(&payload, usize::MAX)?;
+    assert!(
+        words(&utterance.text).contains(&"capital".to_string()),
+        "{utterance:?}"
+    );
+    term.expect("hub: ", REPLY_TIMEOUT).await?;
+    let status = tokio::time::timeout(REPLY_TIMEOUT, term.child.wait()).await??;
+    assert!(status.success(), "{status}");
+
+    // What it said while the hub was away is in the sink, in words whisper understands.
+    let heard = words(&transcribe(&played)?);
+    let expected = [
+        "reach",
+        "unreachable",
+        "trying",
+        "listening",
+        "connected",
+        "again",
+    ];
+    let found: Vec<&str> = expected
+        .into_iter()
+        .filter(|w| heard.iter().any(|h| h == w))
+        .collect();
+    assert!(
+        found.len() >= 3 && found.iter().any(|w| w.contains("reach")),
+        "only {found:?} of {expected:?} in {heard:?}"
     );
     Ok(())
 }
@@ -134,10 +234,9 @@ async fn speech_without_the_wake_word_triggers_nothing() -> anyhow::Result<()> {
         dir.path(),
         "chatter",
         &[
-            "Remind me to water the plants tomorrow at eight.",
-            "What is the weather like?",
+            (0.5, "Remind me to water the plants tomorrow at eight."),
+            (0.5, "What is the weather like?"),
         ],
-        0.5,
     )?;
     let mut term = Terminal::start_with(
         dir.path(),

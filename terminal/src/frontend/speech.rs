@@ -1,0 +1,289 @@
+//! Speech out for the voice front end: the earcons, the playback queue, the speaker thread that
+//! synthesizes text into it, and the sinks that audio is played into.
+//!
+//! The listener thread is the audio clock: every 80 ms step it takes one step of microphone
+//! audio and plays one step from the playback queue. Text goes to the speaker thread piece by
+//! piece ([`crate::tts::pieces`]); each piece is synthesized while the one before it plays. A
+//! barge-in bumps the queue's generation: what is queued is dropped at once, and pieces still
+//! being synthesized for the old generation are dropped when they finish.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::audio::{Clip, SPEECH_RATE};
+use crate::tts::Tts;
+
+/// The two earcons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Earcon {
+    /// "I am listening": two rising tones.
+    Listening,
+    /// "I have something to say" (before proactive speech): two falling tones.
+    Attention,
+}
+
+/// The earcon's sound, 120 ms.
+pub fn earcon(which: Earcon) -> Clip {
+    let rate = SPEECH_RATE;
+    let (first, second) = match which {
+        Earcon::Listening => (660.0, 880.0),
+        Earcon::Attention => (988.0, 784.0),
+    };
+    let tone = |freq: f32, n: usize| {
+        (0..n).map(move |i| {
+            let t = i as f32 / rate as f32;
+            let fade = (i.min(n - i) as f32 / 80.0).min(1.0);
+            0.3 * fade * (2.0 * std::f32::consts::PI * freq * t).sin()
+        })
+    };
+    Clip {
+        samples: tone(first, 960).chain(tone(second, 960)).collect(),
+        rate,
+    }
+}
+
+/// Audio waiting to be played (16 kHz), shared by the front end, the speaker thread and the
+/// listener.
+#[derive(Debug, Default)]
+pub struct Playback {
+    state: Mutex<Queue>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    samples: VecDeque<f32>,
+    /// Pieces handed to the speaker thread and not yet queued.
+    pending: usize,
+    /// Bumped by an interruption; older pieces are dropped.
+    generation: u64,
+}
+
+impl Playback {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current generation.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Notes a piece on its way for `generation`; false if that generation was interrupted
+    /// (the piece is not to be sent).
+    pub fn expect(&self, generation: u64) -> bool {
+        let mut q = self.lock();
+        if q.generation != generation {
+            return false;
+        }
+        q.pending += 1;
+        true
+    }
+
+    /// Queues a piece's audio (empty when it failed); dropped if its generation was
+    /// interrupted meanwhile. Returns whether it was queued.
+    pub fn deliver(&self, generation: u64, samples: &[f32]) -> bool {
+        let mut q = self.lock();
+        if q.generation != generation {
+            return false;
+        }
+        q.pending = q.pending.saturating_sub(1);
+        q.samples.extend(samples);
+        true
+    }
+
+    /// Queues audio at once (the listening earcon).
+    pub fn push(&self, samples: &[f32]) {
+        self.lock().samples.extend(samples);
+    }
+
+    /// Up to `n` samples to play now.
+    pub fn take(&self, n: usize) -> Vec<f32> {
+        let mut q = self.lock();
+        let n = n.min(q.samples.len());
+        q.samples.drain(..n).collect()
+    }
+
+    /// Whether anything is playing or on its way.
+    pub fn busy(&self) -> bool {
+        let q = self.lock();
+        !q.samples.is_empty() || q.pending > 0
+    }
+
+    /// Stops everything queued or on its way; returns the samples dropped.
+    pub fn interrupt(&self) -> usize {
+        let mut q = self.lock();
+        q.generation += 1;
+        q.pending = 0;
+        let dropped = q.samples.len();
+        q.samples.clear();
+        dropped
+    }
+}
+
+/// Work for the speaker thread.
+#[derive(Debug)]
+pub enum Say {
+    /// Synthesize and queue a piece of text.
+    Text {
+        /// The text.
+        text: String,
+        /// The playback generation it belongs to.
+        generation: u64,
+        /// For the first piece of a reply: when its first chunk arrived (logged as the time to
+        /// first audio).
+        since: Option<Instant>,
+    },
+    /// Queue a sound (an earcon) in order with the speech around it.
+    Clip {
+        /// The sound.
+        clip: Clip,
+        /// The playback generation it belongs to.
+        generation: u64,
+    },
+}
+
+/// Starts the speaker thread; it ends when the returned sender is dropped.
+pub fn spawn_speaker(mut tts: Tts, playback: Arc<Playback>) -> std_mpsc::Sender<Say> {
+    let (tx, rx) = std_mpsc::channel::<Say>();
+    std::thread::Builder::new()
+        .name("speaker".into())
+        .spawn(move || {
+            for say in rx {
+                match say {
+                    Say::Clip { clip, generation } => {
+                        playback.deliver(generation, &clip.at_rate(SPEECH_RATE).samples);
+                    }
+                    Say::Text {
+                        text,
+                        generation,
+                        since,
+                    } => {
+                        if playback.generation() != generation {
+                            continue;
+                        }
+                        let audio = match tts.synthesize(&text) {
+                            Ok(spoken) => {
+                                tracing::debug!(%text, audio_s = spoken.clip.seconds(),
+                                    synth_ms = spoken.took.as_millis() as u64, "synthesized");
+                                spoken.clip.at_rate(SPEECH_RATE).samples
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "speech synthesis failed; skipping");
+                                Vec::new()
+                            }
+                        };
+                        if playback.deliver(generation, &audio) {
+                            if let Some(since) = since {
+                                tracing::info!(
+                                    first_audio_ms = since.elapsed().as_millis() as u64,
+                                    "first audio of the reply queued"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawning the speaker thread");
+    tx
+}
+
+/// Where played audio goes.
+pub trait Speaker: Send {
+    /// Plays `samples` (16 kHz); `at` is the listener's clock, in microphone samples.
+    fn play(&mut self, at: usize, samples: &[f32]);
+}
+
+/// Played audio written to a WAV file (16-bit, 16 kHz), kept valid after every write; only
+/// what is played goes in, not the silence between.
+pub struct WavSink {
+    path: PathBuf,
+    writer: Option<hound::WavWriter<BufWriter<File>>>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for WavSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WavSink")
+            .field("path", &self.path)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WavSink {
+    /// A sink that creates `path` when it first plays.
+    pub fn new(path: PathBuf) -> WavSink {
+        WavSink {
+            path,
+            writer: None,
+            failed: false,
+        }
+    }
+
+    fn write(&mut self, samples: &[f32]) -> Result<(), hound::Error> {
+        if self.writer.is_none() {
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: SPEECH_RATE,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            self.writer = Some(hound::WavWriter::create(&self.path, spec)?);
+        }
+        let writer = self.writer.as_mut().expect("just created");
+        for &s in samples {
+            writer.write_sample((s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16)?;
+        }
+        writer.flush()
+    }
+}
+
+impl Speaker for WavSink {
+    fn play(&mut self, _at: usize, samples: &[f32]) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.write(samples) {
+            tracing::error!(path = %self.path.display(), error = %e, "cannot write the audio sink; speech goes unheard");
+            self.failed = true;
+        }
+    }
+}
+
+/// A sink that plays nothing (no `voice.output_wav` and no sound card).
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Speaker for Silent {
+    fn play(&mut self, _at: usize, _samples: &[f32]) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interruption_drops_what_is_queued_and_what_is_on_its_way() {
+        let p = Playback::default();
+        let g = p.generation();
+        assert!(p.expect(g) && p.expect(g));
+        assert!(p.busy());
+        assert!(p.deliver(g, &[0.1; 100]));
+        assert_eq!(p.take(30).len(), 30);
+        assert_eq!(p.interrupt(), 70);
+        // The second piece finishes after the interruption: dropped, and nothing is busy.
+        assert!(!p.deliver(g, &[0.2; 100]));
+        assert!(!p.busy());
+        assert!(!p.expect(g));
+        let g2 = p.generation();
+        assert!(p.expect(g2) && p.deliver(g2, &[0.3; 10]));
+        assert_eq!(p.take(100), vec![0.3; 10]);
+        assert!(!p.busy());
+    }
+}
