@@ -154,6 +154,11 @@ pub struct VoiceConfig {
     pub input_realtime: bool,
     /// Play into this WAV file instead of a sound card.
     pub output_wav: Option<PathBuf>,
+    /// The sound card to listen on, by id or a word of its description (`hearth-terminal
+    /// devices` lists them); unset, the default.
+    pub input_device: Option<String>,
+    /// The sound card to speak on; unset, the default.
+    pub output_device: Option<String>,
 }
 
 impl Default for VoiceConfig {
@@ -163,6 +168,8 @@ impl Default for VoiceConfig {
             input_wav: None,
             input_realtime: false,
             output_wav: None,
+            input_device: None,
+            output_device: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::TerminalConfig;
 use crate::frontend::text::TextFrontend;
-use crate::frontend::voice::VoiceFrontend;
+use crate::frontend::voice::{Source, VoiceError, VoiceFrontend};
 use crate::link::HubLink;
 
 /// How the person talks to this terminal.
@@ -26,7 +26,7 @@ use crate::link::HubLink;
 pub enum Mode {
     /// Lines on stdin, replies on stdout.
     Text,
-    /// Spoken input from a WAV file (the wake word, then an utterance), replies on stdout.
+    /// Voice: a microphone (or a WAV file standing in for one), replies spoken and printed.
     Voice(frontend::voice::Source),
 }
 
@@ -41,7 +41,16 @@ pub async fn run(
         hub = %format!("{}:{}", config.hub.host, config.hub.port), "terminal starting");
     // Models load before the hub link starts, so that a bad model path is an error at once.
     let voice = match &mode {
-        Mode::Voice(source) => Some(VoiceFrontend::start(&config, source.clone())?),
+        Mode::Voice(source) => match VoiceFrontend::start(&config, source.clone()) {
+            Ok(voice) => Some(voice),
+            // No sound card at all (a server, CI): text mode, said plainly. A device named in
+            // the config that is missing stays an error.
+            Err(VoiceError::Device(e)) if *source == Source::Device(None) => {
+                tracing::warn!(error = %e, "no microphone; running in text mode (--input-wav runs voice mode on a WAV file)");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         Mode::Text => None,
     };
     let link_stop = shutdown.child_token();

@@ -77,6 +77,8 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// List the sound devices (ids for voice.input_device and voice.output_device).
+    Devices,
     /// Run the wake word over WAV files and print where it fires, with the peak score.
     Wake {
         /// WAV files, any rate and channel count.
@@ -130,6 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Transcribe { files }) => return transcribe(&config, &files),
         Some(Command::Wake { files }) => return wake(&config, &files),
         Some(Command::Say { text, out }) => return say(&config, &text, &out),
+        Some(Command::Devices) => return devices(),
         Some(Command::Bench {
             files,
             runs,
@@ -149,13 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             realtime: config.voice.input_realtime || cli.realtime,
         }),
         (_, true) => Mode::Text,
-        (None, false) => {
-            tracing::warn!(
-                "live microphone capture is not in this build yet; running in text mode \
-                 (voice.input_wav or --input-wav runs voice mode on a WAV file)"
-            );
-            Mode::Text
-        }
+        (None, false) => Mode::Voice(Source::Device(config.voice.input_device.clone())),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -280,5 +277,28 @@ fn say(config: &TerminalConfig, text: &str, out: &std::path::Path) -> anyhow::Re
     }
     wav::write(out, &all)?;
     println!("{}\t{:.2} s", out.display(), all.seconds());
+    Ok(())
+}
+
+fn devices() -> anyhow::Result<()> {
+    let devices = hearth_terminal::audio::device::list()?;
+    if devices.is_empty() {
+        println!("no sound devices");
+    }
+    for d in devices {
+        let mark = match (d.default_input, d.default_output) {
+            (true, true) => " (default input and output)",
+            (true, false) => " (default input)",
+            (false, true) => " (default output)",
+            (false, false) => "",
+        };
+        println!("{}{mark}\t{}", d.id, d.description.replace('\n', " "));
+        if let Some(input) = d.input {
+            println!("  input:  {input}");
+        }
+        if let Some(output) = d.output {
+            println!("  output: {output}");
+        }
+    }
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! Audio that is not tied to a device: reading and writing WAV files (the headless source and
-//! sink), resampling to the rates the models need, and the prosody features that go to the hub
-//! with each transcript.
+//! Audio: sound cards through cpal ([`device`]), WAV files (the headless source and sink),
+//! resampling to the rates the models need, and the prosody features that go to the hub with
+//! each transcript.
 
+pub mod device;
 pub mod features;
 pub mod resample;
 pub mod wav;

@@ -193,10 +193,13 @@ pub fn spawn_speaker(mut tts: Tts, playback: Arc<Playback>) -> std_mpsc::Sender<
     tx
 }
 
-/// Where played audio goes.
-pub trait Speaker: Send {
+/// Where played audio goes. Made and used on the listener thread.
+pub trait Speaker {
     /// Plays `samples` (16 kHz); `at` is the listener's clock, in microphone samples.
     fn play(&mut self, at: usize, samples: &[f32]);
+
+    /// Called on steps with nothing to play.
+    fn idle(&mut self) {}
 }
 
 /// Played audio written to a WAV file (16-bit, 16 kHz), kept valid after every write; only

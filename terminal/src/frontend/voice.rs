@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::speech::{earcon, spawn_speaker, Earcon, Playback, Say, Silent, Speaker, WavSink};
 use super::text::Printer;
 use super::{Frontend, Input, Output};
+use crate::audio::device::{Capture, DeviceSink};
 use crate::audio::{features, wav, Clip, SPEECH_RATE};
 use crate::config::{ListenConfig, TerminalConfig};
 use crate::endpoint::{End, Endpointer};
@@ -56,6 +57,21 @@ pub enum Source {
         /// Pace it like a live microphone.
         realtime: bool,
     },
+    /// A sound card's input (`None`: the default).
+    Device(Option<String>),
+}
+
+/// The microphone to open: a file already read, or a device.
+enum MicSpec {
+    File(Clip, bool),
+    Device(Option<String>),
+}
+
+/// Where speech goes.
+#[derive(Debug, Clone, PartialEq)]
+enum Sink {
+    Wav(PathBuf),
+    Device(Option<String>),
 }
 
 /// What the terminal says itself when the hub cannot be reached, and when it can again.
@@ -99,19 +115,31 @@ pub enum VoiceError {
     /// Speech out.
     #[error(transparent)]
     Tts(#[from] crate::tts::TtsError),
+    /// A sound card.
+    #[error(transparent)]
+    Device(#[from] crate::audio::device::DeviceError),
+    /// The listener thread ended while opening the audio.
+    #[error("the listener thread stopped while opening the audio devices")]
+    ListenerGone,
 }
 
 impl VoiceFrontend {
-    /// Loads the models and starts listening to `source`.
+    /// Loads the models, opens the audio devices and starts listening to `source`. Speech
+    /// goes to `voice.output_wav` if set, else to the sound card (`voice.output_device`).
     pub fn start(config: &TerminalConfig, source: Source) -> Result<VoiceFrontend, VoiceError> {
-        let Source::Wav { path, realtime } = source;
-        let clip = wav::read(&path)?.at_rate(SPEECH_RATE);
+        let what = format!("{source:?}");
+        let mic = match source {
+            Source::Wav { path, realtime } => {
+                MicSpec::File(wav::read(&path)?.at_rate(SPEECH_RATE), realtime)
+            }
+            Source::Device(name) => MicSpec::Device(name),
+        };
         let stt = Stt::load(&config.stt)?;
         let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake)?;
         let tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
-        let sink: Box<dyn Speaker> = match &config.voice.output_wav {
-            Some(path) => Box::new(WavSink::new(path.clone())),
-            None => Box::new(Silent),
+        let sink = match &config.voice.output_wav {
+            Some(path) => Sink::Wav(path.clone()),
+            None => Sink::Device(config.voice.output_device.clone()),
         };
         let playback = Arc::new(Playback::default());
         let speaker = spawn_speaker(tts, playback.clone());
@@ -119,13 +147,23 @@ impl VoiceFrontend {
         let (tx, rx) = mpsc::channel(8);
         let (control, controls) = std_mpsc::channel();
         let (done_tx, done) = oneshot::channel();
-        if config.listen.push_to_talk {
-            push_to_talk(control.clone());
-        }
+        let (ready_tx, ready) = std_mpsc::channel();
         let shared = playback.clone();
+        // Devices are opened on the listener thread, which owns their streams.
         std::thread::Builder::new()
             .name("listener".into())
             .spawn(move || {
+                let opened = open_audio(mic, sink);
+                let (mic, sink) = match opened {
+                    Ok(audio) => {
+                        let _ = ready_tx.send(Ok(()));
+                        audio
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
                 let mut listener = Listener {
                     stt,
                     wake,
@@ -136,11 +174,15 @@ impl VoiceFrontend {
                     inputs: tx,
                     controls,
                 };
-                listener.run(FileMic::new(clip, realtime));
+                listener.run(mic);
                 let _ = done_tx.send(());
             })
             .expect("spawning the listener thread");
-        tracing::info!(source = %path.display(), realtime, "voice mode: listening");
+        ready.recv().unwrap_or(Err(VoiceError::ListenerGone))?;
+        if config.listen.push_to_talk {
+            push_to_talk(control.clone());
+        }
+        tracing::info!(source = %what, "voice mode: listening");
         Ok(VoiceFrontend {
             inputs: rx,
             control,
@@ -174,6 +216,50 @@ impl VoiceFrontend {
                     self.playback.deliver(generation, &[]);
                 }
             }
+        }
+    }
+}
+
+/// Opens the microphone and the speaker (on the listener thread). A speaker that cannot be
+/// found is a warning, not an error: the terminal still listens and prints.
+fn open_audio(mic: MicSpec, sink: Sink) -> Result<(Mic, Box<dyn Speaker>), VoiceError> {
+    let mic = match mic {
+        MicSpec::File(clip, realtime) => Mic::File(FileMic::new(clip, realtime)),
+        MicSpec::Device(name) => Mic::Device(Capture::open(name.as_deref())?),
+    };
+    let sink: Box<dyn Speaker> = match sink {
+        Sink::Wav(path) => Box::new(WavSink::new(path)),
+        Sink::Device(name) => match DeviceSink::open(name.as_deref()) {
+            Ok(sink) => Box::new(sink),
+            Err(e) => {
+                tracing::warn!(error = %e, "no speaker: replies are printed only");
+                Box::new(Silent)
+            }
+        },
+    };
+    Ok((mic, sink))
+}
+
+/// Where the listener's audio comes from.
+enum Mic {
+    File(FileMic),
+    Device(Capture),
+}
+
+impl Mic {
+    /// The next step; `None` when the source ended.
+    fn next_step(&mut self) -> Option<Vec<f32>> {
+        match self {
+            Mic::File(f) => f.next_step(),
+            Mic::Device(d) => d.next_step(),
+        }
+    }
+
+    /// Whether the source paces itself like a microphone.
+    fn realtime(&self) -> bool {
+        match self {
+            Mic::File(f) => f.realtime,
+            Mic::Device(_) => false,
         }
     }
 }
@@ -350,12 +436,12 @@ impl Listener {
     /// Runs until the front end finishes (or goes away) after the microphone ended, and the
     /// speech queued has played. After the end of a file, silence is heard at the pace of a
     /// microphone, so that speech plays out in real time.
-    fn run(&mut self, mut mic: FileMic) {
+    fn run(&mut self, mut mic: Mic) {
         let mut state = self.idle();
         let mut utterance: Vec<f32> = Vec::new();
         let mut at = 0usize;
         let (mut follow_up, mut finishing, mut closed) = (false, false, false);
-        let mut pace = mic.realtime.then(Pace::new);
+        let mut pace = mic.realtime().then(Pace::new);
         loop {
             loop {
                 match self.controls.try_recv() {
@@ -372,7 +458,9 @@ impl Listener {
                     Err(std_mpsc::TryRecvError::Empty) => break,
                 }
             }
-            if finishing && closed && !self.playback.busy() {
+            // A file ends (and says so) before the session finishes; a device never ends.
+            let input_done = closed || matches!(mic, Mic::Device(_));
+            if finishing && input_done && !self.playback.busy() {
                 break;
             }
             let chunk = match mic.next_step() {
@@ -392,7 +480,9 @@ impl Listener {
                 pace.wait();
             }
             let out = self.playback.take(STEP);
-            if !out.is_empty() {
+            if out.is_empty() {
+                self.sink.idle();
+            } else {
                 self.sink.play(at, &out);
             }
             if follow_up && state == State::Waiting && !self.playback.busy() {
@@ -557,7 +647,7 @@ mod tests {
             inputs: tx,
             controls: receiver,
         };
-        listener.run(FileMic::new(clip, false));
+        listener.run(Mic::File(FileMic::new(clip, false)));
         let mut inputs = Vec::new();
         while let Ok(input) = rx.try_recv() {
             inputs.push(input);

@@ -67,7 +67,13 @@ async fn two_rooms_keep_separate_conversations() -> anyhow::Result<()> {
     kitchen.expect("hub: ", REPLY_TIMEOUT).await?;
     // The kitchen's second prompt carried its first exchange, so most of it was already in the
     // KV cache or not: either way the study's history must not have leaked in. The hub logs
-    // prompt sizes; the kitchen's second prompt is longer than its first.
+    // prompt sizes; the kitchen's second prompt is longer than its first. The hub logs an answer
+    // just after its final chunk goes out, so the last line may trail the terminal's print.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while hub.log_text().matches(" answered ").count() < 3 && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let log = hub.log_text();
     let prompts: Vec<usize> = log
         .lines()
