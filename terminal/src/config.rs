@@ -113,6 +113,10 @@ impl Default for TtsConfig {
 pub struct ListenConfig {
     /// The utterance ends after this much silence following speech.
     pub silence_ms: u32,
+    /// Start transcribing after this much silence, while the endpointer still waits for
+    /// `silence_ms`: if the person says no more, the transcript is ready that much sooner.
+    /// 0 (or `silence_ms` and above) waits for the end.
+    pub early_decode_ms: u32,
     /// The longest utterance; longer speech is cut here.
     pub max_utterance_ms: u32,
     /// Give up listening when nobody speaks for this long after the wake word.
@@ -132,6 +136,7 @@ impl Default for ListenConfig {
     fn default() -> Self {
         ListenConfig {
             silence_ms: 800,
+            early_decode_ms: 300,
             max_utterance_ms: 15_000,
             no_speech_ms: 5_000,
             vad_threshold: 0.5,

@@ -73,6 +73,20 @@ impl Endpointer {
         self.voiced_frames > 0
     }
 
+    /// Frames of speech heard so far in this utterance (it changes only when speech goes on).
+    pub fn voiced_frames(&self) -> u32 {
+        self.voiced_frames
+    }
+
+    /// How long it has been quiet since the last speech, in ms (0 before any speech).
+    pub fn quiet_ms(&self) -> u32 {
+        if self.voiced_frames > 0 {
+            self.quiet_run * FRAME_MS
+        } else {
+            0
+        }
+    }
+
     /// Feeds samples; returns why the utterance ended, if it did within them.
     pub fn push(&mut self, samples: &[f32]) -> Option<End> {
         let mut ended = None;

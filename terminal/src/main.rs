@@ -88,6 +88,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    fixed_mmap_threshold();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -104,6 +105,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// glibc raises its mmap threshold as large buffers are freed; after that, whisper.cpp's and
+/// onnxruntime's per-utterance buffers (tens of megabytes) stay in the heap when freed, and the
+/// listener's and the speaker's peaks add up: 315 MiB against 267 MiB at peak in
+/// `hearth-terminal bench`. A fixed 1 MiB threshold keeps large buffers mapped, and given back
+/// on free (128 KiB saved 12 MiB more but slowed synthesis by a third: more page faults). glibc reads it when the process starts, so the terminal executes itself once with it
+/// (set `MALLOC_MMAP_THRESHOLD_` yourself to choose another value).
+fn fixed_mmap_threshold() {
+    const VAR: &str = "MALLOC_MMAP_THRESHOLD_";
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    use std::os::unix::process::CommandExt;
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(VAR, "1048576")
+        .exec();
+    // exec returns only when it failed: go on with glibc's defaults.
+    eprintln!("hearth-terminal: could not restart with {VAR} set ({error}); continuing");
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -32,7 +32,7 @@ use crate::audio::device::{Capture, DeviceSink};
 use crate::audio::{features, wav, Clip, SPEECH_RATE};
 use crate::config::{ListenConfig, TerminalConfig};
 use crate::endpoint::{End, Endpointer};
-use crate::stt::Stt;
+use crate::stt::{Stt, SttError, Transcript};
 use crate::tts::{pieces, Tts};
 use crate::wake::{WakeWord, STEP};
 
@@ -134,7 +134,7 @@ impl VoiceFrontend {
             }
             Source::Device(name) => MicSpec::Device(name),
         };
-        let stt = Stt::load(&config.stt)?;
+        let stt = Arc::new(Stt::load(&config.stt)?);
         let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake)?;
         let tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
         let sink = match &config.voice.output_wav {
@@ -173,6 +173,8 @@ impl VoiceFrontend {
                     playback: shared,
                     inputs: tx,
                     controls,
+                    early: None,
+                    early_used: 0,
                 };
                 listener.run(mic);
                 let _ = done_tx.send(());
@@ -421,8 +423,16 @@ enum State {
     Listening { since: usize },
 }
 
+/// A transcription started before the utterance ended (after `listen.early_decode_ms` of
+/// silence). It stands if no speech came after it.
+struct Early {
+    /// The endpointer's speech frames when it started.
+    voiced_frames: u32,
+    result: std_mpsc::Receiver<Result<Transcript, SttError>>,
+}
+
 struct Listener {
-    stt: Stt,
+    stt: Arc<Stt>,
     wake: WakeWord,
     endpoint: Endpointer,
     listen: ListenConfig,
@@ -430,6 +440,9 @@ struct Listener {
     playback: Arc<Playback>,
     inputs: mpsc::Sender<Input>,
     controls: std_mpsc::Receiver<Control>,
+    early: Option<Early>,
+    /// Transcripts that came from an early transcription.
+    early_used: usize,
 }
 
 impl Listener {
@@ -521,6 +534,8 @@ impl Listener {
                         self.finish(end, since, &utterance);
                         utterance.clear();
                         state = self.idle();
+                    } else {
+                        self.decode_early(&utterance);
                     }
                 }
             }
@@ -542,9 +557,45 @@ impl Listener {
         }
     }
 
+    /// Starts transcribing in the background once the person has been quiet for
+    /// `early_decode_ms`; drops that transcription if they speak again.
+    fn decode_early(&mut self, utterance: &[f32]) {
+        let voiced = self.endpoint.voiced_frames();
+        if self
+            .early
+            .as_ref()
+            .is_some_and(|e| e.voiced_frames != voiced)
+        {
+            tracing::debug!("speech went on; the early transcription is dropped");
+            self.early = None;
+        }
+        let after = self.listen.early_decode_ms;
+        if self.early.is_some() || after == 0 || after >= self.listen.silence_ms {
+            return;
+        }
+        if self.endpoint.quiet_ms() < after {
+            return;
+        }
+        let (tx, rx) = std_mpsc::channel();
+        let stt = self.stt.clone();
+        let samples = utterance.to_vec();
+        let spawned = std::thread::Builder::new()
+            .name("early-decode".into())
+            .spawn(move || {
+                let _ = tx.send(stt.transcribe(&samples));
+            });
+        if spawned.is_ok() {
+            self.early = Some(Early {
+                voiced_frames: voiced,
+                result: rx,
+            });
+        }
+    }
+
     fn start_listening(&mut self, at: usize, utterance: &mut Vec<f32>) -> State {
         tracing::info!("listener: listening");
         self.playback.push(&earcon(Earcon::Listening).samples);
+        self.early = None;
         self.endpoint.reset();
         utterance.clear();
         State::Listening { since: at }
@@ -553,12 +604,23 @@ impl Listener {
     fn finish(&mut self, end: End, since: usize, samples: &[f32]) {
         let ended_at_ms = now_ms();
         let seconds = samples.len() as f32 / SPEECH_RATE as f32;
+        let early = self.early.take();
         if end == End::NoSpeech || !self.endpoint.heard_speech() {
             tracing::info!("nobody spoke; waiting for the wake word again");
             return;
         }
         let started = Instant::now();
-        let heard = match self.stt.transcribe(samples) {
+        // The early transcription stands if nothing but silence came after it.
+        let early = early
+            .filter(|e| end == End::Silence && e.voiced_frames == self.endpoint.voiced_frames())
+            .and_then(|e| e.result.recv().ok());
+        let early_used = early.is_some();
+        self.early_used += usize::from(early_used);
+        let transcribed = match early {
+            Some(result) => result,
+            None => self.stt.transcribe(samples),
+        };
+        let heard = match transcribed {
             Ok(heard) => heard,
             Err(e) => {
                 tracing::error!(error = %e, "speech to text failed");
@@ -567,7 +629,7 @@ impl Listener {
         };
         tracing::info!(
             text = %heard.text, ?end, audio_s = seconds, since_s = since as f32 / SPEECH_RATE as f32,
-            stt_ms = started.elapsed().as_millis() as u64, "heard"
+            stt_ms = started.elapsed().as_millis() as u64, early_used, "heard"
         );
         if heard.text.is_empty() {
             return;
@@ -626,8 +688,9 @@ mod tests {
     }
 
     /// Runs a listener over `clip` with `queued` audio already playing, after sending it
-    /// `controls`; returns what it sent and what it played, step by step.
-    fn listen(clip: Clip, queued: &[f32], controls: &[Control]) -> (Vec<Input>, Played) {
+    /// `controls`; returns what it sent, what it played (step by step), and how many transcripts
+    /// came from an early transcription.
+    fn listen(clip: Clip, queued: &[f32], controls: &[Control]) -> (Vec<Input>, Played, usize) {
         let config = TerminalConfig::default().with_models_in(&models());
         let recorder = Recorder::default();
         let (tx, mut rx) = mpsc::channel(8);
@@ -638,7 +701,7 @@ mod tests {
         let playback = Arc::new(Playback::default());
         playback.push(queued);
         let mut listener = Listener {
-            stt: Stt::load(&config.stt).unwrap(),
+            stt: Arc::new(Stt::load(&config.stt).unwrap()),
             wake: WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap(),
             endpoint: Endpointer::new(&config.listen),
             listen: config.listen.clone(),
@@ -646,6 +709,8 @@ mod tests {
             playback,
             inputs: tx,
             controls: receiver,
+            early: None,
+            early_used: 0,
         };
         listener.run(Mic::File(FileMic::new(clip, false)));
         let mut inputs = Vec::new();
@@ -653,7 +718,7 @@ mod tests {
             inputs.push(input);
         }
         let played = recorder.0.lock().unwrap().clone();
-        (inputs, played)
+        (inputs, played, listener.early_used)
     }
 
     fn samples(played: &Played) -> Vec<f32> {
@@ -670,20 +735,22 @@ mod tests {
         );
 
         // Not invited: no wake word, nothing sent, nothing played.
-        let (inputs, played) = listen(answer.clone(), &[], &[]);
+        let (inputs, played, _) = listen(answer.clone(), &[], &[]);
         assert_eq!(inputs, vec![Input::Closed]);
         assert!(played.is_empty());
 
         // The hub asked a question: its attention earcon plays, then the listener listens
         // without the wake word (the listening earcon), and the answer goes to the hub.
         let attention = earcon(Earcon::Attention).samples;
-        let (inputs, played) = listen(answer, &attention, &[Control::FollowUp]);
+        let (inputs, played, early) = listen(answer, &attention, &[Control::FollowUp]);
         let Some(Input::Said { text, audio, .. }) = inputs.first() else {
             panic!("no answer was sent: {inputs:?}");
         };
         assert!(text.to_lowercase().contains("weather"), "{text:?}");
         assert!(audio.as_ref().and_then(|a| a.loudness_dbfs).is_some());
         assert_eq!(inputs.last(), Some(&Input::Closed));
+        // The transcript came from the transcription started during the trailing silence.
+        assert_eq!(early, 1);
         let mut both = attention;
         both.extend(earcon(Earcon::Listening).samples);
         assert_eq!(samples(&played), both);
@@ -699,7 +766,7 @@ mod tests {
         let reply: Vec<f32> = (0..10 * SPEECH_RATE as usize)
             .map(|i| 0.5 * (i as f32 * 440.0 * std::f32::consts::TAU / SPEECH_RATE as f32).sin())
             .collect();
-        let (inputs, played) = listen(wake, &reply, &[]);
+        let (inputs, played, _) = listen(wake, &reply, &[]);
         assert_eq!(inputs.first(), Some(&Input::Interrupted), "{inputs:?}");
         let listening = earcon(Earcon::Listening).samples;
         let all = samples(&played);
