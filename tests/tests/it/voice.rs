@@ -57,6 +57,24 @@ fn spoken(dir: &Path, name: &str, phrases: &[(f32, &str)]) -> anyhow::Result<Pat
     Ok(path)
 }
 
+/// A voice terminal "kitchen" hearing `input`, playing into `played.wav` in `dir` (returned).
+fn voice_terminal(
+    dir: &Path,
+    port: u16,
+    input: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(Terminal, PathBuf)> {
+    let played = dir.join("played.wav");
+    let mut args = vec![
+        "--input-wav",
+        input.to_str().expect("a UTF-8 temporary path"),
+        "--output-wav",
+        played.to_str().expect("a UTF-8 temporary path"),
+    ];
+    args.extend_from_slice(extra);
+    Ok((Terminal::start_with(dir, port, "kitchen", &args)?, played))
+}
+
 /// What whisper hears in a WAV file, through `hearth-terminal transcribe` (the tests do not
 /// link whisper.cpp themselves).
 fn transcribe(wav: &Path) -> anyhow::Result<String> {
@@ -95,18 +113,7 @@ async fn hey_jarvis_then_a_request_is_heard_transcribed_and_answered() -> anyhow
         "request",
         &[(0.5, "Hey Jarvis!"), (0.5, request)],
     )?;
-    let played = dir.path().join("played.wav");
-    let mut term = Terminal::start_with(
-        dir.path(),
-        port,
-        "kitchen",
-        &[
-            "--input-wav",
-            input.to_str().unwrap(),
-            "--output-wav",
-            played.to_str().unwrap(),
-        ],
-    )?;
+    let (mut term, played) = voice_terminal(dir.path(), port, &input, &[])?;
 
     let (payload, _) = obs
         .next_on("hearth/v1/terminal/kitchen/utterance", REPLY_TIMEOUT)
@@ -180,19 +187,7 @@ async fn with_the_hub_away_the_terminal_says_so_aloud_and_recovers_when_it_retur
             (0.5, "What is the capital of France?"),
         ],
     )?;
-    let played = dir.path().join("played.wav");
-    let mut term = Terminal::start_with(
-        dir.path(),
-        port,
-        "kitchen",
-        &[
-            "--input-wav",
-            input.to_str().unwrap(),
-            "--realtime",
-            "--output-wav",
-            played.to_str().unwrap(),
-        ],
-    )?;
+    let (mut term, played) = voice_terminal(dir.path(), port, &input, &["--realtime"])?;
     term.expect("hearth: hub unreachable", REPLY_TIMEOUT)
         .await?;
     term.expect("could not send that", REPLY_TIMEOUT).await?;
