@@ -96,23 +96,24 @@ def bytes_to_unicode():
     return dict(zip(bs, [chr(c) for c in cs]))
 
 
+# The Slaney mel scale: linear below 1 kHz, logarithmic above.
+MEL_F_SP = 200.0 / 3
+MEL_MIN_LOG_HZ = 1000.0
+MEL_MIN_LOG_MEL = MEL_MIN_LOG_HZ / MEL_F_SP
+MEL_LOGSTEP = np.log(6.4) / 27.0
+
+
 def hz_to_mel(f):
     f = np.asanyarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(f >= min_log_hz,
-                    min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+    return np.where(f >= MEL_MIN_LOG_HZ,
+                    MEL_MIN_LOG_MEL + np.log(np.maximum(f, 1e-10) / MEL_MIN_LOG_HZ) / MEL_LOGSTEP,
+                    f / MEL_F_SP)
 
 
 def mel_to_hz(m):
     m = np.asanyarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    return np.where(m >= MEL_MIN_LOG_MEL,
+                    MEL_MIN_LOG_HZ * np.exp(MEL_LOGSTEP * (m - MEL_MIN_LOG_MEL)), MEL_F_SP * m)
 
 
 def mel_filters(sr=16000, n_fft=400, n_mels=80):

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::audio::{wav, Clip, SPEECH_RATE};
 use crate::config::TerminalConfig;
 use crate::endpoint::Endpointer;
-use crate::frontend::speech::{spawn_speaker, Playback, Say};
+use crate::frontend::speech::SpeechOut;
 use crate::stt::Stt;
 use crate::tts::{pieces, Tts};
 use crate::wake::{WakeWord, STEP};
@@ -171,29 +171,13 @@ pub fn run(
         }
     }
     tts_rtf.sort_by(f64::total_cmp);
-    let playback = std::sync::Arc::new(Playback::default());
-    let speaker = spawn_speaker(tts, playback.clone());
+    let speech = SpeechOut::start(tts, &config.tts);
+    let playback = speech.playback();
     let mut first_audio_ms = Vec::new();
     for _ in 0..runs {
         for reply in REPLIES {
             let started = Instant::now();
-            let generation = playback.generation();
-            for (i, text) in pieces(
-                reply,
-                config.tts.first_piece_words,
-                config.tts.max_piece_words,
-            )
-            .into_iter()
-            .enumerate()
-            {
-                playback.expect(generation);
-                let since = (i == 0).then_some(started);
-                speaker.send(Say::Text {
-                    text,
-                    generation,
-                    since,
-                })?;
-            }
+            speech.say(reply, playback.generation(), Some(started));
             while playback.take(1).is_empty() {
                 std::thread::sleep(Duration::from_millis(1));
             }

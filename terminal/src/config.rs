@@ -337,6 +337,16 @@ impl TerminalConfig {
         self
     }
 
+    /// The defaults with every model where `scripts/fetch-models` put it:
+    /// `$HEARTH_MODELS_DIR` (as the script reads it), else [`MODELS_DIR`]. For tests and
+    /// benchmarks that run beside the project's setup.
+    pub fn with_fetched_models() -> TerminalConfig {
+        let dir = std::env::var_os("HEARTH_MODELS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| expand_home(Path::new(MODELS_DIR)));
+        TerminalConfig::default().with_models_in(&dir)
+    }
+
     /// Loads and validates a TOML file. Missing fields take their defaults.
     pub fn load(path: &Path) -> Result<TerminalConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -6,23 +6,15 @@
 //! One test in this binary: `ALSA_CONFIG_PATH` is set for the whole process before ALSA is
 //! first used.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use hearth_terminal::audio::device;
-use hearth_terminal::audio::SPEECH_RATE;
+use hearth_terminal::audio::{wav, SPEECH_RATE};
 use hearth_terminal::config::TerminalConfig;
 use hearth_terminal::frontend::speech::{earcon, Earcon};
 use hearth_terminal::frontend::voice::{Source, VoiceFrontend};
 use hearth_terminal::frontend::{Frontend, Input};
-
-fn models() -> PathBuf {
-    std::env::var_os("HEARTH_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/hearth/models")
-        })
-}
 
 /// `phrases` spoken by espeak-ng at 16 kHz as raw 16-bit samples, each after half a second of
 /// silence, with 1.5 s of silence at the end.
@@ -33,11 +25,7 @@ fn capture_file(dir: &Path, phrases: &[&str]) -> Vec<i16> {
             .unwrap()
             .at_rate(SPEECH_RATE);
         samples.extend(std::iter::repeat_n(0, SPEECH_RATE as usize / 2));
-        samples.extend(
-            clip.samples
-                .iter()
-                .map(|s| (s * f32::from(i16::MAX)).round() as i16),
-        );
+        samples.extend(clip.samples.iter().map(|&s| wav::to_i16(s)));
     }
     samples.extend(std::iter::repeat_n(0, SPEECH_RATE as usize * 3 / 2));
     samples
@@ -109,7 +97,7 @@ fn voice_mode_hears_and_plays_through_real_cpal_streams() {
     assert!(default.description.contains("hearth test"), "{default:?}");
 
     // Voice mode on the default devices: the wake word, the request, the listening earcon.
-    let config = TerminalConfig::default().with_models_in(&models());
+    let config = TerminalConfig::with_fetched_models();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

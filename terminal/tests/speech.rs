@@ -2,23 +2,15 @@
 //! own converter, openWakeWord on onnxruntime, a Piper voice), fed audio made by espeak-ng: what they hear,
 //! and how they fail on bad audio and bad model files. Needs `scripts/setup` (models, espeak-ng).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hearth_terminal::audio::{Clip, SPEECH_RATE};
 use hearth_terminal::config::{SttConfig, TerminalConfig, WakeConfig};
 use hearth_terminal::stt::{Stt, SttError};
 use hearth_terminal::wake::{WakeError, WakeWord, STEP};
 
-fn models() -> PathBuf {
-    std::env::var_os("HEARTH_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/hearth/models")
-        })
-}
-
 fn config() -> TerminalConfig {
-    TerminalConfig::default().with_models_in(&models())
+    TerminalConfig::with_fetched_models()
 }
 
 fn espeak(dir: &Path, text: &str) -> Clip {

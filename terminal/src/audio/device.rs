@@ -191,22 +191,36 @@ impl Linear {
     }
 }
 
-/// The stream config to try first, and the device's own as the fallback.
-fn configs(
+/// Opens a stream on `device` at 16 kHz mono in f32 samples, or, where the device refuses
+/// that, in its own default format; returns the stream and its rate. `build` makes the stream
+/// for a config and sample format (the capture or the playback callback).
+fn open_stream(
     device: &cpal::Device,
     input: bool,
-) -> (cpal::StreamConfig, Option<cpal::SupportedStreamConfig>) {
+    build: impl Fn(&cpal::StreamConfig, cpal::SampleFormat) -> Result<cpal::Stream, String>,
+) -> Result<(cpal::Stream, u32), String> {
     let wanted = cpal::StreamConfig {
         channels: 1,
         sample_rate: SPEECH_RATE,
         buffer_size: cpal::BufferSize::Default,
     };
+    let first = match build(&wanted, cpal::SampleFormat::F32) {
+        Ok(stream) => return Ok((stream, SPEECH_RATE)),
+        Err(first) => first,
+    };
     let own = if input {
         device.default_input_config()
     } else {
         device.default_output_config()
-    };
-    (wanted, own.ok())
+    }
+    .map_err(|_| first.clone())?;
+    let stream = build(&own.into(), own.sample_format())
+        .map_err(|e| format!("{first}; with its own format: {e}"))?;
+    Ok((stream, own.sample_rate()))
+}
+
+fn unsupported(format: cpal::SampleFormat) -> Result<cpal::Stream, String> {
+    Err(format!("sample format {format} is not supported"))
 }
 
 /// The microphone: 16 kHz mono, one listener step at a time.
@@ -242,23 +256,17 @@ impl Capture {
             reason,
         };
         let (tx, rx) = std_mpsc::sync_channel::<Vec<f32>>(CAPTURE_BUFFERS);
-        let (wanted, own) = configs(&device, true);
-        let (stream, rate) = match input_stream::<f32>(&device, &wanted, tx.clone()) {
-            Ok(stream) => (stream, SPEECH_RATE),
-            Err(first) => {
-                let own = own.ok_or_else(|| open(first.clone()))?;
-                let config: cpal::StreamConfig = own.into();
-                let stream = match own.sample_format() {
-                    cpal::SampleFormat::F32 => input_stream::<f32>(&device, &config, tx),
-                    cpal::SampleFormat::I16 => input_stream::<i16>(&device, &config, tx),
-                    cpal::SampleFormat::I32 => input_stream::<i32>(&device, &config, tx),
-                    cpal::SampleFormat::U8 => input_stream::<u8>(&device, &config, tx),
-                    other => Err(format!("sample format {other} is not supported")),
-                }
-                .map_err(|e| open(format!("{first}; with its own format: {e}")))?;
-                (stream, own.sample_rate())
+        let (stream, rate) = open_stream(&device, true, |config, format| {
+            let tx = tx.clone();
+            match format {
+                cpal::SampleFormat::F32 => input_stream::<f32>(&device, config, tx),
+                cpal::SampleFormat::I16 => input_stream::<i16>(&device, config, tx),
+                cpal::SampleFormat::I32 => input_stream::<i32>(&device, config, tx),
+                cpal::SampleFormat::U8 => input_stream::<u8>(&device, config, tx),
+                other => unsupported(other),
             }
-        };
+        })
+        .map_err(open)?;
         stream.play().map_err(|e| open(e.to_string()))?;
         tracing::info!(device = %label, rate, "microphone open");
         Ok(Capture {
@@ -324,7 +332,7 @@ pub struct DeviceSink {
     device: cpal::Device,
     name: String,
     queue: Arc<Mutex<VecDeque<f32>>>,
-    stream: Option<(cpal::Stream, u32)>,
+    stream: Option<cpal::Stream>,
     resampler: Option<Linear>,
     failed: bool,
 }
@@ -358,37 +366,31 @@ impl DeviceSink {
         self.queue.lock().map(|q| q.is_empty()).unwrap_or(true)
     }
 
-    fn start(&mut self) -> Result<u32, DeviceError> {
-        if let Some((_, rate)) = &self.stream {
-            return Ok(*rate);
+    fn start(&mut self) -> Result<(), DeviceError> {
+        if self.stream.is_some() {
+            return Ok(());
         }
         let open = |reason: String| DeviceError::Open {
             direction: "output",
             name: self.name.clone(),
             reason,
         };
-        let (wanted, own) = configs(&self.device, false);
-        let (stream, rate) = match output_stream::<f32>(&self.device, &wanted, self.queue.clone()) {
-            Ok(stream) => (stream, SPEECH_RATE),
-            Err(first) => {
-                let own = own.ok_or_else(|| open(first.clone()))?;
-                let config: cpal::StreamConfig = own.into();
-                let q = self.queue.clone();
-                let stream = match own.sample_format() {
-                    cpal::SampleFormat::F32 => output_stream::<f32>(&self.device, &config, q),
-                    cpal::SampleFormat::I16 => output_stream::<i16>(&self.device, &config, q),
-                    cpal::SampleFormat::I32 => output_stream::<i32>(&self.device, &config, q),
-                    cpal::SampleFormat::U8 => output_stream::<u8>(&self.device, &config, q),
-                    other => Err(format!("sample format {other} is not supported")),
-                }
-                .map_err(|e| open(format!("{first}; with its own format: {e}")))?;
-                (stream, own.sample_rate())
+        let device = &self.device;
+        let (stream, rate) = open_stream(device, false, |config, format| {
+            let q = self.queue.clone();
+            match format {
+                cpal::SampleFormat::F32 => output_stream::<f32>(device, config, q),
+                cpal::SampleFormat::I16 => output_stream::<i16>(device, config, q),
+                cpal::SampleFormat::I32 => output_stream::<i32>(device, config, q),
+                cpal::SampleFormat::U8 => output_stream::<u8>(device, config, q),
+                other => unsupported(other),
             }
-        };
+        })
+        .map_err(open)?;
         stream.play().map_err(|e| open(e.to_string()))?;
         self.resampler = (rate != SPEECH_RATE).then(|| Linear::new(SPEECH_RATE, rate));
-        self.stream = Some((stream, rate));
-        Ok(rate)
+        self.stream = Some(stream);
+        Ok(())
     }
 }
 

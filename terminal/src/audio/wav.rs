@@ -54,25 +54,33 @@ pub fn read(path: &Path) -> Result<Clip, AudioError> {
     })
 }
 
+/// The format the terminal writes: 16-bit mono PCM at `rate`.
+pub fn mono16(rate: u32) -> hound::WavSpec {
+    hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    }
+}
+
+/// A sample in [-1, 1] as a 16-bit one (clipped).
+pub fn to_i16(sample: f32) -> i16 {
+    (sample.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16
+}
+
 /// Writes `clip` as a 16-bit mono WAV file, atomically.
 pub fn write(path: &Path, clip: &Clip) -> Result<(), AudioError> {
     let unwritable = |reason: String| AudioError::Unwritable {
         path: path.to_path_buf(),
         reason,
     };
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: clip.rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
     let partial = path.with_extension("wav.partial");
-    let mut writer =
-        hound::WavWriter::create(&partial, spec).map_err(|e| unwritable(e.to_string()))?;
+    let mut writer = hound::WavWriter::create(&partial, mono16(clip.rate))
+        .map_err(|e| unwritable(e.to_string()))?;
     for &s in &clip.samples {
-        let v = (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16;
         writer
-            .write_sample(v)
+            .write_sample(to_i16(s))
             .map_err(|e| unwritable(e.to_string()))?;
     }
     writer.finalize().map_err(|e| unwritable(e.to_string()))?;

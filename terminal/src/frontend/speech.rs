@@ -15,8 +15,9 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::audio::{Clip, SPEECH_RATE};
-use crate::tts::Tts;
+use crate::audio::{wav, Clip, SPEECH_RATE};
+use crate::config::TtsConfig;
+use crate::tts::{pieces, Tts};
 
 /// The two earcons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +128,7 @@ impl Playback {
 
 /// Work for the speaker thread.
 #[derive(Debug)]
-pub enum Say {
+enum Say {
     /// Synthesize and queue a piece of text.
     Text {
         /// The text.
@@ -147,8 +148,76 @@ pub enum Say {
     },
 }
 
+/// Speech out: the speaker thread and the playback queue it fills. Text handed to it is cut
+/// into [`pieces`] and synthesized in order; each piece is counted as on its way until its
+/// audio is queued (or dropped by an interruption).
+#[derive(Debug)]
+pub struct SpeechOut {
+    speaker: std_mpsc::Sender<Say>,
+    playback: Arc<Playback>,
+    /// `tts.first_piece_words`.
+    first_words: usize,
+    /// `tts.max_piece_words`.
+    max_words: usize,
+}
+
+impl SpeechOut {
+    /// Starts the speaker thread with `tts`; it ends when this is dropped.
+    pub fn start(tts: Tts, config: &TtsConfig) -> SpeechOut {
+        let playback = Arc::new(Playback::default());
+        SpeechOut {
+            speaker: spawn_speaker(tts, playback.clone()),
+            playback,
+            first_words: config.first_piece_words,
+            max_words: config.max_piece_words,
+        }
+    }
+
+    /// The queue the speaker thread fills, for whoever plays it.
+    pub fn playback(&self) -> &Arc<Playback> {
+        &self.playback
+    }
+
+    /// Speaks `text` for `generation`, in pieces. `reply_since` marks the start of a reply
+    /// (when its first chunk arrived): its first words go alone, and the time to its first
+    /// audio is logged.
+    pub fn say(&self, text: &str, generation: u64, reply_since: Option<Instant>) {
+        let first_words = if reply_since.is_some() {
+            self.first_words
+        } else {
+            0
+        };
+        for (i, text) in pieces(text, first_words, self.max_words)
+            .into_iter()
+            .enumerate()
+        {
+            let since = reply_since.filter(|_| i == 0);
+            self.send(Say::Text {
+                text,
+                generation,
+                since,
+            });
+        }
+    }
+
+    /// Plays `clip` for `generation`, in order with the speech around it.
+    pub fn sound(&self, clip: Clip, generation: u64) {
+        self.send(Say::Clip { clip, generation });
+    }
+
+    fn send(&self, say: Say) {
+        let generation = match &say {
+            Say::Text { generation, .. } | Say::Clip { generation, .. } => *generation,
+        };
+        if self.playback.expect(generation) && self.speaker.send(say).is_err() {
+            // The speaker thread is gone; nothing will deliver this piece.
+            self.playback.deliver(generation, &[]);
+        }
+    }
+}
+
 /// Starts the speaker thread; it ends when the returned sender is dropped.
-pub fn spawn_speaker(mut tts: Tts, playback: Arc<Playback>) -> std_mpsc::Sender<Say> {
+fn spawn_speaker(mut tts: Tts, playback: Arc<Playback>) -> std_mpsc::Sender<Say> {
     let (tx, rx) = std_mpsc::channel::<Say>();
     std::thread::Builder::new()
         .name("speaker".into())
@@ -231,17 +300,14 @@ impl WavSink {
 
     fn write(&mut self, samples: &[f32]) -> Result<(), hound::Error> {
         if self.writer.is_none() {
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: SPEECH_RATE,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            self.writer = Some(hound::WavWriter::create(&self.path, spec)?);
+            self.writer = Some(hound::WavWriter::create(
+                &self.path,
+                wav::mono16(SPEECH_RATE),
+            )?);
         }
         let writer = self.writer.as_mut().expect("just created");
         for &s in samples {
-            writer.write_sample((s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16)?;
+            writer.write_sample(wav::to_i16(s))?;
         }
         writer.flush()
     }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use hearth_shared::now_ms;
 use tokio::sync::{mpsc, oneshot};
 
-use super::speech::{earcon, spawn_speaker, Earcon, Playback, Say, Silent, Speaker, WavSink};
+use super::speech::{earcon, Earcon, Playback, Silent, Speaker, SpeechOut, WavSink};
 use super::text::Printer;
 use super::{Frontend, Input, Output};
 use crate::audio::device::{Capture, DeviceSink};
@@ -33,7 +33,7 @@ use crate::audio::{features, wav, Clip, SPEECH_RATE};
 use crate::config::{ListenConfig, TerminalConfig};
 use crate::endpoint::{End, Endpointer};
 use crate::stt::{Stt, SttError, Transcript};
-use crate::tts::{pieces, Tts};
+use crate::tts::Tts;
 use crate::wake::{WakeWord, STEP};
 
 /// What the front end tells the listener.
@@ -85,18 +85,13 @@ pub const HUB_BACK: &str = "I'm connected to the hub again.";
 pub struct VoiceFrontend {
     inputs: mpsc::Receiver<Input>,
     control: std_mpsc::Sender<Control>,
-    speaker: std_mpsc::Sender<Say>,
-    playback: Arc<Playback>,
+    speech: SpeechOut,
     printer: Printer,
     follow_up: bool,
     /// The playback generation of the reply being spoken.
     reply_generation: u64,
     /// Whether the hub was last said to be unreachable.
     hub_unreachable: bool,
-    /// `tts.first_piece_words`.
-    first_words: usize,
-    /// `tts.max_piece_words`.
-    max_words: usize,
     done: Option<oneshot::Receiver<()>>,
 }
 
@@ -141,14 +136,13 @@ impl VoiceFrontend {
             Some(path) => Sink::Wav(path.clone()),
             None => Sink::Device(config.voice.output_device.clone()),
         };
-        let playback = Arc::new(Playback::default());
-        let speaker = spawn_speaker(tts, playback.clone());
+        let speech = SpeechOut::start(tts, &config.tts);
         let listen = config.listen.clone();
         let (tx, rx) = mpsc::channel(8);
         let (control, controls) = std_mpsc::channel();
         let (done_tx, done) = oneshot::channel();
         let (ready_tx, ready) = std_mpsc::channel();
-        let shared = playback.clone();
+        let shared = speech.playback().clone();
         // Devices are opened on the listener thread, which owns their streams.
         std::thread::Builder::new()
             .name("listener".into())
@@ -188,37 +182,13 @@ impl VoiceFrontend {
         Ok(VoiceFrontend {
             inputs: rx,
             control,
-            speaker,
-            playback,
+            speech,
             printer: Printer::default(),
             follow_up: config.listen.follow_up_ms > 0,
             reply_generation: 0,
             hub_unreachable: false,
-            first_words: config.tts.first_piece_words,
-            max_words: config.tts.max_piece_words,
             done: Some(done),
         })
-    }
-
-    /// Speaks `text` now, in pieces.
-    fn say(&mut self, text: &str, generation: u64, since: Option<Instant>) {
-        let first_words = if since.is_some() { self.first_words } else { 0 };
-        for (i, piece) in pieces(text, first_words, self.max_words)
-            .into_iter()
-            .enumerate()
-        {
-            if self.playback.expect(generation) {
-                let say = Say::Text {
-                    text: piece,
-                    generation,
-                    since: since.filter(|_| i == 0),
-                };
-                if self.speaker.send(say).is_err() {
-                    // The speaker thread is gone; nothing will deliver this piece.
-                    self.playback.deliver(generation, &[]);
-                }
-            }
-        }
     }
 }
 
@@ -295,45 +265,33 @@ impl Frontend for VoiceFrontend {
     }
 
     fn present(&mut self, output: Output) {
-        let now = self.playback.generation();
+        let now = self.speech.playback().generation();
         match &output {
             Output::ReplyChunk { text, first } => {
                 if *first {
                     self.reply_generation = now;
                 }
                 let since = first.then(Instant::now);
-                self.say(text, self.reply_generation, since);
+                self.speech.say(text, self.reply_generation, since);
             }
             Output::ReplyEnd => {}
             Output::Speech { text, .. } => {
-                if self.playback.expect(now) {
-                    let clip = earcon(Earcon::Attention);
-                    if self
-                        .speaker
-                        .send(Say::Clip {
-                            clip,
-                            generation: now,
-                        })
-                        .is_err()
-                    {
-                        self.playback.deliver(now, &[]);
-                    }
-                }
-                self.say(text, now, None);
+                self.speech.sound(earcon(Earcon::Attention), now);
+                self.speech.say(text, now, None);
             }
             Output::HubUnreachable { .. } => {
                 if !self.hub_unreachable {
                     self.hub_unreachable = true;
-                    self.say(HUB_UNREACHABLE, now, None);
+                    self.speech.say(HUB_UNREACHABLE, now, None);
                 }
             }
             Output::HubReachable => {
                 if self.hub_unreachable {
                     self.hub_unreachable = false;
-                    self.say(HUB_BACK, now, None);
+                    self.speech.say(HUB_BACK, now, None);
                 }
             }
-            Output::Problem(text) => self.say(&sentence(text), now, None),
+            Output::Problem(text) => self.speech.say(&sentence(text), now, None),
         }
         let invites_answer = matches!(
             output,
@@ -392,7 +350,7 @@ impl FileMic {
     }
 }
 
-/// Keeps a loop at the pace of audio: one step per 80 ms.
+/// Keeps a loop at the pace of audio: one step ([`STEP`] samples, 80 ms) at a time.
 struct Pace {
     since: Instant,
     steps: u32,
@@ -408,7 +366,8 @@ impl Pace {
 
     fn wait(&mut self) {
         self.steps += 1;
-        let due = self.since + Duration::from_millis(80) * self.steps;
+        let step = Duration::from_secs(STEP as u64) / SPEECH_RATE;
+        let due = self.since + step * self.steps;
         if let Some(left) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(left);
         }
@@ -655,14 +614,6 @@ mod tests {
 
     use super::*;
 
-    fn models() -> PathBuf {
-        std::env::var_os("HEARTH_MODELS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/hearth/models")
-            })
-    }
-
     /// `text` spoken by espeak-ng at 16 kHz, after `pad_s` of silence.
     fn espeak(dir: &std::path::Path, text: &str, pad_s: f32) -> Clip {
         let mut clip = crate::bench::espeak(text, &dir.join("said.wav"))
@@ -691,7 +642,7 @@ mod tests {
     /// `controls`; returns what it sent, what it played (step by step), and how many transcripts
     /// came from an early transcription.
     fn listen(clip: Clip, queued: &[f32], controls: &[Control]) -> (Vec<Input>, Played, usize) {
-        let config = TerminalConfig::default().with_models_in(&models());
+        let config = TerminalConfig::with_fetched_models();
         let recorder = Recorder::default();
         let (tx, mut rx) = mpsc::channel(8);
         let (control, receiver) = std_mpsc::channel();
