@@ -164,6 +164,9 @@ pub struct VoiceConfig {
     pub input_device: Option<String>,
     /// The sound card to speak on; unset, the default.
     pub output_device: Option<String>,
+    /// Audio handed to the sound card ahead of playing it, so that a late listener step does
+    /// not leave a gap in the middle of a word (a barge-in drops it at once).
+    pub playback_lead_ms: u32,
 }
 
 impl Default for VoiceConfig {
@@ -175,6 +178,7 @@ impl Default for VoiceConfig {
             output_wav: None,
             input_device: None,
             output_device: None,
+            playback_lead_ms: 160,
         }
     }
 }

@@ -68,6 +68,10 @@ pcm.fromfile {{
 
 #[test]
 fn voice_mode_hears_and_plays_through_real_cpal_streams() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("capture.raw");
     let playback = dir.path().join("playback.wav");
@@ -107,7 +111,8 @@ fn voice_mode_hears_and_plays_through_real_cpal_streams() {
         let input = tokio::time::timeout(Duration::from_secs(120), voice.next_input())
             .await
             .expect("nothing was heard from the capture device");
-        drop(voice);
+        // Finishing closes the streams: the file plugin completes the playback file.
+        voice.finish().await;
         input
     });
     let Input::Said { text, audio, .. } = heard else {
@@ -116,35 +121,36 @@ fn voice_mode_hears_and_plays_through_real_cpal_streams() {
     assert!(text.to_lowercase().contains("weather"), "{text:?}");
     assert!(audio.and_then(|a| a.loudness_dbfs).is_some());
 
-    // The listening earcon went through the output stream into the playback file. The file
-    // plugin writes its header when the stream closes; give the listener a moment to close it.
+    // The listening earcon went through the output stream into the playback file, whole: it
+    // was handed to the device at once, with the lead. The file plugin does not pace its
+    // device, so the stream pulls silence as fast as it can around it; only the earcon's part
+    // of the file is read.
     let earcon = earcon(Earcon::Listening).samples;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let played: Vec<f32> = loop {
-        let read = hound::WavReader::open(&playback).ok().map(|mut r| {
-            r.samples::<i16>()
-                .map(|s| f32::from(s.unwrap_or(0)) / f32::from(i16::MAX))
-                .collect::<Vec<f32>>()
-        });
-        match read {
-            Some(p) if p.len() >= earcon.len() => break p,
-            _ if std::time::Instant::now() > deadline => {
-                panic!("no earcon in {}", playback.display())
-            }
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
-    eprintln!("playback file: {} samples", played.len());
-    // Align on the first audible sample (the earcon fades in over its first samples).
-    let first = played
-        .iter()
-        .position(|s| s.abs() > 1e-2)
-        .expect("the playback file is silent");
     let lead = earcon.iter().position(|s| s.abs() > 1e-2).unwrap();
-    let start = first - lead;
+    let mut reader = hound::WavReader::open(&playback)
+        .unwrap_or_else(|e| panic!("no playback file {}: {e}", playback.display()));
+    eprintln!("playback file: {} samples", reader.len());
+    let mut samples = reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / f32::from(i16::MAX));
+    let mut before = std::collections::VecDeque::new();
+    let mut played: Vec<f32> = Vec::new();
+    for s in samples.by_ref() {
+        if s.abs() > 1e-2 {
+            played.extend(before.drain(..));
+            played.push(s);
+            break;
+        }
+        before.push_back(s);
+        if before.len() > lead {
+            before.pop_front();
+        }
+    }
+    assert!(!played.is_empty(), "the playback file is silent");
+    played.extend(samples.take(earcon.len() - played.len()));
     let matched = earcon
         .iter()
-        .zip(&played[start..])
+        .zip(&played)
         .filter(|(a, b)| (*a - *b).abs() < 2e-3)
         .count();
     assert!(

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, Sample, SizedSample};
@@ -225,9 +225,11 @@ fn unsupported(format: cpal::SampleFormat) -> Result<cpal::Stream, String> {
 
 /// The microphone: 16 kHz mono, one listener step at a time.
 pub struct Capture {
+    // Fields drop in this order. The receiver goes first: the callback may be blocked on a
+    // full channel, and stopping the stream waits for the callback to return.
+    audio: std_mpsc::Receiver<Vec<f32>>,
     // Held for its lifetime: dropping it stops the stream.
     _stream: cpal::Stream,
-    audio: std_mpsc::Receiver<Vec<f32>>,
     resampler: Option<Linear>,
     pending: Vec<f32>,
     name: String,
@@ -270,8 +272,8 @@ impl Capture {
         stream.play().map_err(|e| open(e.to_string()))?;
         tracing::info!(device = %label, rate, "microphone open");
         Ok(Capture {
-            _stream: stream,
             audio: rx,
+            _stream: stream,
             resampler: (rate != SPEECH_RATE).then(|| Linear::new(rate, SPEECH_RATE)),
             pending: Vec::new(),
             name: label,
@@ -328,12 +330,23 @@ where
 
 /// The speaker: audio queued at 16 kHz, played at the device's rate. The stream is opened
 /// when there is something to play and closed once it has played.
+///
+/// The device is the clock of what plays: it asks for audio a period at a time. The listener
+/// hands audio over a step at a time, and keeps [`Speaker::lead`] more queued than that, so
+/// that a late step does not leave the device a period of silence in the middle of a word.
 pub struct DeviceSink {
     device: cpal::Device,
     name: String,
+    /// At the device's rate.
     queue: Arc<Mutex<VecDeque<f32>>>,
     stream: Option<cpal::Stream>,
     resampler: Option<Linear>,
+    /// The open stream's rate.
+    rate: u32,
+    /// `voice.playback_lead_ms`, in 16 kHz samples.
+    lead: usize,
+    /// When the queue was found empty, with the stream still open.
+    drained_at: Option<Instant>,
     failed: bool,
 }
 
@@ -347,7 +360,8 @@ impl std::fmt::Debug for DeviceSink {
 
 impl DeviceSink {
     /// Finds the output device `name` (None or "default": the default); opens nothing yet.
-    pub fn open(name: Option<&str>) -> Result<DeviceSink, DeviceError> {
+    /// `lead` is how much audio (16 kHz samples) to keep queued ahead of the device.
+    pub fn open(name: Option<&str>, lead: usize) -> Result<DeviceSink, DeviceError> {
         let device = find(name, false)?;
         let name = id_of(&device);
         tracing::info!(device = %name, "speaker found");
@@ -357,13 +371,24 @@ impl DeviceSink {
             queue: Arc::new(Mutex::new(VecDeque::new())),
             stream: None,
             resampler: None,
+            rate: SPEECH_RATE,
+            lead,
+            drained_at: None,
             failed: false,
         })
     }
 
-    /// Whether everything queued has gone to the device.
-    pub fn drained(&self) -> bool {
-        self.queue.lock().map(|q| q.is_empty()).unwrap_or(true)
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<f32>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `n` samples at the device's rate, in 16 kHz samples.
+    fn at_speech_rate(&self, n: usize) -> usize {
+        match &self.resampler {
+            // The output resampler steps this many 16 kHz samples per device sample.
+            Some(r) => (n as f64 * r.step).round() as usize,
+            None => n,
+        }
     }
 
     fn start(&mut self) -> Result<(), DeviceError> {
@@ -389,6 +414,7 @@ impl DeviceSink {
         .map_err(open)?;
         stream.play().map_err(|e| open(e.to_string()))?;
         self.resampler = (rate != SPEECH_RATE).then(|| Linear::new(SPEECH_RATE, rate));
+        self.rate = rate;
         self.stream = Some(stream);
         Ok(())
     }
@@ -404,22 +430,45 @@ impl Speaker for DeviceSink {
             self.failed = true;
             return;
         }
+        self.drained_at = None;
         let mut out = Vec::with_capacity(samples.len() * 3);
         match &mut self.resampler {
             Some(r) => r.push(samples, &mut out),
             None => out.extend_from_slice(samples),
         }
-        if let Ok(mut q) = self.queue.lock() {
-            q.extend(out);
-        }
+        self.lock().extend(out);
     }
 
     fn idle(&mut self) {
-        if self.stream.is_some() && self.drained() {
-            // What the device still buffers (a period or two) plays out before the close.
-            std::thread::sleep(Duration::from_millis(20));
-            self.stream = None;
+        let Some(stream) = &self.stream else { return };
+        if !self.lock().is_empty() {
+            return;
         }
+        // What the device still buffers plays out before the close: the stream stays open
+        // for as long as its buffer lasts (two periods; cpal sizes it so).
+        let tail = stream
+            .buffer_size()
+            .map_or(Duration::from_millis(100), |period| {
+                Duration::from_secs_f64(2.0 * f64::from(period) / f64::from(self.rate))
+            });
+        let drained_at = *self.drained_at.get_or_insert_with(Instant::now);
+        if drained_at.elapsed() >= tail.min(Duration::from_millis(500)) {
+            self.stream = None;
+            self.drained_at = None;
+        }
+    }
+
+    fn lead(&self) -> usize {
+        self.lead
+    }
+
+    fn queued(&self) -> usize {
+        self.at_speech_rate(self.lock().len())
+    }
+
+    fn interrupt(&mut self) -> usize {
+        let dropped = std::mem::take(&mut *self.lock()).len();
+        self.at_speech_rate(dropped)
     }
 }
 
@@ -437,6 +486,7 @@ where
             *config,
             move |data: &mut [T], _: &cpal::OutputCallbackInfo| {
                 let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                // An empty queue mid-speech (an underrun) plays as silence.
                 for frame in data.chunks_mut(channels) {
                     let v = q.pop_front().unwrap_or(0.0);
                     frame.fill(T::from_sample(v));

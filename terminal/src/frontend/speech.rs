@@ -269,6 +269,23 @@ pub trait Speaker {
 
     /// Called on steps with nothing to play.
     fn idle(&mut self) {}
+
+    /// How much more than a step (16 kHz samples) the speaker wants handed over ahead of
+    /// playing it: a sound card's margin against a late step. Zero for a sink that plays
+    /// what it gets at once.
+    fn lead(&self) -> usize {
+        0
+    }
+
+    /// Audio handed over and not played yet (16 kHz samples).
+    fn queued(&self) -> usize {
+        0
+    }
+
+    /// Drops what is handed over and not played yet (a barge-in); returns how much.
+    fn interrupt(&mut self) -> usize {
+        0
+    }
 }
 
 /// Played audio written to a WAV file (16-bit, 16 kHz), kept valid after every write; only

@@ -71,7 +71,8 @@ enum MicSpec {
 #[derive(Debug, Clone, PartialEq)]
 enum Sink {
     Wav(PathBuf),
-    Device(Option<String>),
+    /// The sound card's name, and the lead to keep queued on it (16 kHz samples).
+    Device(Option<String>, usize),
 }
 
 /// What the terminal says itself when the hub cannot be reached, and when it can again.
@@ -134,7 +135,10 @@ impl VoiceFrontend {
         let tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
         let sink = match &config.voice.output_wav {
             Some(path) => Sink::Wav(path.clone()),
-            None => Sink::Device(config.voice.output_device.clone()),
+            None => Sink::Device(
+                config.voice.output_device.clone(),
+                config.voice.playback_lead_ms as usize * SPEECH_RATE as usize / 1000,
+            ),
         };
         let speech = SpeechOut::start(tts, &config.tts);
         let listen = config.listen.clone();
@@ -171,6 +175,8 @@ impl VoiceFrontend {
                     early_used: 0,
                 };
                 listener.run(mic);
+                // Done means the devices are closed (a file device is complete).
+                drop(listener);
                 let _ = done_tx.send(());
             })
             .expect("spawning the listener thread");
@@ -201,7 +207,7 @@ fn open_audio(mic: MicSpec, sink: Sink) -> Result<(Mic, Box<dyn Speaker>), Voice
     };
     let sink: Box<dyn Speaker> = match sink {
         Sink::Wav(path) => Box::new(WavSink::new(path)),
-        Sink::Device(name) => match DeviceSink::open(name.as_deref()) {
+        Sink::Device(name, lead) => match DeviceSink::open(name.as_deref(), lead) {
             Ok(sink) => Box::new(sink),
             Err(e) => {
                 tracing::warn!(error = %e, "no speaker: replies are printed only");
@@ -432,7 +438,7 @@ impl Listener {
             }
             // A file ends (and says so) before the session finishes; a device never ends.
             let input_done = closed || matches!(mic, Mic::Device(_));
-            if finishing && input_done && !self.playback.busy() {
+            if finishing && input_done && !self.speaking() {
                 break;
             }
             let chunk = match mic.next_step() {
@@ -451,13 +457,15 @@ impl Listener {
             if let Some(pace) = pace.as_mut() {
                 pace.wait();
             }
-            let out = self.playback.take(STEP);
+            // A step of audio, and what the speaker wants ahead of it.
+            let ahead = self.sink.lead().saturating_sub(self.sink.queued());
+            let out = self.playback.take(STEP + ahead);
             if out.is_empty() {
                 self.sink.idle();
             } else {
                 self.sink.play(at, &out);
             }
-            if follow_up && state == State::Waiting && !self.playback.busy() {
+            if follow_up && state == State::Waiting && !self.speaking() {
                 follow_up = false;
                 tracing::info!("listening for an answer without the wake word");
                 state = self.start_listening(at, &mut utterance);
@@ -470,8 +478,8 @@ impl Listener {
                             at_s = at as f32 / SPEECH_RATE as f32,
                             "wake word heard"
                         );
-                        if self.playback.busy() {
-                            let dropped = self.playback.interrupt();
+                        if self.speaking() {
+                            let dropped = self.playback.interrupt() + self.sink.interrupt();
                             follow_up = false;
                             tracing::info!(
                                 dropped_s = dropped as f32 / SPEECH_RATE as f32,
@@ -503,6 +511,11 @@ impl Listener {
         if !closed {
             let _ = self.inputs.blocking_send(Input::Closed);
         }
+    }
+
+    /// Whether speech is queued, on its way, or handed to the speaker and not played yet.
+    fn speaking(&self) -> bool {
+        self.playback.busy() || self.sink.queued() > 0
     }
 
     fn idle(&mut self) -> State {
@@ -610,6 +623,7 @@ mod tests {
     //! invitation to answer lets speech in without the wake word, and nothing else does; the
     //! wake word during speech stops it within a step.
 
+    use std::collections::VecDeque;
     use std::sync::Mutex;
 
     use super::*;
@@ -628,22 +642,70 @@ mod tests {
     /// What was played, step by step: the listener's clock and the samples.
     type Played = Vec<(usize, Vec<f32>)>;
 
-    /// Records what is played.
+    /// Records what is played. With a lead, it stands for a sound card: it keeps what it is
+    /// handed in a queue and plays a step of it per listener step.
     #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Played>>);
+    struct Recorder {
+        played: Arc<Mutex<Played>>,
+        lead: usize,
+        queue: VecDeque<f32>,
+    }
+
+    impl Recorder {
+        fn card(lead: usize) -> Recorder {
+            Recorder {
+                lead,
+                ..Recorder::default()
+            }
+        }
+
+        /// A sound card's step: it plays what it holds of the next step.
+        fn tick(&mut self, at: usize) {
+            let n = STEP.min(self.queue.len());
+            if n > 0 {
+                let step = self.queue.drain(..n).collect();
+                self.played.lock().unwrap().push((at, step));
+            }
+        }
+    }
 
     impl Speaker for Recorder {
         fn play(&mut self, at: usize, samples: &[f32]) {
-            self.0.lock().unwrap().push((at, samples.to_vec()));
+            if self.lead == 0 {
+                self.played.lock().unwrap().push((at, samples.to_vec()));
+            } else {
+                self.queue.extend(samples);
+                self.tick(at);
+            }
+        }
+
+        fn idle(&mut self) {
+            self.tick(usize::MAX);
+        }
+
+        fn lead(&self) -> usize {
+            self.lead
+        }
+
+        fn queued(&self) -> usize {
+            self.queue.len()
+        }
+
+        fn interrupt(&mut self) -> usize {
+            std::mem::take(&mut self.queue).len()
         }
     }
 
     /// Runs a listener over `clip` with `queued` audio already playing, after sending it
-    /// `controls`; returns what it sent, what it played (step by step), and how many transcripts
-    /// came from an early transcription.
-    fn listen(clip: Clip, queued: &[f32], controls: &[Control]) -> (Vec<Input>, Played, usize) {
+    /// `controls`, into `speaker`; returns what it sent, what it played (step by step), and
+    /// how many transcripts came from an early transcription.
+    fn listen(
+        clip: Clip,
+        queued: &[f32],
+        controls: &[Control],
+        speaker: Recorder,
+    ) -> (Vec<Input>, Played, usize) {
         let config = TerminalConfig::with_fetched_models();
-        let recorder = Recorder::default();
         let (tx, mut rx) = mpsc::channel(8);
         let (control, receiver) = std_mpsc::channel();
         for c in controls.iter().chain([&Control::Finish]) {
@@ -651,12 +713,13 @@ mod tests {
         }
         let playback = Arc::new(Playback::default());
         playback.push(queued);
+        let played = speaker.played.clone();
         let mut listener = Listener {
             stt: Arc::new(Stt::load(&config.stt).unwrap()),
             wake: WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap(),
             endpoint: Endpointer::new(&config.listen),
             listen: config.listen.clone(),
-            sink: Box::new(recorder.clone()),
+            sink: Box::new(speaker),
             playback,
             inputs: tx,
             controls: receiver,
@@ -668,7 +731,7 @@ mod tests {
         while let Ok(input) = rx.try_recv() {
             inputs.push(input);
         }
-        let played = recorder.0.lock().unwrap().clone();
+        let played = played.lock().unwrap().clone();
         (inputs, played, listener.early_used)
     }
 
@@ -686,25 +749,30 @@ mod tests {
         );
 
         // Not invited: no wake word, nothing sent, nothing played.
-        let (inputs, played, _) = listen(answer.clone(), &[], &[]);
+        let (inputs, played, _) = listen(answer.clone(), &[], &[], Recorder::default());
         assert_eq!(inputs, vec![Input::Closed]);
         assert!(played.is_empty());
 
         // The hub asked a question: its attention earcon plays, then the listener listens
         // without the wake word (the listening earcon), and the answer goes to the hub.
+        // Into a file, and into a sound card holding 160 ms ahead (listening starts once the
+        // card has played the earcon too).
         let attention = earcon(Earcon::Attention).samples;
-        let (inputs, played, early) = listen(answer, &attention, &[Control::FollowUp]);
-        let Some(Input::Said { text, audio, .. }) = inputs.first() else {
-            panic!("no answer was sent: {inputs:?}");
-        };
-        assert!(text.to_lowercase().contains("weather"), "{text:?}");
-        assert!(audio.as_ref().and_then(|a| a.loudness_dbfs).is_some());
-        assert_eq!(inputs.last(), Some(&Input::Closed));
-        // The transcript came from the transcription started during the trailing silence.
-        assert_eq!(early, 1);
-        let mut both = attention;
-        both.extend(earcon(Earcon::Listening).samples);
-        assert_eq!(samples(&played), both);
+        for speaker in [Recorder::default(), Recorder::card(2 * STEP)] {
+            let (inputs, played, early) =
+                listen(answer.clone(), &attention, &[Control::FollowUp], speaker);
+            let Some(Input::Said { text, audio, .. }) = inputs.first() else {
+                panic!("no answer was sent: {inputs:?}");
+            };
+            assert!(text.to_lowercase().contains("weather"), "{text:?}");
+            assert!(audio.as_ref().and_then(|a| a.loudness_dbfs).is_some());
+            assert_eq!(inputs.last(), Some(&Input::Closed));
+            // The transcript came from the transcription started during the trailing silence.
+            assert_eq!(early, 1);
+            let mut both = attention.clone();
+            both.extend(earcon(Earcon::Listening).samples);
+            assert_eq!(samples(&played), both);
+        }
     }
 
     #[test]
@@ -717,27 +785,40 @@ mod tests {
         let reply: Vec<f32> = (0..10 * SPEECH_RATE as usize)
             .map(|i| 0.5 * (i as f32 * 440.0 * std::f32::consts::TAU / SPEECH_RATE as f32).sin())
             .collect();
-        let (inputs, played, _) = listen(wake, &reply, &[]);
-        assert_eq!(inputs.first(), Some(&Input::Interrupted), "{inputs:?}");
-        let listening = earcon(Earcon::Listening).samples;
-        let all = samples(&played);
-        // What played: the start of the reply, then the listening earcon.
-        assert!(
-            all.ends_with(&listening),
-            "no listening earcon after the barge-in"
-        );
-        let reply_played = all.len() - listening.len();
-        assert_eq!(all[..reply_played], reply[..reply_played]);
-        assert!(
-            reply_played >= (pad_s * SPEECH_RATE as f32) as usize,
-            "speech stopped before the wake word"
-        );
-        // The reply's last sample played, against the end of "hey jarvis" in the microphone.
-        let late_ms = (reply_played as i64 - wake_ends as i64) * 1000 / SPEECH_RATE as i64;
-        assert!(
-            late_ms <= 300,
-            "speech went on {late_ms} ms after the wake word"
-        );
-        eprintln!("barge-in: speech stopped {late_ms} ms after the end of the wake word");
+        // Into a file, and into a sound card holding 160 ms ahead: the card's queue goes too,
+        // so it plays no more of the reply than the file got.
+        let mut into_file = None;
+        for speaker in [Recorder::default(), Recorder::card(2 * STEP)] {
+            let lead = speaker.lead;
+            let (inputs, played, _) = listen(wake.clone(), &reply, &[], speaker);
+            assert_eq!(inputs.first(), Some(&Input::Interrupted), "{inputs:?}");
+            let listening = earcon(Earcon::Listening).samples;
+            let all = samples(&played);
+            // What played: the start of the reply, then the listening earcon.
+            assert!(
+                all.ends_with(&listening),
+                "no listening earcon after the barge-in"
+            );
+            let reply_played = all.len() - listening.len();
+            assert_eq!(all[..reply_played], reply[..reply_played]);
+            assert!(
+                reply_played >= (pad_s * SPEECH_RATE as f32) as usize,
+                "speech stopped before the wake word"
+            );
+            // The reply's last sample played, against the end of "hey jarvis" in the microphone.
+            let late_ms = (reply_played as i64 - wake_ends as i64) * 1000 / SPEECH_RATE as i64;
+            assert!(
+                late_ms <= 300,
+                "speech went on {late_ms} ms after the wake word (lead {lead})"
+            );
+            eprintln!(
+                "barge-in (lead {lead}): speech stopped {late_ms} ms after the end of the wake word"
+            );
+            let into_file = *into_file.get_or_insert(reply_played);
+            assert!(
+                reply_played <= into_file,
+                "{reply_played} samples of the reply played, {into_file} into a file"
+            );
+        }
     }
 }
