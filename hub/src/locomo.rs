@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hearth_shared::Utterance;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::HubConfig;
 use crate::llm::embed::Embedder;
@@ -157,6 +157,8 @@ pub struct Outcome {
     pub bm25: Option<Tally>,
     /// Time to ingest every turn.
     pub ingest: Duration,
+    /// Whether the store was kept from an earlier run (`--stores`), not ingested now.
+    pub kept: bool,
     /// Hybrid retrieval time per question (the query embedding excluded).
     pub retrieval: Vec<Duration>,
     /// Query embedding time per question.
@@ -184,53 +186,36 @@ pub async fn run_conversation(
     baseline: bool,
     variants: &[(String, RetrievalConfig)],
 ) -> anyhow::Result<Outcome> {
-    let memories = Arc::new(Memories::open(dir, embedder.dim())?);
-    let subconscious = Subconscious::new(
-        Arc::clone(&memories),
-        embedder.clone(),
-        config.memory.clone(),
-    )
-    .with_emotion(config.emotion.clone());
-    let mut out = Outcome::default();
-    // Which memory each turn ended up in (its own, or the one it re-warmed).
-    let mut memory_of: HashMap<String, MemoryId> = HashMap::new();
-    let started = Instant::now();
-    let mut last = 0;
-    for (at, turns) in &conv.sessions {
-        let mut previous: Option<String> = None;
-        for (i, turn) in turns.iter().enumerate() {
-            // A turn every 30 s from the session's start.
-            let when = at + i as u64 * 30_000;
-            last = last.max(when);
-            let u = Utterance {
-                id: turn.dia_id.clone(),
-                terminal: "locomo".into(),
-                room: "locomo".into(),
-                text: turn.text.clone(),
-                started_at_ms: when,
-                ended_at_ms: when,
-                audio: None,
-                speaker: Some(turn.speaker.clone()),
-            };
-            let before = memories.store().len();
-            let context = previous.replace(format!("{}: {}", turn.speaker, turn.text));
-            match subconscious
-                .ingest(&u, None, context.as_deref(), when)
-                .await
-            {
-                Some(id) => {
-                    if memories.store().len() > before {
-                        out.stored += 1;
-                    } else {
-                        out.rewarmed += 1;
-                    }
-                    memory_of.insert(turn.dia_id.trim().to_string(), id);
-                }
-                None => out.dropped += 1,
-            }
-        }
+    // A store kept from an earlier run with the same ingest settings is asked again as is.
+    let marker = dir.join("ingested.json");
+    let key = ingest_key(config);
+    let kept: Option<Ingested> = std::fs::read(&marker)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|i: &Ingested| i.key == key);
+    if kept.is_none() && dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
-    out.ingest = started.elapsed();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let memories = Arc::new(Memories::open(dir, embedder.dim())?);
+    let mut out = Outcome {
+        kept: kept.is_some(),
+        ..Outcome::default()
+    };
+    let ingested = match kept {
+        Some(kept) => kept,
+        None => {
+            let started = Instant::now();
+            let ingested = ingest(conv, config, embedder, &memories, key).await?;
+            out.ingest = started.elapsed();
+            std::fs::write(&marker, serde_json::to_vec(&ingested)?)
+                .with_context(|| format!("cannot write {}", marker.display()))?;
+            ingested
+        }
+    };
+    (out.stored, out.rewarmed, out.dropped) =
+        (ingested.stored, ingested.rewarmed, ingested.dropped);
+    let (memory_of, last) = (ingested.memory_of, ingested.last);
 
     // Questions are asked a day after the last session.
     let now = last + 86_400_000;
@@ -311,6 +296,88 @@ pub async fn run_conversation(
     Ok(out)
 }
 
+/// What ingesting a conversation left, kept beside its store (`--stores`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Ingested {
+    /// The ingest settings it was made with ([`ingest_key`]).
+    key: String,
+    /// Which memory each turn ended up in (its own, or the one it re-warmed), by dialogue id.
+    memory_of: HashMap<String, MemoryId>,
+    /// The last turn's time.
+    last: u64,
+    stored: usize,
+    rewarmed: usize,
+    dropped: usize,
+}
+
+/// Everything ingest depends on: the memory settings but retrieval's, emotion (salience) and
+/// the embedding model.
+fn ingest_key(config: &HubConfig) -> String {
+    let mut memory = config.memory.clone();
+    memory.retrieval = RetrievalConfig::default();
+    serde_json::json!({
+        "memory": memory,
+        "emotion": config.emotion,
+        "embeddings": config.embeddings,
+    })
+    .to_string()
+}
+
+/// Ingests every turn through the live path, a turn every 30 s from its session's start.
+async fn ingest(
+    conv: &Conversation,
+    config: &HubConfig,
+    embedder: &Embedder,
+    memories: &Arc<Memories>,
+    key: String,
+) -> anyhow::Result<Ingested> {
+    let subconscious = Subconscious::new(
+        Arc::clone(memories),
+        embedder.clone(),
+        config.memory.clone(),
+    )
+    .with_emotion(config.emotion.clone());
+    let mut out = Ingested {
+        key,
+        ..Ingested::default()
+    };
+    for (at, turns) in &conv.sessions {
+        let mut previous: Option<String> = None;
+        for (i, turn) in turns.iter().enumerate() {
+            // A turn every 30 s from the session's start.
+            let when = at + i as u64 * 30_000;
+            out.last = out.last.max(when);
+            let u = Utterance {
+                id: turn.dia_id.clone(),
+                terminal: "locomo".into(),
+                room: "locomo".into(),
+                text: turn.text.clone(),
+                started_at_ms: when,
+                ended_at_ms: when,
+                audio: None,
+                speaker: Some(turn.speaker.clone()),
+            };
+            let before = memories.store().len();
+            let context = previous.replace(format!("{}: {}", turn.speaker, turn.text));
+            match subconscious
+                .ingest(&u, None, context.as_deref(), when)
+                .await
+            {
+                Some(id) => {
+                    if memories.store().len() > before {
+                        out.stored += 1;
+                    } else {
+                        out.rewarmed += 1;
+                    }
+                    out.memory_of.insert(turn.dia_id.trim().to_string(), id);
+                }
+                None => out.dropped += 1,
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LocomoOptions {
@@ -320,6 +387,8 @@ pub struct LocomoOptions {
     pub baseline: bool,
     /// Also run the configured retrieval with each lever switched, one at a time.
     pub ablation: bool,
+    /// Keep ingested stores here, one folder per conversation, and reuse them.
+    pub stores: Option<PathBuf>,
 }
 
 /// The configured retrieval with one lever switched at a time.
@@ -481,7 +550,7 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
     let mut variant_tallies = vec![Tally::new(); variants.len()];
     let (mut retrieval, mut embedding, mut cosines) = (Vec::new(), Vec::new(), Vec::new());
     let (mut turns, mut stored, mut rewarmed, mut dropped) = (0, 0, 0, 0);
-    let mut ingest = Duration::ZERO;
+    let (mut ingest, mut kept) = (Duration::ZERO, 0);
     for file in &files {
         let conv = load(file)?;
         let n: usize = conv.sessions.iter().map(|(_, t)| t.len()).sum();
@@ -491,33 +560,31 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
             conv.sessions.len(),
             conv.questions.len()
         );
-        let dir = tempfile::tempdir()?;
-        let out = run_conversation(
-            &conv,
-            &config,
-            &embedder,
-            dir.path(),
-            opts.baseline,
-            &variants,
-        )
-        .await?;
+        let temporary = tempfile::tempdir()?;
+        let dir = match &opts.stores {
+            Some(stores) => stores.join(&conv.name),
+            None => temporary.path().to_path_buf(),
+        };
+        let out =
+            run_conversation(&conv, &config, &embedder, &dir, opts.baseline, &variants).await?;
         for ((_, t), all) in out.variants.iter().zip(&mut variant_tallies) {
             merge(all, t);
         }
-        eprintln!(
-            "{}: {:.1} s ingest, R@5 {:.3}",
-            conv.name,
-            out.ingest.as_secs_f64(),
-            {
-                let t = total(&out.hybrid);
-                t.hits[1] as f64 / t.questions.max(1) as f64
-            }
-        );
+        let how = if out.kept {
+            "store kept from an earlier run".to_string()
+        } else {
+            format!("{:.1} s ingest", out.ingest.as_secs_f64())
+        };
+        eprintln!("{}: {how}, R@5 {:.3}", conv.name, {
+            let t = total(&out.hybrid);
+            t.hits[1] as f64 / t.questions.max(1) as f64
+        });
         turns += n;
         stored += out.stored;
         rewarmed += out.rewarmed;
         dropped += out.dropped;
         ingest += out.ingest;
+        kept += usize::from(out.kept);
         merge(&mut hybrid, &out.hybrid);
         if let Some(b) = &out.bm25 {
             merge(&mut bm25, b);
@@ -536,11 +603,17 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
     println!("hybrid retrieval as the subconscious runs it (weights from [memory.retrieval]); a hit = an evidence turn in the top k");
     print!("{}", table(&hybrid, opts.baseline.then_some(&bm25)));
     println!();
-    println!(
-        "ingest: {:.1} s in all, {:.1} ms per turn (embedding, durable write, index commit)",
-        ingest.as_secs_f64(),
-        ingest.as_secs_f64() * 1e3 / turns.max(1) as f64
-    );
+    if kept == 0 {
+        println!(
+            "ingest: {:.1} s in all, {:.1} ms per turn (embedding, durable write, index commit)",
+            ingest.as_secs_f64(),
+            ingest.as_secs_f64() * 1e3 / turns.max(1) as f64
+        );
+    } else {
+        println!(
+            "ingest: {kept} of the stores were kept from an earlier run (--stores); no ingest time"
+        );
+    }
     println!(
         "retrieval per question: p50 {:.2} ms, p99 {:.2} ms; query embedding: p50 {:.1} ms, p99 {:.1} ms",
         percentile(&retrieval, 0.5),

@@ -134,6 +134,11 @@ enum Bench {
         /// Also rank with each retrieval lever switched, one at a time, on the same stores.
         #[arg(long)]
         ablation: bool,
+        /// Keep each conversation's ingested store in this folder and reuse it on the next
+        /// run (while tuning `[memory.retrieval]`, which ingest does not depend on). A store
+        /// made with other ingest settings or another embedding model is made again.
+        #[arg(long)]
+        stores: Option<PathBuf>,
     },
     /// Several rooms at once: simulated terminals against an in-process hub; answer
     /// latency, queue wait, fairness across rooms, and what was lost.
@@ -283,6 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     data,
                     baseline,
                     ablation,
+                    stores,
                 },
         }) => {
             let config = load_config(&cli)?;
@@ -290,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 data: data.clone(),
                 baseline: baseline.is_some(),
                 ablation: *ablation,
+                stores: stores.clone(),
             };
             runtime()?.block_on(hearth_hub::locomo::bench(config, opts))
         }

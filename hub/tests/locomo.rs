@@ -46,4 +46,27 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     assert_eq!(bm25.values().map(|c| c.questions).sum::<usize>(), 7);
     assert_eq!(out.retrieval.len(), 7);
     assert_eq!(out.top_cosine.len(), 7);
+    assert!(!out.kept);
+
+    // The same folder again (`--stores`): the store is kept, and counts the same.
+    let again = run_conversation(&conv, &config, &embedder, dir.path(), true, &[])
+        .await
+        .unwrap();
+    assert!(again.kept);
+    assert_eq!(again.hybrid, out.hybrid);
+    assert_eq!(again.bm25, out.bm25);
+    assert_eq!((again.stored, again.rewarmed, again.dropped), (9, 0, 1));
+
+    // Retrieval settings do not touch the store; an ingest setting makes it again.
+    config.memory.retrieval.w_cosine = 0.0;
+    let retuned = run_conversation(&conv, &config, &embedder, dir.path(), false, &[])
+        .await
+        .unwrap();
+    assert!(retuned.kept);
+    config.memory.min_salience = 0.0;
+    let remade = run_conversation(&conv, &config, &embedder, dir.path(), false, &[])
+        .await
+        .unwrap();
+    assert!(!remade.kept);
+    assert_eq!((remade.stored, remade.dropped), (10, 0), "ok is stored now");
 }
