@@ -341,8 +341,8 @@ pub struct DeviceSink {
     queue: Arc<Mutex<VecDeque<f32>>>,
     stream: Option<cpal::Stream>,
     resampler: Option<Linear>,
-    /// The open stream's rate.
-    rate: u32,
+    /// How long the open stream's buffer lasts: it stays open that long after draining.
+    tail: Duration,
     /// `voice.playback_lead_ms`, in 16 kHz samples.
     lead: usize,
     /// When the queue was found empty, with the stream still open.
@@ -371,7 +371,7 @@ impl DeviceSink {
             queue: Arc::new(Mutex::new(VecDeque::new())),
             stream: None,
             resampler: None,
-            rate: SPEECH_RATE,
+            tail: Duration::ZERO,
             lead,
             drained_at: None,
             failed: false,
@@ -414,7 +414,14 @@ impl DeviceSink {
         .map_err(open)?;
         stream.play().map_err(|e| open(e.to_string()))?;
         self.resampler = (rate != SPEECH_RATE).then(|| Linear::new(SPEECH_RATE, rate));
-        self.rate = rate;
+        // What the device still buffers plays out before the close: two periods (cpal sizes
+        // the buffer so), at most 500 ms.
+        self.tail = stream
+            .buffer_size()
+            .map_or(Duration::from_millis(100), |period| {
+                Duration::from_secs_f64(2.0 * f64::from(period) / f64::from(rate))
+            })
+            .min(Duration::from_millis(500));
         self.stream = Some(stream);
         Ok(())
     }
@@ -440,19 +447,11 @@ impl Speaker for DeviceSink {
     }
 
     fn idle(&mut self) {
-        let Some(stream) = &self.stream else { return };
-        if !self.lock().is_empty() {
+        if self.stream.is_none() || !self.lock().is_empty() {
             return;
         }
-        // What the device still buffers plays out before the close: the stream stays open
-        // for as long as its buffer lasts (two periods; cpal sizes it so).
-        let tail = stream
-            .buffer_size()
-            .map_or(Duration::from_millis(100), |period| {
-                Duration::from_secs_f64(2.0 * f64::from(period) / f64::from(self.rate))
-            });
         let drained_at = *self.drained_at.get_or_insert_with(Instant::now);
-        if drained_at.elapsed() >= tail.min(Duration::from_millis(500)) {
+        if drained_at.elapsed() >= self.tail {
             self.stream = None;
             self.drained_at = None;
         }

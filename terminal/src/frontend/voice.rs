@@ -2,7 +2,7 @@
 //!
 //! The listener thread owns the input models (they block) and is the audio clock: every 80 ms
 //! step it takes one step of 16 kHz microphone audio and plays one step of queued speech
-//! ([`super::speech`]). It walks a small state machine:
+//! ([`super::speech`]; a sound card is handed its lead on top, and plays it at its own clock). It walks a small state machine:
 //!
 //! ```text
 //! Waiting --wake word--> Listening --end of speech--> (transcribe, send) --> Waiting
