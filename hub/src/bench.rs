@@ -323,7 +323,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// 2 cores); the real model's time per query is measured on its own.
 pub async fn memory(config: HubConfig, opts: MemoryBenchOptions) -> anyhow::Result<()> {
     use crate::memory::retrieval::retrieve;
-    use crate::memory::{Memories, NewMemory, Speaker};
+    use crate::memory::{Embedding, Memories, NewMemory, Speaker};
     anyhow::ensure!(
         opts.queries > 0 && !opts.sizes.is_empty(),
         "--queries and --sizes must be set"
@@ -393,7 +393,7 @@ pub async fn memory(config: HubConfig, opts: MemoryBenchOptions) -> anyhow::Resu
             };
             let v = rng.unit_vector(dim);
             let t = Instant::now();
-            memories.remember_with_vector(new, Some(&v))?;
+            memories.remember_embedded(new, Some(&Embedding::whole(v)))?;
             single.push(t.elapsed().as_secs_f64() * 1e3);
         }
         single.sort_by(f64::total_cmp);

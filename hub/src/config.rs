@@ -150,6 +150,12 @@ pub struct MemoryConfig {
     /// Embed each memory together with what was said just before it in the room, so that an
     /// answer is found by the words of its question.
     pub embed_context: bool,
+    /// Also embed each passage (sentence) of a memory on its own, and of a one-sentence
+    /// memory its text without the context: retrieval scores a memory by its best passage
+    /// too (`memory.retrieval.w_passage`).
+    pub passage_vectors: bool,
+    /// A sentence of fewer words joins the next one in a passage.
+    pub passage_min_words: usize,
     /// Minutes between lifecycle sweeps (expiry, decay, consolidation); 0 turns them off.
     pub sweep_interval_minutes: u64,
     /// The memory graph.
@@ -169,6 +175,8 @@ impl Default for MemoryConfig {
             recurrence_word_overlap: 0.5,
             correction_similarity: 0.5,
             embed_context: true,
+            passage_vectors: true,
+            passage_min_words: 4,
             sweep_interval_minutes: 60,
             graph: crate::extract::GraphConfig::default(),
         }

@@ -422,6 +422,10 @@ pub fn ablations(base: &RetrievalConfig) -> Vec<(String, RetrievalConfig)> {
         }),
         with("neighbour_turns + 1", &|c| c.neighbour_turns += 1),
         with("no time-aware scoring (w_time = 0)", &|c| c.w_time = 0.0),
+        with("no passage re-ranking (w_passage = 0)", &|c| {
+            c.w_passage = 0.0
+        }),
+        with("no \"when\" re-ranking (w_when = 0)", &|c| c.w_when = 0.0),
         with("questions weigh fully (question_weight = 1)", &|c| {
             c.question_weight = 1.0
         }),

@@ -376,10 +376,18 @@ fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<(
         }
         MemoryAction::Correct { id, text } => {
             let memories = open()?;
-            let vector = runtime()?.block_on(async {
+            let embedding = runtime()?.block_on(async {
                 let (embedder, _t) =
                     hearth_hub::llm::embed::Embedder::start(config.embeddings.clone()).await?;
-                anyhow::Ok(embedder.embed_one(text).await?)
+                let e = hearth_hub::subconscious::embed_memory(
+                    &embedder,
+                    &config.memory,
+                    text,
+                    None,
+                    None,
+                )
+                .await;
+                anyhow::Ok(e)
             })?;
             let now = hearth_shared::now_ms();
             let new = NewMemory {
@@ -390,7 +398,7 @@ fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<(
                 salience: config.memory.lifecycle.salience(text, 0.3),
                 source: Some("hearth-hub memory correct".into()),
             };
-            match memories.correct(*id, new, vector.as_deref())? {
+            match memories.correct(*id, new, embedding.as_ref())? {
                 Some((old, new)) => println!(
                     "#{} {:?} is superseded by #{} {:?}",
                     old.id, old.text, new.id, new.text

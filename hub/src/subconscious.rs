@@ -13,7 +13,7 @@ use crate::config::MemoryConfig;
 use crate::extract::GraphWriter;
 use crate::llm::embed::Embedder;
 use crate::memory::retrieval::{render_context, retrieve};
-use crate::memory::{Memories, MemoriesError, Memory, MemoryId, NewMemory, Speaker};
+use crate::memory::{Embedding, Memories, MemoriesError, Memory, MemoryId, NewMemory, Speaker};
 
 /// The text a turn is remembered by: with its speaker's name in front when the terminal knew
 /// who spoke ("Anna: I'm off to Porto"), so that a question naming her finds her words.
@@ -36,6 +36,47 @@ pub fn word_overlap(a: &str, b: &str) -> f32 {
         return 1.0;
     }
     a.intersection(&b).count() as f32 / union as f32
+}
+
+/// Embeds a memory's `text`: whole (after `context`, when given, and unless `whole` is
+/// that embedding already) and, with `passage_vectors`, each passage on its own.
+/// `None` when the embedder failed (logged): the memory is then found by its words.
+pub async fn embed_memory(
+    embedder: &Embedder,
+    config: &MemoryConfig,
+    text: &str,
+    context: Option<&str>,
+    whole: Option<Vec<f32>>,
+) -> Option<Embedding> {
+    let mut passages = if config.passage_vectors {
+        crate::memory::record::passages(text, config.passage_min_words)
+    } else {
+        Vec::new()
+    };
+    // A one-passage text embedded whole, with nothing before it, is that passage.
+    if context.is_none() && passages.len() == 1 && passages[0] == text {
+        passages.clear();
+    }
+    let mut texts = Vec::with_capacity(passages.len() + 1);
+    if whole.is_none() {
+        texts.push(match context {
+            Some(c) => format!("{c}\n{text}"),
+            None => text.to_string(),
+        });
+    }
+    texts.extend(passages);
+    let mut vectors = match embedder.embed(texts).await {
+        Ok(v) => v.into_iter(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot embed a memory; it is found by its words only");
+            return None;
+        }
+    };
+    let whole = whole.or_else(|| vectors.next())?;
+    Some(Embedding {
+        whole,
+        passages: vectors.collect(),
+    })
 }
 
 /// What was recalled for one turn.
@@ -228,16 +269,15 @@ impl Subconscious {
         let context = context.filter(|c| self.config.embed_context && !c.trim().is_empty());
         // The turn's own embedding (from recall) fits unless a speaker name or the context
         // goes with it.
-        let vector = match (vector, context) {
-            (Some(v), None) if u.speaker.is_none() => Some(v),
-            _ => {
-                let text = match context {
-                    Some(c) => format!("{c}\n{}", memory_text(u)),
-                    None => memory_text(u),
-                };
-                self.embedder.embed_one(&text).await.ok().flatten()
-            }
-        };
+        let whole = vector.filter(|_| context.is_none() && u.speaker.is_none());
+        let embedding = embed_memory(
+            &self.embedder,
+            &self.config,
+            &memory_text(u),
+            context,
+            whole,
+        )
+        .await;
         let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
         let emotional =
             crate::emotion::score(&u.text, u.audio.as_ref(), None).salience(&self.emotion);
@@ -248,8 +288,9 @@ impl Subconscious {
                 if salience < config.min_salience {
                     return Ok(("chatter, not stored", None, salience));
                 }
-                if let Some(v) = &vector {
-                    if let Some((mut same, cos)) = memories.search_vector(v, 1)?.into_iter().next()
+                if let Some(e) = &embedding {
+                    if let Some((mut same, cos)) =
+                        memories.search_vector(&e.whole, 1)?.into_iter().next()
                     {
                         // Embeddings that include the context are alike for neighbouring
                         // turns; a repeat must also share most of its words, so that a new
@@ -264,7 +305,7 @@ impl Subconscious {
                         }
                     }
                 }
-                let m = memories.remember_with_vector(
+                let m = memories.remember_embedded(
                     NewMemory {
                         text: memory_text(&u),
                         room: u.room.clone(),
@@ -273,7 +314,7 @@ impl Subconscious {
                         salience,
                         source: Some(u.id.clone()),
                     },
-                    vector.as_deref(),
+                    embedding.as_ref(),
                 )?;
                 Ok(("stored", Some(m.id), salience))
             },
@@ -306,7 +347,7 @@ impl Subconscious {
         salience: f32,
         now_ms: u64,
     ) -> Result<MemoryId, MemoriesError> {
-        let vector = self.embedder.embed_one(text).await.ok().flatten();
+        let embedding = embed_memory(&self.embedder, &self.config, text, None, None).await;
         let memories = Arc::clone(&self.memories);
         let new = NewMemory {
             text: text.to_string(),
@@ -317,7 +358,7 @@ impl Subconscious {
             source: Some("pixie".into()),
         };
         tokio::task::spawn_blocking(move || {
-            Ok(memories.remember_with_vector(new, vector.as_deref())?.id)
+            Ok(memories.remember_embedded(new, embedding.as_ref())?.id)
         })
         .await
         .expect("the memory write does not panic")
@@ -369,6 +410,14 @@ impl Subconscious {
         let Some(vector) = vector else {
             return Ok(None);
         };
+        let embedding = embed_memory(
+            &self.embedder,
+            &self.config,
+            fact,
+            None,
+            Some(vector.clone()),
+        )
+        .await;
         let (memories, config, u, fact) = (
             Arc::clone(&self.memories),
             self.config.clone(),
@@ -399,7 +448,7 @@ impl Subconscious {
                     created_at_ms: now_ms,
                     source: Some(u.id.clone()),
                 },
-                Some(&vector),
+                embedding.as_ref(),
             )
         })
         .await

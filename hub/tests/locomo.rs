@@ -34,7 +34,8 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     assert_eq!((out.stored, out.rewarmed, out.dropped), (9, 0, 1));
     let c = |hits: [usize; 3], questions| Counts { hits, questions };
     let hybrid = &out.hybrid;
-    assert_eq!(hybrid[&4], c([3, 3, 3], 3), "{hybrid:?}");
+    // One single-hop answer ranks second at k = 1.
+    assert_eq!(hybrid[&4], c([2, 3, 3], 3), "{hybrid:?}");
     assert_eq!(hybrid[&1], c([1, 1, 1], 1), "{hybrid:?}");
     assert_eq!(hybrid[&2], c([1, 1, 1], 1), "{hybrid:?}");
     // Its evidence was never stored, so no k can find it.
@@ -47,6 +48,16 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     assert_eq!(out.retrieval.len(), 7);
     assert_eq!(out.top_cosine.len(), 7);
     assert!(!out.kept);
+    // Every stored turn has passage vectors but each session's first: one sentence, said
+    // with nothing before it, is its whole text.
+    let store = hearth_hub::memory::MemoryStore::open(&dir.path().join("store")).unwrap();
+    let passages: Vec<(u64, usize)> = store
+        .passages()
+        .map(|p| p.map(|(id, v)| (id, v.len() / 384)).unwrap())
+        .collect();
+    assert_eq!(passages.len(), 7, "{passages:?}");
+    assert!(passages.iter().all(|(_, n)| *n >= 1), "{passages:?}");
+    drop(store);
 
     // The same folder again (`--stores`): the store is kept, and counts the same.
     let again = run_conversation(&conv, &config, &embedder, dir.path(), true, &[])

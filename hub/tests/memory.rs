@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use hearth_hub::memory::{Memories, Memory, MemoryId, MemoryStore, NewMemory, Speaker, Tier};
+use hearth_hub::memory::{
+    Embedding, Memories, Memory, MemoryId, MemoryStore, NewMemory, Speaker, Tier,
+};
 use proptest::prelude::*;
 
 const DIM: usize = 4;
@@ -217,20 +219,41 @@ fn vectors_persist_and_forget_removes_them_everywhere() {
             .remember(new_memory("the plants need water"))
             .unwrap();
         memories.set_vector(a.id, &[1.0, 0.0, 0.0, 0.0]).unwrap();
-        memories.set_vector(b.id, &[0.0, 1.0, 0.0, 0.0]).unwrap();
+        // b has two passages besides its whole text.
+        let passages = vec![vec![0.0, 0.0, 1.0, 0.0], vec![0.0, 0.0, 0.0, 1.0]];
+        let e = Embedding {
+            whole: vec![0.0, 1.0, 0.0, 0.0],
+            passages,
+        };
+        memories.set_embedding(b.id, &e).unwrap();
         let err = memories.set_vector(a.id, &[1.0, 0.0]).unwrap_err();
         assert!(err.to_string().contains("2 dimensions"), "{err}");
+        let bad = Embedding {
+            passages: vec![vec![1.0]],
+            ..e.clone()
+        };
+        let err = memories.set_embedding(b.id, &bad).unwrap_err();
+        assert!(err.to_string().contains("1 dimensions"), "{err}");
     }
     let memories = Memories::open(&path, DIM).unwrap();
     assert_eq!(memories.vector_count(), 2);
     let hits = memories.search_vector(&[0.6, 0.8, 0.0, 0.0], 2).unwrap();
     assert_eq!(hits[0].0.id, b.id);
     assert_eq!(hits[1].0.id, a.id);
+    // A memory scores as its best passage; one without passages is not found by them.
+    let q = [0.0, 0.0, 0.6, 0.8];
+    let hits = memories.search_passages(&q, 2).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!((hits[0].0.id, hits[0].1), (b.id, 0.8));
+    assert_eq!(memories.similarity(b.id, &q), (Some(0.0), Some(0.8)));
+    assert_eq!(memories.similarity(a.id, &q), (Some(0.0), None));
     assert!(memories.forget(b.id).unwrap());
     drop(memories);
     let memories = Memories::open(&path, DIM).unwrap();
     assert_eq!(memories.vector_count(), 1);
     assert!(memories.store().vectors().all(|v| v.unwrap().0 == a.id));
+    assert_eq!(memories.store().passages().count(), 0);
+    assert!(memories.search_passages(&q, 2).unwrap().is_empty());
     assert!(memories.search_text("plants", 5).unwrap().is_empty());
     drop(memories);
     // Another embedding model (another dimension): those vectors are left out, not misused.

@@ -45,11 +45,34 @@ pub struct SweepReport {
     pub faded: usize,
 }
 
+/// A memory's embeddings: of its whole text (with what it answers, under
+/// `memory.embed_context`) and of each of its passages (see [`super::record::passages`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Embedding {
+    /// The whole text's.
+    pub whole: Vec<f32>,
+    /// Each passage's; none for a memory searched as a whole only.
+    pub passages: Vec<Vec<f32>>,
+}
+
+impl Embedding {
+    /// An embedding of the whole text only.
+    pub fn whole(vector: Vec<f32>) -> Embedding {
+        Embedding {
+            whole: vector,
+            passages: Vec::new(),
+        }
+    }
+}
+
 /// Memories with their full-text and vector indexes.
 pub struct Memories {
     store: MemoryStore,
     fulltext: FullText,
+    /// One vector per memory: its whole text.
     vectors: RwLock<BruteForce>,
+    /// A memory's passages; it scores as its best one.
+    passages: RwLock<BruteForce>,
     graph: Graph,
 }
 
@@ -91,6 +114,15 @@ impl Memories {
                 skipped += 1;
             }
         }
+        // Passages count only beside a whole vector of this model.
+        let mut passages = BruteForce::new(dim);
+        for entry in store.passages() {
+            let (id, v) = entry?;
+            if vectors.contains(id) && v.len() % dim == 0 {
+                let rows: Vec<&[f32]> = v.chunks_exact(dim).collect();
+                passages.set(id, &rows);
+            }
+        }
         if skipped > 0 {
             tracing::warn!(skipped, dim, "memories embedded with another model were left out of vector search; re-embed them");
         }
@@ -99,6 +131,7 @@ impl Memories {
             store,
             fulltext,
             vectors: RwLock::new(vectors),
+            passages: RwLock::new(passages),
         })
     }
 
@@ -124,15 +157,15 @@ impl Memories {
         Ok(memory)
     }
 
-    /// [`Memories::remember`], then [`Memories::set_vector`] when there is an embedding.
-    pub fn remember_with_vector(
+    /// [`Memories::remember`], then [`Memories::set_embedding`] when there is one.
+    pub fn remember_embedded(
         &self,
         new: NewMemory,
-        vector: Option<&[f32]>,
+        embedding: Option<&Embedding>,
     ) -> Result<Memory, MemoriesError> {
         let memory = self.remember(new)?;
-        if let Some(v) = vector {
-            self.set_vector(memory.id, v)?;
+        if let Some(e) = embedding {
+            self.set_embedding(memory.id, e)?;
         }
         Ok(memory)
     }
@@ -179,6 +212,7 @@ impl Memories {
         let existed = self.store.forget(id)?;
         self.fulltext.remove(id, self.store.generation()?)?;
         self.vectors.write().expect("lock").remove(id);
+        self.passages.write().expect("lock").remove(id);
         let nodes = self.graph.forget_source(id)?;
         if nodes > 0 {
             tracing::info!(
@@ -190,17 +224,29 @@ impl Memories {
         Ok(existed)
     }
 
-    /// Stores and indexes the embedding of memory `id`.
+    /// Stores and indexes the embedding of memory `id` (its whole text only).
     pub fn set_vector(&self, id: MemoryId, vector: &[f32]) -> Result<(), MemoriesError> {
+        self.set_embedding(id, &Embedding::whole(vector.to_vec()))
+    }
+
+    /// Stores and indexes the embeddings of memory `id`, replacing any it had.
+    pub fn set_embedding(&self, id: MemoryId, embedding: &Embedding) -> Result<(), MemoriesError> {
         let mut index = self.vectors.write().expect("lock");
-        if vector.len() != index.dim() {
+        let mut passages = self.passages.write().expect("lock");
+        if let Some(bad) = std::iter::once(&embedding.whole)
+            .chain(&embedding.passages)
+            .find(|v| v.len() != index.dim())
+        {
             return Err(MemoriesError::Dimension {
                 want: index.dim(),
-                got: vector.len(),
+                got: bad.len(),
             });
         }
-        self.store.put_vector(id, vector)?;
-        index.upsert(id, vector);
+        self.store
+            .put_vectors(id, &embedding.whole, &embedding.passages)?;
+        index.upsert(id, &embedding.whole);
+        let rows: Vec<&[f32]> = embedding.passages.iter().map(Vec::as_slice).collect();
+        passages.set(id, &rows);
         Ok(())
     }
 
@@ -211,6 +257,33 @@ impl Memories {
         k: usize,
     ) -> Result<Vec<(Memory, f32)>, MemoriesError> {
         let hits = self.vectors.read().expect("lock").search(query, k);
+        self.with_memories(hits)
+    }
+
+    /// The `k` memories with a passage most similar to `query`, best first, each scored by
+    /// its best passage.
+    pub fn search_passages(
+        &self,
+        query: &[f32],
+        k: usize,
+    ) -> Result<Vec<(Memory, f32)>, MemoriesError> {
+        let hits = self.passages.read().expect("lock").search(query, k);
+        self.with_memories(hits)
+    }
+
+    /// How similar memory `id` is to `query`: its whole text, and its best passage (`None`
+    /// where it has no vector, or no passages).
+    pub fn similarity(&self, id: MemoryId, query: &[f32]) -> (Option<f32>, Option<f32>) {
+        (
+            self.vectors.read().expect("lock").similarity(id, query),
+            self.passages.read().expect("lock").similarity(id, query),
+        )
+    }
+
+    fn with_memories(
+        &self,
+        hits: Vec<(MemoryId, f32)>,
+    ) -> Result<Vec<(Memory, f32)>, MemoriesError> {
         let mut out = Vec::with_capacity(hits.len());
         for (id, score) in hits {
             if let Some(memory) = self.store.get(id)? {
@@ -269,13 +342,13 @@ impl Memories {
         &self,
         old: MemoryId,
         new: NewMemory,
-        vector: Option<&[f32]>,
+        embedding: Option<&Embedding>,
     ) -> Result<Option<(Memory, Memory)>, MemoriesError> {
         let Some(mut previous) = self.store.get(old)? else {
             return Ok(None);
         };
         let now_ms = new.created_at_ms;
-        let mut corrected = self.remember_with_vector(new, vector)?;
+        let mut corrected = self.remember_embedded(new, embedding)?;
         // The correction inherits what the old memory had earned.
         corrected.tier = previous.tier.max_live(corrected.tier);
         corrected.salience = corrected.salience.max(previous.salience);

@@ -15,6 +15,6 @@ pub mod store;
 pub mod vectors;
 pub mod when;
 
-pub use memories::{Memories, MemoriesError, SweepReport};
+pub use memories::{Embedding, Memories, MemoriesError, SweepReport};
 pub use record::{Memory, MemoryId, NewMemory, Speaker, Tier};
 pub use store::{MemoryError, MemoryStore, SCHEMA_VERSION};

@@ -126,3 +126,95 @@ pub fn speaker_of(text: &str) -> Option<&str> {
     let (who, _) = text.split_once(": ")?;
     (!who.is_empty() && who.len() <= 40 && who.split_whitespace().count() <= 3).then_some(who)
 }
+
+/// The passages of a memory's text that are also searched on their own: its sentences, each
+/// with the speaker's name in front like the text (see [`spoken_by`]). A sentence of fewer
+/// than `min_words` words joins the next ("Wow, Anna!" is no passage of its own), and the
+/// last joins the one before. A long turn's embedding blurs its sentences together; "I just
+/// signed up for a pottery class" is found by its own.
+pub fn passages(text: &str, min_words: usize) -> Vec<String> {
+    let (who, body) = match speaker_of(text) {
+        Some(who) => (format!("{who}: "), &text[who.len() + 2..]),
+        None => (String::new(), text),
+    };
+    let mut sentences: Vec<&str> = Vec::new();
+    let mut start = 0;
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let at_end = chars.peek().is_none_or(|(_, next)| next.is_whitespace());
+        let ends = match c {
+            '\n' => true,
+            '!' | '?' | '…' => at_end,
+            // Not after an abbreviation such as "Dr." or "e.g.".
+            '.' => at_end && !is_abbreviation(&body[start..i]),
+            _ => false,
+        };
+        if ends {
+            let end = i + c.len_utf8();
+            sentences.push(body[start..end].trim());
+            start = end;
+        }
+    }
+    sentences.push(body[start..].trim());
+    let mut out: Vec<String> = Vec::new();
+    let mut pending = String::new();
+    for s in sentences.into_iter().filter(|s| !s.is_empty()) {
+        if !pending.is_empty() {
+            pending.push(' ');
+        }
+        pending.push_str(s);
+        if pending.split_whitespace().count() >= min_words {
+            out.push(std::mem::take(&mut pending));
+        }
+    }
+    match out.last_mut() {
+        Some(last) if !pending.is_empty() => {
+            last.push(' ');
+            last.push_str(&pending);
+        }
+        None if !pending.is_empty() => out.push(pending),
+        _ => {}
+    }
+    out.into_iter().map(|p| format!("{who}{p}")).collect()
+}
+
+/// Whether `sentence` (up to a full stop) ends in an abbreviation: "Dr", "e.g", "St".
+fn is_abbreviation(sentence: &str) -> bool {
+    let word = sentence.rsplit(char::is_whitespace).next().unwrap_or("");
+    word.contains('.')
+        || (word.len() <= 3
+            && word.starts_with(|c: char| c.is_uppercase())
+            && word.chars().all(char::is_alphabetic)
+            && !matches!(word, "I" | "OK"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passages_are_sentences_with_the_speaker_in_front() {
+        assert_eq!(
+            passages(
+                "Mel: Wow, Anna! I just signed up for a pottery class. Dr. Lee says it helps, \
+                 e.g. with stress! Fun?",
+                4
+            ),
+            [
+                "Mel: Wow, Anna! I just signed up for a pottery class.",
+                "Mel: Dr. Lee says it helps, e.g. with stress! Fun?",
+            ]
+        );
+        assert_eq!(
+            passages("the boiler needs a service", 4),
+            ["the boiler needs a service"]
+        );
+        assert_eq!(passages("Anna: Ok.", 4), ["Anna: Ok."]);
+        assert_eq!(
+            passages("Tom: first line here\nand the second line here", 3),
+            ["Tom: first line here", "Tom: and the second line here"]
+        );
+        assert!(passages("", 4).is_empty());
+        assert!(passages("Anna:  ", 4).is_empty());
+    }
+}

@@ -1,7 +1,9 @@
 //! Hybrid retrieval, as the subconscious runs it before an answer: candidates from BM25 and
 //! from the vector index, each scored on five signals, min-max normalised over the candidate
 //! set and mixed by configured weights (the Generative Agents paper's retrieval function, plus
-//! BM25 and lifecycle strength). Every hit carries its breakdown, so a ranking can be explained.
+//! BM25 and lifecycle strength). Windows of neighbouring turns come next, then a re-ranking
+//! pass by each memory's best passage (sentence) and, for "when" questions, by whether it says
+//! when. Every hit carries its breakdown, so a ranking can be explained.
 
 use std::collections::HashMap;
 
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::lifecycle::{valid_at, LifecycleConfig};
 use super::memories::{Memories, MemoriesError};
 use super::record::{speaker_of, Memory, MemoryId, Speaker, Tier};
-use super::when::period_in;
+use super::when::{asks_when, period_in, tells_when};
 
 /// Retrieval weights and limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,8 +20,11 @@ use super::when::period_in;
 pub struct RetrievalConfig {
     /// Weight of BM25 relevance.
     pub w_bm25: f32,
-    /// Weight of embedding cosine similarity.
+    /// Weight of embedding cosine similarity (the memory's whole text, with its context).
     pub w_cosine: f32,
+    /// Weight of the best cosine among the memory's passages (`memory.passage_vectors`),
+    /// added in the re-ranking pass.
+    pub w_passage: f32,
     /// Weight of recency (exponential in hours since last access).
     pub w_recency: f32,
     /// Weight of salience.
@@ -63,6 +68,9 @@ pub struct RetrievalConfig {
     pub w_time: f32,
     /// Days after a named period in which memories may still be about it.
     pub time_grace_days: u64,
+    /// Added in the re-ranking pass when the question asks when ("When did...") and the
+    /// memory says when ("yesterday", "last Friday", "two weeks ago", "in 2019").
+    pub w_when: f32,
 }
 
 /// How BM25 and cosine are combined.
@@ -80,6 +88,7 @@ impl Default for RetrievalConfig {
         RetrievalConfig {
             w_bm25: 1.0,
             w_cosine: 0.3,
+            w_passage: 0.8,
             w_recency: 0.05,
             w_importance: 0.1,
             w_strength: 0.05,
@@ -98,6 +107,7 @@ impl Default for RetrievalConfig {
             answer_carry: 0.8,
             w_time: 0.5,
             time_grace_days: 7,
+            w_when: 0.3,
         }
     }
 }
@@ -107,8 +117,11 @@ impl Default for RetrievalConfig {
 pub struct Signals {
     /// BM25 score (0 when only the vector index found it).
     pub bm25: f32,
-    /// Cosine similarity (0 when only BM25 found it).
+    /// Cosine similarity of the whole text (0 without a vector).
     pub cosine: f32,
+    /// The best cosine similarity among its passages (0 without passages), from the
+    /// re-ranking pass.
+    pub passage: f32,
     /// `decay^hours` since last access.
     pub recency: f32,
     /// Salience.
@@ -119,6 +132,8 @@ pub struct Signals {
     pub speaker: bool,
     /// Whether the query names a period the memory was made in.
     pub period: bool,
+    /// Whether the question asks when and the memory says when.
+    pub tells_when: bool,
     /// What its neighbouring turns added (their best score times their share).
     pub neighbour: f32,
 }
@@ -165,6 +180,13 @@ pub fn retrieve(
                 .or_insert((m, Signals::default()))
                 .1
                 .cosine = score.max(0.0);
+        }
+        // Memories with a passage close to the question join the candidates; their passage
+        // similarity counts in the re-ranking pass.
+        if config.w_passage > 0.0 {
+            for (m, _) in memories.search_passages(v, config.candidates)? {
+                candidates.entry(m.id).or_insert((m, Signals::default()));
+            }
         }
     }
     let live =
@@ -284,6 +306,7 @@ pub fn retrieve(
     if (config.neighbour_weight > 0.0 || config.answer_carry > 0.0) && config.neighbour_turns > 0 {
         add_neighbours(memories, &mut hits, config, k, &live)?;
     }
+    rerank(memories, query, query_vector, &mut hits, config);
     hits.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -291,6 +314,45 @@ pub fn retrieve(
     });
     hits.truncate(k);
     Ok(hits)
+}
+
+/// The re-ranking pass, over every candidate and the neighbours that joined them: each gets
+/// `w_passage` times its best passage's cosine (min-max normalised over the candidates), and
+/// when the question asks when, each memory that says when gets `w_when`. It comes after the
+/// neighbour windows, so that a question turn's passages lend its answer nothing.
+fn rerank(
+    memories: &Memories,
+    query: &str,
+    query_vector: Option<&[f32]>,
+    hits: &mut [Hit],
+    config: &RetrievalConfig,
+) {
+    if let (Some(v), true) = (query_vector, config.w_passage > 0.0) {
+        for h in hits.iter_mut() {
+            h.signals.passage = memories
+                .similarity(h.memory.id, v)
+                .1
+                .unwrap_or(0.0)
+                .max(0.0);
+        }
+        let (lo, hi) = hits
+            .iter()
+            .map(|h| h.signals.passage)
+            .fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        if hi > lo {
+            for h in hits.iter_mut() {
+                h.score += config.w_passage * (h.signals.passage - lo) / (hi - lo);
+            }
+        }
+    }
+    if config.w_when > 0.0 && asks_when(query) {
+        for h in hits.iter_mut() {
+            h.signals.tells_when = tells_when(&h.memory.text);
+            if h.signals.tells_when {
+                h.score += config.w_when;
+            }
+        }
+    }
 }
 
 /// Whether a memory's text ends as a question.
@@ -482,6 +544,50 @@ mod tests {
     }
 
     #[test]
+    fn a_memory_is_found_by_its_best_passage() {
+        let m = Memories::temporary(3).unwrap();
+        // A long turn's whole vector blurs its sentences; one passage is what is asked.
+        let long = m
+            .remember(NewMemory {
+                text: "Mel: Busy week at work. I signed up for a pottery class.".into(),
+                room: "kitchen".into(),
+                speaker: Speaker::User,
+                created_at_ms: NOW - HOUR,
+                salience: 0.5,
+                source: None,
+            })
+            .unwrap();
+        m.set_embedding(
+            long.id,
+            &crate::memory::Embedding {
+                whole: vec![0.6, 0.0, 0.8],
+                passages: vec![vec![0.0, 0.0, 1.0], vec![1.0, 0.0, 0.0]],
+            },
+        )
+        .unwrap();
+        remember(
+            &m,
+            "Mel: the kids loved the museum",
+            1,
+            0.5,
+            [0.8, 0.0, 0.6],
+        );
+        let l = LifecycleConfig::default();
+        let c = RetrievalConfig::default();
+        let q = "which hobby did she choose";
+        let hits = retrieve(&m, q, Some(&[1.0, 0.0, 0.0]), 2, NOW, &c, &l).unwrap();
+        assert_eq!(hits[0].memory.id, long.id);
+        assert_eq!(hits[0].signals.passage, 1.0);
+        assert_eq!(hits[1].signals.passage, 0.0, "no passages of its own");
+        let off = RetrievalConfig {
+            w_passage: 0.0,
+            ..c
+        };
+        let hits = retrieve(&m, q, Some(&[1.0, 0.0, 0.0]), 2, NOW, &off, &l).unwrap();
+        assert_ne!(hits[0].memory.id, long.id);
+    }
+
+    #[test]
     fn an_answer_inherits_its_question_and_the_levers_switch_off() {
         let m = Memories::temporary(3).unwrap();
         let v = [0.0, 1.0, 0.0];
@@ -558,6 +664,30 @@ mod tests {
             retrieve(&m, "film in August", None, 1, now, &c, &l).unwrap()[0]
                 .signals
                 .period
+        );
+    }
+
+    #[test]
+    fn a_when_question_favours_the_memory_that_says_when() {
+        let m = Memories::temporary(3).unwrap();
+        let v = [1.0, 0.0, 0.0];
+        remember(&m, "Mel: the pottery class felt great", 2, 0.5, v);
+        remember(&m, "Mel: the pottery class began yesterday", 2, 0.5, v);
+        let l = LifecycleConfig::default();
+        let c = RetrievalConfig::default();
+        let q = "When did Mel take the pottery class?";
+        let top = |c: &RetrievalConfig| retrieve(&m, q, None, 2, NOW, c, &l).unwrap();
+        let hits = top(&c);
+        assert_eq!(
+            hits[0].memory.text,
+            "Mel: the pottery class began yesterday"
+        );
+        assert!(hits[0].signals.tells_when && !hits[1].signals.tells_when);
+        // Without the lever, the tie goes to the older memory.
+        let off = RetrievalConfig { w_when: 0.0, ..c };
+        assert_eq!(
+            top(&off)[0].memory.text,
+            "Mel: the pottery class felt great"
         );
     }
 

@@ -66,6 +66,9 @@ pub struct MemoryStore {
     memories: sled::Tree,
     /// Embedding of each memory that has one: id -> little-endian f32s.
     vectors: sled::Tree,
+    /// Embeddings of each memory's passages (its sentences, say), where it has them: id ->
+    /// the vectors' little-endian f32s, one after the other.
+    passages: sled::Tree,
     path: PathBuf,
 }
 
@@ -119,6 +122,7 @@ impl MemoryStore {
         };
         let memories = db.open_tree("memories").map_err(storage)?;
         let vectors = db.open_tree("vectors").map_err(storage)?;
+        let passages = db.open_tree("passages").map_err(storage)?;
         let version = match db.get(SCHEMA_KEY).map_err(storage)? {
             Some(v) if v.len() == 4 => u32::from_be_bytes(v.as_ref().try_into().expect("4 bytes")),
             Some(_) => {
@@ -145,6 +149,7 @@ impl MemoryStore {
             db,
             memories,
             vectors,
+            passages,
             path,
         })
     }
@@ -270,33 +275,66 @@ impl MemoryStore {
             .remove(id.to_be_bytes())
             .map_err(|e| self.storage(e))?
             .is_some();
-        self.vectors
-            .remove(id.to_be_bytes())
-            .map_err(|e| self.storage(e))?;
+        for tree in [&self.vectors, &self.passages] {
+            tree.remove(id.to_be_bytes()).map_err(|e| self.storage(e))?;
+        }
         self.flush()?;
         Ok(existed)
     }
 
-    /// Stores the embedding of memory `id`. Durable when this returns.
-    pub fn put_vector(&self, id: MemoryId, vector: &[f32]) -> Result<(), MemoryError> {
+    /// Stores the embedding of memory `id`, and of its passages (none: it has no passages).
+    /// Durable when this returns.
+    pub fn put_vectors(
+        &self,
+        id: MemoryId,
+        vector: &[f32],
+        passages: &[Vec<f32>],
+    ) -> Result<(), MemoryError> {
         self.bump()?;
-        let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let bytes = |vs: &[&[f32]]| -> Vec<u8> {
+            vs.iter()
+                .flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes()))
+                .collect()
+        };
+        // Passages first: they count only beside a vector of the right size (see
+        // `Memories::open`), so a crash between the writes leaves nothing half-indexed.
+        let key = id.to_be_bytes();
+        let result = if passages.is_empty() {
+            self.passages.remove(key).map(drop)
+        } else {
+            let rows: Vec<&[f32]> = passages.iter().map(Vec::as_slice).collect();
+            self.passages.insert(key, bytes(&rows)).map(drop)
+        };
+        result.map_err(|e| self.storage(e))?;
         self.vectors
-            .insert(id.to_be_bytes(), bytes)
+            .insert(key, bytes(&[vector]))
             .map_err(|e| self.storage(e))?;
         self.flush()
     }
 
     /// Every stored embedding, in id order.
     pub fn vectors(&self) -> impl Iterator<Item = Result<(MemoryId, Vec<f32>), MemoryError>> + '_ {
-        self.vectors.iter().map(move |entry| {
+        self.floats(&self.vectors, "its vector")
+    }
+
+    /// Every memory's passage embeddings, in id order, one after the other in one list.
+    pub fn passages(&self) -> impl Iterator<Item = Result<(MemoryId, Vec<f32>), MemoryError>> + '_ {
+        self.floats(&self.passages, "its passage vectors")
+    }
+
+    fn floats<'a>(
+        &'a self,
+        tree: &'a sled::Tree,
+        what: &'static str,
+    ) -> impl Iterator<Item = Result<(MemoryId, Vec<f32>), MemoryError>> + 'a {
+        tree.iter().map(move |entry| {
             let (key, value) = entry.map_err(|e| self.storage(e))?;
             let id = key_id(&key);
             if value.len() % 4 != 0 {
                 return Err(MemoryError::Corrupt {
                     path: self.path.clone(),
                     id,
-                    reason: format!("its vector has {} bytes, not a multiple of 4", value.len()),
+                    reason: format!("{what}: {} bytes, not a multiple of 4", value.len()),
                 });
             }
             let v = value

@@ -2,6 +2,8 @@
 //! dimensions, fast enough for a household's memories (about 16 ms for 100k on one core,
 //! measured in shared/MODELS.md). An ANN index can replace it behind the same trait.
 //!
+//! A memory may have several vectors (its passages): it scores as the best of them.
+//!
 //! Vectors are stored in sled beside their memories; the index lives in RAM and is loaded from
 //! the store on open, so it can never be stale.
 
@@ -10,15 +12,22 @@ use std::collections::{BinaryHeap, HashMap};
 
 use super::record::MemoryId;
 
-/// A nearest-neighbour index over L2-normalised vectors, scored by dot product (cosine).
+/// A nearest-neighbour index over L2-normalised vectors, scored by dot product (cosine). A
+/// memory may have several vectors (one per passage, say): it scores as the best of them.
 pub trait VectorIndex: Send + Sync {
-    /// Adds or replaces the vector of `id`.
-    fn upsert(&mut self, id: MemoryId, vector: &[f32]);
+    /// Adds or replaces the vectors of `id` (none removes it).
+    fn set(&mut self, id: MemoryId, vectors: &[&[f32]]);
+    /// Adds or replaces the one vector of `id`.
+    fn upsert(&mut self, id: MemoryId, vector: &[f32]) {
+        self.set(id, &[vector]);
+    }
     /// Removes `id`; returns whether it was there.
     fn remove(&mut self, id: MemoryId) -> bool;
     /// The `k` most similar ids, best first.
     fn search(&self, query: &[f32], k: usize) -> Vec<(MemoryId, f32)>;
-    /// How many vectors are indexed.
+    /// How similar `id` is to `query` (the best of its vectors), if it is indexed.
+    fn similarity(&self, id: MemoryId, query: &[f32]) -> Option<f32>;
+    /// How many ids are indexed.
     fn len(&self) -> usize;
     /// Whether none are.
     fn is_empty(&self) -> bool {
@@ -29,13 +38,16 @@ pub trait VectorIndex: Send + Sync {
 /// Exact search over contiguous arrays of vectors. The scan reads int8 copies (a quarter of
 /// the memory traffic, which bounds it at 100k vectors); the best candidates are then
 /// re-scored in f32, so results are those of an exact f32 search unless int8 rounding pushes
-/// a true top-k vector out of a candidate window of `4k + 32`.
+/// a true top-k id out of a candidate window of `4k + 32`.
 #[derive(Debug, Default)]
 pub struct BruteForce {
     dim: usize,
-    ids: Vec<MemoryId>,
+    /// Each row's owner: an index into `owners`.
+    owner: Vec<u32>,
     data: Vec<f32>,
     quantised: Vec<i8>,
+    /// Each indexed id with its rows.
+    owners: Vec<(MemoryId, Vec<usize>)>,
     slot: HashMap<MemoryId, usize>,
 }
 
@@ -55,6 +67,41 @@ impl BruteForce {
     /// The vector length.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Whether `id` is indexed.
+    pub fn contains(&self, id: MemoryId) -> bool {
+        self.slot.contains_key(&id)
+    }
+
+    /// How many vectors are indexed, over all ids.
+    pub fn rows(&self) -> usize {
+        self.owner.len()
+    }
+
+    fn row(&self, row: usize) -> &[f32] {
+        &self.data[row * self.dim..(row + 1) * self.dim]
+    }
+
+    /// Removes one row by moving the last row into its place.
+    fn remove_row(&mut self, row: usize) {
+        let (last, dim) = (self.owner.len() - 1, self.dim);
+        if row != last {
+            self.data
+                .copy_within(last * dim..(last + 1) * dim, row * dim);
+            self.quantised
+                .copy_within(last * dim..(last + 1) * dim, row * dim);
+            let moved = self.owner[last];
+            self.owner[row] = moved;
+            for r in &mut self.owners[moved as usize].1 {
+                if *r == last {
+                    *r = row;
+                }
+            }
+        }
+        self.owner.pop();
+        self.data.truncate(last * dim);
+        self.quantised.truncate(last * dim);
     }
 }
 
@@ -116,44 +163,45 @@ impl Ord for Scored {
 }
 
 impl VectorIndex for BruteForce {
-    fn upsert(&mut self, id: MemoryId, vector: &[f32]) {
-        assert_eq!(vector.len(), self.dim, "vector dimension");
-        match self.slot.get(&id) {
-            Some(&i) => {
-                self.data[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector);
-                for (q, x) in self.quantised[i * self.dim..(i + 1) * self.dim]
-                    .iter_mut()
-                    .zip(vector)
-                {
-                    *q = quantise(*x);
-                }
-            }
-            None => {
-                self.slot.insert(id, self.ids.len());
-                self.ids.push(id);
-                self.data.extend_from_slice(vector);
-                self.quantised.extend(vector.iter().map(|x| quantise(*x)));
-            }
+    fn set(&mut self, id: MemoryId, vectors: &[&[f32]]) {
+        for v in vectors {
+            assert_eq!(v.len(), self.dim, "vector dimension");
         }
+        self.remove(id);
+        if vectors.is_empty() {
+            return;
+        }
+        let owner = self.owners.len();
+        let first = self.owner.len();
+        for v in vectors {
+            self.owner.push(owner as u32);
+            self.data.extend_from_slice(v);
+            self.quantised.extend(v.iter().map(|x| quantise(*x)));
+        }
+        self.owners
+            .push((id, (first..first + vectors.len()).collect()));
+        self.slot.insert(id, owner);
     }
 
     fn remove(&mut self, id: MemoryId) -> bool {
         let Some(i) = self.slot.remove(&id) else {
             return false;
         };
-        let last = self.ids.len() - 1;
-        if i != last {
-            // Move the last vector into the hole.
-            self.ids[i] = self.ids[last];
-            self.slot.insert(self.ids[i], i);
-            let (head, tail) = self.data.split_at_mut(last * self.dim);
-            head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
-            let (head, tail) = self.quantised.split_at_mut(last * self.dim);
-            head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+        // Rows from the last, so that a moved row is never one still to remove.
+        let mut rows = std::mem::take(&mut self.owners[i].1);
+        rows.sort_unstable();
+        for row in rows.into_iter().rev() {
+            self.remove_row(row);
         }
-        self.ids.pop();
-        self.data.truncate(last * self.dim);
-        self.quantised.truncate(last * self.dim);
+        // Move the last owner into the hole.
+        let last = self.owners.len() - 1;
+        self.owners.swap_remove(i);
+        if i != last {
+            for &row in &self.owners[i].1 {
+                self.owner[row] = i as u32;
+            }
+            self.slot.insert(self.owners[i].0, i);
+        }
         true
     }
 
@@ -161,13 +209,17 @@ impl VectorIndex for BruteForce {
         if k == 0 || query.len() != self.dim {
             return Vec::new();
         }
-        // Pass 1: the int8 scan keeps a window of candidates (row numbers).
+        // Pass 1: the int8 scan keeps each owner's best row, then a window of owners.
         let window = k * 4 + 32;
         let q8: Vec<i8> = query.iter().map(|x| quantise(*x)).collect();
+        let mut best = vec![i32::MIN; self.owners.len()];
+        for (q, &owner) in self.quantised.chunks_exact(self.dim).zip(&self.owner) {
+            let b = &mut best[owner as usize];
+            *b = (*b).max(dot_i8(q, &q8));
+        }
         let mut heap = BinaryHeap::with_capacity(window + 1);
-        for (row, q) in self.quantised.chunks_exact(self.dim).enumerate() {
-            let score = dot_i8(q, &q8) as f32;
-            let item = Scored(score, row as u64);
+        for (owner, score) in best.into_iter().enumerate() {
+            let item = Scored(score as f32, owner as u64);
             if heap.len() < window {
                 heap.push(item);
             } else if let Some(worst) = heap.peek() {
@@ -180,10 +232,13 @@ impl VectorIndex for BruteForce {
         // Pass 2: exact f32 scores for the window.
         let mut out: Vec<(MemoryId, f32)> = heap
             .into_iter()
-            .map(|Scored(_, row)| {
-                let row = row as usize;
-                let v = &self.data[row * self.dim..(row + 1) * self.dim];
-                (self.ids[row], dot(v, query))
+            .map(|Scored(_, owner)| {
+                let (id, rows) = &self.owners[owner as usize];
+                let score = rows
+                    .iter()
+                    .map(|&r| dot(self.row(r), query))
+                    .fold(f32::MIN, f32::max);
+                (*id, score)
             })
             .collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -191,8 +246,18 @@ impl VectorIndex for BruteForce {
         out
     }
 
+    fn similarity(&self, id: MemoryId, query: &[f32]) -> Option<f32> {
+        if query.len() != self.dim {
+            return None;
+        }
+        let (_, rows) = &self.owners[*self.slot.get(&id)?];
+        rows.iter()
+            .map(|&r| dot(self.row(r), query))
+            .reduce(f32::max)
+    }
+
     fn len(&self) -> usize {
-        self.ids.len()
+        self.owners.len()
     }
 }
 
@@ -206,11 +271,21 @@ mod tests {
         v.into_iter().map(|x| x / n).collect()
     }
 
-    /// The obvious implementation: score everything, sort.
-    fn naive(vectors: &HashMap<MemoryId, Vec<f32>>, q: &[f32], k: usize) -> Vec<(MemoryId, f32)> {
+    /// The obvious implementation: score everything, keep each id's best, sort.
+    fn naive(
+        vectors: &HashMap<MemoryId, Vec<Vec<f32>>>,
+        q: &[f32],
+        k: usize,
+    ) -> Vec<(MemoryId, f32)> {
         let mut all: Vec<(MemoryId, f32)> = vectors
             .iter()
-            .map(|(&id, v)| (id, v.iter().zip(q).map(|(a, b)| a * b).sum()))
+            .map(|(&id, vs)| {
+                let best = vs
+                    .iter()
+                    .map(|v| v.iter().zip(q).map(|(a, b)| a * b).sum::<f32>())
+                    .fold(f32::MIN, f32::max);
+                (id, best)
+            })
             .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         all.truncate(k);
@@ -220,21 +295,26 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_a_naive_search(
-            ops in proptest::collection::vec((0u64..40, proptest::collection::vec(-1.0f32..1.0, 8), any::<bool>()), 1..120),
+            ops in proptest::collection::vec(
+                (0u64..40, proptest::collection::vec(proptest::collection::vec(-1.0f32..1.0, 8), 1..4), any::<bool>()),
+                1..120,
+            ),
             query in proptest::collection::vec(-1.0f32..1.0, 8),
             k in 0usize..12,
         ) {
             let mut index = BruteForce::new(8);
-            let mut model: HashMap<MemoryId, Vec<f32>> = HashMap::new();
-            for (id, v, remove) in ops {
+            let mut model: HashMap<MemoryId, Vec<Vec<f32>>> = HashMap::new();
+            for (id, vs, remove) in ops {
                 if remove {
                     prop_assert_eq!(index.remove(id), model.remove(&id).is_some());
                 } else {
-                    let v = normalised(v);
-                    index.upsert(id, &v);
-                    model.insert(id, v);
+                    let vs: Vec<Vec<f32>> = vs.into_iter().map(normalised).collect();
+                    let rows: Vec<&[f32]> = vs.iter().map(Vec::as_slice).collect();
+                    index.set(id, &rows);
+                    model.insert(id, vs);
                 }
                 prop_assert_eq!(index.len(), model.len());
+                prop_assert_eq!(index.rows(), model.values().map(Vec::len).sum::<usize>());
             }
             let q = normalised(query);
             let got = index.search(&q, k);
@@ -243,6 +323,10 @@ mod tests {
             for ((gi, gs), (wi, ws)) in got.iter().zip(&want) {
                 prop_assert_eq!(gi, wi);
                 prop_assert!((gs - ws).abs() < 1e-5);
+            }
+            for (id, _) in &want {
+                let s = index.similarity(*id, &q).expect("indexed");
+                prop_assert!((s - naive(&HashMap::from([(*id, model[id].clone())]), &q, 1)[0].1).abs() < 1e-5);
             }
         }
     }
@@ -263,7 +347,7 @@ mod tests {
         for id in 0..3000 {
             let v = normalised((0..384).map(|_| next()).collect());
             index.upsert(id, &v);
-            model.insert(id, v);
+            model.insert(id, vec![v]);
         }
         for _ in 0..20 {
             let q = normalised((0..384).map(|_| next()).collect());
@@ -279,5 +363,7 @@ mod tests {
         index.upsert(1, &[1.0, 0.0, 0.0]);
         assert!(index.search(&[1.0, 0.0], 5).is_empty());
         assert_eq!(index.search(&[1.0, 0.0, 0.0], 5), vec![(1, 1.0)]);
+        assert_eq!(index.similarity(1, &[1.0, 0.0]), None);
+        assert_eq!(index.similarity(2, &[1.0, 0.0, 0.0]), None);
     }
 }

@@ -127,6 +127,77 @@ pub fn period_in(text: &str) -> Option<Period> {
     None
 }
 
+/// Whether a question asks when something happened: "When did...", "How long ago...",
+/// "What year...", "Since when...".
+pub fn asks_when(question: &str) -> bool {
+    let q = question.trim_start().to_lowercase();
+    let words: Vec<&str> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    matches!(words.first(), Some(&"when"))
+        || words.windows(2).any(|w| {
+            matches!(
+                w,
+                ["how", "long"]
+                    | ["what", "year" | "month" | "day" | "date" | "time" | "week"]
+                    | ["which", "year" | "month" | "day" | "date" | "week"]
+                    | ["since", "when"]
+            )
+        })
+}
+
+const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// Whether a text says when something happened, relative to when it was said or on the
+/// calendar: "yesterday", "last Friday", "two weeks ago", "next month", "in 2019", "since May".
+/// The answer to a "when" question is the memory that says so.
+pub fn tells_when(text: &str) -> bool {
+    let t = text.to_lowercase();
+    let words: Vec<&str> = t
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let unit = |w: &str| {
+        matches!(
+            w.trim_end_matches('s'),
+            "day"
+                | "week"
+                | "weekend"
+                | "month"
+                | "year"
+                | "night"
+                | "morning"
+                | "evening"
+                | "summer"
+                | "winter"
+                | "spring"
+                | "autumn"
+                | "fall"
+        ) || WEEKDAYS.contains(&w.trim_end_matches('s'))
+            || MONTHS.contains(&w)
+    };
+    words.iter().enumerate().any(|(i, w)| {
+        let next = words.get(i + 1).copied().unwrap_or("");
+        match *w {
+            "yesterday" | "today" | "tonight" | "tomorrow" | "ago" | "recently" | "lately" => true,
+            "last" | "next" | "this" | "past" | "since" | "on" | "in" => unit(next),
+            w if w.len() == 4 && (w.starts_with("19") || w.starts_with("20")) => {
+                w.chars().all(|c| c.is_ascii_digit())
+            }
+            w => MONTHS.contains(&w) && w != "may",
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +209,39 @@ mod tests {
             assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), z);
         }
         assert_eq!(civil_from_days(19_358), (2023, 1, 1));
+    }
+
+    #[test]
+    fn when_questions_and_memories_that_say_when() {
+        for q in [
+            "When did Anna go to Porto?",
+            "how long has Tom had the cat?",
+            "In what year did we move?",
+            "Which month was the party?",
+        ] {
+            assert!(asks_when(q), "{q}");
+        }
+        for q in ["What did Anna paint?", "Where is the whenever café?"] {
+            assert!(!asks_when(q), "{q}");
+        }
+        for t in [
+            "I went there yesterday",
+            "We moved two years ago.",
+            "Tom: see you next Friday!",
+            "back in 2019 it rained",
+            "since March I run every day",
+            "last weekend was fun",
+        ] {
+            assert!(tells_when(t), "{t}");
+        }
+        for t in [
+            "I love painting lakes",
+            "We may go",
+            "the year was great",
+            "on the table",
+        ] {
+            assert!(!tells_when(t), "{t}");
+        }
     }
 
     #[test]
