@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::record::{Memory, MemoryId, Tier};
+use super::when::{MONTHS, WEEKDAYS};
 
 const DAY_MS: f64 = 86_400_000.0;
 const HOUR_MS: f64 = 3_600_000.0;
@@ -209,26 +210,8 @@ const PREFERENCE_WORDS: &[&str] = &[
     "allergic",
     "afraid",
 ];
+/// Besides the weekday and month names.
 const TIME_WORDS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
     "today",
     "yesterday",
     "week",
@@ -254,7 +237,11 @@ pub fn rational_score(text: &str) -> f32 {
     }
     let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
     let mut score: f32 = 0.1;
-    if words.iter().any(|w| w.chars().any(|c| c.is_ascii_digit())) || has(TIME_WORDS) {
+    if words.iter().any(|w| w.chars().any(|c| c.is_ascii_digit()))
+        || has(&WEEKDAYS)
+        || has(&MONTHS)
+        || has(TIME_WORDS)
+    {
         score += 0.2;
     }
     if has(PLAN_WORDS) {

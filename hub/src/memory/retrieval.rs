@@ -226,10 +226,7 @@ pub fn retrieve(
         })
         .collect();
     let norm = |scored: &[(Memory, Signals)], f: fn(&Signals) -> f32| {
-        let (lo, hi) = scored
-            .iter()
-            .map(|(_, s)| f(s))
-            .fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        let (lo, hi) = min_max(scored.iter().map(|(_, s)| f(s)));
         move |s: &Signals| {
             if hi > lo {
                 (f(s) - lo) / (hi - lo)
@@ -335,10 +332,7 @@ fn rerank(
                 .unwrap_or(0.0)
                 .max(0.0);
         }
-        let (lo, hi) = hits
-            .iter()
-            .map(|h| h.signals.passage)
-            .fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        let (lo, hi) = min_max(hits.iter().map(|h| h.signals.passage));
         if hi > lo {
             for h in hits.iter_mut() {
                 h.score += config.w_passage * (h.signals.passage - lo) / (hi - lo);
@@ -353,6 +347,11 @@ fn rerank(
             }
         }
     }
+}
+
+/// The lowest and highest of `values` (`(f32::MAX, f32::MIN)` when there are none).
+fn min_max(values: impl Iterator<Item = f32>) -> (f32, f32) {
+    values.fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)))
 }
 
 /// Whether a memory's text ends as a question.

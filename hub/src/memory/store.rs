@@ -59,6 +59,14 @@ fn key_id(key: &[u8]) -> MemoryId {
     key.try_into().map(u64::from_be_bytes).unwrap_or_default()
 }
 
+/// Vectors as stored: their little-endian f32s, one after the other.
+fn le_bytes(vectors: &[&[f32]]) -> Vec<u8> {
+    vectors
+        .iter()
+        .flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes()))
+        .collect()
+}
+
 /// The memories, in sled. Cheap to clone; clones share the database.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
@@ -230,8 +238,7 @@ impl MemoryStore {
                 serde_json::to_vec(&memory).expect("memories always serialize"),
             );
             if let Some(v) = vector {
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                vectors.insert(&id.to_be_bytes(), bytes);
+                vectors.insert(&id.to_be_bytes(), le_bytes(&[v.as_slice()]));
             }
             out.push(memory);
         }
@@ -291,11 +298,6 @@ impl MemoryStore {
         passages: &[Vec<f32>],
     ) -> Result<(), MemoryError> {
         self.bump()?;
-        let bytes = |vs: &[&[f32]]| -> Vec<u8> {
-            vs.iter()
-                .flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes()))
-                .collect()
-        };
         // Passages first: they count only beside a vector of the right size (see
         // `Memories::open`), so a crash between the writes leaves nothing half-indexed.
         let key = id.to_be_bytes();
@@ -303,11 +305,11 @@ impl MemoryStore {
             self.passages.remove(key).map(drop)
         } else {
             let rows: Vec<&[f32]> = passages.iter().map(Vec::as_slice).collect();
-            self.passages.insert(key, bytes(&rows)).map(drop)
+            self.passages.insert(key, le_bytes(&rows)).map(drop)
         };
         result.map_err(|e| self.storage(e))?;
         self.vectors
-            .insert(key, bytes(&[vector]))
+            .insert(key, le_bytes(&[vector]))
             .map_err(|e| self.storage(e))?;
         self.flush()
     }

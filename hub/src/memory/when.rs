@@ -79,13 +79,17 @@ impl Period {
     }
 }
 
-/// The period a question names, if any: "1 May, 2022", "May 1, 2022", "May 2022", "in May".
-pub fn period_in(text: &str) -> Option<Period> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
+/// A text's words, lower case, without punctuation.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(|w| w.to_ascii_lowercase())
-        .collect();
+        .collect()
+}
+
+/// The period a question names, if any: "1 May, 2022", "May 1, 2022", "May 2022", "in May".
+pub fn period_in(text: &str) -> Option<Period> {
+    let words = words(text);
     let number = |i: usize| words.get(i).and_then(|w| w.parse::<i64>().ok());
     let day_span = |y: i64, m: u32, d: i64| {
         if !(1..=31).contains(&d) || !(1900..=2200).contains(&y) {
@@ -130,24 +134,21 @@ pub fn period_in(text: &str) -> Option<Period> {
 /// Whether a question asks when something happened: "When did...", "How long ago...",
 /// "What year...", "Since when...".
 pub fn asks_when(question: &str) -> bool {
-    let q = question.trim_start().to_lowercase();
-    let words: Vec<&str> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    matches!(words.first(), Some(&"when"))
+    let words = words(question);
+    words.first().is_some_and(|w| w == "when")
         || words.windows(2).any(|w| {
             matches!(
-                w,
-                ["how", "long"]
-                    | ["what", "year" | "month" | "day" | "date" | "time" | "week"]
-                    | ["which", "year" | "month" | "day" | "date" | "week"]
-                    | ["since", "when"]
+                (w[0].as_str(), w[1].as_str()),
+                ("how", "long")
+                    | ("what", "year" | "month" | "day" | "date" | "time" | "week")
+                    | ("which", "year" | "month" | "day" | "date" | "week")
+                    | ("since", "when")
             )
         })
 }
 
-const WEEKDAYS: [&str; 7] = [
+/// The weekday names, lower case, Monday first.
+pub(crate) const WEEKDAYS: [&str; 7] = [
     "monday",
     "tuesday",
     "wednesday",
@@ -161,11 +162,7 @@ const WEEKDAYS: [&str; 7] = [
 /// calendar: "yesterday", "last Friday", "two weeks ago", "next month", "in 2019", "since May".
 /// The answer to a "when" question is the memory that says so.
 pub fn tells_when(text: &str) -> bool {
-    let t = text.to_lowercase();
-    let words: Vec<&str> = t
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words = words(text);
     let unit = |w: &str| {
         matches!(
             w.trim_end_matches('s'),
@@ -186,8 +183,8 @@ pub fn tells_when(text: &str) -> bool {
             || MONTHS.contains(&w)
     };
     words.iter().enumerate().any(|(i, w)| {
-        let next = words.get(i + 1).copied().unwrap_or("");
-        match *w {
+        let next = words.get(i + 1).map_or("", String::as_str);
+        match w.as_str() {
             "yesterday" | "today" | "tonight" | "tomorrow" | "ago" | "recently" | "lately" => true,
             "last" | "next" | "this" | "past" | "since" | "on" | "in" => unit(next),
             w if w.len() == 4 && (w.starts_with("19") || w.starts_with("20")) => {
