@@ -36,6 +36,22 @@ pub struct Turn {
     pub dia_id: String,
     /// What was said.
     pub text: String,
+    /// A caption of the photo shared with the turn, if one was.
+    #[serde(default)]
+    pub blip_caption: Option<String>,
+}
+
+impl Turn {
+    /// What the turn holds, as a memory's text: what was said and, after it, the shared photo
+    /// as LoCoMo's paper gives it to a model ("[shares a photo of ...]").
+    pub fn said(&self) -> String {
+        match &self.blip_caption {
+            Some(caption) if !caption.trim().is_empty() => {
+                format!("{} [shares {}]", self.text.trim_end(), caption.trim())
+            }
+            _ => self.text.clone(),
+        }
+    }
 }
 
 /// One question with its evidence.
@@ -59,6 +75,37 @@ pub struct Conversation {
     pub sessions: Vec<(u64, Vec<Turn>)>,
     /// Questions that have evidence.
     pub questions: Vec<Question>,
+}
+
+impl Conversation {
+    /// Drops the photo captions, so that turns hold only what was said (`--no-captions`).
+    pub fn without_captions(mut self) -> Self {
+        for (_, turns) in &mut self.sessions {
+            for turn in turns {
+                turn.blip_caption = None;
+            }
+        }
+        self
+    }
+
+    /// A fingerprint of every turn as ingested, so that a kept store of other turns is made
+    /// again (FNV-1a, stable across builds).
+    fn fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (at, turns) in &self.sessions {
+            let said = turns
+                .iter()
+                .map(|t| format!("{}\0{}\0{}\0", t.dia_id, t.speaker, t.said()));
+            for b in at
+                .to_le_bytes()
+                .into_iter()
+                .chain(said.collect::<String>().into_bytes())
+            {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{h:016x}")
+    }
 }
 
 /// Parses LoCoMo's session dates, such as "4:04 pm on 20 January, 2023", as UTC.
@@ -188,7 +235,7 @@ pub async fn run_conversation(
 ) -> anyhow::Result<Outcome> {
     // A store kept from an earlier run with the same ingest settings is asked again as is.
     let marker = dir.join("ingested.json");
-    let key = ingest_key(config);
+    let key = ingest_key(config, conv);
     let kept: Option<Ingested> = std::fs::read(&marker)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -252,9 +299,34 @@ pub async fn run_conversation(
             && !ranked.iter().take(5).any(|id| evidence.contains(id))
         {
             eprintln!("MISS [{}] {}", q.category, q.question);
+            let mut deep = retrieval.clone();
+            deep.candidates = deep.candidates.max(50);
+            let deep = retrieve(
+                &memories,
+                &q.question,
+                vector.as_deref(),
+                50,
+                now,
+                &deep,
+                &config.memory.lifecycle,
+            )?;
             for id in &evidence {
-                if let Some(m) = memories.store().get(*id)? {
-                    eprintln!("   want #{id}: {}", m.text);
+                match deep.iter().position(|h| h.memory.id == *id) {
+                    Some(rank) => {
+                        let h = &deep[rank];
+                        eprintln!(
+                            "   want #{id} rank {} score {:.2} {:?}: {}",
+                            rank + 1,
+                            h.score,
+                            h.signals,
+                            h.memory.text
+                        );
+                    }
+                    None => {
+                        if let Some(m) = memories.store().get(*id)? {
+                            eprintln!("   want #{id} not in the top 50: {}", m.text);
+                        }
+                    }
                 }
             }
             for h in hits.iter().take(3) {
@@ -310,12 +382,16 @@ struct Ingested {
     dropped: usize,
 }
 
-/// Everything ingest depends on: the memory settings but retrieval's, emotion (salience) and
-/// the embedding model.
-fn ingest_key(config: &HubConfig) -> String {
-    let mut memory = config.memory.clone();
-    memory.retrieval = RetrievalConfig::default();
+/// Everything ingest depends on: the turns, the memory settings but retrieval's, emotion
+/// (salience) and the embedding model.
+fn ingest_key(config: &HubConfig, conv: &Conversation) -> String {
+    // Without the retrieval settings at all, so that new retrieval defaults keep the stores.
+    let mut memory = serde_json::to_value(&config.memory).unwrap_or_default();
+    if let Some(m) = memory.as_object_mut() {
+        m.remove("retrieval");
+    }
     serde_json::json!({
+        "turns": conv.fingerprint(),
         "memory": memory,
         "emotion": config.emotion,
         "embeddings": config.embeddings,
@@ -344,6 +420,7 @@ async fn ingest(
     for (at, turns) in &conv.sessions {
         let mut previous: Option<String> = None;
         for (i, turn) in turns.iter().enumerate() {
+            let said = turn.said();
             // A turn every 30 s from the session's start.
             let when = at + i as u64 * 30_000;
             out.last = out.last.max(when);
@@ -351,14 +428,14 @@ async fn ingest(
                 id: turn.dia_id.clone(),
                 terminal: "locomo".into(),
                 room: "locomo".into(),
-                text: turn.text.clone(),
+                text: said.clone(),
                 started_at_ms: when,
                 ended_at_ms: when,
                 audio: None,
                 speaker: Some(turn.speaker.clone()),
             };
             let before = memories.store().len();
-            let context = previous.replace(format!("{}: {}", turn.speaker, turn.text));
+            let context = previous.replace(format!("{}: {said}", turn.speaker));
             match subconscious
                 .ingest(&u, None, context.as_deref(), when)
                 .await
@@ -389,6 +466,8 @@ pub struct LocomoOptions {
     pub ablation: bool,
     /// Keep ingested stores here, one folder per conversation, and reuse them.
     pub stores: Option<PathBuf>,
+    /// Keep the photo captions in the turns they came with.
+    pub captions: bool,
 }
 
 /// The configured retrieval with one lever switched at a time.
@@ -426,6 +505,11 @@ pub fn ablations(base: &RetrievalConfig) -> Vec<(String, RetrievalConfig)> {
             c.w_passage = 0.0
         }),
         with("no \"when\" re-ranking (w_when = 0)", &|c| c.w_when = 0.0),
+        with("linear BM25 (bm25_power = 1)", &|c| c.bm25_power = 1.0),
+        with("no trigram BM25 (w_grams = 0)", &|c| c.w_grams = 0.0),
+        with("no substance re-ranking (w_substance = 0)", &|c| {
+            c.w_substance = 0.0
+        }),
         with("questions weigh fully (question_weight = 1)", &|c| {
             c.question_weight = 1.0
         }),
@@ -557,6 +641,11 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
     let (mut ingest, mut kept) = (Duration::ZERO, 0);
     for file in &files {
         let conv = load(file)?;
+        let conv = if opts.captions {
+            conv
+        } else {
+            conv.without_captions()
+        };
         let n: usize = conv.sessions.iter().map(|(_, t)| t.len()).sum();
         eprintln!(
             "{}: ingesting {n} turns from {} sessions, then {} questions",
@@ -702,5 +791,33 @@ mod tests {
             table.contains("| overall | 3 | 0.333 | 0.333 | 0.667 |"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn a_shared_photo_is_part_of_the_turn() {
+        let turn = |caption: Option<&str>| Turn {
+            speaker: "Tom".into(),
+            dia_id: "D2:5".into(),
+            text: "Look what I baked! ".into(),
+            blip_caption: caption.map(str::to_string),
+        };
+        let photo = turn(Some("a photo of a cherry pie"));
+        assert_eq!(
+            photo.said(),
+            "Look what I baked! [shares a photo of a cherry pie]"
+        );
+        assert_eq!(turn(None).said(), "Look what I baked! ");
+        assert_eq!(turn(Some(" ")).said(), "Look what I baked! ");
+
+        let conv = Conversation {
+            name: "x".into(),
+            sessions: vec![(0, vec![photo])],
+            questions: Vec::new(),
+        };
+        let plain = conv.clone().without_captions();
+        assert_eq!(plain.sessions[0].1[0].said(), "Look what I baked! ");
+        // Another turn text is another store.
+        assert_ne!(conv.fingerprint(), plain.fingerprint());
+        assert_eq!(conv.fingerprint(), conv.clone().fingerprint());
     }
 }

@@ -139,6 +139,10 @@ enum Bench {
         /// made with other ingest settings or another embedding model is made again.
         #[arg(long)]
         stores: Option<PathBuf>,
+        /// Leave out the captions of photos shared in turns (`blip_caption`), which are
+        /// otherwise part of the turn's memory as "[shares a photo of ...]".
+        #[arg(long)]
+        no_captions: bool,
     },
     /// Several rooms at once: simulated terminals against an in-process hub; answer
     /// latency, queue wait, fairness across rooms, and what was lost.
@@ -289,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     baseline,
                     ablation,
                     stores,
+                    no_captions,
                 },
         }) => {
             let config = load_config(&cli)?;
@@ -297,6 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 baseline: baseline.is_some(),
                 ablation: *ablation,
                 stores: stores.clone(),
+                captions: !*no_captions,
             };
             runtime()?.block_on(hearth_hub::locomo::bench(config, opts))
         }

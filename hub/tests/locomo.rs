@@ -18,7 +18,7 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     );
     assert_eq!(
         conv.questions.len(),
-        7,
+        8,
         "the question without evidence is left out"
     );
 
@@ -31,11 +31,11 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
         .unwrap();
 
     // "ok" is below the chatter floor; every other turn is a memory of its own.
-    assert_eq!((out.stored, out.rewarmed, out.dropped), (9, 0, 1));
+    assert_eq!((out.stored, out.rewarmed, out.dropped), (10, 0, 1));
     let c = |hits: [usize; 3], questions| Counts { hits, questions };
     let hybrid = &out.hybrid;
-    // One single-hop answer ranks second at k = 1.
-    assert_eq!(hybrid[&4], c([2, 3, 3], 3), "{hybrid:?}");
+    // The pie is found by its photo's caption.
+    assert_eq!(hybrid[&4], c([4, 4, 4], 4), "{hybrid:?}");
     assert_eq!(hybrid[&1], c([1, 1, 1], 1), "{hybrid:?}");
     assert_eq!(hybrid[&2], c([1, 1, 1], 1), "{hybrid:?}");
     // Its evidence was never stored, so no k can find it.
@@ -44,9 +44,9 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     assert_eq!(hybrid[&5], c([0, 0, 1], 1), "{hybrid:?}");
     let bm25 = out.bm25.as_ref().unwrap();
     assert_eq!(bm25[&3], c([0, 0, 0], 1));
-    assert_eq!(bm25.values().map(|c| c.questions).sum::<usize>(), 7);
-    assert_eq!(out.retrieval.len(), 7);
-    assert_eq!(out.top_cosine.len(), 7);
+    assert_eq!(bm25.values().map(|c| c.questions).sum::<usize>(), 8);
+    assert_eq!(out.retrieval.len(), 8);
+    assert_eq!(out.top_cosine.len(), 8);
     assert!(!out.kept);
     // Every stored turn has passage vectors but each session's first: one sentence, said
     // with nothing before it, is its whole text.
@@ -55,7 +55,7 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
         .passages()
         .map(|p| p.map(|(id, v)| (id, v.len() / 384)).unwrap())
         .collect();
-    assert_eq!(passages.len(), 7, "{passages:?}");
+    assert_eq!(passages.len(), 8, "{passages:?}");
     assert!(passages.iter().all(|(_, n)| *n >= 1), "{passages:?}");
     drop(store);
 
@@ -66,7 +66,7 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     assert!(again.kept);
     assert_eq!(again.hybrid, out.hybrid);
     assert_eq!(again.bm25, out.bm25);
-    assert_eq!((again.stored, again.rewarmed, again.dropped), (9, 0, 1));
+    assert_eq!((again.stored, again.rewarmed, again.dropped), (10, 0, 1));
 
     // Retrieval settings do not touch the store; an ingest setting makes it again.
     config.memory.retrieval.w_cosine = 0.0;
@@ -79,5 +79,39 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
         .await
         .unwrap();
     assert!(!remade.kept);
-    assert_eq!((remade.stored, remade.dropped), (10, 0), "ok is stored now");
+    assert_eq!((remade.stored, remade.dropped), (11, 0), "ok is stored now");
+
+    // A shared photo's caption is part of its turn's memory; without captions
+    // (`--no-captions`) the turns differ, so the kept store is made again.
+    let photo = |dir: &std::path::Path| {
+        let store = hearth_hub::memory::MemoryStore::open(&dir.join("store")).unwrap();
+        let text = store
+            .iter()
+            .map(Result::unwrap)
+            .find(|m| m.text.contains("made for dinner"))
+            .unwrap()
+            .text;
+        text
+    };
+    assert_eq!(
+        photo(dir.path()),
+        "Maya: Look what I made for dinner tonight! [shares a photo of a cherry pie on a kitchen table]"
+    );
+    let plain = run_conversation(
+        &conv.clone().without_captions(),
+        &config,
+        &embedder,
+        dir.path(),
+        false,
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(!plain.kept);
+    // Without its caption, "What pie did Maya make?" no longer finds the turn first.
+    assert_eq!(plain.hybrid[&4], c([3, 4, 4], 4), "{:?}", plain.hybrid);
+    assert_eq!(
+        photo(dir.path()),
+        "Maya: Look what I made for dinner tonight!"
+    );
 }

@@ -7,13 +7,14 @@ use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
-use tantivy::query::QueryParser;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, QueryParser, TermSetQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
     TEXT,
 };
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    Token, TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
@@ -47,6 +48,7 @@ pub struct FullText {
     id: Field,
     text: Field,
     stem: Field,
+    grams: Field,
 }
 
 impl std::fmt::Debug for FullText {
@@ -57,8 +59,11 @@ impl std::fmt::Debug for FullText {
 
 /// The analyzer of the `stem` field: words, lower case, English stop words out, stemmed.
 const STEMMED: &str = "hearth_en";
+/// The analyzer of the `grams` field: words, lower case, English stop words out, each word
+/// as its character trigrams ([`Trigrams`]).
+const GRAMS: &str = "hearth_grams";
 
-fn schema() -> (Schema, Field, Field, Field) {
+fn schema() -> (Schema, [Field; 4]) {
     let mut b = Schema::builder();
     let id = b.add_u64_field("id", INDEXED | STORED | FAST);
     let text = b.add_text_field("text", TEXT);
@@ -68,17 +73,97 @@ fn schema() -> (Schema, Field, Field, Field) {
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let stem = b.add_text_field("stem", stemmed);
-    (b.build(), id, text, stem)
+    let grams = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(GRAMS)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let grams = b.add_text_field("grams", grams);
+    (b.build(), [id, text, stem, grams])
 }
 
-fn register_analyzers(index: &Index) {
-    let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+/// The words before stemming: lower case, without English stop words.
+fn words() -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
+    TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(StopWordFilter::new(Language::English).expect("tantivy has English stop words"))
-        .filter(Stemmer::new(Language::English))
-        .build();
-    index.tokenizers().register(STEMMED, analyzer);
+}
+
+fn register_analyzers(index: &Index) {
+    let stemmed = words().filter(Stemmer::new(Language::English)).build();
+    index.tokenizers().register(STEMMED, stemmed);
+    index
+        .tokenizers()
+        .register(GRAMS, words().filter(Trigrams).build());
+}
+
+/// A token filter that turns each word into its character trigrams, the word's ends marked:
+/// "persue" gives "^pe", "per", "ers", "rsu", "sue", "ue$". A misspelt word ("persue" for
+/// "pursue", "reccomend"), another spelling ("de-stress", "destress") or a speech-to-text
+/// slip still shares most of its trigrams with the word meant.
+#[derive(Clone)]
+struct Trigrams;
+
+impl TokenFilter for Trigrams {
+    type Tokenizer<T: Tokenizer> = TrigramTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, inner: T) -> TrigramTokenizer<T> {
+        TrigramTokenizer { inner }
+    }
+}
+
+#[derive(Clone)]
+struct TrigramTokenizer<T> {
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for TrigramTokenizer<T> {
+    type TokenStream<'a> = TrigramStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        TrigramStream {
+            words: self.inner.token_stream(text),
+            grams: Vec::new(),
+        }
+    }
+}
+
+struct TrigramStream<S> {
+    words: S,
+    /// The current word's trigrams, last first (the one at the end is the current token).
+    grams: Vec<Token>,
+}
+
+impl<S: TokenStream> TokenStream for TrigramStream<S> {
+    fn advance(&mut self) -> bool {
+        self.grams.pop();
+        while self.grams.is_empty() {
+            if !self.words.advance() {
+                return false;
+            }
+            let word = self.words.token();
+            let marked: Vec<char> = std::iter::once('^')
+                .chain(word.text.chars())
+                .chain(std::iter::once('$'))
+                .collect();
+            for gram in marked.windows(3).rev() {
+                self.grams.push(Token {
+                    text: gram.iter().collect(),
+                    ..word.clone()
+                });
+            }
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.grams.last().expect("advance returned true")
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.grams.last_mut().expect("advance returned true")
+    }
 }
 
 /// 15 MB is tantivy's minimum per indexing thread; one thread suits a 2-core hub.
@@ -116,7 +201,7 @@ impl FullText {
     }
 
     fn with_index(index: Index) -> Result<FullText, FullTextError> {
-        let (_, id, text, stem) = schema();
+        let (_, [id, text, stem, grams]) = schema();
         register_analyzers(&index);
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
         let reader = index
@@ -130,7 +215,18 @@ impl FullText {
             id,
             text,
             stem,
+            grams,
         })
+    }
+
+    /// A memory as an index document: its id and its text in each field.
+    fn document(&self, m: &Memory) -> TantivyDocument {
+        doc!(
+            self.id => m.id,
+            self.text => m.text.clone(),
+            self.stem => m.text.clone(),
+            self.grams => m.text.clone(),
+        )
     }
 
     /// The store generation of the last commit, if any.
@@ -162,7 +258,7 @@ impl FullText {
         let mut n = 0;
         for memory in store.iter() {
             let memory = memory?;
-            writer.add_document(doc!(self.id => memory.id, self.text => memory.text.clone(), self.stem => memory.text))?;
+            writer.add_document(self.document(&memory))?;
             n += 1;
         }
         self.commit(&mut writer, generation)?;
@@ -178,7 +274,7 @@ impl FullText {
     pub fn upsert(&self, memory: &Memory, generation: u64) -> Result<(), FullTextError> {
         let mut writer = self.writer.lock().expect("lock");
         writer.delete_term(Term::from_field_u64(self.id, memory.id));
-        writer.add_document(doc!(self.id => memory.id, self.text => memory.text.clone(), self.stem => memory.text.clone()))?;
+        writer.add_document(self.document(memory))?;
         self.commit(&mut writer, generation)
     }
 
@@ -186,9 +282,7 @@ impl FullText {
     pub fn add_many(&self, memories: &[Memory], generation: u64) -> Result<(), FullTextError> {
         let mut writer = self.writer.lock().expect("lock");
         for m in memories {
-            writer.add_document(
-                doc!(self.id => m.id, self.text => m.text.clone(), self.stem => m.text.clone()),
-            )?;
+            writer.add_document(self.document(m))?;
         }
         self.commit(&mut writer, generation)
     }
@@ -217,8 +311,58 @@ impl FullText {
         let field = if stemmed { self.stem } else { self.text };
         let parser = QueryParser::for_index(&self.index, vec![field]);
         let (query, _) = parser.parse_query_lenient(query);
+        self.top(&query, k)
+    }
+
+    /// BM25 over the words' character trigrams (the `grams` field) of the memories `among`
+    /// that match any: close spellings of a word match each other. Only those memories are
+    /// scored, so that the many posting lists of a question's trigrams are sought, not read
+    /// through, in a large store.
+    pub fn search_grams(
+        &self,
+        query: &str,
+        among: &[MemoryId],
+    ) -> Result<Vec<(MemoryId, f32)>, FullTextError> {
+        let mut query_words = Vec::new();
+        words()
+            .build()
+            .token_stream(query)
+            .process(&mut |t| query_words.push(t.text.clone()));
+        let mut grams = words().filter(Trigrams).build();
+        let mut seen = std::collections::HashSet::new();
+        let mut terms = Vec::new();
+        for word in query_words {
+            grams.token_stream(&word).process(&mut |t| {
+                if seen.insert(t.text.clone()) {
+                    terms.push(Term::from_field_text(self.grams, &t.text));
+                }
+            });
+        }
+        if terms.is_empty() || among.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The id filter adds nothing to the score.
+        let ids = TermSetQuery::new(among.iter().map(|id| Term::from_field_u64(self.id, *id)));
+        let query = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(BoostQuery::new(Box::new(ids), 0.0)) as Box<dyn Query>,
+            ),
+            (
+                Occur::Must,
+                Box::new(BooleanQuery::new_multiterms_query(terms)),
+            ),
+        ]);
+        self.top(&query, among.len())
+    }
+
+    fn top(
+        &self,
+        query: &dyn tantivy::query::Query,
+        k: usize,
+    ) -> Result<Vec<(MemoryId, f32)>, FullTextError> {
         let searcher = self.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())?;
+        let top = searcher.search(query, &TopDocs::with_limit(k.max(1)).order_by_score())?;
         let mut out = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
@@ -237,5 +381,51 @@ impl FullText {
     /// Whether none are.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::record::{NewMemory, Speaker};
+
+    #[test]
+    fn words_become_marked_trigrams() {
+        let mut analyzer = words().filter(Trigrams).build();
+        let mut grams = Vec::new();
+        analyzer
+            .token_stream("The CAT, de-stress")
+            .process(&mut |t| grams.push(t.text.clone()));
+        // "the" is a stop word; "de" is a word of its own.
+        assert_eq!(
+            grams,
+            ["^ca", "cat", "at$", "^de", "de$", "^st", "str", "tre", "res", "ess", "ss$"]
+        );
+    }
+
+    #[test]
+    fn trigrams_find_a_misspelt_word_that_words_miss() {
+        let store = MemoryStore::temporary().unwrap();
+        let text = FullText::in_ram().unwrap();
+        for t in ["Anna wants to pursue nursing", "Anna likes green tea"] {
+            store
+                .insert(NewMemory {
+                    text: t.into(),
+                    room: "kitchen".into(),
+                    speaker: Speaker::User,
+                    created_at_ms: 0,
+                    salience: 0.5,
+                    source: None,
+                })
+                .unwrap();
+        }
+        text.sync(&store).unwrap();
+        assert!(text.search_in("persue", 5, true).unwrap().is_empty());
+        let found = text.search_grams("What will she persue?", &[0, 1]).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            store.get(found[0].0).unwrap().unwrap().text,
+            "Anna wants to pursue nursing"
+        );
     }
 }

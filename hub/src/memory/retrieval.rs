@@ -20,8 +20,15 @@ use super::when::{asks_when, period_in, tells_when};
 pub struct RetrievalConfig {
     /// Weight of BM25 relevance.
     pub w_bm25: f32,
+    /// The normalised BM25 score is raised to this power before weighting: above 1, a
+    /// memory that matches the question's rarest words clearly leads one that shares a
+    /// common word or two with it.
+    pub bm25_power: f32,
     /// Weight of embedding cosine similarity (the memory's whole text, with its context).
     pub w_cosine: f32,
+    /// Weight of BM25 over the words' character trigrams, which matches close spellings
+    /// ("persue" and "pursue", "de-stress" and "destress").
+    pub w_grams: f32,
     /// Weight of the best cosine among the memory's passages (`memory.passage_vectors`),
     /// added in the re-ranking pass.
     pub w_passage: f32,
@@ -68,6 +75,14 @@ pub struct RetrievalConfig {
     pub w_time: f32,
     /// Days after a named period in which memories may still be about it.
     pub time_grace_days: u64,
+    /// Added in the re-ranking pass in proportion to how much a memory says, up to
+    /// `substance_words` words: a turn that tells something ("I went camping in the
+    /// mountains with the kids last week") holds an answer more often than a reaction
+    /// ("Wow, that's great!"), which BM25's length normalisation favours.
+    pub w_substance: f32,
+    /// The word count at which a memory gets all of `w_substance`.
+    pub substance_words: usize,
+
     /// Added in the re-ranking pass when the question asks when ("When did...") and the
     /// memory says when ("yesterday", "last Friday", "two weeks ago", "in 2019").
     pub w_when: f32,
@@ -87,7 +102,9 @@ impl Default for RetrievalConfig {
     fn default() -> Self {
         RetrievalConfig {
             w_bm25: 1.0,
+            bm25_power: 1.5,
             w_cosine: 0.3,
+            w_grams: 0.3,
             w_passage: 0.8,
             w_recency: 0.05,
             w_importance: 0.1,
@@ -107,7 +124,9 @@ impl Default for RetrievalConfig {
             answer_carry: 0.8,
             w_time: 0.5,
             time_grace_days: 7,
-            w_when: 0.3,
+            w_substance: 0.2,
+            substance_words: 40,
+            w_when: 0.4,
         }
     }
 }
@@ -119,6 +138,8 @@ pub struct Signals {
     pub bm25: f32,
     /// Cosine similarity of the whole text (0 without a vector).
     pub cosine: f32,
+    /// BM25 over character trigrams (0 when that search did not find it).
+    pub grams: f32,
     /// The best cosine similarity among its passages (0 without passages), from the
     /// re-ranking pass.
     pub passage: f32,
@@ -186,6 +207,15 @@ pub fn retrieve(
         if config.w_passage > 0.0 {
             for (m, _) in memories.search_passages(v, config.candidates)? {
                 candidates.entry(m.id).or_insert((m, Signals::default()));
+            }
+        }
+    }
+    // Close spellings score the candidates found so far; they bring in none of their own.
+    if config.w_grams > 0.0 {
+        let ids: Vec<MemoryId> = candidates.keys().copied().collect();
+        for (id, score) in memories.fulltext().search_grams(query, &ids)? {
+            if let Some((_, s)) = candidates.get_mut(&id) {
+                s.grams = score;
             }
         }
     }
@@ -259,9 +289,10 @@ pub fn retrieve(
         HashMap::new()
     };
     let base = {
-        let (bm25, cosine, recency, importance, strength) = (
+        let (bm25, cosine, grams, recency, importance, strength) = (
             norm(&scored, |s| s.bm25),
             norm(&scored, |s| s.cosine),
+            norm(&scored, |s| s.grams),
             norm(&scored, |s| s.recency),
             norm(&scored, |s| s.importance),
             norm(&scored, |s| s.strength),
@@ -269,7 +300,11 @@ pub fn retrieve(
         let rrf_max = rrf.values().copied().fold(0.0f32, f32::max);
         move |m: &Memory, s: &Signals| {
             let relevance = match config.fusion {
-                Fusion::Weighted => config.w_bm25 * bm25(s) + config.w_cosine * cosine(s),
+                Fusion::Weighted => {
+                    config.w_bm25 * bm25(s).powf(config.bm25_power)
+                        + config.w_cosine * cosine(s)
+                        + config.w_grams * grams(s)
+                }
                 // Scaled so that the best fused memory gets what a memory best on both
                 // scores would get from the weighted sum.
                 Fusion::Rrf if rrf_max > 0.0 => {
@@ -337,6 +372,17 @@ fn rerank(
             for h in hits.iter_mut() {
                 h.score += config.w_passage * (h.signals.passage - lo) / (hi - lo);
             }
+        }
+    }
+    if config.w_substance > 0.0 && config.substance_words > 0 {
+        for h in hits.iter_mut() {
+            let words = h
+                .memory
+                .text
+                .split_whitespace()
+                .count()
+                .min(config.substance_words);
+            h.score += config.w_substance * words as f32 / config.substance_words as f32;
         }
     }
     if config.w_when > 0.0 && asks_when(query) {
@@ -688,6 +734,68 @@ mod tests {
             top(&off)[0].memory.text,
             "Mel: the pottery class felt great"
         );
+    }
+
+    #[test]
+    fn a_memory_that_says_more_and_a_close_spelling_both_count() {
+        let m = Memories::temporary(3).unwrap();
+        let v = [1.0, 0.0, 0.0];
+        remember(&m, "Mel: pottery, wow", 2, 0.5, v);
+        remember(
+            &m,
+            "Mel: pottery on Thursdays with my sister keeps me calm",
+            2,
+            0.5,
+            v,
+        );
+        let l = LifecycleConfig::default();
+        let c = RetrievalConfig::default();
+        // The two match the question's vector alike: what they say decides, and without
+        // the lever the tie goes to the older memory.
+        let alike = RetrievalConfig {
+            w_bm25: 0.0,
+            w_grams: 0.0,
+            w_passage: 0.0,
+            ..c.clone()
+        };
+        let top = |c: &RetrievalConfig| {
+            retrieve(&m, "What about pottery?", Some(&v), 2, NOW, c, &l).unwrap()[0]
+                .memory
+                .text
+                .clone()
+        };
+        assert_eq!(
+            top(&alike),
+            "Mel: pottery on Thursdays with my sister keeps me calm"
+        );
+        let off = RetrievalConfig {
+            w_substance: 0.0,
+            ..c.clone()
+        };
+        assert_eq!(
+            top(&RetrievalConfig {
+                w_substance: 0.0,
+                ..alike
+            }),
+            "Mel: pottery, wow"
+        );
+
+        // "Thursdys" is no word of either; its trigrams are most of "Thursdays". Both are
+        // candidates by their vectors, which tie.
+        let q = "Is it on Thursdys?";
+        let hits = retrieve(&m, q, Some(&v), 2, NOW, &off, &l).unwrap();
+        assert_eq!(
+            hits[0].memory.text,
+            "Mel: pottery on Thursdays with my sister keeps me calm"
+        );
+        assert!(hits[0].signals.grams > 0.0 && hits[0].signals.bm25 == 0.0);
+        let no_grams = RetrievalConfig {
+            w_grams: 0.0,
+            ..off
+        };
+        let hits = retrieve(&m, q, Some(&v), 2, NOW, &no_grams, &l).unwrap();
+        assert!(hits.iter().all(|h| h.signals.grams == 0.0));
+        assert_eq!(hits[0].memory.text, "Mel: pottery, wow");
     }
 
     #[test]

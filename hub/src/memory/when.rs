@@ -180,6 +180,10 @@ pub fn tells_when(text: &str) -> bool {
                 | "autumn"
                 | "fall"
         ) || WEEKDAYS.contains(&w.trim_end_matches('s'))
+            || matches!(
+                w,
+                "mon" | "tue" | "tues" | "wed" | "thu" | "thur" | "thurs" | "fri"
+            )
             || MONTHS.contains(&w)
     };
     words.iter().enumerate().any(|(i, w)| {
@@ -228,6 +232,7 @@ mod tests {
             "back in 2019 it rained",
             "since March I run every day",
             "last weekend was fun",
+            "I joined a new group last Tues.",
         ] {
             assert!(tells_when(t), "{t}");
         }
