@@ -5,7 +5,62 @@ use std::net::{SocketAddr, TcpListener};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
-use crate::config::MqttConfig;
+use serde::{Deserialize, Serialize};
+
+/// Where the broker runs and how the hub connects to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Run rumqttd inside the hub. When false, connect to `host:port` (mosquitto, say).
+    pub embedded_broker: bool,
+    /// Where the embedded broker listens. Loopback by default; set `0.0.0.0:1883` to serve
+    /// terminals in other rooms.
+    pub listen: SocketAddr,
+    /// The broker the hub's own client connects to. With the embedded broker this is normally
+    /// the listen address.
+    pub host: String,
+    /// The broker port for the hub's own client.
+    pub port: u16,
+    /// The username every client (hub and terminals) logs in with.
+    pub username: String,
+    /// The password for `username`. Change it.
+    pub password: String,
+    /// Topic prefix, shared with the terminals.
+    pub topic_prefix: String,
+    /// The largest MQTT payload the broker carries, in bytes.
+    pub broker_max_payload: usize,
+    /// The largest utterance payload the hub accepts, in bytes. Larger ones are answered with a
+    /// `too_large` error. Keep it below `broker_max_payload` so that the hub sees them.
+    pub max_payload: usize,
+    /// The hub's MQTT client id.
+    pub client_id: String,
+    /// MQTT keep-alive, in seconds.
+    pub keep_alive_s: u64,
+    /// The first wait before reconnecting to a lost broker, in ms; it doubles each try...
+    pub reconnect_min_ms: u64,
+    /// ...up to this many ms.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            embedded_broker: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            host: "127.0.0.1".to_string(),
+            port: 1883,
+            username: "hearth".to_string(),
+            password: "change-me".to_string(),
+            topic_prefix: "hearth".to_string(),
+            broker_max_payload: 256 * 1024,
+            max_payload: hearth_shared::DEFAULT_MAX_PAYLOAD,
+            client_id: "hearth-hub".to_string(),
+            keep_alive_s: 5,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5000,
+        }
+    }
+}
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,9 @@ pub enum Control {
     Recall(String),
     /// Replace the stored fact this corrects ("actually, Anna lives in Lisbon now").
     Correct(String),
+    /// Stop talking ("never mind", "stop", "be quiet"): the reply in flight, if any, is
+    /// already cancelled by this newer utterance; nothing is said or stored.
+    Stop,
 }
 
 /// Politeness and address before a control: "hey hearth, please ...".
@@ -29,18 +32,8 @@ const NOT_A_FACT: &[&str] = &[
 
 /// Recognises a control in an utterance; `None` for everything else.
 pub fn parse(text: &str) -> Option<Control> {
-    let t: String = text
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    let words: Vec<&str> = t.split_whitespace().collect();
+    let words = crate::words::words(text);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let mut rest: &[&str] = &words;
     // Politeness and address: "hey hearth, please ..."
     while let Some((first, tail)) = rest.split_first() {
@@ -55,6 +48,27 @@ pub fn parse(text: &str) -> Option<Control> {
         let s = s.trim_end_matches(" please").trim();
         (!s.is_empty()).then(|| s.to_string())
     };
+    if matches!(
+        phrase.as_str(),
+        "never mind"
+            | "nevermind"
+            | "stop"
+            | "stop it"
+            | "stop talking"
+            | "stop please"
+            | "cancel"
+            | "cancel that"
+            | "be quiet"
+            | "quiet"
+            | "hush"
+            | "shush"
+            | "shut up"
+            | "that's enough"
+            | "that is enough"
+            | "enough"
+    ) {
+        return Some(Control::Stop);
+    }
     if matches!(
         phrase.as_str(),
         "forget that"
@@ -161,6 +175,10 @@ mod tests {
                 "That's wrong, the boiler was serviced in May.",
                 Some(Control::Correct("the boiler was serviced in May.".into())),
             ),
+            ("Never mind.", Some(Control::Stop)),
+            ("Hey Hearth, stop!", Some(Control::Stop)),
+            ("okay, that's enough", Some(Control::Stop)),
+            ("Stop the music in the kitchen", None),
             ("Actually, what time is it?", None),
             ("Actually, tell me a joke about cats", None),
             ("Actually yes", None),

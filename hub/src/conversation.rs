@@ -3,6 +3,42 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::llm::{ChatMessage, Role};
+use serde::{Deserialize, Serialize};
+
+/// Conversation behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationConfig {
+    /// The fixed system prompt. Its tokens are evaluated once and kept in the KV cache.
+    pub system_prompt: String,
+    /// How many past exchanges (user + assistant) per room go into the prompt.
+    pub history_turns: usize,
+    /// The most characters of utterance text the hub accepts.
+    pub max_utterance_chars: usize,
+    /// When another room is being answered and this one's answer has not started after this
+    /// many ms, the hub says `one_moment_text` first; 0 never does.
+    pub one_moment_ms: u64,
+    /// What it says then.
+    pub one_moment_text: String,
+    /// At shutdown, replies and background work in flight are cancelled; the hub waits this
+    /// many ms for them to stop before it goes offline anyway.
+    pub shutdown_wait_ms: u64,
+}
+
+impl Default for ConversationConfig {
+    fn default() -> Self {
+        ConversationConfig {
+            system_prompt: "You are Hearth, a warm and concise voice assistant for a household. \
+                Answer in a few short spoken sentences, without lists or markup."
+                .to_string(),
+            history_turns: 6,
+            max_utterance_chars: 2000,
+            one_moment_ms: 1000,
+            one_moment_text: "One moment.".to_string(),
+            shutdown_wait_ms: 5000,
+        }
+    }
+}
 
 /// At most this many rooms keep history; the least recently used is forgotten first.
 const MAX_ROOMS: usize = 64;
@@ -17,8 +53,16 @@ pub struct Conversations {
 
 #[derive(Debug, Default)]
 struct Room {
-    exchanges: VecDeque<(String, String)>,
+    exchanges: VecDeque<Exchange>,
     last_used: u64,
+}
+
+#[derive(Debug)]
+struct Exchange {
+    /// The utterance it answered, so that a late cancel can trim its reply.
+    id: String,
+    user: String,
+    assistant: String,
 }
 
 impl Conversations {
@@ -36,9 +80,9 @@ impl Conversations {
     pub fn prompt(&self, room: &str, system: &str, text: &str) -> Vec<ChatMessage> {
         let mut messages = vec![ChatMessage::new(Role::System, system)];
         if let Some(r) = self.rooms.get(room) {
-            for (user, assistant) in &r.exchanges {
-                messages.push(ChatMessage::new(Role::User, user.clone()));
-                messages.push(ChatMessage::new(Role::Assistant, assistant.clone()));
+            for e in &r.exchanges {
+                messages.push(ChatMessage::new(Role::User, e.user.clone()));
+                messages.push(ChatMessage::new(Role::Assistant, e.assistant.clone()));
             }
         }
         messages.push(ChatMessage::new(Role::User, text));
@@ -49,7 +93,12 @@ impl Conversations {
     pub fn exchanges(&self, room: &str) -> Vec<(String, String)> {
         self.rooms
             .get(room)
-            .map(|r| r.exchanges.iter().cloned().collect())
+            .map(|r| {
+                r.exchanges
+                    .iter()
+                    .map(|e| (e.user.clone(), e.assistant.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -58,11 +107,28 @@ impl Conversations {
         self.rooms
             .get(room)
             .and_then(|r| r.exchanges.back())
-            .map(|(_, assistant)| assistant.clone())
+            .map(|e| e.assistant.clone())
     }
 
-    /// Remembers a finished exchange.
-    pub fn record(&mut self, room: &str, user: &str, assistant: &str) {
+    /// The reply to utterance `id` in `room` was cut short: keep only `heard` of it, or drop
+    /// the exchange when nothing was heard. False when it is no longer in the history.
+    pub fn trim(&mut self, room: &str, id: &str, heard: &str) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let Some(i) = r.exchanges.iter().position(|e| e.id == id) else {
+            return false;
+        };
+        if heard.trim().is_empty() {
+            r.exchanges.remove(i);
+        } else {
+            r.exchanges[i].assistant = heard.to_string();
+        }
+        true
+    }
+
+    /// Remembers a finished exchange, the answer to utterance `id`.
+    pub fn record(&mut self, room: &str, id: &str, user: &str, assistant: &str) {
         if self.turns_per_room == 0 || assistant.is_empty() {
             return;
         }
@@ -79,8 +145,11 @@ impl Conversations {
         }
         let r = self.rooms.entry(room.to_string()).or_default();
         r.last_used = self.clock;
-        r.exchanges
-            .push_back((user.to_string(), assistant.to_string()));
+        r.exchanges.push_back(Exchange {
+            id: id.to_string(),
+            user: user.to_string(),
+            assistant: assistant.to_string(),
+        });
         while r.exchanges.len() > self.turns_per_room {
             r.exchanges.pop_front();
         }
@@ -95,9 +164,9 @@ mod tests {
     fn history_is_per_room_and_bounded() {
         let mut c = Conversations::new(2);
         for i in 0..3 {
-            c.record("kitchen", &format!("q{i}"), &format!("a{i}"));
+            c.record("kitchen", "id", &format!("q{i}"), &format!("a{i}"));
         }
-        c.record("study", "hello", "hi");
+        c.record("study", "id", "hello", "hi");
         let p = c.prompt("kitchen", "sys", "q3");
         let texts: Vec<&str> = p.iter().map(|m| m.content.as_str()).collect();
         assert_eq!(texts, ["sys", "q1", "a1", "q2", "a2", "q3"]);
@@ -110,7 +179,7 @@ mod tests {
     fn room_count_is_bounded() {
         let mut c = Conversations::new(1);
         for i in 0..(MAX_ROOMS + 5) {
-            c.record(&format!("room{i}"), "q", "a");
+            c.record(&format!("room{i}"), "id", "q", "a");
         }
         assert_eq!(c.rooms.len(), MAX_ROOMS);
         assert!(!c.rooms.contains_key("room0"));

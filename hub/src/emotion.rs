@@ -202,14 +202,7 @@ pub fn score(text: &str, audio: Option<&AudioFeatures>, previous: Option<&str>) 
         }
     };
     let raw_words: Vec<&str> = text.split_whitespace().collect();
-    let words: Vec<String> = raw_words
-        .iter()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words = crate::words::words(text);
     let n = words.len();
     let lower = format!(" {} ", words.join(" "));
 
@@ -306,11 +299,8 @@ pub fn score(text: &str, audio: Option<&AudioFeatures>, previous: Option<&str>) 
     // A topic switch: nothing in common with the turn before.
     if let Some(prev) = previous {
         let content = |t: &str| -> std::collections::HashSet<String> {
-            t.split_whitespace()
-                .map(|w| {
-                    w.trim_matches(|c: char| !c.is_alphanumeric())
-                        .to_lowercase()
-                })
+            crate::words::words(t)
+                .into_iter()
                 .filter(|w| w.chars().count() >= 4)
                 .collect()
         };

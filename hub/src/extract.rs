@@ -11,39 +11,13 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::llm::{json_schema_grammar, ChatMessage, GenerateRequest, LlmError, LlmHandle, Role};
 use crate::memory::graph::{proposal_schema, GraphError, Node, Plan, Proposal};
 use crate::memory::{Memories, MemoryId};
 
-/// Settings of graph extraction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GraphConfig {
-    /// Whether stored turns are extracted into the graph at all.
-    pub enabled: bool,
-    /// Turns below this salience are not extracted (they are still stored as memories).
-    pub min_salience: f32,
-    /// Search queries the model may write in phase 1.
-    pub max_queries: usize,
-    /// Graph nodes shown to the model in phase 2.
-    pub nodes_shown: usize,
-    /// The most tokens the model may write per phase.
-    pub max_tokens: u32,
-}
-
-impl Default for GraphConfig {
-    fn default() -> Self {
-        GraphConfig {
-            enabled: true,
-            min_salience: 0.3,
-            max_queries: 3,
-            nodes_shown: 8,
-            max_tokens: 384,
-        }
-    }
-}
+pub use crate::memory::graph::GraphConfig;
 
 /// What one extraction did, phase by phase.
 #[derive(Debug, Clone)]

@@ -3,38 +3,51 @@
 //!
 //! `main.rs` is a thin CLI over [`run`]; everything worth testing lives here.
 
-pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod controls;
 pub mod conversation;
 pub mod emotion;
 pub mod extract;
+pub mod household;
 pub mod llm;
-pub mod locomo;
 pub mod memory;
+pub mod outbox;
 pub mod pixie;
 pub mod rooms;
+pub mod say;
 pub mod service;
 pub mod subconscious;
+pub mod turn;
+pub mod words;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
+use crate::emotion::Mood;
 use crate::extract::GraphWriter;
+use crate::household::{Home, Household};
 use crate::llm::embed::Embedder;
 use crate::llm::LlmHandle;
 use crate::memory::Memories;
+use crate::outbox::Outbox;
+use crate::pixie::runner::Runner;
 use crate::subconscious::Subconscious;
+use crate::turn::Pipeline;
 
 /// Runs the hub until `shutdown` is cancelled: loads the model (failing fast on a bad file),
 /// starts the embedded broker if configured, then serves terminals.
-pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
+    // One calendar: a question's named day is a day in the household's zone.
+    config.memory.retrieval.zone =
+        crate::pixie::phrase::zone(&config.pixie.time_zone).map_err(anyhow::Error::msg)?;
     tracing::info!(model = %config.llm.model.display(), "loading the language model");
     let (llm, llm_thread) = LlmHandle::start(config.llm.clone())
         .await
@@ -52,9 +65,12 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
         config.memory.graph.clone(),
     )
     .context("cannot prepare the memory graph grammar")?;
+    // One shutdown tree: every turn, Pixie's loop, sweeps, reflections and graph writes are
+    // tasks on `tasks`, stopped by `stop`.
+    let (stop, tasks) = (shutdown.child_token(), TaskTracker::new());
     let subconscious = Subconscious::new(Arc::clone(&memories), embedder, config.memory.clone())
         .with_emotion(config.emotion.clone())
-        .with_graph(graph, shutdown.child_token());
+        .with_graph(graph, stop.clone(), tasks.clone());
     let pixie = crate::pixie::Pixie::open(config.pixie.clone(), hearth_shared::now_ms())
         .context("cannot open the reminders")?;
     tracing::info!(path = %config.pixie.path.display(), pending = pixie.reminders().pending().map(|p| p.len()).unwrap_or(0), zone = pixie.zone().iana_name().unwrap_or("system"), "reminders opened");
@@ -63,9 +79,39 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     } else {
         tracing::info!(host = %config.mqtt.host, port = config.mqtt.port, "using an external MQTT broker");
     }
-    service::serve(config, llm, subconscious, Arc::new(pixie), shutdown).await?;
-    // The service held the last LLM handle; the inference thread ends once it has finished the
-    // generation in hand, which the cancelled answer tasks have already asked it to stop.
+    let pixie = Arc::new(pixie);
+    let home = Arc::new(Home::new(Household::new(
+        config.conversation.history_turns,
+        Mood::resting(&config.emotion, hearth_shared::now_ms()),
+    )));
+    let (out, outgoing) = Outbox::new(256);
+    let wake = Arc::new(Notify::new());
+    let runner = Arc::new(Runner {
+        pixie: Arc::clone(&pixie),
+        memory: config.memory.clone(),
+        llm: llm.clone(),
+        subconscious: subconscious.clone(),
+        home: Arc::clone(&home),
+        out: out.clone(),
+        wake: Arc::clone(&wake),
+        tasks: tasks.clone(),
+        stop: stop.clone(),
+    });
+    runner.start();
+    let pipeline = Arc::new(Pipeline {
+        config,
+        llm,
+        subconscious,
+        pixie,
+        home,
+        out,
+        wake,
+        tasks,
+        stop,
+    });
+    service::serve(pipeline, outgoing, shutdown).await?;
+    // The pipeline held the last LLM handles; the inference thread ends once it has finished
+    // the generation in hand, which the cancelled turns have already asked it to stop.
     let joined = tokio::task::spawn_blocking(move || llm_thread.join());
     if tokio::time::timeout(Duration::from_secs(10), joined)
         .await
@@ -75,28 +121,4 @@ pub async fn run(config: HubConfig, shutdown: CancellationToken) -> anyhow::Resu
     }
     tracing::info!("hub stopped");
     Ok(())
-}
-
-/// One lifecycle sweep (expiry, decay, archiving, the profile), logged. Pixie's task queue
-/// runs it at start (catching up on downtime) and every `memory.sweep_interval_minutes`.
-pub(crate) async fn sweep_once(
-    memories: Arc<Memories>,
-    lifecycle: crate::memory::lifecycle::LifecycleConfig,
-) {
-    let started = std::time::Instant::now();
-    let swept =
-        tokio::task::spawn_blocking(move || memories.sweep(&lifecycle, hearth_shared::now_ms()))
-            .await;
-    match swept {
-        Ok(Ok((report, profile))) => tracing::info!(
-            kept = report.kept,
-            expired = report.expired,
-            faded = report.faded,
-            profile = %profile.prompt_line(),
-            ms = started.elapsed().as_millis() as u64,
-            "memory sweep"
-        ),
-        Ok(Err(e)) => tracing::error!(error = %e, "memory sweep failed"),
-        Err(e) => tracing::error!(error = %e, "memory sweep panicked"),
-    }
 }

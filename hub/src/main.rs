@@ -65,11 +65,6 @@ enum Command {
         #[command(subcommand)]
         action: MemoryAction,
     },
-    /// Benchmarks; each prints a table.
-    Bench {
-        #[command(subcommand)]
-        which: Bench,
-    },
 }
 
 #[derive(Subcommand)]
@@ -109,63 +104,6 @@ enum MemoryAction {
     Profile,
     /// Run the lifecycle sweep now (expiry, decay, archiving, profile consolidation).
     Sweep,
-}
-
-#[derive(Subcommand)]
-enum Bench {
-    /// Hub generation speed against a bare llama-cpp-2 loop, and time to first sentence.
-    Llm {
-        /// Tokens per run.
-        #[arg(long, default_value_t = 128)]
-        tokens: usize,
-        /// Runs of each kind (medians are shown).
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-    },
-    /// Retrieval recall on LoCoMo conversations (R@1/5/10 per category), ingest time and
-    /// retrieval latency.
-    Locomo {
-        /// A folder of LoCoMo JSON files (or one file).
-        #[arg(long)]
-        data: PathBuf,
-        /// Also run a baseline on the same stores: `bm25` (tantivy alone).
-        #[arg(long, value_parser = ["bm25"])]
-        baseline: Option<String>,
-        /// Also rank with each retrieval lever switched, one at a time, on the same stores.
-        #[arg(long)]
-        ablation: bool,
-        /// Keep each conversation's ingested store in this folder and reuse it on the next
-        /// run (while tuning `[memory.retrieval]`, which ingest does not depend on). A store
-        /// made with other ingest settings or another embedding model is made again.
-        #[arg(long)]
-        stores: Option<PathBuf>,
-        /// Leave out the captions of photos shared in turns (`blip_caption`), which are
-        /// otherwise part of the turn's memory as "[shares a photo of ...]".
-        #[arg(long)]
-        no_captions: bool,
-    },
-    /// Several rooms at once: simulated terminals against an in-process hub; answer
-    /// latency, queue wait, fairness across rooms, and what was lost.
-    Rooms {
-        /// Simulated terminals, one room each.
-        #[arg(long, default_value_t = 8)]
-        terminals: usize,
-        /// Utterances per terminal, each sent after the previous answer.
-        #[arg(long, default_value_t = 20)]
-        utterances: usize,
-        /// The longest reply, in tokens.
-        #[arg(long, default_value_t = 32)]
-        max_tokens: u32,
-    },
-    /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
-    Memory {
-        /// Store sizes, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
-        sizes: Vec<usize>,
-        /// Retrieval queries per size.
-        #[arg(long, default_value_t = 300)]
-        queries: usize,
-    },
 }
 
 fn main() -> ExitCode {
@@ -222,16 +160,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Bench {
-            which: Bench::Llm { tokens, runs },
-        }) => {
-            let config = load_config(&cli)?;
-            let opts = hearth_hub::bench::LlmBenchOptions {
-                tokens: *tokens,
-                runs: *runs,
-            };
-            runtime()?.block_on(hearth_hub::bench::llm(config, opts))
-        }
         Some(Command::Embed { texts }) => {
             let config = load_config(&cli)?;
             runtime()?.block_on(async {
@@ -259,52 +187,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Memory { action }) => {
             let config = load_config(&cli)?;
             memory_command(&config, action)
-        }
-        Some(Command::Bench {
-            which:
-                Bench::Rooms {
-                    terminals,
-                    utterances,
-                    max_tokens,
-                },
-        }) => {
-            let config = load_config(&cli)?;
-            let opts = hearth_hub::bench::RoomsBenchOptions {
-                terminals: *terminals,
-                utterances: *utterances,
-                max_tokens: *max_tokens,
-            };
-            runtime()?.block_on(hearth_hub::bench::rooms(config, opts))
-        }
-        Some(Command::Bench {
-            which: Bench::Memory { sizes, queries },
-        }) => {
-            let config = load_config(&cli)?;
-            let opts = hearth_hub::bench::MemoryBenchOptions {
-                sizes: sizes.clone(),
-                queries: *queries,
-            };
-            runtime()?.block_on(hearth_hub::bench::memory(config, opts))
-        }
-        Some(Command::Bench {
-            which:
-                Bench::Locomo {
-                    data,
-                    baseline,
-                    ablation,
-                    stores,
-                    no_captions,
-                },
-        }) => {
-            let config = load_config(&cli)?;
-            let opts = hearth_hub::locomo::LocomoOptions {
-                data: data.clone(),
-                baseline: baseline.is_some(),
-                ablation: *ablation,
-                stores: stores.clone(),
-                captions: !*no_captions,
-            };
-            runtime()?.block_on(hearth_hub::locomo::bench(config, opts))
         }
         None | Some(Command::Run) => {
             let config = load_config(&cli)?;

@@ -65,10 +65,10 @@ impl Rooms {
         self.stressed = Some((stressed, at_ms));
     }
 
-    /// Whether the user sounded stressed in their last turn, within the last half hour.
-    pub fn user_stressed(&self, now_ms: u64) -> bool {
+    /// Whether the user sounded stressed in their last turn, within the last `window_ms`.
+    pub fn user_stressed(&self, now_ms: u64, window_ms: u64) -> bool {
         self.stressed
-            .is_some_and(|(s, at)| s && now_ms.saturating_sub(at) < 30 * 60_000)
+            .is_some_and(|(s, at)| s && now_ms.saturating_sub(at) < window_ms)
     }
 
     /// Whether the hub is answering anywhere.

@@ -8,34 +8,18 @@ use std::sync::Arc;
 use hearth_shared::Utterance;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::config::MemoryConfig;
 use crate::extract::GraphWriter;
 use crate::llm::embed::Embedder;
 use crate::memory::retrieval::{render_context, retrieve};
+use crate::memory::MemoryConfig;
 use crate::memory::{Embedding, Memories, MemoriesError, Memory, MemoryId, NewMemory, Speaker};
 
 /// The text a turn is remembered by: with its speaker's name in front when the terminal knew
 /// who spoke ("Anna: I'm off to Porto"), so that a question naming her finds her words.
 pub fn memory_text(u: &Utterance) -> String {
     crate::memory::record::spoken_by(u.speaker.as_deref(), &u.text)
-}
-
-/// Shared words over all words (Jaccard) of two texts, case and punctuation ignored.
-pub fn word_overlap(a: &str, b: &str) -> f32 {
-    let words = |t: &str| -> std::collections::HashSet<String> {
-        t.to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    let (a, b) = (words(a), words(b));
-    let union = a.union(&b).count();
-    if union == 0 {
-        return 1.0;
-    }
-    a.intersection(&b).count() as f32 / union as f32
 }
 
 /// Embeds a memory's `text`: whole (after `context`, when given, and unless `whole` is
@@ -98,9 +82,9 @@ pub struct Subconscious {
     config: MemoryConfig,
     /// For the emotional part of a stored turn's salience.
     emotion: crate::emotion::EmotionConfig,
-    /// Writes stored turns into the memory graph, in the background, until the token is
-    /// cancelled.
-    graph: Option<(GraphWriter, CancellationToken)>,
+    /// Writes stored turns into the memory graph, in the background (tasks on the tracker),
+    /// until the token is cancelled.
+    graph: Option<(GraphWriter, CancellationToken, TaskTracker)>,
 }
 
 impl Subconscious {
@@ -121,17 +105,22 @@ impl Subconscious {
         self
     }
 
-    /// Also writes stored turns into the memory graph with `writer` (background LLM work),
-    /// until `stop` is cancelled.
-    pub fn with_graph(mut self, writer: GraphWriter, stop: CancellationToken) -> Subconscious {
-        self.graph = Some((writer, stop));
+    /// Also writes stored turns into the memory graph with `writer` (background LLM work,
+    /// a task on `tasks`), until `stop` is cancelled.
+    pub fn with_graph(
+        mut self,
+        writer: GraphWriter,
+        stop: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Subconscious {
+        self.graph = Some((writer, stop, tasks));
         self
     }
 
     /// Starts the graph write for a stored memory, if it is salient enough; it runs after the
     /// reply, as background LLM work, and never delays a conversation.
     fn extract(&self, id: MemoryId, text: String, salience: f32, now_ms: u64) {
-        let Some((writer, stop)) = &self.graph else {
+        let Some((writer, stop, tasks)) = &self.graph else {
             return;
         };
         let config = writer.config();
@@ -139,7 +128,7 @@ impl Subconscious {
             return;
         }
         let (writer, stop) = (writer.clone(), stop.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let facts = [text];
             tokio::select! {
                 _ = stop.cancelled() => {}
@@ -279,8 +268,12 @@ impl Subconscious {
         )
         .await;
         let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
-        let emotional =
-            crate::emotion::score(&u.text, u.audio.as_ref(), None).salience(&self.emotion);
+        // With emotion off, every turn gets the neutral emotional share.
+        let emotional = if self.emotion.enabled {
+            crate::emotion::score(&u.text, u.audio.as_ref(), None).salience(&self.emotion)
+        } else {
+            self.emotion.neutral_salience
+        };
         let (id, text) = (u.id.clone(), u.text.clone());
         let result = tokio::task::spawn_blocking(
             move || -> Result<(&'static str, Option<MemoryId>, f32), MemoriesError> {
@@ -296,7 +289,7 @@ impl Subconscious {
                         // turns; a repeat must also share most of its words, so that a new
                         // turn is never swallowed by the one before it.
                         if cos >= config.recurrence_similarity
-                            && word_overlap(&memory_text(&u), &same.text)
+                            && crate::words::overlap(&memory_text(&u), &same.text)
                                 >= config.recurrence_word_overlap
                         {
                             config.lifecycle.rewarm(&mut same, now_ms);

@@ -191,6 +191,12 @@ mod tests {
             reason: SpeechReason::Reminder,
             expects_answer: true,
         });
+        round_trip(Cancel {
+            utterance_id: "u-1".into(),
+            terminal: "kitchen".into(),
+            heard_chunks: Some(1),
+            reason: CancelReason::BargeIn,
+        });
         round_trip(ErrorReport {
             utterance_id: None,
             code: ErrorCode::Busy,

@@ -16,14 +16,23 @@ mod topic;
 
 pub use codec::{decode, encode, DecodeError, DEFAULT_MAX_PAYLOAD};
 pub use message::{
-    AudioFeatures, ErrorCode, ErrorReport, HubPresence, Presence, ReplyChunk, Speech, SpeechReason,
-    Utterance, WireMessage,
+    AudioFeatures, Cancel, CancelReason, ErrorCode, ErrorReport, HubPresence, Presence, ReplyChunk,
+    Speech, SpeechReason, Utterance, WireMessage,
 };
 pub use topic::{valid_terminal_id, Channel, TopicError, Topics};
 
 /// The protocol version every message carries in its `"v"` field, and the path segment after
 /// the topic prefix (`hearth/v1/...`).
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Additions within [`PROTOCOL_VERSION`] that old peers can ignore: 1 is the first release;
+/// 2 adds [`Cancel`] (terminal -> hub), announced by the capability [`CAPABILITY_CANCEL`] in a
+/// terminal's presence. A revision never changes the `"v"` field or a topic, so a hub of
+/// revision 2 serves revision-1 terminals unchanged.
+pub const PROTOCOL_REVISION: u32 = 2;
+
+/// The presence capability of a terminal that sends [`Cancel`].
+pub const CAPABILITY_CANCEL: &str = "cancel";
 
 /// Milliseconds since the Unix epoch, the time unit of every timestamp on the wire.
 pub fn now_ms() -> u64 {

@@ -88,6 +88,54 @@ impl WireMessage for Utterance {
     const KIND: &'static str = "utterance";
 }
 
+impl Utterance {
+    /// Checks an utterance that came on `terminal`'s topic: it must name that terminal, have
+    /// an id of 1 to 128 bytes, a room of 1 to 64 bytes, and 1 to `max_chars` characters of
+    /// text. The error is what to tell the terminal.
+    pub fn check(&self, terminal: &str, max_chars: usize) -> Result<(), ErrorReport> {
+        let invalid = |code, message: String| ErrorReport {
+            utterance_id: Some(self.id.clone()),
+            code,
+            message,
+        };
+        if self.terminal != terminal {
+            return Err(invalid(
+                ErrorCode::Invalid,
+                format!(
+                    "utterance names terminal {:?} but came on the topic of {terminal:?}",
+                    self.terminal
+                ),
+            ));
+        }
+        if self.id.is_empty() || self.id.len() > 128 {
+            return Err(invalid(
+                ErrorCode::Invalid,
+                "utterance id must be 1 to 128 bytes".into(),
+            ));
+        }
+        if self.room.trim().is_empty() || self.room.len() > 64 {
+            return Err(invalid(
+                ErrorCode::Invalid,
+                "room must be 1 to 64 bytes".into(),
+            ));
+        }
+        if self.text.trim().is_empty() {
+            return Err(invalid(
+                ErrorCode::Invalid,
+                "utterance text is empty".into(),
+            ));
+        }
+        let chars = self.text.chars().count();
+        if chars > max_chars {
+            return Err(invalid(
+                ErrorCode::TooLarge,
+                format!("utterance text has {chars} characters, the limit is {max_chars}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One piece of the hub's streamed reply, normally one sentence. Hub -> terminal.
 ///
 /// Chunks of one reply carry the same `utterance_id` and consecutive `seq` numbers from 0. The
@@ -173,4 +221,35 @@ pub struct ErrorReport {
 
 impl WireMessage for ErrorReport {
     const KIND: &'static str = "error report";
+}
+
+/// Why a terminal cancels a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The person spoke the wake word over the reply.
+    BargeIn,
+    /// The person stopped it another way (a button, "stop").
+    Stop,
+}
+
+/// The person cut a reply short: the hub stops generating it and remembers only what was
+/// heard. Terminal -> hub, protocol revision 2. A cancel for a reply that has already ended
+/// still trims what the hub keeps of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cancel {
+    /// The utterance whose reply is cancelled.
+    pub utterance_id: String,
+    /// The terminal id, the same as in the topic.
+    pub terminal: String,
+    /// How many reply chunks the person heard in full or in part (the first `n` by `seq`);
+    /// `None` when the terminal cannot tell, and the hub keeps what it sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_chunks: Option<u32>,
+    /// Why.
+    pub reason: CancelReason,
+}
+
+impl WireMessage for Cancel {
+    const KIND: &'static str = "cancel";
 }

@@ -19,16 +19,19 @@ pub enum Channel {
     Speech,
     /// Hub -> terminal: an [`crate::ErrorReport`].
     Error,
+    /// Terminal -> hub: a [`crate::Cancel`] (capability `"cancel"`, protocol revision 2).
+    Cancel,
 }
 
 impl Channel {
     /// Every channel, in a fixed order.
-    pub const ALL: [Channel; 5] = [
+    pub const ALL: [Channel; 6] = [
         Channel::Presence,
         Channel::Utterance,
         Channel::Reply,
         Channel::Speech,
         Channel::Error,
+        Channel::Cancel,
     ];
 
     /// The last topic segment of this channel.
@@ -39,6 +42,7 @@ impl Channel {
             Channel::Reply => "reply",
             Channel::Speech => "speech",
             Channel::Error => "error",
+            Channel::Cancel => "cancel",
         }
     }
 

@@ -25,8 +25,12 @@ pub enum Input {
         audio: Option<AudioFeatures>,
     },
     /// The person cut the reply short (the wake word while it was spoken): the rest of it is
-    /// not wanted.
-    Interrupted,
+    /// not wanted, and the hub is told.
+    Interrupted {
+        /// How many chunks of the reply had begun to play; `None` when the front end cannot
+        /// tell (the hub then keeps what it sent).
+        heard_chunks: Option<u32>,
+    },
     /// No more input will come (end of stdin, say).
     Closed,
 }

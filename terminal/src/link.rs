@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_shared::{
-    decode, encode, now_ms, Channel, ErrorReport, HubPresence, Presence, ReplyChunk, Speech,
-    Topics, Utterance,
+    decode, encode, now_ms, Cancel, Channel, ErrorReport, HubPresence, Presence, ReplyChunk,
+    Speech, Topics, Utterance,
 };
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
@@ -82,7 +82,10 @@ impl HubLink {
                 room: room.clone(),
                 online,
                 at_ms,
-                capabilities: vec!["text".to_string()],
+                capabilities: vec![
+                    "text".to_string(),
+                    hearth_shared::CAPABILITY_CANCEL.to_string(),
+                ],
             })
         };
         let mut opts = MqttOptions::new(format!("hearth-terminal-{id}"), &h.host, h.port);
@@ -226,15 +229,24 @@ impl HubLink {
     /// Sends an utterance (QoS 1). Refused at once, not queued, while the hub is unreachable:
     /// a question answered minutes later would only confuse.
     pub async fn send(&self, utterance: &Utterance) -> Result<(), LinkError> {
+        self.publish(Channel::Utterance, encode(utterance)).await
+    }
+
+    /// Tells the hub that the person cut a reply short.
+    pub async fn cancel(&self, cancel: &Cancel) -> Result<(), LinkError> {
+        self.publish(Channel::Cancel, encode(cancel)).await
+    }
+
+    async fn publish(&self, channel: Channel, payload: Vec<u8>) -> Result<(), LinkError> {
         if !self.is_reachable() {
             return Err(LinkError::Unreachable);
         }
         let topic = self
             .topics
-            .terminal(&self.terminal, Channel::Utterance)
+            .terminal(&self.terminal, channel)
             .map_err(|_| LinkError::Stopped)?;
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, encode(utterance))
+            .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
             .map_err(|_| LinkError::Stopped)
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hearth_shared::Utterance;
+use hearth_shared::{Cancel, CancelReason, Utterance};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +45,8 @@ pub async fn run<F: Frontend>(
     // (or piped) at start-up is not refused while the first connection is still being made.
     let mut link_known = false;
     let mut counter: u64 = 0;
+    // The last reply that ended: a barge-in while it still plays cancels it.
+    let mut last_reply: Option<String> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -65,10 +67,24 @@ pub async fn run<F: Frontend>(
             _ = shutdown.cancelled() => break,
             input = frontend.next_input(), if input_open && link_known => match input {
                 Input::Closed => input_open = false,
-                Input::Interrupted => {
-                    if let State::Awaiting { id, .. } = &state {
-                        tracing::info!(id = %id, "reply interrupted; the rest of it is ignored");
+                Input::Interrupted { heard_chunks } => {
+                    // The reply being written, or the last one, which may still be playing.
+                    let id = match &state {
+                        State::Awaiting { id, .. } => Some(id.clone()),
+                        State::Idle => last_reply.take(),
+                    };
+                    if let Some(id) = id {
+                        tracing::info!(id = %id, ?heard_chunks, "reply interrupted; the rest of it is ignored");
                         set(&mut state, State::Idle);
+                        let cancel = Cancel {
+                            utterance_id: id,
+                            terminal: config.terminal.id.clone(),
+                            heard_chunks,
+                            reason: CancelReason::BargeIn,
+                        };
+                        if let Err(e) = link.cancel(&cancel).await {
+                            tracing::warn!(error = %e, "cannot tell the hub about the interruption");
+                        }
                     }
                 }
                 Input::Said { text, started_at_ms, ended_at_ms, audio } => {
@@ -87,6 +103,7 @@ pub async fn run<F: Frontend>(
                     if let State::Awaiting { id: old, .. } = &state {
                         tracing::info!(old = %old, "new utterance supersedes the reply in flight");
                     }
+                    last_reply = None;
                     match link.send(&utterance).await {
                         Ok(()) => {
                             tracing::info!(id = %id, "utterance sent");
@@ -136,6 +153,7 @@ pub async fn run<F: Frontend>(
                         }
                         if chunk.is_final {
                             frontend.present(Output::ReplyEnd);
+                            last_reply = Some(id.clone());
                             set(&mut state, State::Idle);
                         } else {
                             let id = id.clone();

@@ -11,12 +11,51 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use tokio::sync::{mpsc, oneshot};
 
 use super::engine::{backend, load_model};
+use super::LlmConfig;
 use super::LlmError;
-use crate::config::{EmbeddingConfig, LlmConfig};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The sentence-embedding model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// An embedding GGUF (BERT-style, with pooling). `~/` is expanded.
+    pub model: PathBuf,
+    /// Threads for embedding.
+    pub threads: u32,
+    /// The most tokens of one text; longer texts are truncated.
+    pub max_tokens: u32,
+    /// Layers to offload to a GPU.
+    pub gpu_layers: u32,
+    /// How many embedding requests may wait.
+    pub queue_capacity: usize,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            model: PathBuf::from("~/.cache/hearth/models/all-MiniLM-L6-v2.f16.gguf"),
+            threads: 1,
+            max_tokens: 256,
+            gpu_layers: 0,
+            queue_capacity: 64,
+        }
+    }
+}
 
 struct Job {
     texts: Vec<String>,
     reply: oneshot::Sender<Result<Vec<Vec<f32>>, LlmError>>,
+}
+
+/// A sentence-embedding model on the embedding thread: llama.cpp in production, a scripted
+/// one in tests.
+pub trait Encoder {
+    /// The vector length.
+    fn dim(&self) -> usize;
+    /// One vector for `text`, not yet normalised.
+    fn encode(&mut self, text: &str) -> Result<Vec<f32>, LlmError>;
 }
 
 /// A cloneable handle to the embedding thread. The thread ends when the last handle is dropped.
@@ -39,6 +78,23 @@ impl Embedder {
             .map_err(|e| LlmError::Inference(format!("cannot start the embedding thread: {e}")))?;
         let dim = ready_rx.await.map_err(|_| LlmError::Stopped)??;
         Ok((Embedder { jobs: jobs_tx, dim }, thread))
+    }
+
+    /// Serves `encoder` on a new thread, with room for `capacity` waiting requests.
+    pub fn with_encoder(
+        encoder: impl Encoder + Send + 'static,
+        capacity: usize,
+    ) -> (Embedder, std::thread::JoinHandle<()>) {
+        let (jobs_tx, jobs_rx) = mpsc::channel(capacity.max(1));
+        let dim = encoder.dim();
+        let thread = std::thread::Builder::new()
+            .name("embed".to_string())
+            .spawn(move || {
+                let mut encoder = encoder;
+                serve(&mut encoder, jobs_rx)
+            })
+            .expect("the embedding thread starts");
+        (Embedder { jobs: jobs_tx, dim }, thread)
     }
 
     /// The vector length.
@@ -69,7 +125,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 fn run(
     config: EmbeddingConfig,
-    mut jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<Job>,
     ready: oneshot::Sender<Result<usize, LlmError>>,
 ) {
     // Reuse the LLM loader (validation included) with this model's path.
@@ -101,7 +157,7 @@ fn run(
             reason: format!("cannot create an embedding context: {e}"),
         })
     });
-    let mut ctx = match ctx {
+    let ctx = match ctx {
         Ok(c) => c,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -113,51 +169,77 @@ fn run(
     if ready.send(Ok(dim)).is_err() {
         return;
     }
-    let vocab = model.vocab();
-    let mut batch = LlamaBatch::new(n as usize, 1);
+    let mut encoder = Llama {
+        model: &model,
+        ctx,
+        batch: LlamaBatch::new(n as usize, 1),
+        limit: n as usize,
+        dim,
+    };
+    serve(&mut encoder, jobs);
+}
+
+/// The embedding model in llama.cpp.
+struct Llama<'m> {
+    model: &'m llama_cpp_2::model::LlamaModel,
+    ctx: llama_cpp_2::context::LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    limit: usize,
+    dim: usize,
+}
+
+impl Encoder for Llama<'_> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn encode(&mut self, text: &str) -> Result<Vec<f32>, LlmError> {
+        let mut tokens = self.model.vocab().tokenize(text.as_bytes(), true, false);
+        if tokens.len() > self.limit {
+            tracing::debug!(
+                tokens = tokens.len(),
+                limit = self.limit,
+                "text truncated for embedding"
+            );
+            // Keep the final separator token that BERT expects.
+            let last = *tokens.last().expect("non-empty");
+            tokens.truncate(self.limit - 1);
+            tokens.push(last);
+        }
+        self.batch.clear();
+        self.batch
+            .add_sequence(&tokens, 0, false)
+            .map_err(|e| LlmError::Inference(e.to_string()))?;
+        self.ctx.clear_kv_cache();
+        self.ctx
+            .encode(&mut self.batch)
+            .map_err(|e| LlmError::Inference(format!("embedding failed: {e}")))?;
+        self.ctx
+            .embeddings_seq_ith(0)
+            .map(<[f32]>::to_vec)
+            .map_err(|e| {
+                LlmError::Inference(format!(
+                    "the model gave no pooled embedding ({e}); is it an embedding model?"
+                ))
+            })
+    }
+}
+
+/// Answers embedding jobs with `encoder` until every handle is gone.
+fn serve(encoder: &mut dyn Encoder, mut jobs: mpsc::Receiver<Job>) {
     while let Some(job) = jobs.blocking_recv() {
         let started = Instant::now();
-        let mut out = Vec::with_capacity(job.texts.len());
-        let mut result = Ok(());
-        for text in &job.texts {
-            let mut tokens = vocab.tokenize(text.as_bytes(), true, false);
-            if tokens.len() > n as usize {
-                tracing::debug!(
-                    tokens = tokens.len(),
-                    limit = n,
-                    "text truncated for embedding"
-                );
-                // Keep the final separator token that BERT expects.
-                let last = *tokens.last().expect("non-empty");
-                tokens.truncate(n as usize - 1);
-                tokens.push(last);
-            }
-            batch.clear();
-            if let Err(e) = batch.add_sequence(&tokens, 0, false) {
-                result = Err(LlmError::Inference(e.to_string()));
-                break;
-            }
-            ctx.clear_kv_cache();
-            if let Err(e) = ctx.encode(&mut batch) {
-                result = Err(LlmError::Inference(format!("embedding failed: {e}")));
-                break;
-            }
-            match ctx.embeddings_seq_ith(0) {
-                Ok(v) => out.push(normalised(v)),
-                Err(e) => {
-                    result = Err(LlmError::Inference(format!(
-                        "the model gave no pooled embedding ({e}); is it an embedding model?"
-                    )));
-                    break;
-                }
-            }
-        }
+        let out: Result<Vec<Vec<f32>>, LlmError> = job
+            .texts
+            .iter()
+            .map(|t| encoder.encode(t).map(|v| normalised(&v)))
+            .collect();
         tracing::debug!(
             texts = job.texts.len(),
             ms = started.elapsed().as_millis() as u64,
             "embedded"
         );
-        let _ = job.reply.send(result.map(|()| out));
+        let _ = job.reply.send(out);
     }
 }
 

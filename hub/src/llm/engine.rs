@@ -1,6 +1,5 @@
 //! The inference thread: owns the llama.cpp model and context, and serves jobs one at a time.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -16,11 +15,11 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::{mpsc, oneshot};
 
 use super::sentence::SentenceSplitter;
+use super::LlmConfig;
 use super::{
     gguf, ChatMessage, GenerateRequest, GenerationStats, Job, LlmError, LlmEvent, ModelInfo, Role,
     TemplateSource,
 };
-use crate::config::LlmConfig;
 
 /// llama.cpp's backend may be initialised once per process; every model shares it.
 pub(crate) fn backend(log_native: bool) -> Result<&'static LlamaBackend, LlmError> {
@@ -100,7 +99,7 @@ fn choose_template(
 /// The thread body: load, report readiness, then serve jobs until every handle is gone.
 pub(crate) fn run(
     config: LlmConfig,
-    mut jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<Job>,
     ready: oneshot::Sender<Result<ModelInfo, LlmError>>,
 ) {
     let loaded = load_model(&config).and_then(|(model, summary)| {
@@ -130,6 +129,7 @@ pub(crate) fn run(
             TemplateSource::Fallback(n) | TemplateSource::Override(n) => n.clone(),
         },
         cached: Vec::new(),
+        saved: None,
         config: &config,
     };
     // Render a probe conversation now, so that an unknown template name fails at start-up
@@ -150,112 +150,35 @@ pub(crate) fn run(
     if ready.send(Ok(info)).is_err() {
         return;
     }
-    let mut queue = JobQueue::default();
-    while let Some(job) = queue.next(&mut jobs) {
-        let Job {
-            request,
-            events,
-            cancel,
-        } = job;
-        let background = request.background;
-        // A conversation's prompt is mostly in the cache; background work overwrites it, so
-        // it is put back afterwards while nothing else is waiting.
-        let chat_tokens = background.then(|| session.cached.clone());
-        let mut preempt = || background && queue.conversation_waiting(&mut jobs);
-        let result = session.generate(&request, &events, &cancel, &mut preempt);
-        let last = match result {
-            Ok(stats) if stats.preempted => {
-                tracing::debug!("background generation gave way to a conversation");
-                queue.retry(Job {
-                    request,
-                    events,
-                    cancel,
-                });
-                continue;
-            }
-            Ok(stats) => LlmEvent::Done(stats),
-            Err(e) => {
-                // A failed decode can leave the cache in an unknown state: start clean.
-                session.reset();
-                LlmEvent::Failed(e)
-            }
-        };
-        let _ = events.blocking_send(last);
-        if let Some(tokens) = chat_tokens {
-            let mut preempt = || queue.conversation_waiting(&mut jobs);
-            if let Err(e) = session.prefill(&tokens, &mut preempt) {
-                tracing::debug!(error = %e, "could not restore the conversation cache");
-                session.reset();
-            }
-        }
-    }
-    tracing::debug!("inference thread stopping");
+    super::model::serve(&mut session, jobs);
 }
 
-/// Background jobs waiting for a quiet moment; more than this and the oldest is dropped.
-const MAX_BACKGROUND_JOBS: usize = 64;
-
-/// The two job classes: conversations first, background work only when none waits.
-#[derive(Default)]
-struct JobQueue {
-    /// Conversations, round-robin by room.
-    conversation: super::fair::Lanes<Job>,
-    background: VecDeque<Job>,
-}
-
-impl JobQueue {
-    /// Moves every job already sent into the queue.
-    fn drain(&mut self, jobs: &mut mpsc::Receiver<Job>) {
-        while let Ok(job) = jobs.try_recv() {
-            self.push(job);
-        }
+impl super::model::Model for Session<'_> {
+    fn generate(
+        &mut self,
+        request: &GenerateRequest,
+        events: &mpsc::Sender<LlmEvent>,
+        cancel: &tokio_util::sync::CancellationToken,
+        preempt: &mut dyn FnMut() -> bool,
+    ) -> Result<GenerationStats, LlmError> {
+        Session::generate(self, request, events, cancel, preempt)
     }
 
-    fn push(&mut self, job: Job) {
-        if !job.request.background {
-            let lane = job.request.lane.clone();
-            self.conversation.push(&lane, job);
+    fn reset(&mut self) {
+        Session::reset(self);
+    }
+
+    fn checkpoint(&mut self) {
+        self.saved = Some(self.cached.clone());
+    }
+
+    fn restore(&mut self, preempt: &mut dyn FnMut() -> bool) {
+        let Some(tokens) = self.saved.take() else {
             return;
-        }
-        if self.background.len() >= MAX_BACKGROUND_JOBS {
-            if let Some(dropped) = self.background.pop_front() {
-                tracing::warn!(
-                    waiting = MAX_BACKGROUND_JOBS,
-                    "too much background work is waiting; dropping the oldest"
-                );
-                let _ = dropped.events.try_send(LlmEvent::Failed(LlmError::Busy {
-                    capacity: MAX_BACKGROUND_JOBS,
-                }));
-            }
-        }
-        self.background.push_back(job);
-    }
-
-    /// Puts a preempted background job back at the front.
-    fn retry(&mut self, job: Job) {
-        self.background.push_front(job);
-    }
-
-    fn conversation_waiting(&mut self, jobs: &mut mpsc::Receiver<Job>) -> bool {
-        self.drain(jobs);
-        !self.conversation.is_empty()
-    }
-
-    /// The next job: a conversation if one waits, else background work, else it blocks.
-    /// `None` once every handle is gone and nothing is left.
-    fn next(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
-        loop {
-            self.drain(jobs);
-            if let Some(job) = self.conversation.pop() {
-                return Some(job);
-            }
-            if let Some(job) = self.background.pop_front() {
-                if job.events.is_closed() || job.cancel.is_cancelled() {
-                    continue;
-                }
-                return Some(job);
-            }
-            self.push(jobs.blocking_recv()?);
+        };
+        if let Err(e) = self.prefill(&tokens, preempt) {
+            tracing::debug!(error = %e, "could not restore the conversation cache");
+            self.reset();
         }
     }
 }
@@ -267,6 +190,8 @@ struct Session<'m> {
     template_name: String,
     /// The tokens whose KV entries are in sequence 0 of the context, in order.
     cached: Vec<LlamaToken>,
+    /// A conversation's tokens saved before background work overwrote the cache.
+    saved: Option<Vec<LlamaToken>>,
     config: &'m LlmConfig,
 }
 

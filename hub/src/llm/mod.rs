@@ -9,6 +9,9 @@ pub mod embed;
 mod engine;
 mod fair;
 pub mod gguf;
+pub mod model;
+#[cfg(test)]
+pub mod scripted;
 pub mod sentence;
 
 use std::path::PathBuf;
@@ -18,9 +21,65 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::LlmConfig;
 pub use engine::bare_generation_loop;
 use gguf::GgufError;
+use serde::{Deserialize, Serialize};
+
+/// The language model and how it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// The GGUF model file. `~/` is expanded. Production: a Gemma 4 GGUF.
+    pub model: PathBuf,
+    /// A llama.cpp template name (`chatml`, `gemma`, `llama3`, ...) used when the GGUF carries
+    /// no `tokenizer.chat_template`. Empty: such a model is refused with an error.
+    pub chat_template_fallback: String,
+    /// Use this template name even when the GGUF has its own.
+    pub chat_template_override: String,
+    /// Threads for generation. Set it: llama.cpp's default oversubscribes small machines.
+    pub threads: u32,
+    /// Threads for prompt evaluation.
+    pub threads_batch: u32,
+    /// Context window in tokens.
+    pub context_tokens: u32,
+    /// Prompt evaluation batch size in tokens.
+    pub batch_tokens: u32,
+    /// Layers to offload to a GPU (0 on a CPU-only build).
+    pub gpu_layers: u32,
+    /// The most tokens in one reply.
+    pub max_reply_tokens: u32,
+    /// Sampling temperature; 0 means greedy (deterministic).
+    pub temperature: f32,
+    /// Nucleus sampling threshold, used when temperature > 0.
+    pub top_p: f32,
+    /// Sampling seed.
+    pub seed: u32,
+    /// How many requests may wait for the model before new ones get a `busy` error.
+    pub queue_capacity: usize,
+    /// Route llama.cpp's own log lines into the hub's log (at debug level).
+    pub log_native: bool,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            model: PathBuf::from("~/.cache/hearth/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            chat_template_fallback: "chatml".to_string(),
+            chat_template_override: String::new(),
+            threads: 2,
+            threads_batch: 2,
+            context_tokens: 4096,
+            batch_tokens: 512,
+            gpu_layers: 0,
+            max_reply_tokens: 256,
+            temperature: 0.0,
+            top_p: 0.95,
+            seed: 42,
+            queue_capacity: 16,
+            log_native: false,
+        }
+    }
+}
 
 /// Who said a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +336,28 @@ impl LlmHandle {
         ))
     }
 
+    /// Serves `model` on a new inference thread, with room for `capacity` waiting requests:
+    /// the same queue, lanes and preemption as the llama.cpp engine.
+    pub fn with_model(
+        model: impl model::Model + Send + 'static,
+        info: ModelInfo,
+        capacity: usize,
+    ) -> LlmHandle {
+        let (jobs_tx, jobs_rx) = mpsc::channel(capacity.max(1));
+        std::thread::Builder::new()
+            .name("llm".to_string())
+            .spawn(move || {
+                let mut model = model;
+                model::serve(&mut model, jobs_rx)
+            })
+            .expect("the inference thread starts");
+        LlmHandle {
+            jobs: jobs_tx,
+            info: Arc::new(info),
+            capacity,
+        }
+    }
+
     /// What model is loaded.
     pub fn info(&self) -> &ModelInfo {
         &self.info
@@ -309,7 +390,17 @@ impl LlmHandle {
         &self,
         request: GenerateRequest,
     ) -> Result<(Vec<String>, GenerationStats), LlmError> {
-        let mut rx = self.generate(request, CancellationToken::new())?;
+        self.complete_until(request, CancellationToken::new()).await
+    }
+
+    /// [`LlmHandle::complete`], stopped early when `cancel` fires (the stats then say
+    /// `cancelled`).
+    pub async fn complete_until(
+        &self,
+        request: GenerateRequest,
+        cancel: CancellationToken,
+    ) -> Result<(Vec<String>, GenerationStats), LlmError> {
+        let mut rx = self.generate(request, cancel)?;
         let mut sentences = Vec::new();
         while let Some(event) = rx.recv().await {
             match event {

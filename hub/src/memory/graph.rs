@@ -330,14 +330,7 @@ fn merge_attributes(
     attrs: &[Attribute],
 ) -> Result<(), GraphError> {
     for a in attrs {
-        let key: String = a
-            .key
-            .trim()
-            .to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .collect::<Vec<_>>()
-            .join("_");
+        let key: String = crate::words::words(&a.key).join("_");
         let value = a.value.split_whitespace().collect::<Vec<_>>().join(" ");
         if key.is_empty() || value.is_empty() {
             return reject(format!("an empty attribute {:?}={:?}", a.key, a.value));
@@ -689,11 +682,38 @@ impl Graph {
 
 /// Lower-case words of three letters or more, the way graph search compares texts.
 fn words(text: &str) -> HashSet<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
+    crate::words::words(text)
+        .into_iter()
         .filter(|w| w.chars().count() >= 3)
-        .map(str::to_string)
         .collect()
+}
+
+/// Settings of graph extraction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Whether stored turns are extracted into the graph at all.
+    pub enabled: bool,
+    /// Turns below this salience are not extracted (they are still stored as memories).
+    pub min_salience: f32,
+    /// Search queries the model may write in phase 1.
+    pub max_queries: usize,
+    /// Graph nodes shown to the model in phase 2.
+    pub nodes_shown: usize,
+    /// The most tokens the model may write per phase.
+    pub max_tokens: u32,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            enabled: true,
+            min_salience: 0.3,
+            max_queries: 3,
+            nodes_shown: 8,
+            max_tokens: 384,
+        }
+    }
 }
 
 #[cfg(test)]

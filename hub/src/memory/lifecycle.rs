@@ -227,11 +227,7 @@ const FILLER: &[&str] = &[
 /// The rational part of salience, from the words alone: facts with numbers and dates, plans,
 /// people and names, preferences; filler and very short turns score low.
 pub fn rational_score(text: &str) -> f32 {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words = crate::words::words(text);
     if words.is_empty() {
         return 0.0;
     }

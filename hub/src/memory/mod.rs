@@ -17,4 +17,66 @@ pub mod when;
 
 pub use memories::{Embedding, Memories, MemoriesError, SweepReport};
 pub use record::{Memory, MemoryId, NewMemory, Speaker, Tier};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 pub use store::{MemoryError, MemoryStore, SCHEMA_VERSION};
+
+/// Where memories are stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// The memory folder: `store/` (sled, the source of truth) and `fulltext/` (tantivy,
+    /// derived). `~/` is expanded. Back it up with `hearth-hub memory export`.
+    pub path: PathBuf,
+    /// Salience, TTL, promotion, decay and archiving.
+    pub lifecycle: crate::memory::lifecycle::LifecycleConfig,
+    /// Hybrid retrieval weights.
+    pub retrieval: crate::memory::retrieval::RetrievalConfig,
+    /// Memories recalled into each prompt.
+    pub recall_k: usize,
+    /// The most characters of recalled memories in a prompt.
+    pub context_chars: usize,
+    /// Turns below this salience are not stored.
+    pub min_salience: f32,
+    /// A new turn this similar (cosine) to a stored memory re-warms it instead of being stored.
+    pub recurrence_similarity: f32,
+    /// ...and shares at least this share of its words with it (Jaccard).
+    pub recurrence_word_overlap: f32,
+    /// A spoken correction ("actually, ...") replaces the stored memory most similar to it,
+    /// if at least this similar (cosine); otherwise it is stored as a new fact.
+    pub correction_similarity: f32,
+    /// Embed each memory together with what was said just before it in the room, so that an
+    /// answer is found by the words of its question.
+    pub embed_context: bool,
+    /// Also embed each passage (sentence) of a memory on its own, and of a one-sentence
+    /// memory its text without the context: retrieval scores a memory by its best passage
+    /// too (`memory.retrieval.w_passage`).
+    pub passage_vectors: bool,
+    /// A sentence of fewer words joins the next one in a passage.
+    pub passage_min_words: usize,
+    /// Minutes between lifecycle sweeps (expiry, decay, consolidation); 0 turns them off.
+    pub sweep_interval_minutes: u64,
+    /// The memory graph.
+    pub graph: graph::GraphConfig,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            path: PathBuf::from("~/.local/share/hearth/memory"),
+            lifecycle: crate::memory::lifecycle::LifecycleConfig::default(),
+            retrieval: crate::memory::retrieval::RetrievalConfig::default(),
+            recall_k: 5,
+            context_chars: 1200,
+            min_salience: 0.1,
+            recurrence_similarity: 0.92,
+            recurrence_word_overlap: 0.5,
+            correction_similarity: 0.5,
+            embed_context: true,
+            passage_vectors: true,
+            passage_min_words: 4,
+            sweep_interval_minutes: 60,
+            graph: graph::GraphConfig::default(),
+        }
+    }
+}

@@ -192,10 +192,7 @@ const CLEAR_LEAN: f32 = 0.15;
 
 fn cues(text: &str, stems: &[&str]) -> usize {
     let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words = crate::words::words(text);
     stems
         .iter()
         .filter(|stem| {
@@ -362,12 +359,7 @@ mod tests {
         // No run of three words of any memory appears in the profile.
         let profile = p.render().to_lowercase() + &p.prompt_line().to_lowercase();
         for t in texts {
-            let words: Vec<String> = t
-                .to_lowercase()
-                .split(|c: char| !c.is_alphanumeric() && c != '\'')
-                .filter(|w| !w.is_empty())
-                .map(str::to_string)
-                .collect();
+            let words = crate::words::words(t);
             for run in words.windows(3) {
                 assert!(!profile.contains(&run.join(" ")), "quoted {run:?}");
             }

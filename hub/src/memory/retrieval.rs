@@ -45,7 +45,7 @@ pub struct RetrievalConfig {
     /// Include archived and superseded memories.
     pub include_archived: bool,
     /// A top hit with a cosine below this is weak evidence: the assistant should rather say
-    /// it does not know (reported by `hearth-hub bench locomo`).
+    /// it does not know (reported by `hearth-bench locomo`).
     pub confidence_floor: f32,
     /// BM25 over stemmed words without stop words ("lose" finds "lost"), rather than exact
     /// words.
@@ -75,6 +75,11 @@ pub struct RetrievalConfig {
     pub w_time: f32,
     /// Days after a named period in which memories may still be about it.
     pub time_grace_days: u64,
+    /// The household's time zone, in which a question's named day or month is read. Not a
+    /// key of its own: the hub sets it from `pixie.time_zone` (UTC by default, and in the
+    /// LoCoMo benchmark, whose dates carry no zone).
+    #[serde(skip)]
+    pub zone: jiff::tz::TimeZone,
     /// Added in the re-ranking pass in proportion to how much a memory says, up to
     /// `substance_words` words: a turn that tells something ("I went camping in the
     /// mountains with the kids last week") holds an answer more often than a reaction
@@ -101,6 +106,7 @@ pub enum Fusion {
 impl Default for RetrievalConfig {
     fn default() -> Self {
         RetrievalConfig {
+            zone: jiff::tz::TimeZone::UTC,
             w_bm25: 1.0,
             bm25_power: 1.5,
             w_cosine: 0.3,
@@ -221,14 +227,9 @@ pub fn retrieve(
     }
     let live =
         |m: &Memory| config.include_archived || (m.tier != Tier::Archived && valid_at(m, now_ms));
-    let query_words: Vec<String> = query
-        .to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect();
+    let query_words = crate::words::words(query);
     let period = if config.w_time > 0.0 {
-        period_in(query)
+        period_in(query, &config.zone)
     } else {
         None
     };
@@ -251,7 +252,8 @@ pub fn retrieve(
                 _ => 1.0,
             };
             s.speaker = names_speaker(&m);
-            s.period = period.is_some_and(|p| p.covers(m.created_at_ms, config.time_grace_days));
+            s.period = period
+                .is_some_and(|p| p.covers(m.created_at_ms, config.time_grace_days, &config.zone));
             (m, s)
         })
         .collect();
@@ -673,7 +675,8 @@ mod tests {
     #[test]
     fn a_named_date_favours_what_was_said_then() {
         let m = Memories::temporary(3).unwrap();
-        let day = |y, mo, d| crate::memory::when::days_from_civil(y, mo, d) as u64 * 86_400_000;
+        let utc = jiff::tz::TimeZone::UTC;
+        let day = |y, mo, d| crate::memory::when::day_start_ms(y, mo, d, &utc).unwrap();
         for (text, at) in [
             ("we watched a film at home", day(2022, 5, 2)),
             ("we watched a film at the cinema", day(2022, 8, 20)),

@@ -1,6 +1,11 @@
 //! Dates named in a question ("on 1 May, 2022", "in July 2022", "in May"), turned into the
 //! span of time whose memories should rank higher: the time-aware retrieval lever. Dates are
-//! civil dates in UTC; the household time zone arrives with the reminders work.
+//! civil dates in the household's zone, through jiff, the hub's one calendar (the reminders'
+//! time phrases use it too).
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -20,27 +25,28 @@ pub(crate) const MONTHS: [&str; 12] = [
     "december",
 ];
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The first instant of civil date `y`-`m`-`d` in `tz`, in ms since the Unix epoch; `None`
+/// for a date that does not exist or lies before 1970.
+pub fn day_start_ms(y: i64, m: u32, d: i64, tz: &TimeZone) -> Option<u64> {
+    let date = Date::new(
+        i16::try_from(y).ok()?,
+        i8::try_from(m).ok()?,
+        i8::try_from(d).ok()?,
+    )
+    .ok()?;
+    let ms = date.to_zoned(tz.clone()).ok()?.timestamp().as_millisecond();
+    u64::try_from(ms).ok()
 }
 
-/// The (year, month 1-12, day) of a day count since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// The civil date (year, month 1-12, day) of `at_ms` in `tz`.
+pub fn civil_date(at_ms: u64, tz: &TimeZone) -> Option<(i64, u32, u32)> {
+    let ts = Timestamp::from_millisecond(i64::try_from(at_ms).ok()?).ok()?;
+    let date = ts.to_zoned(tz.clone()).date();
+    Some((
+        i64::from(date.year()),
+        date.month() as u32,
+        date.day() as u32,
+    ))
 }
 
 /// The month number (1-12) of a month name.
@@ -67,39 +73,35 @@ pub enum Period {
 
 impl Period {
     /// Whether something said at `at_ms` may be about this period: said during it, or in
-    /// the `grace_days` after it ("last Friday I ...").
-    pub fn covers(&self, at_ms: u64, grace_days: u64) -> bool {
+    /// the `grace_days` after it ("last Friday I ..."). A month is a month in `tz`.
+    pub fn covers(&self, at_ms: u64, grace_days: u64, tz: &TimeZone) -> bool {
         match *self {
             Period::Span { start, end } => at_ms >= start && at_ms < end + grace_days * DAY_MS,
-            Period::Month(m) => {
-                let (_, month, day) = civil_from_days((at_ms / DAY_MS) as i64);
+            Period::Month(m) => civil_date(at_ms, tz).is_some_and(|(_, month, day)| {
                 month == m || (month == m % 12 + 1 && u64::from(day) <= grace_days)
-            }
+            }),
         }
     }
 }
 
 /// A text's words, lower case, without punctuation.
 fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_lowercase())
-        .collect()
+    crate::words::words(text)
 }
 
 /// The period a question names, if any: "1 May, 2022", "May 1, 2022", "May 2022", "in May".
-pub fn period_in(text: &str) -> Option<Period> {
+/// Days and months are those of `tz`.
+pub fn period_in(text: &str, tz: &TimeZone) -> Option<Period> {
     let words = words(text);
     let number = |i: usize| words.get(i).and_then(|w| w.parse::<i64>().ok());
     let day_span = |y: i64, m: u32, d: i64| {
         if !(1..=31).contains(&d) || !(1900..=2200).contains(&y) {
             return None;
         }
-        let start = days_from_civil(y, i64::from(m), d) as u64 * DAY_MS;
-        Some(Period::Span {
-            start,
-            end: start + DAY_MS,
-        })
+        let start = day_start_ms(y, m, d, tz)?;
+        let (ny, nm, nd) = civil_date(start + DAY_MS + DAY_MS / 2, tz)?;
+        let end = day_start_ms(ny, nm, i64::from(nd), tz)?;
+        Some(Period::Span { start, end })
     };
     for (i, w) in words.iter().enumerate() {
         let Some(m) = month_number(w) else {
@@ -118,9 +120,9 @@ pub fn period_in(text: &str) -> Option<Period> {
             (_, Some(d), Some(y)) if d <= 31 && y > 1000 => return day_span(y, m, d),
             // May 2022
             (_, Some(y), _) if y > 1000 => {
-                let start = days_from_civil(y, i64::from(m), 1) as u64 * DAY_MS;
                 let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                let end = days_from_civil(ny, i64::from(nm), 1) as u64 * DAY_MS;
+                let start = day_start_ms(y, m, 1, tz)?;
+                let end = day_start_ms(ny, nm, 1, tz)?;
                 return Some(Period::Span { start, end });
             }
             // in May
@@ -203,13 +205,30 @@ pub fn tells_when(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    const UTC: TimeZone = TimeZone::UTC;
+
+    fn day(y: i64, m: u32, d: i64) -> u64 {
+        day_start_ms(y, m, d, &UTC).unwrap()
+    }
+
     #[test]
-    fn civil_days_round_trip() {
-        for z in [-1000, 0, 59, 60, 365, 19_000, 20_000, 50_000] {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), z);
-        }
-        assert_eq!(civil_from_days(19_358), (2023, 1, 1));
+    fn civil_dates_in_a_zone() {
+        assert_eq!(day(2023, 1, 1), 19_358 * DAY_MS);
+        assert_eq!(civil_date(19_358 * DAY_MS, &UTC), Some((2023, 1, 1)));
+        assert_eq!(day_start_ms(2023, 2, 30, &UTC), None);
+        // Lisbon is UTC+1 in summer: its 1 May starts at 23:00 UTC on 30 April.
+        let lisbon = TimeZone::get("Europe/Lisbon").unwrap();
+        assert_eq!(
+            day_start_ms(2022, 5, 1, &lisbon),
+            Some(day(2022, 5, 1) - 3_600_000)
+        );
+        assert_eq!(
+            civil_date(day(2022, 5, 1) - 1_800_000, &lisbon),
+            Some((2022, 5, 1))
+        );
+        // The day the clocks go forward is 23 hours long.
+        let span = period_in("on 27 March 2022", &lisbon).unwrap();
+        assert!(matches!(span, Period::Span { start, end } if end - start == 23 * 3_600_000));
     }
 
     #[test]
@@ -248,36 +267,39 @@ mod tests {
 
     #[test]
     fn periods_in_questions() {
-        let may1 = days_from_civil(2022, 5, 1) as u64 * DAY_MS;
+        let may1 = day(2022, 5, 1);
         assert_eq!(
-            period_in("What movie did Joanna watch on 1 May, 2022?"),
+            period_in("What movie did Joanna watch on 1 May, 2022?", &UTC),
             Some(Period::Span {
                 start: may1,
                 end: may1 + DAY_MS
             })
         );
         assert_eq!(
-            period_in("What happened on May 1, 2022?"),
-            period_in("on 1 May 2022")
+            period_in("What happened on May 1, 2022?", &UTC),
+            period_in("on 1 May 2022", &UTC)
         );
-        let july = days_from_civil(2022, 7, 1) as u64 * DAY_MS;
-        let august = days_from_civil(2022, 8, 1) as u64 * DAY_MS;
+        let july = day(2022, 7, 1);
+        let august = day(2022, 8, 1);
         assert_eq!(
-            period_in("Where did Joanna travel to in July 2022?"),
+            period_in("Where did Joanna travel to in July 2022?", &UTC),
             Some(Period::Span {
                 start: july,
                 end: august
             })
         );
         assert_eq!(
-            period_in("Which spot did she visit in May?"),
+            period_in("Which spot did she visit in May?", &UTC),
             Some(Period::Month(5))
         );
-        assert_eq!(period_in("You may go now"), None);
-        assert_eq!(period_in("When did Nate win his third tourney?"), None);
-        let p = period_in("in March").unwrap();
-        assert!(p.covers(days_from_civil(2023, 3, 20) as u64 * DAY_MS, 7));
-        assert!(p.covers(days_from_civil(2023, 4, 3) as u64 * DAY_MS, 7));
-        assert!(!p.covers(days_from_civil(2023, 4, 20) as u64 * DAY_MS, 7));
+        assert_eq!(period_in("You may go now", &UTC), None);
+        assert_eq!(
+            period_in("When did Nate win his third tourney?", &UTC),
+            None
+        );
+        let p = period_in("in March", &UTC).unwrap();
+        assert!(p.covers(day(2023, 3, 20), 7, &UTC));
+        assert!(p.covers(day(2023, 4, 3), 7, &UTC));
+        assert!(!p.covers(day(2023, 4, 20), 7, &UTC));
     }
 }

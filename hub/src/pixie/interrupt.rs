@@ -14,7 +14,7 @@ use jiff::civil::Time;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use crate::config::PixieConfig;
+use super::PixieConfig;
 
 /// Quiet hours: a daily window of wall-clock time, possibly wrapping past midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 pub mod interrupt;
 pub mod phrase;
 pub mod reminders;
+pub mod runner;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
@@ -16,13 +17,89 @@ use std::sync::Mutex;
 use hearth_shared::{Speech, SpeechReason};
 use jiff::tz::TimeZone;
 
-use crate::config::PixieConfig;
 use crate::llm::{json_schema_grammar, ChatMessage, GenerateRequest, LlmHandle, Role};
 use crate::rooms::Rooms;
 use interrupt::{decide, Decision, QuietHours, Situation};
 use phrase::PhraseError;
 use reminders::{Kind, NewReminder, Reminder, ReminderError, Reminders};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use tasks::{Task, Tasks, Work};
+
+/// Reminders, timers and when the hub may speak first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PixieConfig {
+    /// The reminder store (sled). `~/` is expanded.
+    pub path: PathBuf,
+    /// The household's time zone, an IANA name such as "Europe/Berlin"; empty: the system's.
+    pub time_zone: String,
+    /// How often the scheduler looks for due work, in ms.
+    pub tick_ms: u64,
+    /// Quiet hours in the household zone, "HH:MM-HH:MM" (may wrap past midnight); empty: none.
+    pub quiet_hours: String,
+    /// Speech at least this urgent is said in quiet hours too.
+    pub quiet_hours_min_urgency: f32,
+    /// Seconds between two proactive speeches.
+    pub cooldown_s: u64,
+    /// Speech at least this urgent skips the cooldown.
+    pub cooldown_min_urgency: f32,
+    /// The hub does not speak first in a room within this many seconds of the user speaking
+    /// there, nor while it answers there.
+    pub conversation_grace_s: u64,
+    /// How urgent a reminder is.
+    pub reminder_urgency: f32,
+    /// How urgent a timer is (and a reminder "in N minutes" under an hour).
+    pub timer_urgency: f32,
+    /// A reminder said this many seconds or more after it fell due is said as late.
+    pub late_after_s: u64,
+    /// Pixie reflects on a room's conversation once it has been quiet this long (0: never).
+    pub reflect_after_idle_s: u64,
+    /// A reflection due while a room is being answered is tried again this many seconds later.
+    pub reflect_retry_s: u64,
+    /// A follow-up question from a reflection is asked this many minutes later.
+    pub follow_up_after_minutes: u64,
+    /// A follow-up not asked within this many hours is dropped.
+    pub follow_up_expire_hours: u64,
+    /// How urgent a follow-up question is.
+    pub follow_up_urgency: f32,
+    /// While the user sounds stressed, speech below this urgency waits.
+    pub stressed_min_urgency: f32,
+    /// The user counts as stressed for this many minutes after a turn that sounded so.
+    pub stressed_window_minutes: u64,
+    /// Speech below this urgency waits until the user was heard within
+    /// `contact_window_minutes` (nobody would hear it).
+    pub contact_min_urgency: f32,
+    /// See `contact_min_urgency`.
+    pub contact_window_minutes: u64,
+}
+
+impl Default for PixieConfig {
+    fn default() -> Self {
+        PixieConfig {
+            path: PathBuf::from("~/.local/share/hearth/pixie"),
+            time_zone: String::new(),
+            tick_ms: 1000,
+            quiet_hours: "22:30-07:00".to_string(),
+            quiet_hours_min_urgency: 0.9,
+            cooldown_s: 60,
+            cooldown_min_urgency: 1.0,
+            conversation_grace_s: 10,
+            reminder_urgency: 0.7,
+            timer_urgency: 1.0,
+            late_after_s: 120,
+            reflect_after_idle_s: 300,
+            reflect_retry_s: 30,
+            follow_up_after_minutes: 180,
+            follow_up_expire_hours: 24,
+            follow_up_urgency: 0.3,
+            stressed_min_urgency: 0.5,
+            stressed_window_minutes: 30,
+            contact_min_urgency: 0.5,
+            contact_window_minutes: 240,
+        }
+    }
+}
 
 /// Why a reminder could not be set. `Display` is what the hub says.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +216,8 @@ impl Pixie {
                 .max(),
             quiet_until_ms: self.quiet.and_then(|q| q.until(now_ms, &self.tz)),
             last_spoke_ms,
-            user_stressed: rooms.user_stressed(now_ms),
+            user_stressed: rooms
+                .user_stressed(now_ms, self.config.stressed_window_minutes * 60_000),
             last_heard_ms: rooms.last_heard().map(|(_, at)| at),
         }
     }
@@ -416,7 +494,7 @@ impl Pixie {
                 let words = reminders::second_person(words);
                 let best = pending
                     .iter()
-                    .map(|r| (crate::subconscious::word_overlap(&r.what, &words), r))
+                    .map(|r| (crate::words::overlap(&r.what, &words), r))
                     .filter(|(score, _)| *score > 0.0)
                     .max_by(|a, b| a.0.total_cmp(&b.0));
                 match best {

@@ -62,6 +62,13 @@ struct Queue {
     pending: usize,
     /// Bumped by an interruption; older pieces are dropped.
     generation: u64,
+    /// Samples ever queued and ever taken: positions in one stream.
+    queued_total: u64,
+    taken_total: u64,
+    /// Where each reply chunk's audio begins (stream position, chunk index), not yet taken.
+    marks: VecDeque<(u64, u32)>,
+    /// How many chunks of the current reply have begun to play.
+    heard_chunks: u32,
 }
 
 impl Playback {
@@ -88,25 +95,56 @@ impl Playback {
     /// Queues a piece's audio (empty when it failed); dropped if its generation was
     /// interrupted meanwhile. Returns whether it was queued.
     pub fn deliver(&self, generation: u64, samples: &[f32]) -> bool {
+        self.deliver_marked(generation, samples, None)
+    }
+
+    /// [`Playback::deliver`] for the first piece of reply chunk `mark`: once its first sample
+    /// is taken to play, the chunk counts as heard.
+    pub fn deliver_marked(&self, generation: u64, samples: &[f32], mark: Option<u32>) -> bool {
         let mut q = self.lock();
         if q.generation != generation {
             return false;
         }
         q.pending = q.pending.saturating_sub(1);
+        if let Some(chunk) = mark {
+            let at = q.queued_total;
+            q.marks.push_back((at, chunk));
+        }
+        q.queued_total += samples.len() as u64;
         q.samples.extend(samples);
         true
     }
 
     /// Queues audio at once (the listening earcon).
     pub fn push(&self, samples: &[f32]) {
-        self.lock().samples.extend(samples);
+        let mut q = self.lock();
+        q.queued_total += samples.len() as u64;
+        q.samples.extend(samples);
     }
 
     /// Up to `n` samples to play now.
     pub fn take(&self, n: usize) -> Vec<f32> {
         let mut q = self.lock();
         let n = n.min(q.samples.len());
+        q.taken_total += n as u64;
+        while let Some(&(at, chunk)) = q.marks.front() {
+            if at >= q.taken_total {
+                break;
+            }
+            q.heard_chunks = q.heard_chunks.max(chunk + 1);
+            q.marks.pop_front();
+        }
         q.samples.drain(..n).collect()
+    }
+
+    /// A new reply starts: none of its chunks has been heard yet.
+    pub fn start_reply(&self) {
+        self.lock().heard_chunks = 0;
+    }
+
+    /// How many chunks of the current reply have begun to play.
+    pub fn heard_chunks(&self) -> u32 {
+        self.lock().heard_chunks
     }
 
     /// Whether anything is playing or on its way.
@@ -121,7 +159,9 @@ impl Playback {
         q.generation += 1;
         q.pending = 0;
         let dropped = q.samples.len();
+        q.taken_total += dropped as u64;
         q.samples.clear();
+        q.marks.clear();
         dropped
     }
 }
@@ -138,6 +178,8 @@ enum Say {
         /// For the first piece of a reply: when its first chunk arrived (logged as the time to
         /// first audio).
         since: Option<Instant>,
+        /// For the first piece of a reply chunk: the chunk's index in the reply.
+        mark: Option<u32>,
     },
     /// Queue a sound (an earcon) in order with the speech around it.
     Clip {
@@ -182,6 +224,18 @@ impl SpeechOut {
     /// (when its first chunk arrived): its first words go alone, and the time to its first
     /// audio is logged.
     pub fn say(&self, text: &str, generation: u64, reply_since: Option<Instant>) {
+        self.say_marked(text, generation, reply_since, None);
+    }
+
+    /// [`SpeechOut::say`] for reply chunk `mark`, whose start is then tracked
+    /// ([`Playback::heard_chunks`]).
+    pub fn say_marked(
+        &self,
+        text: &str,
+        generation: u64,
+        reply_since: Option<Instant>,
+        mark: Option<u32>,
+    ) {
         let first_words = if reply_since.is_some() {
             self.first_words
         } else {
@@ -196,6 +250,7 @@ impl SpeechOut {
                 text,
                 generation,
                 since,
+                mark: mark.filter(|_| i == 0),
             });
         }
     }
@@ -231,6 +286,7 @@ fn spawn_speaker(mut tts: Tts, playback: Arc<Playback>) -> std_mpsc::Sender<Say>
                         text,
                         generation,
                         since,
+                        mark,
                     } => {
                         if playback.generation() != generation {
                             continue;
@@ -246,7 +302,7 @@ fn spawn_speaker(mut tts: Tts, playback: Arc<Playback>) -> std_mpsc::Sender<Say>
                                 Vec::new()
                             }
                         };
-                        if playback.deliver(generation, &audio) {
+                        if playback.deliver_marked(generation, &audio, mark) {
                             if let Some(since) = since {
                                 tracing::info!(
                                     first_audio_ms = since.elapsed().as_millis() as u64,
@@ -371,5 +427,28 @@ mod tests {
         assert!(p.expect(g2) && p.deliver(g2, &[0.3; 10]));
         assert_eq!(p.take(100), vec![0.3; 10]);
         assert!(!p.busy());
+    }
+
+    #[test]
+    fn a_reply_chunk_counts_as_heard_once_its_audio_starts_playing() {
+        let p = Playback::default();
+        let g = p.generation();
+        p.push(&[0.0; 50]); // an earcon before the reply
+        p.start_reply();
+        for chunk in 0..3 {
+            assert!(p.expect(g));
+            assert!(p.deliver_marked(g, &[0.1; 100], Some(chunk)));
+        }
+        assert_eq!(p.heard_chunks(), 0);
+        p.take(50);
+        assert_eq!(p.heard_chunks(), 0, "only the earcon played");
+        p.take(1);
+        assert_eq!(p.heard_chunks(), 1);
+        p.take(100);
+        assert_eq!(p.heard_chunks(), 2, "the second chunk has begun");
+        p.interrupt();
+        assert_eq!(p.heard_chunks(), 2, "the third never played");
+        p.start_reply();
+        assert_eq!(p.heard_chunks(), 0);
     }
 }

@@ -91,6 +91,8 @@ pub struct VoiceFrontend {
     follow_up: bool,
     /// The playback generation of the reply being spoken.
     reply_generation: u64,
+    /// Chunks of that reply handed to speech so far.
+    reply_chunks: u32,
     /// Whether the hub was last said to be unreachable.
     hub_unreachable: bool,
     done: Option<oneshot::Receiver<()>>,
@@ -192,6 +194,7 @@ impl VoiceFrontend {
             printer: Printer::default(),
             follow_up: config.listen.follow_up_ms > 0,
             reply_generation: 0,
+            reply_chunks: 0,
             hub_unreachable: false,
             done: Some(done),
         })
@@ -276,9 +279,14 @@ impl Frontend for VoiceFrontend {
             Output::ReplyChunk { text, first } => {
                 if *first {
                     self.reply_generation = now;
+                    self.reply_chunks = 0;
+                    self.speech.playback().start_reply();
                 }
                 let since = first.then(Instant::now);
-                self.speech.say(text, self.reply_generation, since);
+                let mark = Some(self.reply_chunks);
+                self.reply_chunks += 1;
+                self.speech
+                    .say_marked(text, self.reply_generation, since, mark);
             }
             Output::ReplyEnd => {}
             Output::Speech { text, .. } => {
@@ -485,7 +493,10 @@ impl Listener {
                                 dropped_s = dropped as f32 / SPEECH_RATE as f32,
                                 "barge-in: speech stopped"
                             );
-                            let _ = self.inputs.blocking_send(Input::Interrupted);
+                            let heard_chunks = Some(self.playback.heard_chunks());
+                            let _ = self
+                                .inputs
+                                .blocking_send(Input::Interrupted { heard_chunks });
                         }
                         state = self.start_listening(at + chunk.len(), &mut utterance);
                     }
@@ -791,7 +802,15 @@ mod tests {
         for speaker in [Recorder::default(), Recorder::card(2 * STEP)] {
             let lead = speaker.lead;
             let (inputs, played, _) = listen(wake.clone(), &reply, &[], speaker);
-            assert_eq!(inputs.first(), Some(&Input::Interrupted), "{inputs:?}");
+            assert!(
+                matches!(
+                    inputs.first(),
+                    Some(Input::Interrupted {
+                        heard_chunks: Some(_)
+                    })
+                ),
+                "{inputs:?}"
+            );
             let listening = earcon(Earcon::Listening).samples;
             let all = samples(&played);
             // What played: the start of the reply, then the listening earcon.

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hearth_shared::{decode, Utterance};
-use hearth_tests::{free_port, Hub, Observer, Terminal};
+use hearth_shared::{decode, Cancel, CancelReason, ReplyChunk, Utterance};
+use hearth_tests::{free_port, wait_for_log, Hub, Observer, Terminal};
 
 use crate::REPLY_TIMEOUT;
 
@@ -258,6 +258,95 @@ async fn speech_without_the_wake_word_triggers_nothing() -> anyhow::Result<()> {
     assert!(
         obs.next(Duration::from_millis(500)).await.is_err(),
         "an utterance was sent without the wake word"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_wake_word_over_the_reply_cancels_it_and_the_next_question_is_answered(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let hub = Hub::start(dir.path(), port, "").await?;
+    let mut obs = Observer::connect(
+        port,
+        &[
+            "hearth/v1/terminal/+/utterance",
+            "hearth/v1/terminal/+/reply",
+            "hearth/v1/terminal/+/cancel",
+        ],
+    )
+    .await?;
+    // A request with a long answer; 14 s later, while the answer is being spoken, the wake
+    // word again and a new question. At a microphone's pace.
+    let input = spoken(
+        dir.path(),
+        "barge-in",
+        &[
+            (0.5, "Hey Jarvis!"),
+            (0.5, "Tell me a long story about a dragon and a knight."),
+            (14.0, "Hey Jarvis!"),
+            (0.5, "What is the capital of France?"),
+        ],
+    )?;
+    let (mut term, _played) = voice_terminal(dir.path(), port, &input, &["--realtime"])?;
+
+    let mut first: Option<String> = None;
+    let mut chunks: Vec<String> = Vec::new();
+    let (cancel, second) = loop {
+        let (topic, payload, _) = obs.next(REPLY_TIMEOUT).await?;
+        if topic.ends_with("/utterance") {
+            let u: Utterance = decode(&payload, usize::MAX)?;
+            if first.is_none() {
+                first = Some(u.id);
+            } else {
+                anyhow::bail!("a second utterance came before any cancel: {u:?}");
+            }
+        } else if topic.ends_with("/reply") {
+            let c: ReplyChunk = decode(&payload, usize::MAX)?;
+            if Some(&c.utterance_id) == first.as_ref() && !c.text.is_empty() {
+                chunks.push(c.text);
+            }
+        } else if topic.ends_with("/cancel") {
+            let cancel: Cancel = decode(&payload, usize::MAX)?;
+            let (payload, _) = obs
+                .next_on("hearth/v1/terminal/kitchen/utterance", REPLY_TIMEOUT)
+                .await?;
+            break (cancel, decode::<Utterance>(&payload, usize::MAX)?);
+        }
+    };
+    assert_eq!(Some(&cancel.utterance_id), first.as_ref());
+    assert_eq!(cancel.reason, CancelReason::BargeIn);
+    let heard = cancel
+        .heard_chunks
+        .expect("the voice terminal counts what it played") as usize;
+    assert!(
+        heard >= 1,
+        "the barge-in came while the reply played: {cancel:?}"
+    );
+    assert!(
+        words(&second.text).contains(&"france".to_string()),
+        "{second:?}"
+    );
+
+    // The next question is answered, without waiting for the old reply.
+    term.expect("hub: ", REPLY_TIMEOUT).await?;
+    wait_for_log(&hub.log, "reply cancelled", REPLY_TIMEOUT).await?;
+    wait_for_log(&hub.log, &format!("id={} ", second.id), REPLY_TIMEOUT).await?;
+    let log = hub.log_text();
+    // The hub keeps only what was heard: either it stopped the reply mid-way, or it trimmed
+    // the finished reply to the chunks that had begun to play.
+    let kept: Vec<&str> = chunks[..heard.min(chunks.len())]
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let kept = kept.join(" ");
+    let trimmed = format!("Trimmed({kept:?})");
+    assert!(
+        log.contains(&trimmed)
+            || (log.contains("result=InFlight") && log.contains("reply interrupted")),
+        "neither {trimmed} nor an interrupted reply in:\n{log}"
     );
     Ok(())
 }

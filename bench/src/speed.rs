@@ -1,4 +1,4 @@
-//! `hearth-hub bench llm`: the hub's generation speed against a bare llama-cpp-2 loop on the
+//! `hearth-bench llm`: the hub's generation speed against a bare llama-cpp-2 loop on the
 //! same model and thread count, and the time to the first sentence chunk, in-process and over
 //! MQTT through the embedded broker. Prints a table; asserts nothing.
 
@@ -10,8 +10,10 @@ use hearth_shared::{decode, encode, now_ms, Channel, ReplyChunk, Topics, Utteran
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HubConfig;
-use crate::llm::{bare_generation_loop, ChatMessage, GenerateRequest, LlmEvent, LlmHandle, Role};
+use hearth_hub::config::HubConfig;
+use hearth_hub::llm::{
+    bare_generation_loop, ChatMessage, GenerateRequest, LlmEvent, LlmHandle, Role,
+};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -86,7 +88,7 @@ pub async fn llm(config: HubConfig, opts: LlmBenchOptions) -> anyhow::Result<()>
 
     let bare = median(bare_tps);
     let hub = median(hub_tps);
-    let info = crate::llm::gguf::validate(&config.llm.model)?;
+    let info = hearth_hub::llm::gguf::validate(&config.llm.model)?;
     println!();
     println!(
         "model: {} ({}), threads: {}/{}, tokens per run: {}, runs: {}",
@@ -130,7 +132,7 @@ async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64
     config.pixie.path = memory_dir.join("pixie");
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
     let shutdown = CancellationToken::new();
-    let hub = tokio::spawn(crate::run(config.clone(), shutdown.clone()));
+    let hub = tokio::spawn(hearth_hub::run(config.clone(), shutdown.clone()));
 
     let mut opts = MqttOptions::new("hearth-bench", "127.0.0.1", port);
     opts.set_credentials(&config.mqtt.username, &config.mqtt.password);
@@ -322,15 +324,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// size. Texts are synthetic and vectors random (embedding 100k texts would take an hour on
 /// 2 cores); the real model's time per query is measured on its own.
 pub async fn memory(config: HubConfig, opts: MemoryBenchOptions) -> anyhow::Result<()> {
-    use crate::memory::retrieval::retrieve;
-    use crate::memory::{Embedding, Memories, NewMemory, Speaker};
+    use hearth_hub::memory::retrieval::retrieve;
+    use hearth_hub::memory::{Embedding, Memories, NewMemory, Speaker};
     anyhow::ensure!(
         opts.queries > 0 && !opts.sizes.is_empty(),
         "--queries and --sizes must be set"
     );
 
     eprintln!("measuring the real embedding model on 50 questions");
-    let (embedder, _t) = crate::llm::embed::Embedder::start(config.embeddings.clone()).await?;
+    let (embedder, _t) = hearth_hub::llm::embed::Embedder::start(config.embeddings.clone()).await?;
     let dim = embedder.dim();
     let mut rng = Rng(42);
     let mut embed_ms = Vec::new();
@@ -474,7 +476,7 @@ struct Sample {
     error: Option<String>,
 }
 
-/// `hearth-hub bench rooms`: a whole hub in-process and `terminals` simulated terminals that
+/// `hearth-bench rooms`: a whole hub in-process and `terminals` simulated terminals that
 /// each send `utterances` utterances at once (each after its previous answer). Prints answer
 /// latency, the wait before each answer starts, fairness across rooms, and what was lost.
 pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Result<()> {
@@ -494,7 +496,7 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
     config.memory.path = dir.path().join("memory");
     config.pixie.path = dir.path().join("pixie");
     let shutdown = CancellationToken::new();
-    let hub = tokio::spawn(crate::run(config.clone(), shutdown.clone()));
+    let hub = tokio::spawn(hearth_hub::run(config.clone(), shutdown.clone()));
     eprintln!(
         "{} terminals x {} utterances, replies up to {} tokens",
         opts.terminals, opts.utterances, opts.max_tokens

@@ -2,9 +2,9 @@
 //! embedding model: exact counts, so that the harness itself (ingest through the live path,
 //! the chatter floor, evidence mapping, counting per category) is covered.
 
+use hearth_bench::locomo::{load, run_conversation, Counts};
 use hearth_hub::config::HubConfig;
 use hearth_hub::llm::embed::Embedder;
-use hearth_hub::locomo::{load, run_conversation, Counts};
 
 #[tokio::test]
 async fn the_harness_counts_exactly_on_a_small_conversation() {

@@ -1,4 +1,4 @@
-//! `hearth-hub bench locomo`: retrieval quality on LoCoMo (ACL 2024), long multi-session
+//! `hearth-bench locomo`: retrieval quality on LoCoMo (ACL 2024), long multi-session
 //! conversations whose questions name their evidence turns.
 //!
 //! Each conversation goes into a fresh memory store through the live ingest path
@@ -17,12 +17,12 @@ use anyhow::Context;
 use hearth_shared::Utterance;
 use serde::{Deserialize, Serialize};
 
-use crate::config::HubConfig;
-use crate::llm::embed::Embedder;
-use crate::memory::retrieval::{retrieve, Fusion, RetrievalConfig};
-use crate::memory::when::{days_from_civil, month_number};
-use crate::memory::{Memories, MemoryId};
-use crate::subconscious::Subconscious;
+use hearth_hub::config::HubConfig;
+use hearth_hub::llm::embed::Embedder;
+use hearth_hub::memory::retrieval::{retrieve, Fusion, RetrievalConfig};
+use hearth_hub::memory::when::{day_start_ms, month_number};
+use hearth_hub::memory::{Memories, MemoryId};
+use hearth_hub::subconscious::Subconscious;
 
 /// The cut-offs reported.
 pub const KS: [usize; 3] = [1, 5, 10];
@@ -75,6 +75,9 @@ pub struct Conversation {
     pub sessions: Vec<(u64, Vec<Turn>)>,
     /// Questions that have evidence.
     pub questions: Vec<Question>,
+    /// Whether turns are ingested with their speaker's name (`Utterance::speaker`, and
+    /// "Name: ..." in the context of the next turn). Live terminals send no speaker yet.
+    pub speakers: bool,
 }
 
 impl Conversation {
@@ -88,10 +91,20 @@ impl Conversation {
         self
     }
 
+    /// Ingests turns without their speakers' names (`--no-speakers`), as a live terminal
+    /// sends them.
+    pub fn without_speakers(mut self) -> Self {
+        self.speakers = false;
+        self
+    }
+
     /// A fingerprint of every turn as ingested, so that a kept store of other turns is made
     /// again (FNV-1a, stable across builds).
     fn fingerprint(&self) -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        if !self.speakers {
+            h = (h ^ 0x5a).wrapping_mul(0x0100_0000_01b3);
+        }
         for (at, turns) in &self.sessions {
             let said = turns
                 .iter()
@@ -125,12 +138,12 @@ pub fn parse_date(s: &str) -> Option<u64> {
     let day: u64 = parts.next()?.parse().ok()?;
     let month = parts.next()?.to_ascii_lowercase();
     let year: i64 = parts.next()?.parse().ok()?;
-    let month = i64::from(month_number(&month)?);
+    let month = month_number(&month)?;
     if !(1..=31).contains(&day) || h > 23 || m > 59 {
         return None;
     }
-    let days = days_from_civil(year, month, day as i64);
-    Some((days as u64 * 86_400 + h * 3600 + m * 60) * 1000)
+    let midnight = day_start_ms(year, month, day as i64, &jiff::tz::TimeZone::UTC)?;
+    Some(midnight + (h * 3600 + m * 60) * 1000)
 }
 
 /// Reads one LoCoMo JSON file.
@@ -172,6 +185,7 @@ pub fn load(path: &Path) -> anyhow::Result<Conversation> {
             .into_iter()
             .filter(|q| !q.evidence.is_empty())
             .collect(),
+        speakers: true,
     })
 }
 
@@ -432,10 +446,14 @@ async fn ingest(
                 started_at_ms: when,
                 ended_at_ms: when,
                 audio: None,
-                speaker: Some(turn.speaker.clone()),
+                speaker: conv.speakers.then(|| turn.speaker.clone()),
             };
             let before = memories.store().len();
-            let context = previous.replace(format!("{}: {said}", turn.speaker));
+            let context = previous.replace(if conv.speakers {
+                format!("{}: {said}", turn.speaker)
+            } else {
+                said.clone()
+            });
             match subconscious
                 .ingest(&u, None, context.as_deref(), when)
                 .await
@@ -468,6 +486,8 @@ pub struct LocomoOptions {
     pub stores: Option<PathBuf>,
     /// Keep the photo captions in the turns they came with.
     pub captions: bool,
+    /// Ingest turns with their speakers' names.
+    pub speakers: bool,
 }
 
 /// The configured retrieval with one lever switched at a time.
@@ -646,6 +666,11 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
         } else {
             conv.without_captions()
         };
+        let conv = if opts.speakers {
+            conv
+        } else {
+            conv.without_speakers()
+        };
         let n: usize = conv.sessions.iter().map(|(_, t)| t.len()).sum();
         eprintln!(
             "{}: ingesting {n} turns from {} sessions, then {} questions",
@@ -655,7 +680,8 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
         );
         let temporary = tempfile::tempdir()?;
         let dir = match &opts.stores {
-            Some(stores) => stores.join(&conv.name),
+            Some(stores) if conv.speakers => stores.join(&conv.name),
+            Some(stores) => stores.join(format!("{}-no-speakers", conv.name)),
             None => temporary.path().to_path_buf(),
         };
         let out =
@@ -813,11 +839,17 @@ mod tests {
             name: "x".into(),
             sessions: vec![(0, vec![photo])],
             questions: Vec::new(),
+            speakers: true,
         };
         let plain = conv.clone().without_captions();
         assert_eq!(plain.sessions[0].1[0].said(), "Look what I baked! ");
         // Another turn text is another store.
         assert_ne!(conv.fingerprint(), plain.fingerprint());
         assert_eq!(conv.fingerprint(), conv.clone().fingerprint());
+        // Without speakers' names is another store too.
+        assert_ne!(
+            conv.fingerprint(),
+            conv.clone().without_speakers().fingerprint()
+        );
     }
 }

@@ -1,0 +1,162 @@
+//! `hearth-bench`: hearth's benchmarks. Each prints a table and asserts nothing; speed and
+//! memory figures in README come from here, never from tests.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hearth_hub::config::HubConfig;
+
+#[derive(Parser)]
+#[command(name = "hearth-bench", version, about = "hearth's benchmarks")]
+struct Cli {
+    /// Hub config file (TOML). Without it the built-in defaults are used.
+    #[arg(long, global = true, env = "HEARTH_HUB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override llm.model from the config.
+    #[arg(long, global = true)]
+    model: Option<PathBuf>,
+    #[command(subcommand)]
+    which: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Hub generation speed against a bare llama-cpp-2 loop, and time to first sentence.
+    Llm {
+        /// Tokens per run.
+        #[arg(long, default_value_t = 128)]
+        tokens: usize,
+        /// Runs of each kind (medians are shown).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Retrieval recall on LoCoMo conversations (R@1/5/10 per category), ingest time and
+    /// retrieval latency.
+    Locomo {
+        /// A folder of LoCoMo JSON files (or one file).
+        #[arg(long)]
+        data: PathBuf,
+        /// Also run a baseline on the same stores: `bm25` (tantivy alone).
+        #[arg(long, value_parser = ["bm25"])]
+        baseline: Option<String>,
+        /// Also rank with each retrieval lever switched, one at a time, on the same stores.
+        #[arg(long)]
+        ablation: bool,
+        /// Keep each conversation's ingested store in this folder and reuse it on the next
+        /// run (while tuning `[memory.retrieval]`, which ingest does not depend on). A store
+        /// made with other ingest settings or another embedding model is made again.
+        #[arg(long)]
+        stores: Option<PathBuf>,
+        /// Leave out the captions of photos shared in turns (`blip_caption`), which are
+        /// otherwise part of the turn's memory as "[shares a photo of ...]".
+        #[arg(long)]
+        no_captions: bool,
+        /// Ingest turns without their speakers' names, as a live terminal sends them (no
+        /// `Utterance::speaker`, no "Name: " in the context).
+        #[arg(long)]
+        no_speakers: bool,
+    },
+    /// Several rooms at once: simulated terminals against an in-process hub; answer
+    /// latency, queue wait, fairness across rooms, and what was lost.
+    Rooms {
+        /// Simulated terminals, one room each.
+        #[arg(long, default_value_t = 8)]
+        terminals: usize,
+        /// Utterances per terminal, each sent after the previous answer.
+        #[arg(long, default_value_t = 20)]
+        utterances: usize,
+        /// The longest reply, in tokens.
+        #[arg(long, default_value_t = 32)]
+        max_tokens: u32,
+    },
+    /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
+    Memory {
+        /// Store sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        sizes: Vec<usize>,
+        /// Retrieval queries per size.
+        #[arg(long, default_value_t = 300)]
+        queries: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn,llama_cpp_2=warn".into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearth-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<HubConfig> {
+    let mut config = match &cli.config {
+        Some(path) => HubConfig::load(path)?,
+        None => HubConfig::with_defaults(),
+    };
+    if let Some(model) = &cli.model {
+        config.llm.model = model.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(&cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match cli.which {
+        Bench::Llm { tokens, runs } => {
+            let opts = hearth_bench::speed::LlmBenchOptions { tokens, runs };
+            runtime.block_on(hearth_bench::speed::llm(config, opts))
+        }
+        Bench::Rooms {
+            terminals,
+            utterances,
+            max_tokens,
+        } => {
+            let opts = hearth_bench::speed::RoomsBenchOptions {
+                terminals,
+                utterances,
+                max_tokens,
+            };
+            runtime.block_on(hearth_bench::speed::rooms(config, opts))
+        }
+        Bench::Memory { sizes, queries } => {
+            let opts = hearth_bench::speed::MemoryBenchOptions { sizes, queries };
+            runtime.block_on(hearth_bench::speed::memory(config, opts))
+        }
+        Bench::Locomo {
+            data,
+            baseline,
+            ablation,
+            stores,
+            no_captions,
+            no_speakers,
+        } => {
+            let opts = hearth_bench::locomo::LocomoOptions {
+                data,
+                baseline: baseline.is_some(),
+                ablation,
+                stores,
+                captions: !no_captions,
+                speakers: !no_speakers,
+            };
+            runtime.block_on(hearth_bench::locomo::bench(config, opts))
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The seam between the hub and its language model: the [`Model`] trait, and the job loop that
+//! serves an [`LlmHandle`](super::LlmHandle)'s queue with any model. The llama.cpp engine
+//! implements it in production; tests run the same loop over a scripted model, so the turn
+//! pipeline, the fairness lanes and background preemption are tested in-process without
+//! loading a GGUF.
+
+use std::collections::VecDeque;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{GenerateRequest, GenerationStats, Job, LlmError, LlmEvent};
+
+/// A language model on the inference thread. One request at a time; every call happens on
+/// that thread.
+pub trait Model {
+    /// Generates the reply to `request`: each complete sentence goes to `events` as it is
+    /// written (not for background work), and the stats (with the whole text) are returned.
+    /// Stops early when `cancel` fires or `events` closes (stats say `cancelled`), and, for
+    /// background work, when `preempt` says a conversation waits (stats say `preempted`).
+    fn generate(
+        &mut self,
+        request: &GenerateRequest,
+        events: &mpsc::Sender<LlmEvent>,
+        cancel: &CancellationToken,
+        preempt: &mut dyn FnMut() -> bool,
+    ) -> Result<GenerationStats, LlmError>;
+
+    /// A generation failed: drop any state it may have left half-written.
+    fn reset(&mut self) {}
+
+    /// Background work is about to run: remember the conversation's state.
+    fn checkpoint(&mut self) {}
+
+    /// Background work is done: put the conversation's state back, giving way to `preempt`.
+    fn restore(&mut self, _preempt: &mut dyn FnMut() -> bool) {}
+}
+
+/// Serves jobs until every handle is gone: conversations first, the rooms in turn, background
+/// work only while no conversation waits. A job cancelled (or abandoned) while it waited is
+/// answered at once without touching the model.
+pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>) {
+    let mut queue = JobQueue::default();
+    while let Some(job) = queue.next(&mut jobs) {
+        let Job {
+            request,
+            events,
+            cancel,
+        } = job;
+        if cancel.is_cancelled() || events.is_closed() {
+            tracing::debug!(lane = %request.lane, "a job was cancelled before it started");
+            let _ = events.blocking_send(LlmEvent::Done(GenerationStats {
+                cancelled: true,
+                ..GenerationStats::default()
+            }));
+            continue;
+        }
+        let background = request.background;
+        if background {
+            model.checkpoint();
+        }
+        let mut preempt = || background && queue.conversation_waiting(&mut jobs);
+        let result = model.generate(&request, &events, &cancel, &mut preempt);
+        let last = match result {
+            Ok(stats) if stats.preempted => {
+                tracing::debug!("background generation gave way to a conversation");
+                queue.retry(Job {
+                    request,
+                    events,
+                    cancel,
+                });
+                continue;
+            }
+            Ok(stats) => LlmEvent::Done(stats),
+            Err(e) => {
+                model.reset();
+                LlmEvent::Failed(e)
+            }
+        };
+        let _ = events.blocking_send(last);
+        if background {
+            model.restore(&mut || queue.conversation_waiting(&mut jobs));
+        }
+    }
+    tracing::debug!("inference thread stopping");
+}
+
+/// Background jobs waiting for a quiet moment; more than this and the oldest is dropped.
+const MAX_BACKGROUND_JOBS: usize = 64;
+
+/// The two job classes: conversations first, background work only when none waits.
+#[derive(Default)]
+struct JobQueue {
+    /// Conversations, round-robin by room.
+    conversation: super::fair::Lanes<Job>,
+    background: VecDeque<Job>,
+}
+
+impl JobQueue {
+    /// Moves every job already sent into the queue.
+    fn drain(&mut self, jobs: &mut mpsc::Receiver<Job>) {
+        while let Ok(job) = jobs.try_recv() {
+            self.push(job);
+        }
+    }
+
+    fn push(&mut self, job: Job) {
+        if !job.request.background {
+            let lane = job.request.lane.clone();
+            self.conversation.push(&lane, job);
+            return;
+        }
+        if self.background.len() >= MAX_BACKGROUND_JOBS {
+            if let Some(dropped) = self.background.pop_front() {
+                tracing::warn!(
+                    waiting = MAX_BACKGROUND_JOBS,
+                    "too much background work is waiting; dropping the oldest"
+                );
+                let _ = dropped.events.try_send(LlmEvent::Failed(LlmError::Busy {
+                    capacity: MAX_BACKGROUND_JOBS,
+                }));
+            }
+        }
+        self.background.push_back(job);
+    }
+
+    /// Puts a preempted background job back at the front.
+    fn retry(&mut self, job: Job) {
+        self.background.push_front(job);
+    }
+
+    fn conversation_waiting(&mut self, jobs: &mut mpsc::Receiver<Job>) -> bool {
+        self.drain(jobs);
+        !self.conversation.is_empty()
+    }
+
+    /// The next job: a conversation if one waits, else background work, else it blocks.
+    /// `None` once every handle is gone and nothing is left.
+    fn next(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
+        loop {
+            self.drain(jobs);
+            if let Some(job) = self.conversation.pop() {
+                return Some(job);
+            }
+            if let Some(job) = self.background.pop_front() {
+                if job.events.is_closed() || job.cancel.is_cancelled() {
+                    continue;
+                }
+                return Some(job);
+            }
+            self.push(jobs.blocking_recv()?);
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! The turn pipeline: one utterance from admission to memory, as named stages over one
+//! [`Turn`] value that carries what each stage learnt.
+//!
+//! ```text
+//! admit ─▶ in code? ──(reminder, memory control, stop)──────────────▶ settle
+//!              │ no
+//!              ▼
+//!            feel ─▶ recall ─▶ compose ─▶ generate (stream chunks) ─▶ settle ─▶ remember
+//! ```
+//!
+//! - **admit** ([`Pipeline::accept`]): the household marks the room as answering, and a newer
+//!   utterance from the same terminal cancels the older one.
+//! - **in code**: reminder requests and memory controls are answered without the model.
+//! - **feel**: the user's emotion, Hearth's mood, the tone line and the recall shape.
+//! - **recall**: the subconscious retrieves memories (reads only).
+//! - **compose**: the prompt: system prompt, the room's history, recalled lines, the turn.
+//! - **generate**: the model streams sentences; each goes out as a reply chunk until the
+//!   turn is cancelled (barge-in, a newer utterance, shutdown).
+//! - **settle**: the household learns the turn is over, and how much of it was heard.
+//! - **remember**: re-warm the recall, keep the heard part in the room's history, schedule a
+//!   reflection, and store the user's turn (never the unheard part of a reply).
+//!
+//! The pipeline talks to the world only through the [`Outbox`], the [`Home`], the model
+//! handles and the stores, so `tests.rs` runs it in-process with a scripted model.
+
+mod code;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_shared::{now_ms, Cancel, ErrorCode, ErrorReport, ReplyChunk, Utterance};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::HubConfig;
+use crate::emotion;
+use crate::household::{Cancelled, Home};
+use crate::llm::{ChatMessage, GenerateRequest, LlmError, LlmEvent, LlmHandle};
+use crate::memory::retrieval::RetrievalConfig;
+use crate::memory::MemoryId;
+use crate::outbox::{Message, Outbox};
+use crate::pixie::tasks::Work;
+use crate::pixie::Pixie;
+use crate::subconscious::{Recall, Subconscious};
+
+/// Everything a turn needs. Cheap to share: the pipeline is behind an `Arc` and each turn is
+/// a task on `tasks`.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The hub's settings.
+    pub config: HubConfig,
+    /// The language model.
+    pub llm: LlmHandle,
+    /// Recall and memory writes.
+    pub subconscious: Subconscious,
+    /// Reminders and Pixie's task queue.
+    pub pixie: Arc<Pixie>,
+    /// The household state (the one lock).
+    pub home: Arc<Home>,
+    /// Where replies go.
+    pub out: Outbox,
+    /// Wakes Pixie's loop (a room went quiet, a reminder was set).
+    pub wake: Arc<Notify>,
+    /// Every turn is tracked here, for shutdown.
+    pub tasks: TaskTracker,
+    /// Cancelled at shutdown; every turn's token is a child of it.
+    pub stop: CancellationToken,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still going.
+    Open,
+    /// Answered in code (a reminder, a memory control, "stop").
+    InCode(&'static str),
+    /// The model's reply was sent whole.
+    Finished,
+    /// The reply was cut short; the reason.
+    Interrupted(&'static str),
+    /// The model failed, or could not take the request; the terminal got an error.
+    Failed,
+}
+
+/// How the turn's emotion shapes it.
+#[derive(Debug, Clone)]
+pub struct Feeling {
+    /// The tone line for the prompt ("" when emotion is off or neutral).
+    pub tone: String,
+    /// How many memories to recall.
+    pub k: usize,
+    /// The retrieval weights for this turn.
+    pub retrieval: RetrievalConfig,
+}
+
+/// One utterance on its way through the stages.
+#[derive(Debug)]
+pub struct Turn {
+    /// What the person said.
+    pub utterance: Utterance,
+    /// When the turn began, in ms since the epoch.
+    pub now_ms: u64,
+    /// Fires when the reply is cancelled.
+    pub cancel: CancellationToken,
+    /// Whether another room was being answered when this one arrived.
+    pub others_first: bool,
+    /// What the emotion stage decided.
+    pub feeling: Option<Feeling>,
+    /// What was recalled.
+    pub recall: Recall,
+    /// The messages given to the model.
+    pub prompt: Vec<ChatMessage>,
+    /// The next chunk's `seq`.
+    pub seq: u32,
+    /// Whether "one moment" went out first.
+    pub announced: bool,
+    /// What the model wrote (all of it, heard or not).
+    pub reply: String,
+    /// What the person heard of the reply.
+    pub heard: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The memory the turn was stored as (or the one it re-warmed).
+    pub stored: Option<MemoryId>,
+}
+
+impl Pipeline {
+    /// Admits `u` (already validated) and answers it on a task of its own.
+    pub fn accept(self: &Arc<Self>, u: Utterance) {
+        let turn = self.admit(u);
+        let pipeline = Arc::clone(self);
+        self.tasks.spawn(async move { pipeline.run(turn).await });
+    }
+
+    /// The first stage: the household learns of `u` (a reply in flight for the same terminal
+    /// is cancelled; the room counts as answering), and the turn begins.
+    pub fn admit(&self, u: Utterance) -> Turn {
+        let now = now_ms();
+        let admitted = self.home.with(|h| h.admit(&u, &self.stop, now));
+        Turn {
+            utterance: u,
+            now_ms: now,
+            cancel: admitted.cancel,
+            others_first: admitted.others_first,
+            feeling: None,
+            recall: Recall::default(),
+            prompt: Vec::new(),
+            seq: 0,
+            announced: false,
+            reply: String::new(),
+            heard: String::new(),
+            outcome: Outcome::Open,
+            stored: None,
+        }
+    }
+
+    /// A terminal cancels a reply: stop it if it is still being written, or trim what the
+    /// room's history keeps of it.
+    pub fn cancel(&self, c: &Cancel) -> Cancelled {
+        let done = self.home.with(|h| h.cancel(c));
+        tracing::info!(terminal = %c.terminal, id = %c.utterance_id, heard_chunks = ?c.heard_chunks,
+            reason = ?c.reason, result = ?done, "reply cancelled");
+        done
+    }
+
+    /// Stops every turn and background task (they share `stop` and `tasks`), and waits up to
+    /// `wait` for them to end. False if some did not.
+    pub async fn shutdown(&self, wait: Duration) -> bool {
+        self.stop.cancel();
+        self.tasks.close();
+        tokio::time::timeout(wait, self.tasks.wait()).await.is_ok()
+    }
+
+    /// Runs every stage of `turn` and returns it, as it ended.
+    pub async fn run(self: Arc<Self>, mut turn: Turn) -> Turn {
+        let in_code = self.in_code(&mut turn).await;
+        if !in_code {
+            self.feel(&mut turn);
+            self.recall(&mut turn).await;
+            self.compose(&mut turn);
+            self.generate(&mut turn).await;
+        }
+        self.settle(&mut turn);
+        if !in_code {
+            self.remember(&mut turn).await;
+        }
+        turn
+    }
+
+    /// Scores the user's emotion for this turn and moves Hearth's mood; logs both with their
+    /// reasons. With `emotion.enabled = false` it is scored and logged, and shapes nothing.
+    fn feel(&self, turn: &mut Turn) {
+        let (config, u, now) = (&self.config, &turn.utterance, turn.now_ms);
+        let enabled = config.emotion.enabled;
+        let (user, mood, target) = self.home.with(|h| {
+            let previous = h.last_turn.insert(u.room.clone(), u.text.clone());
+            let user = emotion::score(&u.text, u.audio.as_ref(), previous.as_deref());
+            let target = h.mood.respond(&user, now, &config.emotion);
+            if enabled {
+                h.rooms.felt(user.label() == emotion::Label::Stressed, now);
+            }
+            (user, h.mood, target)
+        });
+        let (k, retrieval, shape) = emotion::shape_recall(
+            &user,
+            config.memory.recall_k,
+            &config.memory.retrieval,
+            &config.emotion,
+        );
+        tracing::info!(id = %u.id, room = %u.room, label = ?user.label(), valence = user.valence,
+            arousal = user.arousal, engagement = user.engagement, why = %user.explain(),
+            mood_valence = mood.valence, mood_arousal = mood.arousal, mood_target = ?target,
+            recall = shape, enabled, "emotion");
+        turn.feeling = Some(if enabled {
+            Feeling {
+                tone: emotion::tone_line(&user, &mood).unwrap_or_default(),
+                k,
+                retrieval,
+            }
+        } else {
+            Feeling {
+                tone: String::new(),
+                k: config.memory.recall_k,
+                retrieval: config.memory.retrieval.clone(),
+            }
+        });
+    }
+
+    /// Recalls memories for the turn, shaped by its feeling.
+    async fn recall(&self, turn: &mut Turn) {
+        if turn.cancel.is_cancelled() {
+            return;
+        }
+        let memory = &self.config.memory;
+        let (k, retrieval) = match &turn.feeling {
+            Some(f) => (f.k, f.retrieval.clone()),
+            None => (memory.recall_k, memory.retrieval.clone()),
+        };
+        turn.recall = self
+            .subconscious
+            .recall_shaped(&turn.utterance.text, turn.now_ms, k, &retrieval)
+            .await;
+        let texts: Vec<&str> = turn
+            .recall
+            .recalled
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect();
+        tracing::info!(id = %turn.utterance.id, recalled = ?texts, "memory context");
+    }
+
+    /// The prompt: recalled memories go into the user turn, not the system prompt, so that
+    /// the system prompt's KV cache stays valid across turns.
+    fn compose(&self, turn: &mut Turn) {
+        let tone = turn.feeling.as_ref().map_or("", |f| f.tone.as_str());
+        let context = format!("{tone}{}", turn.recall.context);
+        let u = &turn.utterance;
+        let text = if context.is_empty() {
+            u.text.clone()
+        } else {
+            format!("{context}[USER SAID THIS TURN] {}", u.text)
+        };
+        let system = &self.config.conversation.system_prompt;
+        turn.prompt = self
+            .home
+            .with(|h| h.conversations.prompt(&u.room, system, &text));
+    }
+
+    /// Streams the model's reply as chunks. With `others_first` (another room was being
+    /// answered when this one arrived), a wait of over `conversation.one_moment_ms` is
+    /// announced.
+    async fn generate(&self, turn: &mut Turn) {
+        if turn.cancel.is_cancelled() {
+            turn.outcome = Outcome::Interrupted("cancelled before the model started");
+            return;
+        }
+        let u = &turn.utterance;
+        tracing::info!(terminal = %u.terminal, room = %u.room, id = %u.id, chars = u.text.len(), "answering");
+        let request = GenerateRequest {
+            lane: u.room.clone(),
+            ..GenerateRequest::chat(std::mem::take(&mut turn.prompt))
+        };
+        let mut events = match self.llm.generate(request.clone(), turn.cancel.clone()) {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(error = %e, id = %u.id, "cannot queue utterance");
+                let code = match e {
+                    LlmError::Busy { .. } => ErrorCode::Busy,
+                    _ => ErrorCode::Inference,
+                };
+                self.error(turn, code, e.to_string()).await;
+                turn.prompt = request.messages;
+                turn.outcome = Outcome::Failed;
+                return;
+            }
+        };
+        turn.prompt = request.messages;
+        let conversation = &self.config.conversation;
+        let mut announce = turn.others_first && conversation.one_moment_ms > 0;
+        loop {
+            let event = if announce {
+                let wait = Duration::from_millis(conversation.one_moment_ms);
+                match tokio::time::timeout(wait, events.recv()).await {
+                    Ok(event) => event,
+                    Err(_) => {
+                        tracing::info!(id = %turn.utterance.id, room = %turn.utterance.room,
+                            "another room is being answered; asked to wait");
+                        self.chunk(turn, conversation.one_moment_text.clone(), false)
+                            .await;
+                        turn.announced = true;
+                        announce = false;
+                        continue;
+                    }
+                }
+            } else {
+                events.recv().await
+            };
+            announce = false;
+            let Some(event) = event else {
+                // The inference thread went away mid-reply.
+                self.error(turn, ErrorCode::Inference, LlmError::Stopped.to_string())
+                    .await;
+                self.chunk(turn, String::new(), true).await;
+                turn.outcome = Outcome::Failed;
+                return;
+            };
+            match event {
+                LlmEvent::Sentence(text) => {
+                    // Sentences already on their way when the turn was cancelled are dropped.
+                    if !turn.cancel.is_cancelled() {
+                        self.chunk(turn, text, false).await;
+                    }
+                }
+                LlmEvent::Done(stats) => {
+                    // A reply always ends, even a cancelled one (the terminal ignores it then).
+                    self.chunk(turn, String::new(), true).await;
+                    tracing::info!(id = %turn.utterance.id, chunks = turn.seq, prompt_tokens = stats.prompt_tokens,
+                        reused_tokens = stats.reused_tokens, generated_tokens = stats.generated_tokens,
+                        prompt_ms = stats.prompt_eval.as_millis() as u64,
+                        generation_ms = stats.generation.as_millis() as u64, cancelled = stats.cancelled, "answered");
+                    turn.outcome = if stats.cancelled || turn.cancel.is_cancelled() {
+                        Outcome::Interrupted("cancelled")
+                    } else {
+                        Outcome::Finished
+                    };
+                    turn.reply = stats.text;
+                    return;
+                }
+                LlmEvent::Failed(e) => {
+                    tracing::error!(error = %e, id = %turn.utterance.id, "generation failed");
+                    self.error(turn, ErrorCode::Inference, e.to_string()).await;
+                    // End the reply so that the terminal never waits for a chunk that won't
+                    // come.
+                    self.chunk(turn, String::new(), true).await;
+                    turn.outcome = Outcome::Failed;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The turn is over: the room is free, and the household says how much was heard.
+    fn settle(&self, turn: &mut Turn) {
+        let (interrupted, heard) = self.home.with(|h| h.finish(&turn.utterance, now_ms()));
+        let mut heard = heard;
+        if turn.announced {
+            let one_moment = self.config.conversation.one_moment_text.trim();
+            heard = heard
+                .strip_prefix(one_moment)
+                .unwrap_or(&heard)
+                .trim()
+                .to_string();
+        }
+        turn.heard = heard;
+        if let Some(i) = interrupted {
+            if !matches!(turn.outcome, Outcome::InCode(_)) {
+                turn.outcome = Outcome::Interrupted(i.why);
+            }
+            tracing::info!(id = %turn.utterance.id, why = i.why, heard_chunks = ?i.heard_chunks,
+                heard_chars = turn.heard.len(), written_chars = turn.reply.len(), "reply interrupted");
+        }
+        self.wake.notify_one();
+    }
+
+    /// After the reply: re-warm what was recalled, keep what was heard in the room's history,
+    /// schedule a reflection, and store the user's turn.
+    async fn remember(&self, turn: &mut Turn) {
+        let now = turn.now_ms;
+        let recalled = std::mem::take(&mut turn.recall.recalled);
+        self.subconscious.rewarm(recalled, now).await;
+        let kept = match turn.outcome {
+            Outcome::Finished => turn.reply.clone(),
+            // The person moved on before hearing anything ("never mind", a new question):
+            // the request is taken back, and nothing of it is kept.
+            Outcome::Interrupted("a newer utterance") if turn.heard.is_empty() => return,
+            Outcome::Interrupted(_) => turn.heard.clone(),
+            Outcome::Open | Outcome::InCode(_) | Outcome::Failed => return,
+        };
+        let u = &turn.utterance;
+        let before = self.home.with(|h| {
+            let before = h.conversations.last_reply(&u.room);
+            h.conversations.record(&u.room, &u.id, &u.text, &kept);
+            before
+        });
+        let idle_s = self.config.pixie.reflect_after_idle_s;
+        if idle_s > 0 {
+            let reflect = Work::Reflect {
+                room: u.room.clone(),
+            };
+            if let Err(e) = self
+                .pixie
+                .tasks()
+                .schedule(reflect, now_ms() + idle_s * 1000, now)
+            {
+                tracing::error!(error = %e, "cannot schedule a reflection");
+            }
+        }
+        let context = before.map(|b| format!("Hearth: {b}"));
+        let vector = turn.recall.vector.take();
+        turn.stored = self
+            .subconscious
+            .ingest(u, vector, context.as_deref(), now)
+            .await;
+        if let Some(id) = turn.stored {
+            self.home.with(|h| h.last_stored.insert(u.room.clone(), id));
+        }
+    }
+
+    /// Sends chunk `turn.seq` of the reply.
+    async fn chunk(&self, turn: &mut Turn, text: String, is_final: bool) {
+        let u = &turn.utterance;
+        if !text.is_empty() {
+            self.home.with(|h| h.sent(&u.terminal, &u.id, &text));
+        }
+        let chunk = ReplyChunk {
+            utterance_id: u.id.clone(),
+            seq: turn.seq,
+            text,
+            is_final,
+        };
+        turn.seq += 1;
+        self.out.send(&u.terminal, Message::Reply(chunk)).await;
+    }
+
+    /// Reports an error about the turn to its terminal.
+    async fn error(&self, turn: &Turn, code: ErrorCode, message: String) {
+        let u = &turn.utterance;
+        let report = ErrorReport {
+            utterance_id: Some(u.id.clone()),
+            code,
+            message,
+        };
+        self.out.send(&u.terminal, Message::Error(report)).await;
+    }
+
+    /// Says `text` as the whole reply (answers made in code).
+    async fn say(&self, turn: &mut Turn, text: String) {
+        tracing::info!(id = %turn.utterance.id, reply = %text, "answered in code");
+        self.chunk(turn, text, false).await;
+        self.chunk(turn, String::new(), true).await;
+    }
+}

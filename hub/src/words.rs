@@ -1,0 +1,71 @@
+//! The hub's one word tokenizer for matching text in code: controls, recurrences, emotion
+//! cues, salience, the profile's cues, graph search, retrieval's query words and the dates a
+//! question names. Two lexers differ on purpose: tantivy's analyzers in `memory::fulltext`
+//! (a token stream with stemming), and the time-phrase grammar's (`pixie::phrase::tokens`,
+//! `pixie::reminders`), which keeps clock times such as "8:30" in one piece.
+//!
+//! The rule: a word is a run of letters and digits, lower-cased. An apostrophe (`'` or `’`)
+//! between two letters or digits stays inside the word, as `'` ("don't", "tom's"); every other
+//! character, hyphens included, separates words ("de-stress" is "de" and "stress").
+
+/// The words of `text`, in order.
+pub fn words(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_alphanumeric() {
+            word.extend(c.to_lowercase());
+            continue;
+        }
+        let apostrophe = matches!(c, '\'' | '’')
+            && !word.is_empty()
+            && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+        if apostrophe {
+            word.push('\'');
+        } else if !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// Shared words over all words (Jaccard) of two texts; 1 when both have none.
+pub fn overlap(a: &str, b: &str) -> f32 {
+    use std::collections::HashSet;
+    let a: HashSet<String> = words(a).into_iter().collect();
+    let b: HashSet<String> = words(b).into_iter().collect();
+    let union = a.union(&b).count();
+    if union == 0 {
+        return 1.0;
+    }
+    a.intersection(&b).count() as f32 / union as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_rule_for_apostrophes_and_hyphens() {
+        assert_eq!(
+            words("Don't forget Tom’s keys -- it's 8:30, de-stress!"),
+            ["don't", "forget", "tom's", "keys", "it's", "8", "30", "de", "stress"]
+        );
+        assert_eq!(
+            words("'quoted' rock'n'roll ÄPFEL"),
+            ["quoted", "rock'n'roll", "äpfel"]
+        );
+        assert!(words(" ... ").is_empty());
+    }
+
+    #[test]
+    fn overlap_is_jaccard() {
+        assert_eq!(overlap("", ""), 1.0);
+        assert_eq!(overlap("a b", "b c"), 1.0 / 3.0);
+        assert_eq!(overlap("My code is 411.", "my CODE is 411"), 1.0);
+    }
+}
