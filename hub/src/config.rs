@@ -80,6 +80,20 @@ impl HubConfig {
         Ok(config)
     }
 
+    /// The file at `path` (the defaults without one), with `model` in place of `llm.model`
+    /// when given, validated: what each binary runs with.
+    pub fn from_args(path: Option<&Path>, model: Option<&Path>) -> Result<HubConfig, ConfigError> {
+        let mut config = match path {
+            Some(path) => HubConfig::load(path)?,
+            None => HubConfig::with_defaults(),
+        };
+        if let Some(model) = model {
+            config.llm.model = model.to_path_buf();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
     /// The defaults, with `~` expanded.
     pub fn with_defaults() -> HubConfig {
         let mut config = HubConfig::default();

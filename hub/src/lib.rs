@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,10 +36,24 @@ use crate::household::{Home, Household};
 use crate::llm::embed::Embedder;
 use crate::llm::LlmHandle;
 use crate::memory::Memories;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Outgoing};
 use crate::pixie::runner::Runner;
+use crate::pixie::Pixie;
 use crate::subconscious::Subconscious;
 use crate::turn::Pipeline;
+
+/// Logs to stderr, filtered by `RUST_LOG` or else `default_filter`, in colour on a terminal.
+pub fn log_to_stderr(default_filter: &str) {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
 
 /// Runs the hub until `shutdown` is cancelled: loads the model (failing fast on a bad file),
 /// starts the embedded broker if configured, then serves terminals.
@@ -79,7 +93,34 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     } else {
         tracing::info!(host = %config.mqtt.host, port = config.mqtt.port, "using an external MQTT broker");
     }
-    let pixie = Arc::new(pixie);
+    let (pipeline, runner, outgoing) =
+        assemble(config, llm, subconscious, Arc::new(pixie), stop, tasks);
+    runner.start();
+    service::serve(pipeline, outgoing, shutdown).await?;
+    // The pipeline held the last LLM handles; the inference thread ends once it has finished
+    // the generation in hand, which the cancelled turns have already asked it to stop.
+    let joined = tokio::task::spawn_blocking(move || llm_thread.join());
+    if tokio::time::timeout(Duration::from_secs(10), joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the inference thread did not stop within 10 s");
+    }
+    tracing::info!("hub stopped");
+    Ok(())
+}
+
+/// Builds the household, the outbox, Pixie's runner and the turn pipeline over the models
+/// and stores, on one shutdown tree (`stop`, `tasks`). Returns them with what reads the
+/// outbox; the runner is not started yet.
+pub fn assemble(
+    config: HubConfig,
+    llm: LlmHandle,
+    subconscious: Subconscious,
+    pixie: Arc<Pixie>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) -> (Arc<Pipeline>, Arc<Runner>, mpsc::Receiver<Outgoing>) {
     let home = Arc::new(Home::new(Household::new(
         config.conversation.history_turns,
         Mood::resting(&config.emotion, hearth_shared::now_ms()),
@@ -97,7 +138,6 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
         tasks: tasks.clone(),
         stop: stop.clone(),
     });
-    runner.start();
     let pipeline = Arc::new(Pipeline {
         config,
         llm,
@@ -109,16 +149,5 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
         tasks,
         stop,
     });
-    service::serve(pipeline, outgoing, shutdown).await?;
-    // The pipeline held the last LLM handles; the inference thread ends once it has finished
-    // the generation in hand, which the cancelled turns have already asked it to stop.
-    let joined = tokio::task::spawn_blocking(move || llm_thread.join());
-    if tokio::time::timeout(Duration::from_secs(10), joined)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the inference thread did not stop within 10 s");
-    }
-    tracing::info!("hub stopped");
-    Ok(())
+    (pipeline, runner, outgoing)
 }

@@ -1,7 +1,6 @@
 //! `hearth-hub`: parses the command line, loads the config, starts logging and calls into the
 //! library.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -108,14 +107,7 @@ enum MemoryAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn,llama_cpp_2=warn".into()),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    hearth_hub::log_to_stderr("info,rumqttd=warn,llama_cpp_2=warn");
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -126,15 +118,10 @@ fn main() -> ExitCode {
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<HubConfig> {
-    let mut config = match &cli.config {
-        Some(path) => HubConfig::load(path)?,
-        None => HubConfig::with_defaults(),
-    };
-    if let Some(model) = &cli.model {
-        config.llm.model = model.clone();
-    }
-    config.validate()?;
-    Ok(config)
+    Ok(HubConfig::from_args(
+        cli.config.as_deref(),
+        cli.model.as_deref(),
+    )?)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -161,7 +161,91 @@ impl super::model::Model for Session<'_> {
         cancel: &tokio_util::sync::CancellationToken,
         preempt: &mut dyn FnMut() -> bool,
     ) -> Result<GenerationStats, LlmError> {
-        Session::generate(self, request, events, cancel, preempt)
+        let started = Instant::now();
+        let max_tokens = request.max_tokens.unwrap_or(self.config.max_reply_tokens) as usize;
+        let mut sampler = self.sampler(request.grammar.as_deref())?;
+        let tokens = self.fit_prompt(request, max_tokens)?;
+
+        // Reuse the KV entries of the longest common prefix (the system prompt at least, the
+        // whole earlier exchange when the same room goes on).
+        let keep = self.prefill(&tokens, preempt)?;
+        let preempted = GenerationStats {
+            prompt_tokens: tokens.len(),
+            reused_tokens: keep,
+            preempted: true,
+            ..GenerationStats::default()
+        };
+        if self.cached.len() < tokens.len() {
+            return Ok(preempted);
+        }
+        let prompt_eval = started.elapsed();
+
+        let vocab = self.model.vocab();
+        let mut batch = LlamaBatch::new(1, 1);
+        let mut splitter = SentenceSplitter::default();
+        let mut utf8 = Utf8Stream::default();
+        let mut text = String::new();
+        // The prefill asked for logits of the last prompt token only: that is index -1 of
+        // its last batch, which llama.cpp resolves.
+        let mut logits_at = -1;
+        let mut generated = 0;
+        let mut cancelled = false;
+        let mut ended = false;
+        let gen_started = Instant::now();
+        let room = (self.ctx.n_ctx() as usize).saturating_sub(tokens.len());
+        while generated < max_tokens.min(room) {
+            if cancel.is_cancelled() || events.is_closed() {
+                cancelled = true;
+                break;
+            }
+            if preempt() {
+                return Ok(preempted);
+            }
+            // `sample` also accepts the token into the sampler chain: never call accept again.
+            let token = sampler.sample(&self.ctx, logits_at);
+            if !request.ignore_eos && vocab.is_eog(token) {
+                ended = true;
+                break;
+            }
+            generated += 1;
+            let piece = utf8.push(&vocab.token_to_piece(token, false, None));
+            text.push_str(&piece);
+            if !request.background {
+                for sentence in splitter.push(&piece) {
+                    if events.blocking_send(LlmEvent::Sentence(sentence)).is_err() {
+                        cancelled = true;
+                    }
+                }
+            }
+            batch.clear();
+            batch
+                .add(token, self.cached.len() as i32, &[0], true)
+                .map_err(|e| LlmError::Inference(e.to_string()))?;
+            self.decode(&mut batch)?;
+            self.cached.push(token);
+            logits_at = 0;
+        }
+        let generation = gen_started.elapsed();
+        let tail = utf8.finish();
+        text.push_str(&tail);
+        if !request.background {
+            let mut rest: Vec<String> = splitter.push(&tail);
+            rest.extend(splitter.finish());
+            for sentence in rest {
+                let _ = events.blocking_send(LlmEvent::Sentence(sentence));
+            }
+        }
+        Ok(GenerationStats {
+            text: text.trim().to_string(),
+            prompt_tokens: tokens.len(),
+            reused_tokens: keep,
+            generated_tokens: generated,
+            prompt_eval,
+            generation,
+            cancelled,
+            truncated: !ended && !cancelled,
+            preempted: false,
+        })
     }
 
     fn reset(&mut self) {
@@ -326,100 +410,6 @@ impl Session<'_> {
         self.ctx
             .decode(batch)
             .map_err(|e| LlmError::Inference(e.to_string()))
-    }
-
-    fn generate(
-        &mut self,
-        request: &GenerateRequest,
-        events: &mpsc::Sender<LlmEvent>,
-        cancel: &tokio_util::sync::CancellationToken,
-        preempt: &mut dyn FnMut() -> bool,
-    ) -> Result<GenerationStats, LlmError> {
-        let started = Instant::now();
-        let max_tokens = request.max_tokens.unwrap_or(self.config.max_reply_tokens) as usize;
-        let mut sampler = self.sampler(request.grammar.as_deref())?;
-        let tokens = self.fit_prompt(request, max_tokens)?;
-
-        // Reuse the KV entries of the longest common prefix (the system prompt at least, the
-        // whole earlier exchange when the same room goes on).
-        let keep = self.prefill(&tokens, preempt)?;
-        let preempted = GenerationStats {
-            prompt_tokens: tokens.len(),
-            reused_tokens: keep,
-            preempted: true,
-            ..GenerationStats::default()
-        };
-        if self.cached.len() < tokens.len() {
-            return Ok(preempted);
-        }
-        let prompt_eval = started.elapsed();
-
-        let vocab = self.model.vocab();
-        let mut batch = LlamaBatch::new(1, 1);
-        let mut splitter = SentenceSplitter::default();
-        let mut utf8 = Utf8Stream::default();
-        let mut text = String::new();
-        // The prefill asked for logits of the last prompt token only: that is index -1 of
-        // its last batch, which llama.cpp resolves.
-        let mut logits_at = -1;
-        let mut generated = 0;
-        let mut cancelled = false;
-        let mut ended = false;
-        let gen_started = Instant::now();
-        let room = (self.ctx.n_ctx() as usize).saturating_sub(tokens.len());
-        while generated < max_tokens.min(room) {
-            if cancel.is_cancelled() || events.is_closed() {
-                cancelled = true;
-                break;
-            }
-            if preempt() {
-                return Ok(preempted);
-            }
-            // `sample` also accepts the token into the sampler chain: never call accept again.
-            let token = sampler.sample(&self.ctx, logits_at);
-            if !request.ignore_eos && vocab.is_eog(token) {
-                ended = true;
-                break;
-            }
-            generated += 1;
-            let piece = utf8.push(&vocab.token_to_piece(token, false, None));
-            text.push_str(&piece);
-            if !request.background {
-                for sentence in splitter.push(&piece) {
-                    if events.blocking_send(LlmEvent::Sentence(sentence)).is_err() {
-                        cancelled = true;
-                    }
-                }
-            }
-            batch.clear();
-            batch
-                .add(token, self.cached.len() as i32, &[0], true)
-                .map_err(|e| LlmError::Inference(e.to_string()))?;
-            self.decode(&mut batch)?;
-            self.cached.push(token);
-            logits_at = 0;
-        }
-        let generation = gen_started.elapsed();
-        let tail = utf8.finish();
-        text.push_str(&tail);
-        if !request.background {
-            let mut rest: Vec<String> = splitter.push(&tail);
-            rest.extend(splitter.finish());
-            for sentence in rest {
-                let _ = events.blocking_send(LlmEvent::Sentence(sentence));
-            }
-        }
-        Ok(GenerationStats {
-            text: text.trim().to_string(),
-            prompt_tokens: tokens.len(),
-            reused_tokens: keep,
-            generated_tokens: generated,
-            prompt_eval,
-            generation,
-            cancelled,
-            truncated: !ended && !cancelled,
-            preempted: false,
-        })
     }
 }
 

@@ -6,19 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_shared::{Cancel, CancelReason, ErrorCode, Presence, Utterance};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Outcome, Pipeline, Turn};
 use crate::config::HubConfig;
-use crate::emotion::Mood;
-use crate::household::{Cancelled, Home, Household};
+use crate::household::Cancelled;
 use crate::llm::embed::Embedder;
 use crate::llm::scripted::{Gate, HashedWords, Scripted, Seen};
 use crate::llm::{GenerateRequest, LlmError, LlmHandle, Role};
 use crate::memory::Memories;
-use crate::outbox::{Message, Outbox, Outgoing};
+use crate::outbox::{Message, Outgoing};
 use crate::pixie::runner::Runner;
 use crate::pixie::tasks::Work;
 use crate::pixie::Pixie;
@@ -85,38 +84,14 @@ fn hub_with(
     let subconscious = Subconscious::new(memories, embedder, config.memory.clone())
         .with_emotion(config.emotion.clone());
     let pixie = Arc::new(Pixie::open(config.pixie.clone(), hearth_shared::now_ms()).unwrap());
-    let home = Arc::new(Home::new(Household::new(
-        config.conversation.history_turns,
-        Mood::resting(&config.emotion, 0),
-    )));
-    let (out, outgoing) = Outbox::new(256);
-    let (wake, tasks, stop) = (
-        Arc::new(Notify::new()),
-        TaskTracker::new(),
-        CancellationToken::new(),
-    );
-    let runner = Arc::new(Runner {
-        pixie: Arc::clone(&pixie),
-        memory: config.memory.clone(),
-        llm: llm.clone(),
-        subconscious: subconscious.clone(),
-        home: Arc::clone(&home),
-        out: out.clone(),
-        wake: Arc::clone(&wake),
-        tasks: tasks.clone(),
-        stop: stop.clone(),
-    });
-    let pipeline = Arc::new(Pipeline {
+    let (pipeline, runner, outgoing) = crate::assemble(
         config,
         llm,
         subconscious,
         pixie,
-        home,
-        out,
-        wake,
-        tasks,
-        stop,
-    });
+        CancellationToken::new(),
+        TaskTracker::new(),
+    );
     Hub {
         pipeline,
         runner,
