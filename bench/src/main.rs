@@ -69,6 +69,13 @@ enum Bench {
         /// The longest reply, in tokens.
         #[arg(long, default_value_t = 32)]
         max_tokens: u32,
+        /// Terminals more, all in one busy room, sending like the others.
+        #[arg(long, default_value_t = 0)]
+        busy_room_terminals: usize,
+        /// Serve requests first come, first served instead of rooms taking turns
+        /// (`llm.fair_rooms = false`), to compare.
+        #[arg(long)]
+        first_come: bool,
     },
     /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
     Memory {
@@ -115,11 +122,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             terminals,
             utterances,
             max_tokens,
+            busy_room_terminals,
+            first_come,
         } => {
+            let mut config = config;
+            config.llm.fair_rooms &= !first_come;
             let opts = hearth_bench::speed::RoomsBenchOptions {
                 terminals,
                 utterances,
                 max_tokens,
+                busy_room_terminals,
             };
             runtime.block_on(hearth_bench::speed::rooms(config, opts))
         }

@@ -451,6 +451,10 @@ pub struct RoomsBenchOptions {
     pub utterances: usize,
     /// The longest reply, in tokens (keeps the run short).
     pub max_tokens: u32,
+    /// Terminals more, all in one busy room ("busy"), sending like the others: with rooms
+    /// taking turns it gets one room's share of the model; first come, first served, it gets
+    /// one terminal's share each, and the other rooms wait longer.
+    pub busy_room_terminals: usize,
 }
 
 const QUESTIONS: [&str; 8] = [
@@ -490,7 +494,8 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
     config.mqtt.host = "127.0.0.1".into();
     config.mqtt.port = port;
     config.llm.max_reply_tokens = opts.max_tokens;
-    config.llm.queue_capacity = config.llm.queue_capacity.max(opts.terminals * 2);
+    let all = opts.terminals + opts.busy_room_terminals;
+    config.llm.queue_capacity = config.llm.queue_capacity.max(all * 2);
     config.pixie.quiet_hours = String::new();
     let dir = tempfile::tempdir()?;
     config.memory.path = dir.path().join("memory");
@@ -498,15 +503,26 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
     let shutdown = CancellationToken::new();
     let hub = tokio::spawn(hearth_hub::run(config.clone(), shutdown.clone()));
     eprintln!(
-        "{} terminals x {} utterances, replies up to {} tokens",
-        opts.terminals, opts.utterances, opts.max_tokens
+        "{} terminals (+{} in one busy room) x {} utterances, replies up to {} tokens, rooms {}",
+        opts.terminals,
+        opts.busy_room_terminals,
+        opts.utterances,
+        opts.max_tokens,
+        if config.llm.fair_rooms {
+            "take turns"
+        } else {
+            "first come, first served"
+        }
     );
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for t in 0..opts.terminals {
+    let terminals = (0..opts.terminals)
+        .map(|t| (format!("room{t}"), format!("room{t}")))
+        .chain((0..opts.busy_room_terminals).map(|t| (format!("busy{t}"), "busy".to_string())));
+    for (id, room) in terminals {
         let (config, n) = (config.clone(), opts.utterances);
         tasks.push(tokio::spawn(async move {
-            simulated_terminal(&config, port, &format!("room{t}"), n).await
+            simulated_terminal(&config, port, &id, &room, n).await
         }));
     }
     let mut samples = Vec::new();
@@ -571,6 +587,19 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
         samples.iter().filter(|s| s.told_to_wait).count()
     );
     println!("| mean wait per room, min / max | {min:.0} / {max:.0} ms |");
+    if let Some(busy) = means.iter().find(|(r, _)| *r == "busy") {
+        let quiet: Vec<f64> = means
+            .iter()
+            .filter(|(r, _)| *r != "busy")
+            .map(|m| m.1)
+            .collect();
+        println!(
+            "| mean wait, the busy room ({} terminals) / the other rooms | {:.0} / {:.0} ms |",
+            opts.busy_room_terminals,
+            busy.1,
+            quiet.iter().sum::<f64>() / quiet.len().max(1) as f64
+        );
+    }
     println!(
         "| fairness (max / min mean wait per room) | {:.2} |",
         max / min
@@ -587,6 +616,7 @@ async fn simulated_terminal(
     config: &HubConfig,
     port: u16,
     id: &str,
+    room: &str,
     n: usize,
 ) -> anyhow::Result<Vec<Sample>> {
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
@@ -628,7 +658,7 @@ async fn simulated_terminal(
         let u = Utterance {
             id: uid.clone(),
             terminal: id.into(),
-            room: id.into(),
+            room: room.into(),
             text: QUESTIONS[(i + id.len()) % QUESTIONS.len()].into(),
             started_at_ms: now_ms(),
             ended_at_ms: now_ms(),
@@ -645,7 +675,7 @@ async fn simulated_terminal(
             )
             .await?;
         let mut sample = Sample {
-            room: id.into(),
+            room: room.into(),
             latency_ms: None,
             wait_ms: None,
             told_to_wait: false,

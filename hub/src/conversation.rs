@@ -23,6 +23,8 @@ pub struct ConversationConfig {
     /// At shutdown, replies and background work in flight are cancelled; the hub waits this
     /// many ms for them to stop before it goes offline anyway.
     pub shutdown_wait_ms: u64,
+    /// At most this many rooms keep a history; the least recently used is forgotten first.
+    pub max_rooms: usize,
 }
 
 impl Default for ConversationConfig {
@@ -36,17 +38,16 @@ impl Default for ConversationConfig {
             one_moment_ms: 1000,
             one_moment_text: "One moment.".to_string(),
             shutdown_wait_ms: 5000,
+            max_rooms: 64,
         }
     }
 }
-
-/// At most this many rooms keep history; the least recently used is forgotten first.
-const MAX_ROOMS: usize = 64;
 
 /// Recent exchanges per room.
 #[derive(Debug)]
 pub struct Conversations {
     turns_per_room: usize,
+    max_rooms: usize,
     rooms: HashMap<String, Room>,
     clock: u64,
 }
@@ -66,10 +67,12 @@ struct Exchange {
 }
 
 impl Conversations {
-    /// Keeps `turns_per_room` exchanges (user + assistant) per room.
-    pub fn new(turns_per_room: usize) -> Conversations {
+    /// Keeps `turns_per_room` exchanges (user + assistant) per room, for at most `max_rooms`
+    /// rooms (the least recently used is forgotten first).
+    pub fn new(turns_per_room: usize, max_rooms: usize) -> Conversations {
         Conversations {
             turns_per_room,
+            max_rooms: max_rooms.max(1),
             rooms: HashMap::new(),
             clock: 0,
         }
@@ -133,7 +136,7 @@ impl Conversations {
             return;
         }
         self.clock += 1;
-        if !self.rooms.contains_key(room) && self.rooms.len() >= MAX_ROOMS {
+        if !self.rooms.contains_key(room) && self.rooms.len() >= self.max_rooms {
             if let Some(oldest) = self
                 .rooms
                 .iter()
@@ -162,7 +165,7 @@ mod tests {
 
     #[test]
     fn history_is_per_room_and_bounded() {
-        let mut c = Conversations::new(2);
+        let mut c = Conversations::new(2, 64);
         for i in 0..3 {
             c.record("kitchen", "id", &format!("q{i}"), &format!("a{i}"));
         }
@@ -177,7 +180,8 @@ mod tests {
 
     #[test]
     fn room_count_is_bounded() {
-        let mut c = Conversations::new(1);
+        const MAX_ROOMS: usize = 8;
+        let mut c = Conversations::new(1, MAX_ROOMS);
         for i in 0..(MAX_ROOMS + 5) {
             c.record(&format!("room{i}"), "id", "q", "a");
         }

@@ -108,11 +108,11 @@ pub struct Admitted {
 }
 
 impl Household {
-    /// An empty household, keeping `history_turns` exchanges per room, with `mood`.
-    pub fn new(history_turns: usize, mood: Mood) -> Household {
+    /// An empty household with `conversations` and Hearth's `mood`.
+    pub fn new(conversations: Conversations, mood: Mood) -> Household {
         Household {
             rooms: Rooms::default(),
-            conversations: Conversations::new(history_turns),
+            conversations,
             mood,
             last_turn: HashMap::new(),
             last_stored: HashMap::new(),
@@ -259,7 +259,10 @@ mod tests {
     }
 
     fn household() -> Household {
-        Household::new(4, Mood::resting(&Default::default(), 0))
+        Household::new(
+            Conversations::new(4, 8),
+            Mood::resting(&Default::default(), 0),
+        )
     }
 
     #[test]

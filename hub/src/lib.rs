@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
+use crate::conversation::Conversations;
 use crate::emotion::Mood;
 use crate::extract::GraphWriter;
 use crate::household::{Home, Household};
@@ -121,8 +122,9 @@ pub fn assemble(
     stop: CancellationToken,
     tasks: TaskTracker,
 ) -> (Arc<Pipeline>, Arc<Runner>, mpsc::Receiver<Outgoing>) {
+    let conversation = &config.conversation;
     let home = Arc::new(Home::new(Household::new(
-        config.conversation.history_turns,
+        Conversations::new(conversation.history_turns, conversation.max_rooms),
         Mood::resting(&config.emotion, hearth_shared::now_ms()),
     )));
     let (out, outgoing) = Outbox::new(256);

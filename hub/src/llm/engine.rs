@@ -150,7 +150,7 @@ pub(crate) fn run(
     if ready.send(Ok(info)).is_err() {
         return;
     }
-    super::model::serve(&mut session, jobs);
+    super::model::serve(&mut session, jobs, config.background_queue);
 }
 
 impl super::model::Model for Session<'_> {

@@ -58,6 +58,12 @@ pub struct LlmConfig {
     pub queue_capacity: usize,
     /// Route llama.cpp's own log lines into the hub's log (at debug level).
     pub log_native: bool,
+    /// Background jobs (graph writes, reflections) waiting for a quiet moment; beyond this
+    /// the oldest is dropped.
+    pub background_queue: usize,
+    /// Rooms take turns on the model (round-robin lanes, one per room). False: first come,
+    /// first served, as `hearth-bench rooms` compares.
+    pub fair_rooms: bool,
 }
 
 impl Default for LlmConfig {
@@ -77,6 +83,8 @@ impl Default for LlmConfig {
             seed: 42,
             queue_capacity: 16,
             log_native: false,
+            background_queue: 64,
+            fair_rooms: true,
         }
     }
 }
@@ -337,7 +345,8 @@ impl LlmHandle {
     }
 
     /// Serves `model` on a new inference thread, with room for `capacity` waiting requests:
-    /// the same queue, lanes and preemption as the llama.cpp engine.
+    /// the same queue, lanes and preemption as the llama.cpp engine (and room for four times
+    /// as many background jobs).
     pub fn with_model(
         model: impl model::Model + Send + 'static,
         info: ModelInfo,
@@ -348,7 +357,7 @@ impl LlmHandle {
             .name("llm".to_string())
             .spawn(move || {
                 let mut model = model;
-                model::serve(&mut model, jobs_rx)
+                model::serve(&mut model, jobs_rx, capacity.max(1) * 4)
             })
             .expect("the inference thread starts");
         LlmHandle {

@@ -39,8 +39,12 @@ pub trait Model {
 /// Serves jobs until every handle is gone: conversations first, the rooms in turn, background
 /// work only while no conversation waits. A job cancelled (or abandoned) while it waited is
 /// answered at once without touching the model.
-pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>) {
-    let mut queue = JobQueue::default();
+/// More than `max_background` background jobs waiting and the oldest is dropped.
+pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_background: usize) {
+    let mut queue = JobQueue {
+        max_background: max_background.max(1),
+        ..JobQueue::default()
+    };
     while let Some(job) = queue.next(&mut jobs) {
         let Job {
             request,
@@ -85,15 +89,14 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>) {
     tracing::debug!("inference thread stopping");
 }
 
-/// Background jobs waiting for a quiet moment; more than this and the oldest is dropped.
-const MAX_BACKGROUND_JOBS: usize = 64;
-
 /// The two job classes: conversations first, background work only when none waits.
 #[derive(Default)]
 struct JobQueue {
     /// Conversations, round-robin by room.
     conversation: super::fair::Lanes<Job>,
     background: VecDeque<Job>,
+    /// `llm.background_queue`.
+    max_background: usize,
 }
 
 impl JobQueue {
@@ -110,14 +113,14 @@ impl JobQueue {
             self.conversation.push(&lane, job);
             return;
         }
-        if self.background.len() >= MAX_BACKGROUND_JOBS {
+        if self.background.len() >= self.max_background {
             if let Some(dropped) = self.background.pop_front() {
                 tracing::warn!(
-                    waiting = MAX_BACKGROUND_JOBS,
+                    waiting = self.max_background,
                     "too much background work is waiting; dropping the oldest"
                 );
                 let _ = dropped.events.try_send(LlmEvent::Failed(LlmError::Busy {
-                    capacity: MAX_BACKGROUND_JOBS,
+                    capacity: self.max_background,
                 }));
             }
         }

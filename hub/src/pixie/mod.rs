@@ -49,8 +49,11 @@ pub struct PixieConfig {
     pub conversation_grace_s: u64,
     /// How urgent a reminder is.
     pub reminder_urgency: f32,
-    /// How urgent a timer is (and a reminder "in N minutes" under an hour).
+    /// How urgent a timer is (and a reminder "in N minutes" within `timer_within_minutes`).
     pub timer_urgency: f32,
+    /// A reminder for a time this many minutes ahead or less ("in 20 minutes") is as urgent
+    /// as a timer.
+    pub timer_within_minutes: u64,
     /// A reminder said this many seconds or more after it fell due is said as late.
     pub late_after_s: u64,
     /// Pixie reflects on a room's conversation once it has been quiet this long (0: never).
@@ -87,6 +90,7 @@ impl Default for PixieConfig {
             conversation_grace_s: 10,
             reminder_urgency: 0.7,
             timer_urgency: 1.0,
+            timer_within_minutes: 60,
             late_after_s: 120,
             reflect_after_idle_s: 300,
             reflect_retry_s: 30,
@@ -395,7 +399,9 @@ impl Pixie {
     ) -> Result<(Reminder, String), SetError> {
         let due = phrase::parse(when, now_ms, &self.tz)?;
         let timer_like = kind == Kind::Timer
-            || (due.relative && due.repeat.is_none() && due.at_ms - now_ms < 3_600_000);
+            || (due.relative
+                && due.repeat.is_none()
+                && due.at_ms - now_ms < self.config.timer_within_minutes * 60_000);
         let urgency = if timer_like {
             self.config.timer_urgency
         } else {

@@ -280,7 +280,12 @@ impl Pipeline {
         let u = &turn.utterance;
         tracing::info!(terminal = %u.terminal, room = %u.room, id = %u.id, chars = u.text.len(), "answering");
         let request = GenerateRequest {
-            lane: u.room.clone(),
+            // One lane per room; one lane for all when rooms do not take turns.
+            lane: if self.config.llm.fair_rooms {
+                u.room.clone()
+            } else {
+                String::new()
+            },
             ..GenerateRequest::chat(std::mem::take(&mut turn.prompt))
         };
         let mut events = match self.llm.generate(request.clone(), turn.cancel.clone()) {
