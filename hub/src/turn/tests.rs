@@ -620,3 +620,23 @@ async fn shutdown_with_a_reflection_in_flight_takes_under_two_seconds() {
         .iter()
         .any(|t| matches!(t.work, Work::Reflect { .. })));
 }
+
+#[tokio::test]
+async fn with_the_transport_gone_a_turn_still_ends_and_is_remembered() {
+    // The broker link is down and the publisher has stopped: nothing can reach the terminal,
+    // and the turn must neither hang nor lose what was said.
+    let Hub {
+        pipeline,
+        outgoing,
+        _dir,
+        ..
+    } = hub();
+    drop(outgoing);
+    let turn = pipeline.admit(utterance("k1", "kitchen", "u1", "My bike is in the shed."));
+    let turn = tokio::time::timeout(Duration::from_secs(10), Arc::clone(&pipeline).run(turn))
+        .await
+        .expect("the turn ends");
+    assert_eq!(turn.outcome, Outcome::Finished);
+    assert!(turn.stored.is_some());
+    assert!(!pipeline.home.with(|h| h.rooms.answering_anywhere()));
+}
