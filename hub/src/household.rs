@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use hearth_shared::{Cancel, Utterance};
+use hearth_shared::{Cancel, CancelReason, Utterance};
 use tokio_util::sync::CancellationToken;
 
 use crate::conversation::Conversations;
@@ -57,25 +57,57 @@ pub struct Household {
     /// The reply being answered for each terminal.
     in_flight: HashMap<String, InFlight>,
     /// The last finished reply of each terminal, which a late cancel can still trim.
-    finished: HashMap<String, Finished>,
+    finished: HashMap<String, Reply>,
+}
+
+/// A reply to one utterance, as far as it was sent.
+#[derive(Debug)]
+struct Reply {
+    utterance_id: String,
+    room: String,
+    /// The chunk texts sent so far, by `seq`.
+    sent: Vec<String>,
 }
 
 /// A reply in progress.
 #[derive(Debug)]
 struct InFlight {
-    utterance_id: String,
-    room: String,
+    reply: Reply,
     cancel: CancellationToken,
-    /// The chunk texts sent so far, by `seq`.
-    sent: Vec<String>,
     interrupted: Option<Interrupted>,
 }
 
-#[derive(Debug)]
-struct Finished {
-    utterance_id: String,
-    room: String,
-    sent: Vec<String>,
+/// Why a reply stopped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The terminal says the person spoke the wake word over it.
+    BargeIn,
+    /// The terminal says the person stopped it another way.
+    Stop,
+    /// A newer utterance from the same terminal took its place.
+    NewerUtterance,
+    /// Its token fired without a cancel from the terminal (shutdown).
+    Cancelled,
+}
+
+impl From<CancelReason> for Why {
+    fn from(reason: CancelReason) -> Why {
+        match reason {
+            CancelReason::BargeIn => Why::BargeIn,
+            CancelReason::Stop => Why::Stop,
+        }
+    }
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Why::BargeIn => "barge-in",
+            Why::Stop => "stop",
+            Why::NewerUtterance => "a newer utterance",
+            Why::Cancelled => "cancelled",
+        })
+    }
 }
 
 /// Why a reply stopped before its end, and how much of it the person heard.
@@ -83,8 +115,8 @@ struct Finished {
 pub struct Interrupted {
     /// The first chunks heard, by `seq`; `None`: all that was sent.
     pub heard_chunks: Option<u32>,
-    /// For the log: "barge-in", "stop", "a newer utterance".
-    pub why: &'static str,
+    /// Why.
+    pub why: Why,
 }
 
 /// What a cancel did.
@@ -126,28 +158,23 @@ impl Household {
     /// terminal is cancelled (the person moved on), and the room counts as answering until
     /// [`Household::finish`]. `parent` is the shutdown token.
     pub fn admit(&mut self, u: &Utterance, parent: &CancellationToken, now_ms: u64) -> Admitted {
-        if let Some(old) = self.in_flight.get_mut(&u.terminal) {
-            if old.interrupted.is_none() {
-                old.interrupted = Some(Interrupted {
-                    heard_chunks: None,
-                    why: "a newer utterance",
-                });
-            }
+        // The older turn sees its token, and at its finish that it is no longer in flight.
+        if let Some(old) = self.in_flight.get(&u.terminal) {
             old.cancel.cancel();
         }
         self.rooms.heard(&u.room, now_ms);
         let others_first = self.rooms.answering_elsewhere(&u.room);
         self.rooms.answering(&u.room);
         let cancel = parent.child_token();
-        // The older turn still runs until it sees its token; it is no longer the one in
-        // flight, and its finish is told apart by the utterance id.
         self.in_flight.insert(
             u.terminal.clone(),
             InFlight {
-                utterance_id: u.id.clone(),
-                room: u.room.clone(),
+                reply: Reply {
+                    utterance_id: u.id.clone(),
+                    room: u.room.clone(),
+                    sent: Vec::new(),
+                },
                 cancel: cancel.clone(),
-                sent: Vec::new(),
                 interrupted: None,
             },
         );
@@ -160,23 +187,19 @@ impl Household {
     /// Chunk text `text` of `utterance_id` went to its terminal.
     pub fn sent(&mut self, terminal: &str, utterance_id: &str, text: &str) {
         if let Some(f) = self.in_flight.get_mut(terminal) {
-            if f.utterance_id == utterance_id {
-                f.sent.push(text.to_string());
+            if f.reply.utterance_id == utterance_id {
+                f.reply.sent.push(text.to_string());
             }
         }
     }
 
     /// A terminal cancels a reply.
     pub fn cancel(&mut self, c: &Cancel) -> Cancelled {
-        let why = match c.reason {
-            hearth_shared::CancelReason::BargeIn => "barge-in",
-            hearth_shared::CancelReason::Stop => "stop",
-        };
         if let Some(f) = self.in_flight.get_mut(&c.terminal) {
-            if f.utterance_id == c.utterance_id {
+            if f.reply.utterance_id == c.utterance_id {
                 f.interrupted = Some(Interrupted {
                     heard_chunks: c.heard_chunks,
-                    why,
+                    why: c.reason.into(),
                 });
                 f.cancel.cancel();
                 return Cancelled::InFlight;
@@ -202,28 +225,22 @@ impl Household {
         let current = self
             .in_flight
             .get(&u.terminal)
-            .is_some_and(|f| f.utterance_id == u.id);
+            .is_some_and(|f| f.reply.utterance_id == u.id);
         if !current {
             // A newer utterance took its place; nothing it sent after that was listened to.
-            return (
-                Some(Interrupted {
-                    heard_chunks: None,
-                    why: "a newer utterance",
-                }),
-                String::new(),
-            );
+            let newer = Interrupted {
+                heard_chunks: None,
+                why: Why::NewerUtterance,
+            };
+            return (Some(newer), String::new());
         }
         let f = self.in_flight.remove(&u.terminal).expect("checked above");
-        let kept = heard(&f.sent, f.interrupted.as_ref().and_then(|i| i.heard_chunks));
+        let kept = heard(
+            &f.reply.sent,
+            f.interrupted.as_ref().and_then(|i| i.heard_chunks),
+        );
         if f.interrupted.is_none() {
-            self.finished.insert(
-                u.terminal.clone(),
-                Finished {
-                    utterance_id: f.utterance_id,
-                    room: f.room,
-                    sent: f.sent,
-                },
-            );
+            self.finished.insert(u.terminal.clone(), f.reply);
         }
         (f.interrupted, kept)
     }
@@ -243,7 +260,6 @@ fn heard(sent: &[String], chunks: Option<u32>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_shared::CancelReason;
 
     fn utterance(terminal: &str, id: &str) -> Utterance {
         Utterance {
@@ -282,7 +298,7 @@ mod tests {
         assert_eq!(h.cancel(&c), Cancelled::InFlight);
         assert!(a.cancel.is_cancelled());
         let (interrupted, kept) = h.finish(&u, 2);
-        assert_eq!(interrupted.unwrap().why, "barge-in");
+        assert_eq!(interrupted.unwrap().why, Why::BargeIn);
         assert_eq!(kept, "One.");
         assert!(!h.rooms.answering_anywhere());
         // Once over, the same cancel finds nothing to trim: it was not kept as finished.
@@ -301,7 +317,7 @@ mod tests {
         // The old turn's late chunk is not counted for the new one.
         h.sent("k1", "u1", "Late.");
         let (interrupted, kept) = h.finish(&u1, 3);
-        assert_eq!(interrupted.unwrap().why, "a newer utterance");
+        assert_eq!(interrupted.unwrap().why, Why::NewerUtterance);
         assert_eq!(kept, "");
         let (interrupted, _) = h.finish(&u2, 4);
         assert!(interrupted.is_none());

@@ -37,7 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
 use crate::emotion;
-use crate::household::{Cancelled, Home};
+use crate::household::{Cancelled, Home, Why};
 use crate::llm::{ChatMessage, GenerateRequest, LlmError, LlmEvent, LlmHandle};
 use crate::memory::retrieval::RetrievalConfig;
 use crate::memory::MemoryId;
@@ -80,7 +80,7 @@ pub enum Outcome {
     /// The model's reply was sent whole.
     Finished,
     /// The reply was cut short; the reason.
-    Interrupted(&'static str),
+    Interrupted(Why),
     /// The model failed, or could not take the request; the terminal got an error.
     Failed,
 }
@@ -274,7 +274,7 @@ impl Pipeline {
     /// announced.
     async fn generate(&self, turn: &mut Turn) {
         if turn.cancel.is_cancelled() {
-            turn.outcome = Outcome::Interrupted("cancelled before the model started");
+            turn.outcome = Outcome::Interrupted(Why::Cancelled);
             return;
         }
         let u = &turn.utterance;
@@ -347,7 +347,7 @@ impl Pipeline {
                         prompt_ms = stats.prompt_eval.as_millis() as u64,
                         generation_ms = stats.generation.as_millis() as u64, cancelled = stats.cancelled, "answered");
                     turn.outcome = if stats.cancelled || turn.cancel.is_cancelled() {
-                        Outcome::Interrupted("cancelled")
+                        Outcome::Interrupted(Why::Cancelled)
                     } else {
                         Outcome::Finished
                     };
@@ -384,7 +384,7 @@ impl Pipeline {
             if !matches!(turn.outcome, Outcome::InCode(_)) {
                 turn.outcome = Outcome::Interrupted(i.why);
             }
-            tracing::info!(id = %turn.utterance.id, why = i.why, heard_chunks = ?i.heard_chunks,
+            tracing::info!(id = %turn.utterance.id, why = %i.why, heard_chunks = ?i.heard_chunks,
                 heard_chars = turn.heard.len(), written_chars = turn.reply.len(), "reply interrupted");
         }
         self.wake.notify_one();
@@ -400,7 +400,7 @@ impl Pipeline {
             Outcome::Finished => turn.reply.clone(),
             // The person moved on before hearing anything ("never mind", a new question):
             // the request is taken back, and nothing of it is kept.
-            Outcome::Interrupted("a newer utterance") if turn.heard.is_empty() => return,
+            Outcome::Interrupted(Why::NewerUtterance) if turn.heard.is_empty() => return,
             Outcome::Interrupted(_) => turn.heard.clone(),
             Outcome::Open | Outcome::InCode(_) | Outcome::Failed => return,
         };

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Outcome, Pipeline, Turn};
 use crate::config::HubConfig;
-use crate::household::Cancelled;
+use crate::household::{Cancelled, Why};
 use crate::llm::embed::Embedder;
 use crate::llm::scripted::{Gate, HashedWords, Scripted, Seen};
 use crate::llm::{GenerateRequest, LlmError, LlmHandle, Role};
@@ -373,7 +373,7 @@ async fn a_cancel_mid_reply_stops_the_model_and_keeps_only_what_was_heard() {
     assert!(matches!(&first.message, Message::Reply(c) if c.text == "Once there was a fox."));
     assert_eq!(hub.cancel("u1", Some(1)), Cancelled::InFlight);
     let turn = turn.await.unwrap();
-    assert_eq!(turn.outcome, Outcome::Interrupted("barge-in"));
+    assert_eq!(turn.outcome, Outcome::Interrupted(Why::BargeIn));
     assert_eq!(turn.heard, "Once there was a fox.");
     // The model stopped after the first sentence.
     assert_eq!(turn.reply, "Once there was a fox.");
@@ -418,7 +418,7 @@ async fn a_newer_utterance_cancels_the_older_one() {
     hub.model_asked(1).await;
     let newer = hub.start(utterance("k1", "kitchen", "u2", "What time is it?"));
     let older = older.await.unwrap();
-    assert_eq!(older.outcome, Outcome::Interrupted("a newer utterance"));
+    assert_eq!(older.outcome, Outcome::Interrupted(Why::NewerUtterance));
     hub.gate.open();
     let newer = newer.await.unwrap();
     assert_eq!(newer.outcome, Outcome::Finished);
@@ -465,7 +465,7 @@ async fn never_mind_stops_the_reply_and_is_not_stored() {
     assert_eq!(stop.outcome, Outcome::InCode("stop"));
     assert_eq!(
         story.await.unwrap().outcome,
-        Outcome::Interrupted("a newer utterance")
+        Outcome::Interrupted(Why::NewerUtterance)
     );
     assert!(hub.received("u2").await.chunks.is_empty());
     assert!(hub.stored().is_empty());
