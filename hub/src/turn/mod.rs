@@ -286,9 +286,9 @@ impl Pipeline {
             } else {
                 String::new()
             },
-            ..GenerateRequest::chat(std::mem::take(&mut turn.prompt))
+            ..GenerateRequest::chat(turn.prompt.clone())
         };
-        let mut events = match self.llm.generate(request.clone(), turn.cancel.clone()) {
+        let mut events = match self.llm.generate(request, turn.cancel.clone()) {
             Ok(rx) => rx,
             Err(e) => {
                 tracing::warn!(error = %e, id = %u.id, "cannot queue utterance");
@@ -297,12 +297,10 @@ impl Pipeline {
                     _ => ErrorCode::Inference,
                 };
                 self.error(turn, code, e.to_string()).await;
-                turn.prompt = request.messages;
                 turn.outcome = Outcome::Failed;
                 return;
             }
         };
-        turn.prompt = request.messages;
         let conversation = &self.config.conversation;
         let mut announce = turn.others_first && conversation.one_moment_ms > 0;
         loop {
