@@ -7,7 +7,7 @@ use hearth_shared::Presence;
 
 /// The household's rooms as the hub sees them. Plain data; the service keeps it behind a
 /// mutex and updates it from presence messages and utterances.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Rooms {
     /// The latest presence of each terminal, by terminal id.
     terminals: BTreeMap<String, Presence>,

@@ -64,8 +64,10 @@ impl Runner {
                 _ = self.wake.notified() => {}
             }
             let now = now_ms();
-            let plan = self.home.with(|h| self.pixie.plan(now, &h.rooms));
-            let plan = match plan {
+            // A copy: planning reads the reminder store, which the household lock must not
+            // wait on.
+            let rooms = self.home.with(|h| h.rooms.clone());
+            let plan = match self.pixie.plan(now, &rooms) {
                 Ok(plan) => plan,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the reminder store");
@@ -106,13 +108,13 @@ impl Runner {
             }
         };
         for task in jobs {
-            if !self.home.with(|h| h.running.insert(task.id)) {
+            let Some(running) = Running::start(&self.home, task.id) else {
                 continue;
-            }
+            };
             match task.work.clone() {
                 Work::Sweep => {
                     let runner = Arc::clone(self);
-                    self.tasks.spawn(async move { runner.sweep(task).await });
+                    self.tasks.spawn(async move { runner.sweep(running).await });
                 }
                 Work::Reflect { room } => {
                     // The language model is busy with a conversation: later.
@@ -121,21 +123,19 @@ impl Runner {
                         if let Err(e) = self.pixie.tasks().postpone(&task, now + retry) {
                             tracing::error!(error = %e, "cannot postpone a reflection");
                         }
-                        self.home.with(|h| h.running.remove(&task.id));
                         continue;
                     }
                     let runner = Arc::clone(self);
                     self.tasks
-                        .spawn(async move { runner.reflect(task, room).await });
+                        .spawn(async move { runner.reflect(task, room, running).await });
                 }
-                Work::FollowUp { .. } => {
-                    self.home.with(|h| h.running.remove(&task.id));
-                }
+                // Said by the plan, not run here.
+                Work::FollowUp { .. } => {}
             }
         }
     }
 
-    async fn sweep(&self, task: Task) {
+    async fn sweep(&self, _running: Running) {
         sweep_once(
             Arc::clone(self.subconscious.memories()),
             self.memory.lifecycle.clone(),
@@ -150,14 +150,13 @@ impl Runner {
         {
             tracing::error!(error = %e, "cannot schedule the next memory sweep");
         }
-        self.home.with(|h| h.running.remove(&task.id));
     }
 
     /// Pixie reflects on a quiet room's conversation: background LLM work under a grammar,
     /// which gives way to any conversation and stops at shutdown. The reflection becomes a
     /// memory; an open topic becomes a follow-up question, asked later through the "worth
     /// interrupting?" decision.
-    async fn reflect(&self, task: Task, room: String) {
+    async fn reflect(&self, task: Task, room: String, _running: Running) {
         let exchanges = self.home.with(|h| h.conversations.exchanges(&room));
         if !exchanges.is_empty() {
             let request = json_schema_grammar(&tasks::reflection_schema())
@@ -174,7 +173,6 @@ impl Runner {
                 _ if self.stop.is_cancelled() => {
                     tracing::info!(room, "reflection stopped by shutdown; it runs again later");
                     // Not done: the task stays in the queue for the next start.
-                    self.home.with(|h| h.running.remove(&task.id));
                     return;
                 }
                 Ok((_, stats)) => match tasks::parse_reflection(&stats.text) {
@@ -188,7 +186,6 @@ impl Runner {
         if let Err(e) = self.pixie.tasks().done(task.id) {
             tracing::error!(error = %e, "cannot finish a reflection task");
         }
-        self.home.with(|h| h.running.remove(&task.id));
     }
 
     async fn reflected(&self, room: &str, r: tasks::Reflection) {
@@ -215,6 +212,30 @@ impl Runner {
         }
         tracing::info!(room, reflection = %r.reflection, topic = %r.topic,
             question = %r.question, memory = ?stored.ok(), follow_up, "pixie reflected");
+    }
+}
+
+/// A Pixie task marked as running in the household until this is dropped, however its work
+/// ends, so that it is started once at a time.
+#[derive(Debug)]
+struct Running {
+    home: Arc<Home>,
+    id: u64,
+}
+
+impl Running {
+    /// Marks task `id` as running; `None` when it already is.
+    fn start(home: &Arc<Home>, id: u64) -> Option<Running> {
+        home.with(|h| h.running.insert(id)).then(|| Running {
+            home: Arc::clone(home),
+            id,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.home.with(|h| h.running.remove(&self.id));
     }
 }
 
