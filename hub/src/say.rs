@@ -1,6 +1,7 @@
 //! What the hub says in its own words (not the model's): confirmations, refusals and errors of
-//! the turn pipeline. One module, so that a second language is one new file. Pixie's reminder
-//! sentences live with their grammar in `pixie::phrase`.
+//! the turn pipeline. One module, so that a second language is one new file. Times in words
+//! ("tomorrow at 9 am") are in `pixie::spoken`, and a reminder's own sentences in
+//! `pixie::reminders`.
 
 /// A memory control that changed a fact.
 pub fn corrected(fact: &str) -> String {

@@ -9,6 +9,7 @@ pub mod interrupt;
 pub mod phrase;
 pub mod reminders;
 pub mod runner;
+pub mod spoken;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
@@ -427,7 +428,7 @@ impl Pixie {
                 } else {
                     format!(
                         " in the {}",
-                        phrase::join_and(&rooms.iter().map(String::as_str).collect::<Vec<_>>())
+                        spoken::join_and(&rooms.iter().map(String::as_str).collect::<Vec<_>>())
                     )
                 };
                 format!(
@@ -440,7 +441,7 @@ impl Pixie {
             if let Some(end) = self.quiet.and_then(|q| q.until(r.due_ms, &self.tz)) {
                 text.push_str(&format!(
                     " That falls in quiet hours, so I'll say it {}.",
-                    phrase::describe(end, now_ms, &self.tz)
+                    spoken::describe(end, now_ms, &self.tz)
                 ));
             }
         }
@@ -451,7 +452,7 @@ impl Pixie {
     fn when_words(&self, r: &Reminder, now_ms: u64) -> String {
         match r.repeat {
             Some(rep) => rep.describe(),
-            None => phrase::describe(r.due_ms, now_ms, &self.tz),
+            None => spoken::describe(r.due_ms, now_ms, &self.tz),
         }
     }
 
