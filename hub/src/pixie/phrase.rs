@@ -15,9 +15,17 @@
 //!   to 6 are afternoon;
 //! - "next Friday" is the Friday after the coming one only when the coming one is today, so
 //!   on a Wednesday it is the same as "on Friday";
-//! - a day without a time is at `DEFAULT_HOUR`, a part of the day at its own hour.
+//! - a day without a time is at `DEFAULT_HOUR`, a part of the day at its own hour;
+//! - "in 3 days", "in a week" and "a week from today" count days on the calendar and are at
+//!   `DEFAULT_HOUR` too, "in a month" is the same day of the month (the last day where the
+//!   month is shorter), and "next month" is its 1st, as "next week" is its Monday;
+//! - "this time tomorrow" and "this time next week" are at the current time of day;
+//! - the small hours of a night ("tonight at 2", "Friday night at 1 am") are early the next
+//!   day, except that "tonight" said in the small hours is the night that is on now;
+//! - "first thing" is at 8 am, "the end of the day" at 5 pm and, with no day named, today;
+//! - "later" is today: "later at 8" is whichever 8 is still to come today.
 
-use jiff::civil::{Date, Weekday};
+use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 use serde::{Deserialize, Serialize};
@@ -26,6 +34,10 @@ use super::spoken::{month_name, spoken_clock, spoken_date};
 
 /// The hour of a reminder for a named day without a time ("remind me on Friday").
 pub const DEFAULT_HOUR: i8 = 9;
+
+/// The hour at which the small hours of a night end: "tonight at 2" is on the next day's
+/// date, "tonight at 7" is not.
+const SMALL_HOURS_END: i8 = 6;
 
 /// How a reminder repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,11 +145,25 @@ pub(crate) fn tokens(text: &str) -> Vec<String> {
 enum DaySpec {
     Today,
     Tomorrow,
-    InDays(i64),
-    Weekday { day: Weekday, next: bool },
-    Date { month: Option<i8>, day: i8 },
+    /// Months, then days, on the calendar from today.
+    Ahead {
+        months: i64,
+        days: i64,
+    },
+    Weekday {
+        day: Weekday,
+        next: bool,
+    },
+    Date {
+        month: Option<i8>,
+        day: i8,
+    },
     NextWeek,
     Weekend,
+    /// A day of next month, its 1st when none is named.
+    NextMonth {
+        day: Option<i8>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -160,6 +186,10 @@ enum PartOfDay {
     Afternoon,
     Evening,
     Night,
+    /// "first thing": early in the morning.
+    FirstThing,
+    /// "by the end of the day": the end of the working day.
+    EndOfDay,
 }
 
 impl PartOfDay {
@@ -169,6 +199,8 @@ impl PartOfDay {
             PartOfDay::Afternoon => 15,
             PartOfDay::Evening => 19,
             PartOfDay::Night => 21,
+            PartOfDay::FirstThing => 8,
+            PartOfDay::EndOfDay => 17,
         }
     }
 }
@@ -179,15 +211,37 @@ enum Every {
     Days(u8),
 }
 
+/// A duration from now: real time, and whole days and months on the calendar.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Offset {
+    /// Real time, in ms.
+    ms: u64,
+    /// Whole days.
+    days: i64,
+    /// Whole months.
+    months: i64,
+}
+
+impl Offset {
+    /// Whether it counts days or months on the calendar.
+    fn civil(&self) -> bool {
+        self.days > 0 || self.months > 0
+    }
+}
+
 /// The pieces of a phrase, each at most once.
 #[derive(Debug, Default)]
 struct Parts {
-    /// A duration from now: ms of real time, and whole days (civil).
-    offset: Option<(u64, i64)>,
+    /// A duration from now.
+    offset: Option<Offset>,
     day: Option<DaySpec>,
     clock: Option<Clock>,
     part: Option<PartOfDay>,
     every: Option<Every>,
+    /// "this time tomorrow": the clock is now's, filled in when resolved.
+    same_time: bool,
+    /// "later today", "later at 8": today, and a bare hour is the one still to come.
+    later: bool,
 }
 
 pub(super) const HOUR_MS: u64 = 3_600_000;
@@ -294,24 +348,38 @@ fn ordinal(w: &str) -> Option<i8> {
     digits.parse::<i8>().ok().filter(|d| (1..=31).contains(d))
 }
 
-/// A unit of time: its length in ms, or `None` with whole days for days and weeks.
-fn unit(w: &str) -> Option<(u64, i64)> {
+/// A unit of time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Unit {
+    /// Real time, in ms.
+    Real(u64),
+    /// Days on the calendar.
+    Days(i64),
+    /// Months on the calendar.
+    Months(i64),
+}
+
+fn unit(w: &str) -> Option<Unit> {
     Some(match w {
-        "second" | "seconds" | "sec" | "secs" => (1_000, 0),
-        "minute" | "minutes" | "min" | "mins" => (60_000, 0),
-        "hour" | "hours" | "hr" | "hrs" => (HOUR_MS, 0),
-        "day" | "days" => (0, 1),
-        "week" | "weeks" => (0, 7),
+        "second" | "seconds" | "sec" | "secs" => Unit::Real(1_000),
+        "minute" | "minutes" | "min" | "mins" => Unit::Real(60_000),
+        "hour" | "hours" | "hr" | "hrs" => Unit::Real(HOUR_MS),
+        "day" | "days" => Unit::Days(1),
+        "week" | "weeks" => Unit::Days(7),
+        "fortnight" | "fortnights" => Unit::Days(14),
+        "month" | "months" => Unit::Months(1),
+        "year" | "years" => Unit::Months(12),
         _ => return None,
     })
 }
 
-/// "3 hours", "an hour and a half", "1 hour and 20 minutes": (ms, days) and words used.
-fn duration(words: &[String]) -> Option<((u64, i64), usize)> {
-    let (mut ms, mut days, mut i) = (0u64, 0i64, 0);
+/// "3 hours", "an hour and a half", "1 hour and 20 minutes", "a fortnight": the offset and
+/// words used.
+fn duration(words: &[String]) -> Option<(Offset, usize)> {
+    let (mut d, mut i) = (Offset::default(), 0);
     loop {
         let (n, used) = number(&words[i..])?;
-        let (unit_ms, unit_days) = unit(words.get(i + used)?)?;
+        let unit = unit(words.get(i + used)?)?;
         i += used + 1;
         let mut n = n;
         // "an hour and a half"
@@ -319,22 +387,70 @@ fn duration(words: &[String]) -> Option<((u64, i64), usize)> {
             n += 0.5;
             i += 3;
         }
-        if unit_days > 0 {
-            if n.fract() != 0.0 {
-                // "a day and a half": real time.
-                ms += (n * unit_days as f64 * 24.0 * HOUR_MS as f64) as u64;
-            } else {
-                days += n as i64 * unit_days;
+        match unit {
+            Unit::Real(ms) => d.ms += (n * ms as f64) as u64,
+            // "a day and a half": real time.
+            Unit::Days(days) if n.fract() != 0.0 => {
+                d.ms += (n * days as f64 * 24.0 * HOUR_MS as f64) as u64;
             }
-        } else {
-            ms += (n * unit_ms as f64) as u64;
+            Unit::Days(days) => d.days += n as i64 * days,
+            // "half a month" has no one length.
+            Unit::Months(_) if n.fract() != 0.0 => return None,
+            Unit::Months(months) => d.months += n as i64 * months,
         }
         // "1 hour and 20 minutes"
         if words.get(i).is_some_and(|w| w == "and") && number(&words[i + 1..]).is_some() {
             i += 1;
             continue;
         }
-        return Some(((ms, days), i));
+        return Some((d, i));
+    }
+}
+
+/// What makes a duration one from now when it comes after it: "from now", "later", and for
+/// whole days "from today", "from tomorrow", "today" ("a week today") and "tomorrow" ("a
+/// week tomorrow"). Returns the offset and the words used after the duration.
+fn from_now(d: Offset, words: &[String]) -> Option<(Offset, usize)> {
+    let w = |k: usize| words.get(k).map(String::as_str);
+    let whole_days = d.ms == 0;
+    let from = usize::from(w(0) == Some("from"));
+    match w(from) {
+        Some("today") if whole_days => Some((d, from + 1)),
+        Some("tomorrow") if whole_days => Some((
+            Offset {
+                days: d.days + 1,
+                ..d
+            },
+            from + 1,
+        )),
+        Some("now") if from == 1 => Some((d, 2)),
+        _ if from == 1 => Some((d, 1)),
+        Some("later") => Some((d, 1)),
+        _ => None,
+    }
+}
+
+/// "this time", "at this time", "the same time", "at the same time": words used.
+fn same_time(words: &[String]) -> Option<usize> {
+    let w = |k: usize| words.get(k).map(String::as_str);
+    let mut k = usize::from(matches!(w(0), Some("at" | "by")));
+    k += usize::from(w(k) == Some("the") && w(k + 1) == Some("same"));
+    (matches!(w(k), Some("this" | "same")) && w(k + 1) == Some("time")).then_some(k + 2)
+}
+
+/// "by the end of the day", "at the end of today", "end of day": words used.
+fn end_of_day(words: &[String]) -> Option<usize> {
+    let w = |k: usize| words.get(k).map(String::as_str);
+    let mut k = usize::from(matches!(w(0), Some("by" | "at" | "before")));
+    k += usize::from(w(k) == Some("the"));
+    if w(k) != Some("end") || w(k + 1) != Some("of") {
+        return None;
+    }
+    k += 2;
+    match w(k) {
+        Some("day" | "today") => Some(k + 1),
+        Some("the") if w(k + 1) == Some("day") => Some(k + 2),
+        _ => None,
     }
 }
 
@@ -446,6 +562,20 @@ impl Clock {
         Clock { hour, ..self }
     }
 
+    /// The time of day of `now`, to the minute ("this time tomorrow").
+    fn of(now: &Zoned) -> Clock {
+        let meridiem = if now.hour() < 12 {
+            Meridiem::Am
+        } else {
+            Meridiem::Pm
+        };
+        Clock {
+            hour: now.hour(),
+            minute: now.minute(),
+            meridiem: Some(meridiem),
+        }
+    }
+
     /// Whether am/pm is unknown ("at 8").
     fn ambiguous(&self) -> bool {
         self.meridiem.is_none() && (1..=12).contains(&self.hour)
@@ -490,16 +620,24 @@ impl Parts {
                     continue;
                 }
             }
+            // "a week from today", "a week tomorrow".
             if let Some((d, used)) = duration(rest) {
-                if matches!(w(used), Some("from" | "later")) {
+                if let Some((d, after)) = from_now(d, &rest[used..]) {
                     if !set(&mut parts.offset, d) {
                         return None;
                     }
-                    i += used
-                        + 1
-                        + usize::from(w(used) == Some("from") && w(used + 1) == Some("now"));
+                    i += used + after;
                     continue;
                 }
+            }
+            // "later today", "later on", "later at 8".
+            if w(0) == Some("later") {
+                if parts.later {
+                    return None;
+                }
+                parts.later = true;
+                i += 1 + usize::from(w(1) == Some("on"));
+                continue;
             }
             // Repetition.
             if let Some(("every" | "each", tail)) = rest.split_first().map(|(a, b)| (a.as_str(), b))
@@ -556,6 +694,31 @@ impl Parts {
                 i += k;
                 continue;
             }
+            // "this time tomorrow", "at the same time next week".
+            if let Some(used) = same_time(rest) {
+                if parts.same_time {
+                    return None;
+                }
+                parts.same_time = true;
+                i += used;
+                continue;
+            }
+            // "by the end of the day".
+            if let Some(used) = end_of_day(rest) {
+                if !set_part(&mut parts.part, PartOfDay::EndOfDay) {
+                    return None;
+                }
+                i += used;
+                continue;
+            }
+            // "first thing tomorrow", "first thing in the morning".
+            if w(0) == Some("first") && w(1) == Some("thing") {
+                if !set_part(&mut parts.part, PartOfDay::FirstThing) {
+                    return None;
+                }
+                i += 2;
+                continue;
+            }
             // Days.
             if let Some((day, used, part)) = day(rest) {
                 if let (Some(Every::Days(0)), DaySpec::Weekday { day: d, .. }) = (parts.every, day)
@@ -565,7 +728,7 @@ impl Parts {
                     return None;
                 }
                 if let Some(p) = part {
-                    if !set(&mut parts.part, p) {
+                    if !set_part(&mut parts.part, p) {
                         return None;
                     }
                 }
@@ -579,7 +742,7 @@ impl Parts {
                 _ => 0,
             };
             if let Some(p) = w(skip).and_then(part_of_day) {
-                if !set(&mut parts.part, p) {
+                if !set_part(&mut parts.part, p) {
                     return None;
                 }
                 i += skip + 1;
@@ -614,18 +777,65 @@ impl Parts {
             }
             return None;
         }
-        let any = parts.offset.is_some()
-            || parts.day.is_some()
-            || parts.clock.is_some()
-            || parts.part.is_some()
-            || parts.every.is_some();
-        any.then_some(parts)
+        parts.settle()
     }
 
-    fn resolve(self, now: &Zoned, tz: &TimeZone) -> Result<Due, PhraseError> {
+    /// Checks the parts that only make sense together and fills in what they imply; `None`
+    /// when they do not fit.
+    fn settle(mut self) -> Option<Parts> {
+        let bare = self.day.is_none() && self.offset.is_none() && self.every.is_none();
+        // "this time" is a day's time: it comes with a day, and not with another time.
+        let timed = self.clock.is_some() || self.part.is_some();
+        if self.same_time && (timed || bare || self.every.is_some()) {
+            return None;
+        }
+        if self.later && (self.offset.is_some() || self.every.is_some()) {
+            return None;
+        }
+        if self.same_time {
+            // "this time next week" is a week from now, not Monday; "next month" a month.
+            self.day = match self.day {
+                Some(DaySpec::NextWeek) => Some(DaySpec::Ahead { months: 0, days: 7 }),
+                Some(DaySpec::NextMonth { day: None }) => {
+                    Some(DaySpec::Ahead { months: 1, days: 0 })
+                }
+                day => day,
+            };
+        }
+        let anything = !bare || timed;
+        if bare && (self.later || self.part == Some(PartOfDay::EndOfDay)) {
+            // "later at 8", "by the end of the day": today's.
+            self.day = Some(DaySpec::Today);
+        }
+        anything.then_some(self)
+    }
+
+    fn resolve(mut self, now: &Zoned, tz: &TimeZone) -> Result<Due, PhraseError> {
         let unknown = || PhraseError::Unknown(String::new());
         let mut assumed = Vec::new();
         let now_ms = now.timestamp().as_millisecond() as u64;
+        let today = now.date();
+        let at = |date: Date, hour: i8, minute: i8| -> Result<Zoned, PhraseError> {
+            zoned(date, hour, minute, tz).ok_or_else(unknown)
+        };
+        if self.same_time {
+            self.clock = Some(Clock::of(now));
+        }
+        if self.later && self.day == Some(DaySpec::Today) {
+            // "later at 8": the 8 still to come today, else 8 pm (which has gone too).
+            if let Some(c) = self.clock.filter(|c| c.ambiguous() && self.part.is_none()) {
+                let m = if at(today, c.hour_for(Meridiem::Am), c.minute)? > *now {
+                    Meridiem::Am
+                } else {
+                    Meridiem::Pm
+                };
+                assumed.push(spoken_clock(c.hour_for(m) % 24, c.minute));
+                self.clock = Some(Clock {
+                    meridiem: Some(m),
+                    ..c
+                });
+            }
+        }
         if let Some(every) = self.every {
             if self.offset.is_some() || self.day.is_some() {
                 return Err(unknown());
@@ -645,6 +855,13 @@ impl Parts {
                 Every::Days(mask) => {
                     let mask = if mask == 0 { bit(now.weekday()) } else { mask };
                     let (hour, minute) = self.time_of_day(&mut assumed, true);
+                    let hour = match hour {
+                        // "every day at midnight"; for some days, the start or the end of
+                        // the day named is anyone's guess.
+                        24 if mask & ALL_DAYS == ALL_DAYS => 0,
+                        24 => return Err(unknown()),
+                        hour => hour,
+                    };
                     let repeat = Repeat::Days { mask, hour, minute };
                     let at_ms = repeat
                         .next_after(now_ms.saturating_sub(1), tz)
@@ -658,37 +875,27 @@ impl Parts {
                 }
             };
         }
-        let (offset_ms, offset_days) = self.offset.unwrap_or((0, 0));
-        if offset_ms > 0 {
-            if self.day.is_some() || self.clock.is_some() || self.part.is_some() || offset_days > 0
-            {
+        let offset = self.offset.unwrap_or_default();
+        if offset.ms > 0 {
+            if self.day.is_some() || self.clock.is_some() || self.part.is_some() || offset.civil() {
                 return Err(unknown());
             }
             return Ok(Due {
-                at_ms: now_ms + offset_ms,
+                at_ms: now_ms + offset.ms,
                 repeat: None,
                 assumed,
                 relative: true,
             });
         }
-        let today = now.date();
-        let day = match (self.day, offset_days) {
-            (Some(_), d) if d > 0 => return Err(unknown()),
-            (None, d) if d > 0 => Some(DaySpec::InDays(d)),
-            (day, _) => day,
+        let day = match (self.day, offset.civil()) {
+            (Some(_), true) => return Err(unknown()),
+            (None, true) => Some(DaySpec::Ahead {
+                months: offset.months,
+                days: offset.days,
+            }),
+            (day, false) => day,
         };
         let timed = self.clock.is_some() || self.part.is_some();
-        // Candidate dates: one for a named day, today then tomorrow otherwise.
-        let at = |date: Date, hour: i8, minute: i8| -> Result<Zoned, PhraseError> {
-            let (date, hour) = if hour == 24 {
-                (date.tomorrow().map_err(|_| unknown())?, 0)
-            } else {
-                (date, hour)
-            };
-            date.at(hour, minute, 0, 0)
-                .to_zoned(tz.clone())
-                .map_err(|_| unknown())
-        };
         let Some(day) = day else {
             // No day: the next time the clock shows it.
             if let Some(clock) = self.clock.filter(|c| c.ambiguous() && self.part.is_none()) {
@@ -713,9 +920,16 @@ impl Parts {
             return Ok(self.due(z, assumed));
         };
         let date = match day {
+            // "tonight at 2" said at 1 am is the night that is on now, which began yesterday.
+            DaySpec::Today if self.small_hours() && now.hour() < SMALL_HOURS_END => {
+                today.yesterday().map_err(|_| unknown())?
+            }
             DaySpec::Today => today,
             DaySpec::Tomorrow => today.tomorrow().map_err(|_| unknown())?,
-            DaySpec::InDays(d) => today.checked_add(d.days()).map_err(|_| unknown())?,
+            DaySpec::Ahead { months, days } => today
+                .checked_add(months.months())
+                .and_then(|d| d.checked_add(days.days()))
+                .map_err(|_| unknown())?,
             DaySpec::Weekday { day: wd, next } => {
                 let ahead =
                     (wd.to_monday_zero_offset() - today.weekday().to_monday_zero_offset() + 7) % 7;
@@ -723,11 +937,8 @@ impl Parts {
                 let mut date = today
                     .checked_add((ahead as i64).days())
                     .map_err(|_| unknown())?;
-                if ahead == 0 {
-                    let (hour, minute) = self.time_of_day(&mut Vec::new(), false);
-                    if at(date, hour, minute)? <= *now {
-                        date = date.checked_add(7.days()).map_err(|_| unknown())?;
-                    }
+                if ahead == 0 && self.on(date, tz, &mut Vec::new(), false)? <= *now {
+                    date = date.checked_add(7.days()).map_err(|_| unknown())?;
                 }
                 date
             }
@@ -738,6 +949,20 @@ impl Parts {
             DaySpec::Weekend => {
                 let ahead = (5 - today.weekday().to_monday_zero_offset() as i64 + 7) % 7;
                 today.checked_add(ahead.days()).map_err(|_| unknown())?
+            }
+            DaySpec::NextMonth { day: d } => {
+                let first = today
+                    .first_of_month()
+                    .checked_add(1.month())
+                    .map_err(|_| unknown())?;
+                let d = d.unwrap_or(1);
+                Date::new(first.year(), first.month(), d).map_err(|_| {
+                    PhraseError::NoSuchDate(format!(
+                        "{d} {} {}",
+                        month_name(first.month()),
+                        first.year()
+                    ))
+                })?
             }
             DaySpec::Date { month, day: d } => {
                 let name = |y: i16, m: i8| format!("{d} {} {y}", month_name(m));
@@ -771,8 +996,7 @@ impl Parts {
         if !timed && date == today {
             return Err(PhraseError::NoTime);
         }
-        let (hour, minute) = self.time_of_day(&mut assumed, true);
-        let z = at(date, hour, minute)?;
+        let z = self.on(date, tz, &mut assumed, true)?;
         if z <= *now {
             return Err(PhraseError::Past(format!(
                 "{} on {}",
@@ -781,6 +1005,31 @@ impl Parts {
             )));
         }
         Ok(self.due(z, assumed))
+    }
+
+    /// The instant of the phrase's time on the day or night of `date`.
+    fn on(
+        &self,
+        date: Date,
+        tz: &TimeZone,
+        assumed: &mut Vec<String>,
+        note: bool,
+    ) -> Result<Zoned, PhraseError> {
+        let (hour, minute) = self.time_of_day(assumed, note);
+        let date = if self.small_hours() {
+            date.tomorrow().ok()
+        } else {
+            Some(date)
+        };
+        date.and_then(|d| zoned(d, hour, minute, tz))
+            .ok_or_else(|| PhraseError::Unknown(String::new()))
+    }
+
+    /// Whether the phrase names the small hours of a night ("tonight at 2", "Friday night at
+    /// 1 am"), which fall on the next day's date.
+    fn small_hours(&self) -> bool {
+        let (hour, _) = self.time_of_day(&mut Vec::new(), false);
+        self.part == Some(PartOfDay::Night) && self.clock.is_some() && hour < SMALL_HOURS_END
     }
 
     fn due(&self, z: Zoned, assumed: Vec<String>) -> Due {
@@ -804,7 +1053,7 @@ impl Parts {
                 let m = match (c.meridiem, part) {
                     (Some(m), _) => m,
                     (None, _) if !c.ambiguous() => Meridiem::Am,
-                    (None, Some(PartOfDay::Morning)) => Meridiem::Am,
+                    (None, Some(PartOfDay::Morning | PartOfDay::FirstThing)) => Meridiem::Am,
                     (None, Some(PartOfDay::Night)) if c.hour == 12 || c.hour < 5 => Meridiem::Am,
                     (None, Some(_)) => Meridiem::Pm,
                     (None, None) => {
@@ -840,6 +1089,30 @@ fn set<T>(slot: &mut Option<T>, value: T) -> bool {
     true
 }
 
+/// [`set`] for a part of the day, where "first thing" and "morning" say the same thing
+/// ("first thing tomorrow morning") and the first thing wins.
+fn set_part(slot: &mut Option<PartOfDay>, part: PartOfDay) -> bool {
+    match (*slot, part) {
+        (Some(PartOfDay::FirstThing), PartOfDay::Morning) => true,
+        (Some(PartOfDay::Morning), PartOfDay::FirstThing) => {
+            *slot = Some(part);
+            true
+        }
+        _ => set(slot, part),
+    }
+}
+
+/// `date` at `hour`:`minute` in `tz`, where hour 24 is midnight at the end of the day.
+fn zoned(date: Date, hour: i8, minute: i8, tz: &TimeZone) -> Option<Zoned> {
+    let (date, hour) = if hour == 24 {
+        (date.tomorrow().ok()?, 0)
+    } else {
+        (date, hour)
+    };
+    let time = Time::new(hour, minute, 0, 0).ok()?;
+    date.to_datetime(time).to_zoned(tz.clone()).ok()
+}
+
 /// "every 2 hours", "every Monday and Thursday", "every weekday", "every morning".
 fn every(words: &[String]) -> Option<(Every, usize, Option<PartOfDay>)> {
     let w = |k: usize| words.get(k).map(String::as_str);
@@ -869,16 +1142,16 @@ fn every(words: &[String]) -> Option<(Every, usize, Option<PartOfDay>)> {
         }
         return Some((Every::Days(mask), k, None));
     }
-    let ((ms, days), used) = duration(words)?;
-    if days > 0 {
+    let (d, used) = duration(words)?;
+    if d.civil() {
         // "every 2 days" is not a weekly pattern; not supported.
         return None;
     }
-    (ms > 0).then_some((Every::Interval(ms), used, None))
+    (d.ms > 0).then_some((Every::Interval(d.ms), used, None))
 }
 
 /// "tomorrow", "on Friday", "next Monday", "on the 5th", "on 3 December", "December 3rd",
-/// "tonight", "tomorrow morning".
+/// "tonight", "tomorrow morning", "over the weekend", "next month", "the 1st of next month".
 fn day(words: &[String]) -> Option<(DaySpec, usize, Option<PartOfDay>)> {
     let w = |k: usize| words.get(k).map(String::as_str);
     let with_part = |spec: DaySpec, used: usize| {
@@ -890,11 +1163,14 @@ fn day(words: &[String]) -> Option<(DaySpec, usize, Option<PartOfDay>)> {
         ("tonight", ..) => return Some((DaySpec::Today, 1, Some(PartOfDay::Night))),
         ("tomorrow", ..) => return with_part(DaySpec::Tomorrow, 1),
         ("the", Some("day"), Some("after"), Some("tomorrow")) => {
-            return with_part(DaySpec::InDays(2), 4)
+            return with_part(DaySpec::Ahead { months: 0, days: 2 }, 4)
         }
-        ("day", Some("after"), Some("tomorrow"), _) => return with_part(DaySpec::InDays(2), 3),
+        ("day", Some("after"), Some("tomorrow"), _) => {
+            return with_part(DaySpec::Ahead { months: 0, days: 2 }, 3)
+        }
         ("next", Some("week"), ..) => return Some((DaySpec::NextWeek, 2, None)),
-        ("this" | "at" | "on", Some("the"), Some("weekend"), _) => {
+        ("next", Some("month"), ..) => return Some(next_month(&words[2..])),
+        ("this" | "at" | "on" | "over", Some("the"), Some("weekend"), _) => {
             return Some((DaySpec::Weekend, 3, None))
         }
         ("this" | "next", Some("weekend"), ..) => return Some((DaySpec::Weekend, 2, None)),
@@ -940,6 +1216,10 @@ fn day(words: &[String]) -> Option<(DaySpec, usize, Option<PartOfDay>)> {
                 k + 2 + of,
             );
         }
+        // "the 1st of next month"
+        if is_ordinal && w(k + 1 + of) == Some("next") && w(k + 2 + of) == Some("month") {
+            return with_part(DaySpec::NextMonth { day: Some(d) }, k + 3 + of);
+        }
         if is_ordinal {
             return with_part(
                 DaySpec::Date {
@@ -964,8 +1244,23 @@ fn day(words: &[String]) -> Option<(DaySpec, usize, Option<PartOfDay>)> {
     None
 }
 
+/// After "next month": "on the 5th" names its day ("next month on the 5th"); the words used
+/// counting "next month".
+fn next_month(words: &[String]) -> (DaySpec, usize, Option<PartOfDay>) {
+    let w = |k: usize| words.get(k).map(String::as_str);
+    let mut k = usize::from(w(0) == Some("on"));
+    let the = w(k) == Some("the");
+    k += usize::from(the);
+    let named = w(k).filter(|t| the || !t.chars().all(|c| c.is_ascii_digit()));
+    match named.and_then(ordinal) {
+        Some(d) => (DaySpec::NextMonth { day: Some(d) }, 2 + k + 1, None),
+        None => (DaySpec::NextMonth { day: None }, 2, None),
+    }
+}
+
 impl Repeat {
-    /// The first time after `after_ms` that this repeats, `None` for an empty day mask.
+    /// The first time after `after_ms` that this repeats, `None` for an empty day mask or a
+    /// time of day that does not exist.
     pub fn next_after(&self, after_ms: u64, tz: &TimeZone) -> Option<u64> {
         match *self {
             Repeat::Every { ms } => Some(after_ms + ms.max(1)),
@@ -977,7 +1272,7 @@ impl Repeat {
                 let mut date = after.to_zoned(tz.clone()).date();
                 for _ in 0..8 {
                     if mask & bit(date.weekday()) != 0 {
-                        let z = date.at(hour, minute, 0, 0).to_zoned(tz.clone()).ok()?;
+                        let z = zoned(date, hour, minute, tz)?;
                         if z.timestamp() > after {
                             return Some(z.timestamp().as_millisecond() as u64);
                         }
@@ -1025,6 +1320,12 @@ mod tests {
     const AUTUMN: &str = "2026-10-24T10:00";
     /// Wednesday 25 November 2026, 21:30 CET.
     const EVENING: &str = "2026-11-25T21:30";
+    /// Wednesday 25 November 2026, 23:45 CET: late in the evening.
+    const LATE: &str = "2026-11-25T23:45";
+    /// Thursday 26 November 2026, 00:40 CET: the small hours of Wednesday night.
+    const SMALL_HOURS: &str = "2026-11-26T00:40";
+    /// Sunday 31 January 2027, 10:00 CET: a month longer than the next.
+    const MONTH_END: &str = "2027-01-31T10:00";
 
     #[test]
     fn the_phrase_table() {
@@ -1233,8 +1534,286 @@ mod tests {
                 "2026-04-04T09:00+02:00",
                 Some("every Saturday at 9 am"),
             ),
+            (
+                SPRING,
+                "every day at midnight",
+                "2026-03-29T00:00+01:00",
+                Some("every day at midnight"),
+            ),
+            // Days and weeks from now count the calendar, at the default time.
+            (SPRING, "in 3 days", "2026-03-31T09:00+02:00", None),
+            (SPRING, "in a week", "2026-04-04T09:00+02:00", None),
+            (SPRING, "in two weeks", "2026-04-11T09:00+02:00", None),
+            (SPRING, "in a fortnight", "2026-04-11T09:00+02:00", None),
+            (SPRING, "in 10 days at 9", "2026-04-07T09:00+02:00", None),
+            (
+                EVENING,
+                "in a couple of days",
+                "2026-11-27T09:00+01:00",
+                None,
+            ),
+            (EVENING, "in a few days", "2026-11-28T09:00+01:00", None),
+            (AUTUMN, "in a week at 6 pm", "2026-10-31T18:00+01:00", None),
+            (SPRING, "a week from now", "2026-04-04T09:00+02:00", None),
+            (SPRING, "a week from today", "2026-04-04T09:00+02:00", None),
+            (
+                SPRING,
+                "a week from tomorrow",
+                "2026-04-05T09:00+02:00",
+                None,
+            ),
+            (SPRING, "a week today", "2026-04-04T09:00+02:00", None),
+            (
+                EVENING,
+                "two weeks from today at noon",
+                "2026-12-09T12:00+01:00",
+                None,
+            ),
+            // Months: the same day of the month, the last where the month is shorter.
+            (SPRING, "in a month", "2026-04-28T09:00+02:00", None),
+            (MONTH_END, "in a month", "2027-02-28T09:00+01:00", None),
+            (
+                SPRING,
+                "in 3 months at 8 am",
+                "2026-06-28T08:00+02:00",
+                None,
+            ),
+            (SPRING, "in a year", "2027-03-28T09:00+02:00", None),
+            // The small hours belong to the night before.
+            (
+                SPRING,
+                "at 2 in the morning",
+                "2026-03-29T03:00+02:00",
+                None,
+            ),
+            (
+                EVENING,
+                "at 2 in the morning",
+                "2026-11-26T02:00+01:00",
+                None,
+            ),
+            (
+                EVENING,
+                "at half past one at night",
+                "2026-11-26T01:30+01:00",
+                None,
+            ),
+            (EVENING, "at 1 am", "2026-11-26T01:00+01:00", None),
+            (EVENING, "at 3am tonight", "2026-11-26T03:00+01:00", None),
+            (LATE, "tonight at 1", "2026-11-26T01:00+01:00", None),
+            (LATE, "at 12 tonight", "2026-11-26T00:00+01:00", None),
+            (LATE, "tonight at midnight", "2026-11-26T00:00+01:00", None),
+            (
+                LATE,
+                "tonight at half past 12",
+                "2026-11-26T00:30+01:00",
+                None,
+            ),
+            (SMALL_HOURS, "tonight at 3", "2026-11-26T03:00+01:00", None),
+            (SMALL_HOURS, "at 5 am", "2026-11-26T05:00+01:00", None),
+            (
+                SPRING,
+                "tomorrow night at 1 am",
+                "2026-03-30T01:00+02:00",
+                None,
+            ),
+            (
+                SPRING,
+                "on Friday night at 2",
+                "2026-04-04T02:00+02:00",
+                None,
+            ),
+            (
+                SPRING,
+                "Saturday night at 1",
+                "2026-03-29T01:00+01:00",
+                None,
+            ),
+            // The same time of day on another day: wall-clock, across the DST change too.
+            (SPRING, "this time tomorrow", "2026-03-29T10:00+02:00", None),
+            (AUTUMN, "this time tomorrow", "2026-10-25T10:00+01:00", None),
+            (
+                SPRING,
+                "this time next week",
+                "2026-04-04T10:00+02:00",
+                None,
+            ),
+            (
+                EVENING,
+                "same time next week",
+                "2026-12-02T21:30+01:00",
+                None,
+            ),
+            (
+                EVENING,
+                "at the same time on Friday",
+                "2026-11-27T21:30+01:00",
+                None,
+            ),
+            (
+                SPRING,
+                "this time next month",
+                "2026-04-28T10:00+02:00",
+                None,
+            ),
+            (
+                EVENING,
+                "this time in 3 days",
+                "2026-11-28T21:30+01:00",
+                None,
+            ),
+            // The morning, said in the evening or in the night, is the next one.
+            (EVENING, "in the morning", "2026-11-26T09:00+01:00", None),
+            (EVENING, "tomorrow morning", "2026-11-26T09:00+01:00", None),
+            (
+                EVENING,
+                "tomorrow morning at 6:30",
+                "2026-11-26T06:30+01:00",
+                None,
+            ),
+            (
+                EVENING,
+                "at 7 in the morning",
+                "2026-11-26T07:00+01:00",
+                None,
+            ),
+            (
+                SMALL_HOURS,
+                "in the morning",
+                "2026-11-26T09:00+01:00",
+                None,
+            ),
+            // First thing, and the end of the day.
+            (
+                EVENING,
+                "first thing tomorrow",
+                "2026-11-26T08:00+01:00",
+                None,
+            ),
+            (
+                EVENING,
+                "first thing in the morning",
+                "2026-11-26T08:00+01:00",
+                None,
+            ),
+            (
+                EVENING,
+                "first thing tomorrow morning",
+                "2026-11-26T08:00+01:00",
+                None,
+            ),
+            (
+                SPRING,
+                "tomorrow first thing",
+                "2026-03-29T08:00+02:00",
+                None,
+            ),
+            (
+                SPRING,
+                "first thing on Monday",
+                "2026-03-30T08:00+02:00",
+                None,
+            ),
+            (
+                SPRING,
+                "first thing next week",
+                "2026-03-30T08:00+02:00",
+                None,
+            ),
+            (
+                SPRING,
+                "by the end of the day",
+                "2026-03-28T17:00+01:00",
+                None,
+            ),
+            (
+                SPRING,
+                "at the end of the day tomorrow",
+                "2026-03-29T17:00+02:00",
+                None,
+            ),
+            (SPRING, "end of day Friday", "2026-04-03T17:00+02:00", None),
+            (
+                EVENING,
+                "by the end of the day on Monday",
+                "2026-11-30T17:00+01:00",
+                None,
+            ),
+            // Later today.
+            (SPRING, "this afternoon", "2026-03-28T15:00+01:00", None),
+            (
+                SPRING,
+                "this afternoon at 4",
+                "2026-03-28T16:00+01:00",
+                None,
+            ),
+            (SPRING, "later today at 5", "2026-03-28T17:00+01:00", None),
+            (
+                SPRING,
+                "later this afternoon",
+                "2026-03-28T15:00+01:00",
+                None,
+            ),
+            (SPRING, "later at 8", "2026-03-28T20:00+01:00", None),
+            (SPRING, "later on tonight", "2026-03-28T21:00+01:00", None),
+            (
+                SPRING,
+                "later this evening at half past 8",
+                "2026-03-28T20:30+01:00",
+                None,
+            ),
+            (
+                SMALL_HOURS,
+                "later today at 11",
+                "2026-11-26T11:00+01:00",
+                None,
+            ),
+            // The weekend.
+            (EVENING, "on the weekend", "2026-11-28T09:00+01:00", None),
+            (
+                EVENING,
+                "at the weekend at 10",
+                "2026-11-28T10:00+01:00",
+                None,
+            ),
+            (EVENING, "over the weekend", "2026-11-28T09:00+01:00", None),
+            (
+                SPRING,
+                "on the weekend at 8 pm",
+                "2026-03-28T20:00+01:00",
+                None,
+            ),
+            // Next month: its 1st, or the day named.
+            (SPRING, "next month", "2026-04-01T09:00+02:00", None),
+            (MONTH_END, "next month", "2027-02-01T09:00+01:00", None),
+            (
+                SPRING,
+                "on the 1st of next month",
+                "2026-04-01T09:00+02:00",
+                None,
+            ),
+            (
+                EVENING,
+                "on the 15th of next month at 6 pm",
+                "2026-12-15T18:00+01:00",
+                None,
+            ),
+            (
+                EVENING,
+                "next month on the 3rd",
+                "2026-12-03T09:00+01:00",
+                None,
+            ),
+            // More days and times.
+            (SPRING, "at noon tomorrow", "2026-03-29T12:00+02:00", None),
+            (
+                SPRING,
+                "Sunday at half past ten",
+                "2026-03-29T10:30+02:00",
+                None,
+            ),
         ];
-        assert!(table.len() >= 40);
+        assert!(table.len() >= 100);
         for (now, phrase, want, repeat) in table {
             let due = parse(phrase, at(now), &berlin())
                 .unwrap_or_else(|e| panic!("{phrase:?} at {now}: {e}"));
@@ -1254,6 +1833,13 @@ mod tests {
         let due = parse("on Friday", at(SPRING), &berlin()).unwrap();
         assert_eq!(due.assumed, ["9 am, the default time"]);
         let due = parse("at 8 pm", at(SPRING), &berlin()).unwrap();
+        assert!(due.assumed.is_empty());
+        let due = parse("later at 8", at(SPRING), &berlin()).unwrap();
+        assert_eq!(due.assumed, ["8 pm"]);
+        let due = parse("in a week", at(SPRING), &berlin()).unwrap();
+        assert_eq!(due.assumed, ["9 am, the default time"]);
+        assert!(!due.relative);
+        let due = parse("this time tomorrow", at(SPRING), &berlin()).unwrap();
         assert!(due.assumed.is_empty());
         assert!(
             parse("in 5 minutes", at(SPRING), &berlin())
@@ -1297,6 +1883,17 @@ mod tests {
             "in 2 hours tomorrow",
             "every other day",
             "at 13 pm",
+            "later",
+            "later on",
+            "this time",
+            "this time tomorrow at 8",
+            "every day at this time",
+            "in a month and a half",
+            "every 2 weeks",
+            "every fortnight",
+            "in a week on Friday",
+            "in 2 hours from today",
+            "every Monday at midnight",
         ] {
             assert!(
                 matches!(parse(phrase, now, &berlin()), Err(PhraseError::Unknown(_))),
@@ -1309,10 +1906,31 @@ mod tests {
             Err(PhraseError::Past(_))
         ));
         assert_eq!(parse("today", now, &berlin()), Err(PhraseError::NoTime));
+        assert_eq!(
+            parse("later today", now, &berlin()),
+            Err(PhraseError::NoTime)
+        );
         assert!(matches!(
             parse("on 31 April", now, &berlin()),
             Err(PhraseError::NoSuchDate(_))
         ));
+        assert!(matches!(
+            parse("on the 30th of next month", at(MONTH_END), &berlin()),
+            Err(PhraseError::NoSuchDate(_))
+        ));
+        // Today's times that have gone, said in the evening or in the small hours.
+        for (now, phrase) in [
+            (EVENING, "by the end of the day"),
+            (EVENING, "later this afternoon"),
+            (EVENING, "later at 8"),
+            (SMALL_HOURS, "tonight at half past 12"),
+        ] {
+            assert!(
+                matches!(parse(phrase, at(now), &berlin()), Err(PhraseError::Past(_))),
+                "{phrase:?} at {now}: {:?}",
+                parse(phrase, at(now), &berlin())
+            );
+        }
     }
 
     #[test]
