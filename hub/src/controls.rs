@@ -1,49 +1,61 @@
 //! Spoken memory controls, recognised in code so that they work the same with any model:
-//! "forget that", "forget about X", and "what do you remember about X". They are answered
-//! directly, without the language model, and are never stored as memories.
+//! "forget that", "forget what I told you about my brother", "forget everything", "what do
+//! you remember about X", corrections ("actually ...", "not Leeds but York", "I meant
+//! 4813") and "stop". They are answered directly, without the language model, and are never
+//! stored as memories.
 
 /// A memory control the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// Forget the last thing stored from this room.
     ForgetLast,
-    /// Forget every memory that mentions the topic.
+    /// Forget every memory about the topic (as said: "my brother", "where i park").
     ForgetAbout(String),
+    /// Forget everything (asked first).
+    ForgetAll,
+    /// "Delete my locker code": forget the memories about the topic if there are any;
+    /// otherwise the turn is a request for the model ("delete the 7am alarm").
+    DeleteIfStored(String),
     /// List what is remembered about the topic.
     Recall(String),
-    /// Replace the stored fact this corrects ("actually, Anna lives in Lisbon now").
-    Correct(String),
+    /// Replace the stored fact this corrects.
+    Correct(Correction),
     /// Stop talking ("never mind", "stop", "be quiet"): the reply in flight, if any, is
     /// already cancelled by this newer utterance; nothing is said or stored.
     Stop,
 }
 
-/// Politeness and address before a control: "hey hearth, please ...".
+/// A spoken correction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Correction {
+    /// What is true, as said (the whole fact, or only its new part: "the code is 4813",
+    /// "4813").
+    pub said: String,
+    /// The wrong value, when named ("not Leeds", "I said Tuesday").
+    pub wrong: Option<String>,
+    /// The right value, when it can be told apart from the rest ("York" in "not Leeds but
+    /// York").
+    pub value: Option<String>,
+}
+
+/// Politeness, address and fillers before a control: "hey hearth, please ...".
 const ADDRESS: &[&str] = &[
-    "please", "hey", "hearth", "ok", "okay", "now", "could", "can", "would", "you",
+    "please", "hey", "hearth", "ok", "okay", "now", "could", "can", "would", "you", "um", "uh",
+    "so", "oh", "hmm", "well", "just",
 ];
 
 /// Words that start a question or a request rather than a statement of fact.
 const NOT_A_FACT: &[&str] = &[
     "what", "who", "where", "when", "why", "how", "which", "can", "could", "would", "will",
     "should", "do", "does", "did", "is", "are", "tell", "play", "set", "remind", "stop", "turn",
-    "please", "let's", "lets", "never",
+    "please", "let's", "lets", "never", "i", "thanks", "thank", "don't",
 ];
 
 /// Recognises a control in an utterance; `None` for everything else.
 pub fn parse(text: &str) -> Option<Control> {
     let words = crate::words::words(text);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let mut rest: &[&str] = &words;
-    // Politeness and address: "hey hearth, please ..."
-    while let Some((first, tail)) = rest.split_first() {
-        if ADDRESS.contains(first) {
-            rest = tail;
-        } else {
-            break;
-        }
-    }
-    let phrase = rest.join(" ");
+    let phrase = strip_address(&words).join(" ");
     let topic = |s: &str| {
         let s = s.trim_end_matches(" please").trim();
         (!s.is_empty()).then(|| s.to_string())
@@ -69,59 +81,11 @@ pub fn parse(text: &str) -> Option<Control> {
     ) {
         return Some(Control::Stop);
     }
-    if matches!(
-        phrase.as_str(),
-        "forget that"
-            | "forget it"
-            | "forget this"
-            | "forget what i just said"
-            | "forget what i said"
-    ) {
-        return Some(Control::ForgetLast);
+    if let Some(forget) = forget(text) {
+        return Some(forget);
     }
-    for prefix in [
-        "forget everything about ",
-        "forget what i said about ",
-        "forget about ",
-    ] {
-        if let Some(rest) = phrase.strip_prefix(prefix) {
-            return topic(rest).map(Control::ForgetAbout);
-        }
-    }
-    for prefix in [
-        "correction ",
-        "that's wrong ",
-        "that is wrong ",
-        "that's not right ",
-        "that's not true ",
-        "that's outdated ",
-        "actually ",
-    ] {
-        if let Some(rest) = phrase.strip_prefix(prefix) {
-            let fact = rest.trim_start_matches("now ").trim();
-            let first = fact.split_whitespace().next().unwrap_or("");
-            if fact.split_whitespace().count() >= 3
-                && !NOT_A_FACT.contains(&first)
-                && !text.trim_end().ends_with('?')
-            {
-                // The fact as said, punctuation and case kept, after the cue words.
-                let cue_words = prefix.split_whitespace().count();
-                let said: Vec<&str> = text
-                    .split_whitespace()
-                    .skip_while(|w| {
-                        let w = w
-                            .trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
-                            .to_lowercase();
-                        w.is_empty() || ADDRESS.contains(&w.as_str())
-                    })
-                    .skip(cue_words)
-                    .collect();
-                let said = said.join(" ");
-                let said = said.trim_start_matches([',', ':', ';', '-', ' ']);
-                return Some(Control::Correct(said.to_string()));
-            }
-            return None;
-        }
+    if let Some(correction) = correction(text) {
+        return Some(Control::Correct(correction));
     }
     for prefix in [
         "what do you remember about ",
@@ -135,9 +99,461 @@ pub fn parse(text: &str) -> Option<Control> {
     None
 }
 
+/// A yes or a no to a question the hub asked ("shall I forget them?"); `None` for anything
+/// else.
+pub fn answer(text: &str) -> Option<bool> {
+    let words = crate::words::words(text);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let phrase = strip_address(&words).join(" ");
+    let yes = [
+        "yes",
+        "yeah",
+        "yep",
+        "yup",
+        "sure",
+        "do it",
+        "go ahead",
+        "ok",
+        "okay",
+        "confirm",
+        "please do",
+        "yes please",
+        "yes do it",
+        "yes forget them",
+        "yes forget it",
+        "yes forget everything",
+        "forget them",
+        "correct",
+        "right",
+        "absolutely",
+        "of course",
+    ];
+    let no = [
+        "no",
+        "nope",
+        "nah",
+        "don't",
+        "do not",
+        "no thanks",
+        "no thank you",
+        "cancel",
+        "keep them",
+        "keep it",
+        "no keep them",
+        "never mind",
+        "no don't",
+        "stop",
+    ];
+    let phrase = phrase.trim_end_matches(" please").trim();
+    if yes.contains(&phrase) {
+        Some(true)
+    } else if no.contains(&phrase) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `words` without the address and fillers in front.
+fn strip_address<'a, 'b>(mut words: &'b [&'a str]) -> &'b [&'a str] {
+    while let Some((first, tail)) = words.split_first() {
+        if ADDRESS.contains(first) {
+            words = tail;
+        } else {
+            break;
+        }
+    }
+    words
+}
+
+/// The clauses of `text` (split at , ; . ! ? and "and"), each as its words without the
+/// address in front.
+fn clauses(text: &str) -> Vec<String> {
+    text.split([',', ';', '.', '!', '?'])
+        .map(|c| {
+            let words = crate::words::words(c);
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            let mut words = strip_address(&words);
+            while let Some((first, tail)) = words.split_first() {
+                if CORRECTION_LEADS.contains(first) || *first == "actually" {
+                    words = strip_address(tail);
+                } else {
+                    break;
+                }
+            }
+            words.join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// Verbs that ask to forget, always a memory control.
+const FORGET_VERBS: &[&str] = &[
+    "forget",
+    "unlearn",
+    "stop remembering",
+    "stop storing",
+    "stop saving",
+    "don't remember",
+    "do not remember",
+    "don't save",
+    "don't store",
+    "don't keep",
+    "i don't want you to remember",
+    "i'd rather you didn't remember",
+    "i would rather you didn't remember",
+    "i want you to forget",
+    "i need you to forget",
+    "start over and forget",
+    "you didn't hear",
+    "you did not hear",
+    "didn't hear",
+    "did not hear",
+];
+
+/// Verbs that ask to delete, a memory control when their object is something remembered
+/// (see [`Control::ForgetAbout`]) or memory itself.
+const DELETE_VERBS: &[&str] = &[
+    "delete",
+    "erase",
+    "remove",
+    "wipe",
+    "clear",
+    "scratch",
+    "strike",
+    "reset",
+    "factory reset",
+    "get rid of",
+    "ignore",
+];
+
+/// Objects that mean the last thing said.
+const LAST: &[&str] = &[
+    "that",
+    "it",
+    "this",
+    "that one",
+    "that last one",
+    "that last bit",
+    "the last one",
+    "last one",
+    "what i just said",
+    "what i just told you",
+    "what i said",
+    "the last thing i said",
+    "the last thing i told you",
+    "i said that",
+    "i said it",
+    "that from your memory",
+    "that from the record",
+    "that please",
+];
+
+/// Objects that mean everything.
+const ALL: &[&str] = &[
+    "everything",
+    "all",
+    "it all",
+    "all of it",
+    "everything you know",
+    "everything you remember",
+    "everything you've learned",
+    "everything i've told you",
+    "everything i've ever told you",
+    "everything i ever told you",
+    "all my memories",
+    "all memories",
+    "all your memories",
+    "your memory",
+    "your memories",
+    "memory",
+    "everything you've learned about us",
+    "everything about this household",
+    "everything about us",
+];
+
+/// Words in front of a topic that say nothing about it.
+const TOPIC_LEADS: &[&str] = &[
+    "everything you know about ",
+    "everything you remember about ",
+    "what you know about ",
+    "what you remember about ",
+    "what i told you about ",
+    "what i've told you about ",
+    "what i said about ",
+    "anything to do with ",
+    "anything about ",
+    "everything about ",
+    "all about ",
+    "the stuff about ",
+    "the thing about ",
+    "stuff about ",
+    "things about ",
+    "about ",
+    "that ",
+    "the fact that ",
+];
+
+/// Words after a topic that say nothing about it.
+const TOPIC_TAILS: &[&str] = &[
+    " from your memory",
+    " from memory",
+    " anymore",
+    " any more",
+    " please",
+    " for me",
+];
+
+/// A forget request in `text`, if any clause of it is one.
+fn forget(text: &str) -> Option<Control> {
+    for clause in clauses(text) {
+        let always = FORGET_VERBS
+            .iter()
+            .find_map(|v| rest_after(&clause, v).map(|r| (r, true)));
+        let found = always.or_else(|| {
+            DELETE_VERBS
+                .iter()
+                .find_map(|v| rest_after(&clause, v).map(|r| (r, false)))
+        });
+        let Some((object, always)) = found else {
+            continue;
+        };
+        let mut object = object.trim().to_string();
+        for tail in TOPIC_TAILS {
+            if let Some(o) = object.strip_suffix(tail) {
+                object = o.to_string();
+            }
+        }
+        if object.is_empty() || LAST.contains(&object.as_str()) {
+            // "Forget", "delete that".
+            return Some(Control::ForgetLast);
+        }
+        if ALL.contains(&object.as_str()) || ALL.iter().any(|a| object == format!("{a} please")) {
+            return Some(Control::ForgetAll);
+        }
+        if object == "about" {
+            return None;
+        }
+        let mentions_memory = [
+            "everything",
+            "anything",
+            "all ",
+            "what ",
+            "the stuff",
+            "the thing",
+            "stuff ",
+            "things ",
+        ]
+        .iter()
+        .any(|w| object.starts_with(w))
+            || object.contains("you know")
+            || object.contains("you remember")
+            || object.contains("i told you")
+            || object.contains("i said")
+            || text.to_lowercase().contains("memory");
+        let mut topic = object.as_str();
+        for lead in TOPIC_LEADS {
+            if let Some(t) = topic.strip_prefix(lead) {
+                topic = t;
+                break;
+            }
+        }
+        let topic = topic.trim();
+        if topic.is_empty() {
+            return Some(Control::ForgetLast);
+        }
+        if always || mentions_memory {
+            return Some(Control::ForgetAbout(topic.to_string()));
+        }
+        return Some(Control::DeleteIfStored(topic.to_string()));
+    }
+    None
+}
+
+/// `clause` after the words of `verb` at its start.
+fn rest_after<'a>(clause: &'a str, verb: &str) -> Option<&'a str> {
+    if clause == verb {
+        return Some("");
+    }
+    clause.strip_prefix(verb)?.strip_prefix(' ')
+}
+
+/// Cues that open a correction, after any "no", "sorry", "wait".
+const CORRECTION_CUES: &[&str] = &[
+    "correction",
+    "to correct what i said earlier",
+    "to correct what i said",
+    "let me correct that",
+    "i got that wrong",
+    "i was wrong",
+    "that's wrong",
+    "that is wrong",
+    "that's not right",
+    "that is not right",
+    "that's not true",
+    "that's outdated",
+    "update that",
+    "fix that",
+    "actually",
+    "i mean",
+    "i meant",
+    "change that to",
+    "make that",
+    "no no",
+    "no",
+];
+
+/// Words before a correction cue.
+const CORRECTION_LEADS: &[&str] = &["sorry", "wait", "oops", "oh", "no", "um", "hmm"];
+
+/// A correction in `text`, if it is one.
+fn correction(text: &str) -> Option<Correction> {
+    let lower = text.to_lowercase();
+    // Where the words start, in the text as said (case and punctuation kept).
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let norm: Vec<String> = tokens
+        .iter()
+        .map(|t| crate::words::words(t).join(" "))
+        .collect();
+    let mut at = 0;
+    let skip = |at: &mut usize, list: &[&str]| {
+        while *at < norm.len() && (norm[*at].is_empty() || list.contains(&norm[*at].as_str())) {
+            *at += 1;
+        }
+    };
+    skip(&mut at, ADDRESS);
+    let lead_start = at;
+    skip(&mut at, CORRECTION_LEADS);
+    let led = at > lead_start;
+    // "I said Tuesday but I meant Wednesday."
+    if let Some(said) = lower.find("i said ") {
+        if let Some(meant) = lower[said..].find(" but i meant ") {
+            let wrong = clean_value(&text[said + 7..said + meant]);
+            let value = clean_value(&text[said + meant + 13..]);
+            return (!wrong.is_empty() && !value.is_empty()).then(|| Correction {
+                said: value.clone(),
+                wrong: Some(wrong),
+                value: Some(value),
+            });
+        }
+    }
+    let rest_norm = norm[at.min(norm.len())..].join(" ");
+    let cue = CORRECTION_CUES
+        .iter()
+        .find(|c| rest_norm == **c || rest_norm.starts_with(&format!("{c} ")));
+    let mut said_start = at;
+    if let Some(cue) = cue {
+        said_start += cue.split_whitespace().count();
+    } else if !led && !lower.trim_start().starts_with("not ") {
+        // "It was 2015 actually, not 2014": a wrong number or name, named.
+        let (wrong, _, _) = split_not(text.trim());
+        if !wrong.is_some_and(|w| has_particular(&w)) {
+            return None;
+        }
+    }
+    let said: Vec<&str> = tokens.iter().skip(said_start).copied().collect();
+    let said = said.join(" ");
+    let said = said
+        .trim_start_matches([',', ':', ';', '-', '.', ' '])
+        .trim();
+    if said.is_empty() || text.trim_end().ends_with('?') {
+        return None;
+    }
+    let first = crate::words::words(said)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    // "Actually, tell me a joke", "no thanks", "no, the other light".
+    let (wrong, value, said) = split_not(said);
+    let words = crate::words::words(&said);
+    let short = words.len() <= 3;
+    let statement = words.len() >= 3 && !NOT_A_FACT.contains(&first.as_str());
+    // "Actually it's the 15th", "change that to York", "I meant 4813": a new value alone.
+    let value_alone = short && cue.is_some() && has_particular(&said);
+    if wrong.is_none() && !statement && !value_alone {
+        return None;
+    }
+    if crate::memory::kind::classify(&said) == crate::memory::kind::Kind::Command {
+        return None;
+    }
+    Some(Correction { said, wrong, value })
+}
+
+/// Splits "X not Y", "not Y but X", "not Y, it's X" into (Y, X, the statement without the
+/// "not Y" part).
+fn split_not(said: &str) -> (Option<String>, Option<String>, String) {
+    let lower = said.to_lowercase();
+    // "not Leeds but York", "not 1234, it's 1243".
+    if let Some(rest) = lower.strip_prefix("not ") {
+        let cut = rest.find(" but ").map(|i| (i, 5)).or_else(|| {
+            rest.find(", it's ")
+                .map(|i| (i, 7))
+                .or_else(|| rest.find(", it is ").map(|i| (i, 8)))
+                .or_else(|| rest.find(", ").map(|i| (i, 2)))
+        });
+        if let Some((i, len)) = cut {
+            let wrong = clean_value(&said[4..4 + i]);
+            let value = clean_value(&said[4 + i + len..]);
+            if !wrong.is_empty() && !value.is_empty() {
+                return (Some(wrong), Some(value.clone()), value);
+            }
+        }
+        return (None, None, said.to_string());
+    }
+    // "the party's at 3 not 2", "I'm allergic to amoxicillin, not penicillin".
+    for sep in [", not ", " not "] {
+        if let Some(i) = lower.rfind(sep) {
+            let wrong = clean_value(&said[i + sep.len()..]);
+            let before = said[..i].trim_end_matches([',', ' ']);
+            let before = before.strip_suffix(" actually").unwrap_or(before);
+            let wrong_words = crate::words::words(&wrong).len();
+            if !wrong.is_empty() && wrong_words <= 3 && !before.is_empty() {
+                // The right value is the words before "not" that match the wrong one's
+                // length ("8:30 not 8:45", "Tom, not Tim").
+                let tokens: Vec<&str> = before.split_whitespace().collect();
+                let take = wrong.split_whitespace().count().min(tokens.len());
+                let value = clean_value(&tokens[tokens.len() - take..].join(" "));
+                let statement = before.to_string();
+                return (Some(wrong), Some(value), statement);
+            }
+        }
+    }
+    (None, None, said.to_string())
+}
+
+/// Whether `said` names a number or a name.
+fn has_particular(said: &str) -> bool {
+    said.chars().any(|c| c.is_ascii_digit())
+        || said.split_whitespace().any(|w| {
+            w.starts_with(char::is_uppercase)
+                && !matches!(
+                    w.trim_matches(|c: char| !c.is_alphanumeric()),
+                    "Yes" | "No" | "Ok" | "Okay" | "Sure" | "Thanks" | "I" | "Fine"
+                )
+        })
+}
+
+/// A value as said, without the punctuation and filler words around it.
+fn clean_value(s: &str) -> String {
+    let s = s
+        .trim()
+        .trim_matches(|c: char| c == ',' || c == '.' || c == '!' || c.is_whitespace());
+    let s = s.strip_suffix(" actually").unwrap_or(s);
+    let s = s.strip_prefix("it's ").unwrap_or(s);
+    s.trim().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn correct(said: &str) -> Option<Control> {
+        Some(Control::Correct(Correction {
+            said: said.into(),
+            wrong: None,
+            value: None,
+        }))
+    }
 
     #[test]
     fn recognises_controls_and_nothing_else() {
@@ -163,17 +579,31 @@ mod tests {
             ),
             (
                 "Actually, Anna lives in Lisbon now.",
-                Some(Control::Correct("Anna lives in Lisbon now.".into())),
-            ),
-            (
-                "Correction: my dentist is Dr. Sousa, not Dr. Silva.",
-                Some(Control::Correct(
-                    "my dentist is Dr. Sousa, not Dr. Silva.".into(),
-                )),
+                correct("Anna lives in Lisbon now."),
             ),
             (
                 "That's wrong, the boiler was serviced in May.",
-                Some(Control::Correct("the boiler was serviced in May.".into())),
+                correct("the boiler was serviced in May."),
+            ),
+            (
+                "not Leeds but York",
+                Some(Control::Correct(Correction {
+                    said: "York".into(),
+                    wrong: Some("Leeds".into()),
+                    value: Some("York".into()),
+                })),
+            ),
+            (
+                "Correction. My brother's name is Tom, not Tim.",
+                Some(Control::Correct(Correction {
+                    said: "My brother's name is Tom".into(),
+                    wrong: Some("Tim".into()),
+                    value: Some("Tom".into()),
+                })),
+            ),
+            (
+                "Delete my locker code",
+                Some(Control::DeleteIfStored("my locker code".into())),
             ),
             ("Never mind.", Some(Control::Stop)),
             ("Hey Hearth, stop!", Some(Control::Stop)),
@@ -192,5 +622,270 @@ mod tests {
         for (text, want) in table {
             assert_eq!(parse(text), want, "{text:?}");
         }
+    }
+
+    /// Forget requests in people's words, written apart from the parser: (phrase, "last",
+    /// "all" or the topic searched).
+    const FORGET_TABLE: &[(&str, &str)] = &[
+        ("forget that", "last"),
+        ("don't remember that", "last"),
+        ("scratch that", "last"),
+        ("delete that", "last"),
+        ("hey hearth, forget that", "last"),
+        ("please forget what I just said", "last"),
+        ("forget what I just told you", "last"),
+        ("um actually don't save that", "last"),
+        ("never mind, don't remember that", "last"),
+        ("ignore what I just said", "last"),
+        ("delete the last thing I said", "last"),
+        ("hey hearth scratch that please", "last"),
+        ("oh no, forget that", "last"),
+        ("don't keep that", "last"),
+        ("can you forget that please?", "last"),
+        ("erase that", "last"),
+        ("forget I said that", "last"),
+        ("you didn't hear that", "last"),
+        ("hearth, delete that last one", "last"),
+        ("please don't remember that.", "last"),
+        ("that was private, forget it", "last"),
+        ("don't store that", "last"),
+        ("remove that from your memory", "last"),
+        ("Forget that, I shouldn't have said it.", "last"),
+        ("no no don't remember that one", "last"),
+        ("strike that from the record", "last"),
+        ("forget what I told you about my brother", "my brother"),
+        ("delete everything about Tom", "tom"),
+        ("stop remembering where I park", "where i park"),
+        ("please erase what you know about my ex", "my ex"),
+        ("wipe my locker code", "my locker code"),
+        ("I don't want you to remember my address", "my address"),
+        ("hey hearth forget my PIN", "my pin"),
+        ("forget about Mia's school", "mia's school"),
+        ("delete what I said about the dentist", "the dentist"),
+        ("can you forget everything about Sam's job?", "sam's job"),
+        ("erase my bank details", "my bank details"),
+        (
+            "um, forget the stuff about my mum's health",
+            "my mum's health",
+        ),
+        ("stop remembering my ex's name", "my ex's name"),
+        (
+            "don't remember anything about Grandpa's diagnosis",
+            "grandpa's diagnosis",
+        ),
+        ("please delete my safe code", "my safe code"),
+        (
+            "remove the wifi password from your memory",
+            "the wifi password",
+        ),
+        ("forget what I said about the party", "the party"),
+        ("wipe everything you know about Priya", "priya"),
+        ("forget anything to do with work", "work"),
+        ("I'd rather you didn't remember my weight", "my weight"),
+        (
+            "get rid of what you know about my medication",
+            "my medication",
+        ),
+        ("delete the stuff about Biscuit's vet", "biscuit's vet"),
+        ("Forget about Lisbon.", "lisbon"),
+        ("can you unlearn my alarm code", "my alarm code"),
+        ("forget that Tom moved to Leeds", "tom moved to leeds"),
+        ("hearth, stop storing stuff about Leo", "leo"),
+        (
+            "please forget where the spare key is",
+            "where the spare key is",
+        ),
+        (
+            "forget the thing about the argument with Sam",
+            "the argument with sam",
+        ),
+        (
+            "so erase what I told you about the redundancy",
+            "the redundancy",
+        ),
+        ("don't remember my blood type anymore", "my blood type"),
+        (
+            "hey hearth, could you please forget my gym membership number",
+            "my gym membership number",
+        ),
+        ("forget everything", "all"),
+        ("wipe your memory", "all"),
+        ("hey hearth, forget everything you know", "all"),
+        ("delete all my memories", "all"),
+        ("erase everything you've learned about us", "all"),
+        ("reset your memory please", "all"),
+        ("clear your memory", "all"),
+        ("um can you forget everything I've ever told you?", "all"),
+        ("wipe it all", "all"),
+        (
+            "start over and forget everything about this household",
+            "all",
+        ),
+        ("delete everything you remember", "all"),
+        ("please wipe everything, all of it.", "all"),
+        ("factory reset your memory", "all"),
+        ("Hearth, forget all of it. Everything.", "all"),
+    ];
+
+    /// Corrections in people's words: (phrase, the fact stored before or "").
+    const CORRECTION_TABLE: &[(&str, &str)] = &[
+        ("actually Tom moved to York", ""),
+        (
+            "no, it's Thursday not Tuesday",
+            "the plumber is coming on Tuesday",
+        ),
+        ("not Leeds but York", "Tom moved to Leeds"),
+        ("sorry I meant 4813", "my locker code is 4812"),
+        ("I was wrong, the dentist is on Friday", ""),
+        ("correction: Mia is 9", ""),
+        ("that's not right, my sister lives in Porto now", ""),
+        ("wait, no, the code is 4813", "the code is 4812"),
+        ("oh actually the party's at 3 not 2", "the party is at 2"),
+        ("no no, Sam's flight is on Friday", ""),
+        ("sorry, I got that wrong, Leo's in year 5", ""),
+        ("let me correct that, the bins go out on Tuesday night", ""),
+        (
+            "hey hearth, correction, mum's birthday is the 4th of March",
+            "",
+        ),
+        (
+            "um actually I'm allergic to amoxicillin, not penicillin",
+            "",
+        ),
+        ("no wait, the spare key is under the blue pot", ""),
+        (
+            "I meant Lisbon, not Porto",
+            "we're going to Porto on the 14th",
+        ),
+        (
+            "update that, the wifi password is in the red drawer now",
+            "",
+        ),
+        (
+            "actually it's the 15th",
+            "we're going to Lisbon on the 14th",
+        ),
+        ("that's wrong, Biscuit is five not four", ""),
+        ("oops, I mean Mr Patel's first name is Raj", ""),
+        ("no sorry, the MOT is due in November", ""),
+        ("to correct what I said earlier, Sam works days now", ""),
+        ("make that 8:30 not 8:45", "Mia's school starts at 8:45"),
+        ("hmm no, Ava's teacher is Mrs Lawson, she got married", ""),
+        (
+            "I said Tuesday but I meant Wednesday",
+            "the new sofa is being delivered on Tuesday",
+        ),
+        ("not 1234, it's 1243", "my PIN is 1234"),
+        ("change that to York", "Tom moved to Leeds"),
+        (
+            "it was 2015 actually, not 2014",
+            "we got married in 2014 in Galway",
+        ),
+        (
+            "fix that, Grandpa's pills are at 9 not 8",
+            "Grandpa Joe takes his blood pressure pills every morning at eight",
+        ),
+        ("actually the recycling is every Thursday now", ""),
+        (
+            "Correction. My brother's name is Tom, not Tim.",
+            "my brother's name is Tim",
+        ),
+    ];
+
+    /// Sentences with control words in them that are not memory controls.
+    const NOT_CONTROLS: &[&str] = &[
+        "I always forget my keys",
+        "don't forget the milk",
+        "actually that was a great film",
+        "no thanks",
+        "remember when we went to Paris?",
+        "delete the shopping list",
+        "is that correct?",
+        "I forgot to call mum yesterday",
+        "I can never remember Priya's husband's name",
+        "remember to take the chicken out of the freezer",
+        "Mia forgot her PE kit again",
+        "Nana's starting to forget things, it's worrying",
+        "the council took the wrong bin again, third time this month",
+        "did I remember to lock the door?",
+        "delete the 7am alarm",
+        "can you delete my last text to Sam",
+        "no, the other light",
+        "actually, turn it up a bit",
+        "no I don't want this song",
+        "you got the wrong song",
+        "correct me if I'm wrong but isn't it Sam's turn to cook",
+        "what's the correct spelling of rhythm",
+        "Leo got all his spelling correct today",
+        "play Unforgettable by Nat King Cole",
+        "I'll never forget that holiday in Crete",
+        "actually, I'm in Leeds this weekend",
+        "erase the whiteboard before school, Leo",
+        "wrong number, sorry",
+        "I'm so forgetful today",
+        "remind me what I told you about the plumber",
+        "what do you remember about Tom",
+        "do you remember my locker code",
+        "clear the timer",
+        "wipe the table down please, Ava",
+        "the dentist said I've been brushing wrong",
+        "no",
+        "I never remember to water the plants",
+        "no one ever remembers the recycling",
+        "scratch card won a tenner, ha",
+    ];
+
+    #[test]
+    fn forget_in_peoples_words() {
+        assert!(FORGET_TABLE.len() >= 40);
+        for (phrase, want) in FORGET_TABLE {
+            let got = parse(phrase);
+            let ok = match (*want, &got) {
+                ("last", Some(Control::ForgetLast)) | ("all", Some(Control::ForgetAll)) => true,
+                (topic, Some(Control::ForgetAbout(t) | Control::DeleteIfStored(t))) => {
+                    crate::memory::facts::topic_words(t) == crate::memory::facts::topic_words(topic)
+                }
+                _ => false,
+            };
+            assert!(ok, "{phrase:?}: want {want:?}, got {got:?}");
+        }
+    }
+
+    #[test]
+    fn corrections_in_peoples_words() {
+        assert!(CORRECTION_TABLE.len() >= 20);
+        for (phrase, _) in CORRECTION_TABLE {
+            assert!(
+                matches!(parse(phrase), Some(Control::Correct(_))),
+                "{phrase:?}: {:?}",
+                parse(phrase)
+            );
+        }
+    }
+
+    #[test]
+    fn control_words_in_other_sentences_forget_nothing() {
+        for phrase in NOT_CONTROLS {
+            let got = parse(phrase);
+            // A "correction" or "delete" that matches nothing stored goes to the model.
+            assert!(
+                matches!(
+                    got,
+                    None | Some(
+                        Control::Correct(_) | Control::DeleteIfStored(_) | Control::Recall(_)
+                    )
+                ),
+                "{phrase:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn yes_and_no() {
+        assert_eq!(answer("Yes please."), Some(true));
+        assert_eq!(answer("hey hearth, go ahead"), Some(true));
+        assert_eq!(answer("no, keep them"), Some(false));
+        assert_eq!(answer("No."), Some(false));
+        assert_eq!(answer("what's the time"), None);
     }
 }

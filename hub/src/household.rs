@@ -52,12 +52,25 @@ pub struct Household {
     pub last_turn: HashMap<String, String>,
     /// The memory last stored from each room, for "forget that".
     pub last_stored: HashMap<String, MemoryId>,
+    /// Each room's forget request waiting for a yes ("that's 3 memories: ... shall I?").
+    pub pending_forget: HashMap<String, PendingForget>,
     /// Pixie tasks being run now.
     pub running: HashSet<u64>,
     /// The reply being answered for each terminal.
     in_flight: HashMap<String, InFlight>,
     /// The last finished reply of each terminal, which a late cancel can still trim.
     finished: HashMap<String, Reply>,
+}
+
+/// A forget request that would remove more than one memory, asked about first.
+#[derive(Debug, Clone)]
+pub struct PendingForget {
+    /// The memories that would go.
+    pub ids: Vec<MemoryId>,
+    /// What they are about, as the user said it.
+    pub topic: String,
+    /// When the question was asked, in ms since the epoch.
+    pub asked_ms: u64,
 }
 
 /// A reply to one utterance, as far as it was sent.
@@ -148,6 +161,7 @@ impl Household {
             mood,
             last_turn: HashMap::new(),
             last_stored: HashMap::new(),
+            pending_forget: HashMap::new(),
             running: HashSet::new(),
             in_flight: HashMap::new(),
             finished: HashMap::new(),

@@ -9,6 +9,7 @@ pub mod controls;
 pub mod conversation;
 pub mod emotion;
 pub mod extract;
+pub mod guard;
 pub mod household;
 pub mod llm;
 pub mod memory;

@@ -26,18 +26,72 @@ pub const REMINDERS_FAILED: &str = "Sorry, my reminder store reported an error."
 pub const NO_WHEN: &str =
     "Sorry, I didn't catch when. Say, for example: remind me to water the plants tomorrow at 8.";
 
+/// `topic` as the user said it, said back to them ("my brother" → "your brother").
+pub fn yours(topic: &str) -> String {
+    topic
+        .split_whitespace()
+        .map(|w| match w {
+            "my" => "your",
+            "me" => "you",
+            "i" => "you",
+            "i'm" => "you're",
+            "mine" => "yours",
+            "our" => "your",
+            "we" => "you",
+            "us" => "you",
+            w => w,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Nothing is stored about `topic`.
 pub fn nothing_about(topic: &str) -> String {
-    format!("I don't remember anything about {topic}.")
+    format!("I don't remember anything about {}.", yours(topic))
 }
 
 /// `n` memories about `topic` were forgotten.
 pub fn forgot_about(n: usize, topic: &str) -> String {
     let s = if n == 1 { "" } else { "s" };
-    format!("Okay, I have forgotten {n} thing{s} about {topic}.")
+    format!(
+        "Okay, I have forgotten {n} thing{s} about {}.",
+        yours(topic)
+    )
 }
 
 /// What is remembered about `topic`.
 pub fn remembered(topic: &str, items: &[String]) -> String {
-    format!("About {topic}, I remember: {}", items.join(" "))
+    format!("About {}, I remember: {}", yours(topic), items.join(" "))
+}
+
+/// Asks before forgetting `n` memories, naming the first few.
+pub fn forget_how_many(n: usize, topic: Option<&str>, items: &[String]) -> String {
+    let about = topic.map_or(String::new(), |t| format!(" about {}", yours(t)));
+    let more = n.saturating_sub(items.len());
+    let more = if more > 0 {
+        format!(", and {more} more")
+    } else {
+        String::new()
+    };
+    let listed = if items.is_empty() {
+        String::new()
+    } else {
+        format!(": {}{more}", items.join("; "))
+    };
+    format!("That would forget {n} things{about}{listed}. Shall I forget them? Say yes or no.")
+}
+
+/// The forget question was answered no, or not at all.
+pub const KEPT: &str = "Okay, I have kept them.";
+
+/// Either of two facts could be what a correction means.
+pub fn which_one(a: &str, b: &str) -> String {
+    format!(
+        "Which one do you mean: {a} Or: {b} Please say the correction with a detail of the one you mean."
+    )
+}
+
+/// Everything was forgotten.
+pub fn forgot_everything(n: usize) -> String {
+    format!("Okay, I have forgotten everything: {n} memories.")
 }

@@ -10,8 +10,11 @@ use hearth_shared::Utterance;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::controls::Correction;
 use crate::extract::GraphWriter;
 use crate::llm::embed::Embedder;
+use crate::memory::facts;
+use crate::memory::kind::classify;
 use crate::memory::retrieval::{render_context, retrieve};
 use crate::memory::MemoryConfig;
 use crate::memory::{Embedding, Memories, MemoriesError, Memory, MemoryId, NewMemory, Speaker};
@@ -68,10 +71,51 @@ pub async fn embed_memory(
 pub struct Recall {
     /// Labelled memory lines for the prompt; empty when nothing relevant was found.
     pub context: String,
-    /// The memories recalled, best first; re-warmed after the reply.
+    /// The memories recalled, best first.
     pub recalled: Vec<Memory>,
+    /// Those of them that cleared the relevance floor (`memory.rewarm_min_cosine`): only
+    /// these, and those the reply used, are re-warmed after it.
+    pub relevant: Vec<MemoryId>,
     /// The turn's embedding, reused when the turn is stored.
     pub vector: Option<Vec<f32>>,
+}
+
+/// Where an ingested turn went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Below the salience floor: not stored.
+    Chatter,
+    /// A new memory.
+    Stored(MemoryId),
+    /// Said before: that memory was re-warmed.
+    Again(MemoryId),
+    /// A new value for a stored slot: `new` supersedes `old`.
+    Updated {
+        /// The superseded memory, kept as history.
+        old: MemoryId,
+        /// The memory with the new value.
+        new: MemoryId,
+    },
+}
+
+impl Placed {
+    /// In words, for the log.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Placed::Chatter => "chatter, not stored",
+            Placed::Stored(_) => "stored",
+            Placed::Again(_) => "said again, re-warmed",
+            Placed::Updated { .. } => "slot update, the old value superseded",
+        }
+    }
+}
+
+/// A memory's text without the speaker's name in front (see [`memory_text`]).
+pub fn spoken(text: &str) -> &str {
+    match crate::memory::record::speaker_of(text) {
+        Some(who) => text[who.len()..].trim_start_matches(':').trim_start(),
+        None => text,
+    }
 }
 
 /// Recall and ingestion over the memory store.
@@ -200,6 +244,13 @@ impl Subconscious {
         match recalled {
             Ok(Ok((context, hits))) => Recall {
                 context,
+                relevant: hits
+                    .iter()
+                    .filter(|h| {
+                        h.signals.cosine.max(h.signals.passage) >= self.config.rewarm_min_cosine
+                    })
+                    .map(|h| h.memory.id)
+                    .collect(),
                 recalled: hits.into_iter().map(|h| h.memory).collect(),
                 vector,
             },
@@ -220,15 +271,32 @@ impl Subconscious {
         }
     }
 
-    /// Re-warms the memories a turn recalled (a retrieval counts as a recall). Called after
-    /// the reply, whatever its outcome, since they were put in the prompt.
-    pub async fn rewarm(&self, recalled: Vec<Memory>, now_ms: u64) {
-        if recalled.is_empty() {
+    /// Re-warms the memories a turn used: those recalled that cleared the relevance floor,
+    /// and those the reply drew on (it repeats at least `memory.rewarm_reply_words` of their
+    /// words). Filling the prompt's top k promotes nothing. Called after the reply, whatever
+    /// its outcome.
+    pub async fn rewarm(&self, recall: &Recall, reply: &str, now_ms: u64) {
+        let used: Vec<Memory> = recall
+            .recalled
+            .iter()
+            .filter(|m| {
+                recall.relevant.contains(&m.id)
+                    || crate::words::shared_content_words(&m.text, reply)
+                        >= self.config.rewarm_reply_words
+            })
+            .cloned()
+            .collect();
+        tracing::debug!(
+            recalled = recall.recalled.len(),
+            used = used.len(),
+            "re-warming"
+        );
+        if used.is_empty() {
             return;
         }
         let (memories, config) = (Arc::clone(&self.memories), self.config.clone());
         let result = tokio::task::spawn_blocking(move || -> Result<(), MemoriesError> {
-            for mut m in recalled {
+            for mut m in used {
                 config.lifecycle.rewarm(&mut m, now_ms);
                 memories.update(&m)?;
             }
@@ -242,8 +310,10 @@ impl Subconscious {
         }
     }
 
-    /// Stores what the user said, unless it is chatter; a near-repeat of a stored memory
-    /// re-warms that memory instead of adding a copy.
+    /// Stores what the user said if it is worth remembering ([`classify`]: a fact,
+    /// preference, event or plan; never a question, a command or small talk), and decides
+    /// how it relates to what is stored ([`Subconscious::place`]): said again (re-warmed), a
+    /// new value for a stored slot (which it supersedes), or a new fact.
     ///
     /// `context` is what was said just before in the room (the assistant's last reply, say).
     /// With `memory.embed_context` the memory's embedding covers it too, so that an answer
@@ -255,6 +325,17 @@ impl Subconscious {
         context: Option<&str>,
         now_ms: u64,
     ) -> Option<MemoryId> {
+        let kind = classify(&u.text);
+        if !kind.stored() {
+            tracing::info!(id = %u.id, kind = kind.name(), "memory ingest: not stored");
+            return None;
+        }
+        // "Can you remember that my PIN is 2468": the fact is what follows the cue.
+        let told = Utterance {
+            text: crate::memory::kind::told(&u.text).to_string(),
+            ..u.clone()
+        };
+        let u = &told;
         let context = context.filter(|c| self.config.embed_context && !c.trim().is_empty());
         // The turn's own embedding (from recall) fits unless a speaker name or the context
         // goes with it.
@@ -267,59 +348,43 @@ impl Subconscious {
             whole,
         )
         .await;
-        let (memories, config, u) = (Arc::clone(&self.memories), self.config.clone(), u.clone());
         // With emotion off, every turn gets the neutral emotional share.
         let emotional = if self.emotion.enabled {
             crate::emotion::score(&u.text, u.audio.as_ref(), None).salience(&self.emotion)
         } else {
             self.emotion.neutral_salience
         };
-        let (id, text) = (u.id.clone(), u.text.clone());
-        let result = tokio::task::spawn_blocking(
-            move || -> Result<(&'static str, Option<MemoryId>, f32), MemoriesError> {
-                let salience = config.lifecycle.salience(&u.text, emotional);
-                if salience < config.min_salience {
-                    return Ok(("chatter, not stored", None, salience));
-                }
-                if let Some(e) = &embedding {
-                    if let Some((mut same, cos)) =
-                        memories.search_vector(&e.whole, 1)?.into_iter().next()
-                    {
-                        // Embeddings that include the context are alike for neighbouring
-                        // turns; a repeat must also share most of its words, so that a new
-                        // turn is never swallowed by the one before it.
-                        if cos >= config.recurrence_similarity
-                            && crate::words::overlap(&memory_text(&u), &same.text)
-                                >= config.recurrence_word_overlap
-                        {
-                            config.lifecycle.rewarm(&mut same, now_ms);
-                            memories.update(&same)?;
-                            return Ok(("recurrence, re-warmed", Some(same.id), salience));
-                        }
-                    }
-                }
-                let m = memories.remember_embedded(
-                    NewMemory {
-                        text: memory_text(&u),
-                        room: u.room.clone(),
-                        speaker: Speaker::User,
-                        created_at_ms: now_ms,
-                        salience,
-                        source: Some(u.id.clone()),
-                    },
-                    embedding.as_ref(),
-                )?;
-                Ok(("stored", Some(m.id), salience))
-            },
-        )
+        let this = self.clone();
+        let (id, text, u) = (u.id.clone(), u.text.clone(), u.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let salience = this.config.lifecycle.salience(&u.text, emotional);
+            if salience < this.config.min_salience {
+                return Ok((Placed::Chatter, salience));
+            }
+            let new = NewMemory {
+                text: memory_text(&u),
+                room: u.room.clone(),
+                speaker: Speaker::User,
+                created_at_ms: now_ms,
+                salience,
+                source: Some(u.id.clone()),
+            };
+            this.place(new, embedding.as_ref(), now_ms)
+                .map(|placed| (placed, salience))
+        })
         .await;
         match result {
-            Ok(Ok((what, memory, salience))) => {
-                tracing::info!(%id, what, memory = ?memory, salience, "memory ingest");
-                if let (Some(m), "stored") = (memory, what) {
-                    self.extract(m, text, salience, now_ms);
+            Ok(Ok((placed, salience))) => {
+                tracing::info!(%id, kind = kind.name(), what = placed.what(), placed = ?placed,
+                    salience, "memory ingest");
+                match placed {
+                    Placed::Stored(m) | Placed::Updated { new: m, .. } => {
+                        self.extract(m, text, salience, now_ms);
+                        Some(m)
+                    }
+                    Placed::Again(m) => Some(m),
+                    Placed::Chatter => None,
                 }
-                memory
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "memory ingest failed");
@@ -330,6 +395,79 @@ impl Subconscious {
                 None
             }
         }
+    }
+
+    /// Where a new fact goes (blocking: sled and tantivy). Said again: the same particulars
+    /// (numbers, names) and most of the same words as a stored memory, close in meaning, and
+    /// that one is re-warmed. A new value for a stored slot ("Tom lives in York" after "...
+    /// in Leeds"): the old value is superseded, with valid-until, and kept as history.
+    /// Anything else is a new memory: distinct facts stay distinct.
+    fn place(
+        &self,
+        new: NewMemory,
+        embedding: Option<&Embedding>,
+        now_ms: u64,
+    ) -> Result<Placed, MemoriesError> {
+        let config = &self.config;
+        let said = spoken(&new.text).to_string();
+        let live = |m: &Memory| {
+            m.speaker == Speaker::User
+                && m.tier != crate::memory::Tier::Archived
+                && crate::memory::lifecycle::valid_at(m, now_ms)
+        };
+        let mut near = Vec::new();
+        if let Some(e) = embedding {
+            near = self.memories.search_vector(&e.whole, 5)?;
+        }
+        // Said again: close in meaning or in words (embeddings that include the context
+        // differ for the same words said after different replies), with the same content.
+        let by_words = self.memories.search_text(&said, 10)?;
+        let again = near
+            .iter()
+            .filter(|(_, cos)| *cos >= config.recurrence_similarity)
+            .chain(by_words.iter())
+            .map(|(m, _)| m)
+            .find(|m| {
+                live(m) && facts::same_fact(&said, spoken(&m.text), config.recurrence_word_overlap)
+            });
+        if let Some(same) = again {
+            let mut same = same.clone();
+            config.lifecycle.rewarm(&mut same, now_ms);
+            self.memories.update(&same)?;
+            return Ok(Placed::Again(same.id));
+        }
+        // A slot's old value: among what the new fact's words and meaning find, the newest
+        // live memory that shares its subject and predicate.
+        let mut candidates: Vec<Memory> = near.into_iter().map(|(m, _)| m).collect();
+        candidates.extend(by_words.into_iter().map(|(m, _)| m));
+        candidates.retain(|m| live(m) && facts::slot_value_at(&said, spoken(&m.text)).is_some());
+        candidates.sort_by_key(|m| std::cmp::Reverse(m.created_at_ms));
+        if let Some(old) = candidates.first() {
+            if let Some((old, new)) = self.memories.correct(old.id, new.clone(), embedding)? {
+                self.timed(new.clone())?;
+                return Ok(Placed::Updated {
+                    old: old.id,
+                    new: new.id,
+                });
+            }
+        }
+        let stored = self.memories.remember_embedded(new, embedding)?;
+        Ok(Placed::Stored(self.timed(stored)?))
+    }
+
+    /// Sets when a new memory holds from the time words in it ("since 2019", "until
+    /// Friday"; see [`crate::memory::when::validity`]). Returns its id.
+    fn timed(&self, mut m: Memory) -> Result<MemoryId, MemoriesError> {
+        let zone = &self.config.retrieval.zone;
+        let (from, until) = crate::memory::when::validity(spoken(&m.text), m.created_at_ms, zone);
+        if from.is_some() || until.is_some() {
+            m.valid_from_ms = from.unwrap_or(m.valid_from_ms);
+            m.valid_until_ms = until.or(m.valid_until_ms);
+            tracing::info!(memory = m.id, valid_from_ms = m.valid_from_ms,
+                valid_until_ms = ?m.valid_until_ms, "the fact says when it holds");
+            self.memories.update(&m)?;
+        }
+        Ok(m.id)
     }
 
     /// Stores something the hub concluded itself (a reflection), embedded like any memory.
@@ -365,86 +503,257 @@ impl Subconscious {
             .unwrap_or(Ok(false))
     }
 
-    /// Memories that mention `topic` (every word of it), from a full-text search.
-    pub async fn mentioning(&self, topic: &str) -> Result<Vec<Memory>, MemoriesError> {
-        let (memories, topic) = (Arc::clone(&self.memories), topic.to_lowercase());
+    /// Memories about `topic` as the user says it: every content word of it ("my locker
+    /// code", "where I park"), or a person it names by relation ("my brother" → memories
+    /// about Tom, when one says "my brother Tom"). With `history`, superseded and archived
+    /// ones too (forgetting takes them all); without, the live ones.
+    pub async fn about(&self, topic: &str, history: bool) -> Result<Vec<Memory>, MemoriesError> {
+        let (memories, topic) = (Arc::clone(&self.memories), topic.to_string());
         tokio::task::spawn_blocking(move || {
-            let words: Vec<&str> = topic.split_whitespace().collect();
-            Ok(memories
-                .search_text(&topic, 50)?
+            let now = hearth_shared::now_ms();
+            let wanted = facts::topic_words(&topic);
+            if wanted.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut found: Vec<Memory> = memories
+                .search_text(&wanted.join(" "), 100)?
                 .into_iter()
                 .map(|(m, _)| m)
-                .filter(|m| {
-                    let text = m.text.to_lowercase();
-                    words.iter().all(|w| text.contains(w))
-                })
-                .collect())
+                .filter(|m| facts::mentions(&m.text, &wanted))
+                .collect();
+            // "My brother" is Tom wherever a memory says so.
+            let relations: Vec<&String> =
+                wanted.iter().filter(|w| facts::is_relation(w)).collect();
+            for relation in relations {
+                let told: Vec<Memory> = memories
+                    .search_text(relation, 100)?
+                    .into_iter()
+                    .map(|(m, _)| m)
+                    .collect();
+                let names: std::collections::BTreeSet<String> = told
+                    .iter()
+                    .filter_map(|m| facts::name_of(&m.text, relation))
+                    .collect();
+                for name in names {
+                    tracing::info!(relation = %relation, name = %name, "a relation resolved to a name");
+                    let name_words = vec![name.to_lowercase()];
+                    found.extend(
+                        memories
+                            .search_text(&name, 100)?
+                            .into_iter()
+                            .map(|(m, _)| m)
+                            .filter(|m| facts::mentions(&m.text, &name_words)),
+                    );
+                }
+            }
+            found.sort_by_key(|m| m.id);
+            found.dedup_by_key(|m| m.id);
+            if !history {
+                found.retain(|m| {
+                    m.tier != crate::memory::Tier::Archived
+                        && crate::memory::lifecycle::valid_at(m, now)
+                });
+            }
+            Ok(found)
         })
         .await
         .unwrap_or(Ok(Vec::new()))
     }
 
-    /// Replaces the stored fact that `fact` corrects: the most similar live memory, if its
-    /// cosine is at least `memory.correction_similarity`. The old memory is superseded and
-    /// kept. Returns (old, new), or `None` when nothing stored is close enough.
+    /// The ids of every stored memory.
+    pub async fn all_ids(&self) -> Result<Vec<MemoryId>, MemoriesError> {
+        let memories = Arc::clone(&self.memories);
+        tokio::task::spawn_blocking(move || {
+            memories
+                .store()
+                .iter()
+                .map(|m| m.map(|m| m.id).map_err(MemoriesError::from))
+                .collect()
+        })
+        .await
+        .unwrap_or(Ok(Vec::new()))
+    }
+
+    /// Applies a spoken correction to the stored fact it means, never to a question or a
+    /// request. In order: the fact that holds the wrong value it names ("not Leeds"); the
+    /// stored value of the slot it restates; the fact its partial restatement fits into ("the
+    /// code is 4813"); for a value alone ("I meant 4813"), the last fact stored in the room
+    /// (`last`); else the fact closest in meaning, if at least `memory.correction_similarity`
+    /// close and clearly closer than any other. The old fact is superseded and kept.
     pub async fn correct(
         &self,
         u: &Utterance,
-        fact: &str,
+        c: &Correction,
+        last: Option<MemoryId>,
         now_ms: u64,
-    ) -> Result<Option<(Memory, Memory)>, MemoriesError> {
-        let vector = match self.embedder.embed_one(fact).await {
+    ) -> Result<Corrected, MemoriesError> {
+        let vector = match self.embedder.embed_one(&c.said).await {
             Ok(v) => v,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot embed the correction");
-                return Ok(None);
+                tracing::warn!(error = %e, "cannot embed the correction; matching by words");
+                None
             }
         };
-        let Some(vector) = vector else {
-            return Ok(None);
-        };
-        let embedding = embed_memory(
-            &self.embedder,
-            &self.config,
-            fact,
-            None,
-            Some(vector.clone()),
-        )
-        .await;
-        let (memories, config, u, fact) = (
-            Arc::clone(&self.memories),
-            self.config.clone(),
-            u.clone(),
-            fact.to_string(),
-        );
-        tokio::task::spawn_blocking(move || {
-            let target = memories
-                .search_vector(&vector, 10)?
-                .into_iter()
-                .find(|(m, _)| {
-                    m.speaker == Speaker::User
-                        && m.tier != crate::memory::Tier::Archived
-                        && crate::memory::lifecycle::valid_at(m, now_ms)
-                })
-                .filter(|(_, cos)| *cos >= config.correction_similarity);
-            let Some((old, cos)) = target else {
-                return Ok(None);
-            };
-            tracing::info!(old = old.id, cosine = cos, "correcting a memory");
-            memories.correct(
-                old.id,
-                NewMemory {
-                    salience: config.lifecycle.salience(&fact, 0.3),
-                    text: fact,
-                    room: u.room.clone(),
-                    speaker: Speaker::User,
-                    created_at_ms: now_ms,
-                    source: Some(u.id.clone()),
-                },
-                embedding.as_ref(),
-            )
+        let this = self.clone();
+        let (c, u) = (c.clone(), u.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            this.correction_target(&c, vector.as_deref(), last, now_ms)
         })
         .await
-        .unwrap_or(Ok(None))
+        .unwrap_or(Ok(Target::Nothing))?;
+        let (old, text) = match found {
+            Target::Nothing => return Ok(Corrected::Nothing),
+            Target::Ambiguous(a, b) => return Ok(Corrected::Ambiguous(a, b)),
+            Target::Fact(old, text) => (old, text),
+        };
+        let text = memory_text(&Utterance {
+            text,
+            speaker: crate::memory::record::speaker_of(&old.text).map(str::to_string),
+            ..u.clone()
+        });
+        let embedding = embed_memory(&self.embedder, &self.config, &text, None, None).await;
+        let (memories, salience) = (
+            Arc::clone(&self.memories),
+            self.config.lifecycle.salience(&text, 0.3),
+        );
+        let new = NewMemory {
+            salience,
+            text,
+            room: u.room.clone(),
+            speaker: Speaker::User,
+            created_at_ms: now_ms,
+            source: Some(u.id.clone()),
+        };
+        tracing::info!(old = old.id, text = %new.text, "correcting a memory");
+        let done =
+            tokio::task::spawn_blocking(move || memories.correct(old.id, new, embedding.as_ref()))
+                .await
+                .unwrap_or(Ok(None))?;
+        Ok(match done {
+            Some((old, new)) => Corrected::Done { old, new },
+            None => Corrected::Nothing,
+        })
     }
+
+    /// Which fact a correction means, and its corrected text (blocking).
+    fn correction_target(
+        &self,
+        c: &Correction,
+        vector: Option<&[f32]>,
+        last: Option<MemoryId>,
+        now_ms: u64,
+    ) -> Result<Target, MemoriesError> {
+        // Only a live fact someone told can be corrected, never a question or a request.
+        let fact = |m: &Memory| {
+            m.speaker == Speaker::User
+                && m.tier != crate::memory::Tier::Archived
+                && crate::memory::lifecycle::valid_at(m, now_ms)
+                && classify(spoken(&m.text)).stored()
+        };
+        let newest_first = |mut v: Vec<Memory>| {
+            // The last fact stored in the room first, then the newest.
+            v.sort_by_key(|m| (Some(m.id) != last, std::cmp::Reverse(m.created_at_ms)));
+            v
+        };
+        if let Some(wrong) = &c.wrong {
+            let holding: Vec<Memory> = self
+                .memories
+                .search_text(wrong, 20)?
+                .into_iter()
+                .map(|(m, _)| m)
+                .filter(|m| fact(m) && facts::find_words(spoken(&m.text), wrong).is_some())
+                .collect();
+            // The last fact stored in the room may say the value in words ("at eight").
+            let mut holding = newest_first(holding);
+            if let Some(last) = last.map(|id| self.memories.store().get(id)).transpose()? {
+                holding.extend(last.filter(|m| fact(m)));
+            }
+            let value = c.value.as_deref().unwrap_or(&c.said);
+            for old in holding {
+                if let Some(text) = facts::replace_words(spoken(&old.text), wrong, value) {
+                    return Ok(Target::Fact(old, text));
+                }
+            }
+            // A wrong value nobody said: nothing to correct.
+            return Ok(Target::Nothing);
+        }
+        let near: Vec<(Memory, f32)> = match vector {
+            Some(v) => self.memories.search_vector(v, 10)?,
+            None => Vec::new(),
+        };
+        let mut candidates: Vec<Memory> = near.iter().map(|(m, _)| m.clone()).collect();
+        candidates.extend(
+            self.memories
+                .search_text(&c.said, 10)?
+                .into_iter()
+                .map(|(m, _)| m),
+        );
+        candidates.retain(|m| fact(m));
+        let slot: Vec<Memory> = candidates
+            .iter()
+            .filter(|m| facts::slot_value_at(&c.said, spoken(&m.text)).is_some())
+            .cloned()
+            .collect();
+        if let Some(old) = newest_first(slot).into_iter().next() {
+            return Ok(Target::Fact(old, c.said.clone()));
+        }
+        for m in &candidates {
+            if let Some(text) = facts::rebase(spoken(&m.text), &c.said) {
+                return Ok(Target::Fact(m.clone(), text));
+            }
+        }
+        if crate::words::words(&c.said).len() <= 3 {
+            let last = match last {
+                Some(id) => self.memories.store().get(id)?.filter(|m| fact(m)),
+                None => None,
+            };
+            if let Some(old) = last {
+                if let Some(text) = facts::replace_like(spoken(&old.text), &c.said) {
+                    return Ok(Target::Fact(old, text));
+                }
+            }
+            return Ok(Target::Nothing);
+        }
+        let close: Vec<&(Memory, f32)> = near
+            .iter()
+            .filter(|(m, cos)| fact(m) && *cos >= self.config.correction_similarity)
+            .collect();
+        match close.as_slice() {
+            [] => Ok(Target::Nothing),
+            [(a, ca), (b, cb), ..]
+                if ca - cb < AMBIGUOUS_MARGIN
+                    && facts::particulars(spoken(&a.text))
+                        != facts::particulars(spoken(&b.text)) =>
+            {
+                Ok(Target::Ambiguous(a.clone(), b.clone()))
+            }
+            [(a, _), ..] => Ok(Target::Fact(a.clone(), c.said.clone())),
+        }
+    }
+}
+
+/// Two facts this close to a correction (cosine) could both be meant: ask which.
+const AMBIGUOUS_MARGIN: f32 = 0.03;
+
+/// What a correction did.
+#[derive(Debug, Clone)]
+pub enum Corrected {
+    /// `old` is superseded by `new`.
+    Done {
+        /// The fact as it was, kept as history.
+        old: Memory,
+        /// The fact as it is now.
+        new: Memory,
+    },
+    /// Either of two facts could be meant; nothing changed.
+    Ambiguous(Memory, Memory),
+    /// No stored fact is what it corrects; nothing changed.
+    Nothing,
+}
+
+/// The fact a correction means, and its corrected text.
+enum Target {
+    Fact(Memory, String),
+    Ambiguous(Memory, Memory),
+    Nothing,
 }

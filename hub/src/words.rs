@@ -45,6 +45,38 @@ pub fn overlap(a: &str, b: &str) -> f32 {
     a.intersection(&b).count() as f32 / union as f32
 }
 
+/// Words that carry no content of their own: articles, pronouns, auxiliaries, prepositions
+/// and conjunctions.
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with",
+    "from", "into", "as", "is", "are", "was", "were", "be", "been", "am", "do", "does", "did",
+    "have", "has", "had", "i", "i'm", "me", "my", "you", "your", "he", "she", "it", "it's", "we",
+    "they", "his", "her", "its", "our", "their", "them", "him", "us", "this", "that", "these",
+    "those", "there", "then", "so", "not", "no", "yes", "what", "who", "where", "when", "how",
+    "why", "which", "can", "will", "would", "should", "could", "just", "about", "some", "any",
+    "all", "very", "too", "also", "now", "up", "out", "one", "oh",
+];
+
+/// The words of `text` that carry content: not function words, and (unless numbers) of at
+/// least three letters.
+pub fn content_words(text: &str) -> Vec<String> {
+    words(text)
+        .into_iter()
+        .filter(|w| {
+            !FUNCTION_WORDS.contains(&w.as_str())
+                && (w.chars().count() >= 3 || w.chars().any(|c| c.is_ascii_digit()))
+        })
+        .collect()
+}
+
+/// How many distinct content words `a` and `b` share.
+pub fn shared_content_words(a: &str, b: &str) -> usize {
+    use std::collections::HashSet;
+    let a: HashSet<String> = content_words(a).into_iter().collect();
+    let b: HashSet<String> = content_words(b).into_iter().collect();
+    a.intersection(&b).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +99,17 @@ mod tests {
         assert_eq!(overlap("", ""), 1.0);
         assert_eq!(overlap("a b", "b c"), 1.0 / 3.0);
         assert_eq!(overlap("My code is 411.", "my CODE is 411"), 1.0);
+    }
+
+    #[test]
+    fn content_words_leave_out_function_words() {
+        assert_eq!(
+            content_words("My brother Tom moved to Leeds in 2019, I think."),
+            ["brother", "tom", "moved", "leeds", "2019", "think"]
+        );
+        assert_eq!(
+            shared_content_words("Tom lives in Leeds", "Leeds? Tom is fine"),
+            2
+        );
     }
 }

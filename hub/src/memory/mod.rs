@@ -4,8 +4,10 @@
 //! and vector indexes, the lifecycle (salience, promotion, decay) and retrieval build on it in
 //! later steps and are always derivable from it.
 
+pub mod facts;
 pub mod fulltext;
 pub mod graph;
+pub mod kind;
 pub mod lifecycle;
 pub mod memories;
 pub mod profile;
@@ -45,6 +47,15 @@ pub struct MemoryConfig {
     /// A spoken correction ("actually, ...") replaces the stored memory most similar to it,
     /// if at least this similar (cosine); otherwise it is stored as a new fact.
     pub correction_similarity: f32,
+    /// A question the hub asked before forgetting several memories ("shall I?") waits this
+    /// many seconds for a yes or a no.
+    pub confirm_within_s: u64,
+    /// A recalled memory is re-warmed (its recall counted) only if its cosine with the turn
+    /// is at least this...
+    pub rewarm_min_cosine: f32,
+    /// ...or the reply repeats at least this many of its content words: filling the top k
+    /// promotes nothing.
+    pub rewarm_reply_words: usize,
     /// Embed each memory together with what was said just before it in the room, so that an
     /// answer is found by the words of its question.
     pub embed_context: bool,
@@ -72,6 +83,9 @@ impl Default for MemoryConfig {
             recurrence_similarity: 0.92,
             recurrence_word_overlap: 0.5,
             correction_similarity: 0.5,
+            confirm_within_s: 120,
+            rewarm_min_cosine: 0.5,
+            rewarm_reply_words: 2,
             embed_context: true,
             passage_vectors: true,
             passage_min_words: 4,

@@ -70,6 +70,9 @@ pub struct RetrievalConfig {
     /// ...and the turn right after it (the answer) gets this share of the question's score,
     /// instead of `neighbour_weight`.
     pub answer_carry: f32,
+    /// A fact whose own time has run out ("I'm in Leeds until Friday", asked on Saturday)
+    /// is recalled with its score multiplied by this: what holds now comes first.
+    pub expired_weight: f32,
     /// Added when the question names a date or month ("on 1 May, 2022", "in July") and the
     /// memory was made then, or within `time_grace_days` after ("last Friday I...").
     pub w_time: f32,
@@ -127,6 +130,7 @@ impl Default for RetrievalConfig {
             neighbour_turns: 1,
             neighbour_minutes: 10,
             question_weight: 0.6,
+            expired_weight: 0.5,
             answer_carry: 0.8,
             w_time: 0.5,
             time_grace_days: 7,
@@ -225,8 +229,12 @@ pub fn retrieve(
             }
         }
     }
-    let live =
-        |m: &Memory| config.include_archived || (m.tier != Tier::Archived && valid_at(m, now_ms));
+    // Superseded and archived memories are history; a fact whose own time ran out ("until
+    // Friday") is still recalled, behind what holds now (`expired_weight`).
+    let live = |m: &Memory| {
+        config.include_archived
+            || (m.tier != Tier::Archived && (m.superseded_by.is_none() || valid_at(m, now_ms)))
+    };
     let query_words = crate::words::words(query);
     let period = if config.w_time > 0.0 {
         period_in(query, &config.zone)
@@ -335,6 +343,9 @@ pub fn retrieve(
     for (hit, question) in hits.iter_mut().zip(questions) {
         if question {
             hit.score *= config.question_weight;
+        }
+        if !valid_at(&hit.memory, now_ms) {
+            hit.score *= config.expired_weight;
         }
     }
     if (config.neighbour_weight > 0.0 || config.answer_carry > 0.0) && config.neighbour_turns > 0 {

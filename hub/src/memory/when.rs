@@ -133,6 +133,128 @@ pub fn period_in(text: &str, tz: &TimeZone) -> Option<Period> {
     None
 }
 
+/// When a fact said at `said_ms` holds, from the time words inside it: "moved to Leeds last
+/// year" holds from the start of last year, "since 2019" from 1 January 2019, "three weeks
+/// ago" from then; "until Friday" holds to the end of Friday, "for the next two weeks" to
+/// then. `(None, None)` when it names no such time: the fact holds from when it was said.
+/// A start is never after `said_ms` (a plan is known now, whenever it happens).
+pub fn validity(text: &str, said_ms: u64, tz: &TimeZone) -> (Option<u64>, Option<u64>) {
+    let w = words(text);
+    let Some((year, month, day)) = civil_date(said_ms, tz) else {
+        return (None, None);
+    };
+    let number = |s: &str| -> Option<u64> {
+        s.parse::<u64>().ok().or_else(|| {
+            let n = [
+                "a", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                "eleven", "twelve",
+            ]
+            .iter()
+            .position(|n| *n == s)?;
+            Some(n.max(1) as u64)
+        })
+    };
+    let unit_ms = |u: &str| -> Option<u64> {
+        match u.trim_end_matches('s') {
+            "day" => Some(DAY_MS),
+            "week" => Some(7 * DAY_MS),
+            "fortnight" => Some(14 * DAY_MS),
+            "month" => Some(30 * DAY_MS),
+            "year" => Some(365 * DAY_MS),
+            _ => None,
+        }
+    };
+    let mut from: Option<u64> = None;
+    let mut until: Option<u64> = None;
+    for i in 0..w.len() {
+        let at = |k: usize| w.get(i + k).map(String::as_str).unwrap_or("");
+        match at(0) {
+            // "last year", "last month", "last week"
+            "last" => {
+                let start = match at(1) {
+                    "year" => day_start_ms(year - 1, 1, 1, tz),
+                    "month" => {
+                        let (y, m) = if month == 1 {
+                            (year - 1, 12)
+                        } else {
+                            (year, month - 1)
+                        };
+                        day_start_ms(y, m, 1, tz)
+                    }
+                    "week" => Some(said_ms.saturating_sub(7 * DAY_MS)),
+                    _ => None,
+                };
+                from = from.or(start);
+            }
+            // "three weeks ago", "a year ago"
+            "ago" if i >= 2 => {
+                if let (Some(n), Some(u)) = (number(&w[i - 2]), unit_ms(&w[i - 1])) {
+                    from = from.or(Some(said_ms.saturating_sub(n * u)));
+                }
+            }
+            "yesterday" => {
+                from = from
+                    .or(day_start_ms(year, month, i64::from(day), tz)
+                        .map(|d| d.saturating_sub(DAY_MS)));
+            }
+            // "since 2019", "since May", "since last year"
+            "since" => {
+                if let Some(y) = at(1)
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|y| (1900..=year).contains(y))
+                {
+                    from = from.or(day_start_ms(y, 1, 1, tz));
+                } else if let Some(m) = month_number(at(1)) {
+                    let y = if m > month { year - 1 } else { year };
+                    from = from.or(day_start_ms(y, m, 1, tz));
+                }
+            }
+            // "in 2019" (a year gone by)
+            "in" => {
+                if let Some(y) = at(1)
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|y| (1900..year).contains(y))
+                {
+                    from = from.or(day_start_ms(y, 1, 1, tz));
+                }
+            }
+            // "until Friday", "till the 14th", "until next week"
+            "until" | "till" | "til" | "through" => {
+                let rest = w[i + 1..].join(" ");
+                for phrase in [rest.clone(), format!("on {rest}")] {
+                    let end = crate::pixie::phrase::parse(&phrase, said_ms, tz)
+                        .ok()
+                        .filter(|d| d.repeat.is_none())
+                        .and_then(|d| {
+                            // The end of that day: the start of the next.
+                            let (y, m, dd) = civil_date(d.at_ms, tz)?;
+                            let start = day_start_ms(y, m, i64::from(dd), tz)?;
+                            let (ny, nm, nd) = civil_date(start + DAY_MS + DAY_MS / 2, tz)?;
+                            day_start_ms(ny, nm, i64::from(nd), tz)
+                        });
+                    if end.is_some() {
+                        until = until.or(end);
+                        break;
+                    }
+                }
+            }
+            // "for the next two weeks"
+            "next" if i >= 2 && w[i - 2] == "for" && w[i - 1] == "the" => {
+                if let (Some(n), Some(u)) = (number(at(1)), unit_ms(at(2))) {
+                    until = until.or(Some(said_ms + n * u));
+                }
+            }
+            _ => {}
+        }
+    }
+    (
+        from.filter(|f| *f <= said_ms),
+        until.filter(|u| *u > from.unwrap_or(0)),
+    )
+}
+
 /// Whether a question asks when something happened: "When did...", "How long ago...",
 /// "What year...", "Since when...".
 pub fn asks_when(question: &str) -> bool {
@@ -301,5 +423,39 @@ mod tests {
         assert!(p.covers(day(2023, 3, 20), 7, &UTC));
         assert!(p.covers(day(2023, 4, 3), 7, &UTC));
         assert!(!p.covers(day(2023, 4, 20), 7, &UTC));
+    }
+
+    #[test]
+    fn the_time_a_fact_holds() {
+        let tz = UTC;
+        let now = day(2026, 12, 2) + 15 * 3_600_000;
+        let v = |t: &str| validity(t, now, &tz);
+        assert_eq!(
+            v("My brother Tom moved to Leeds last year."),
+            (Some(day(2025, 1, 1)), None)
+        );
+        assert_eq!(
+            v("I've played the cello since 2019"),
+            (Some(day(2019, 1, 1)), None)
+        );
+        assert_eq!(
+            v("we've lived here since May"),
+            (Some(day(2026, 5, 1)), None)
+        );
+        assert_eq!(
+            v("I started at the bakery three weeks ago").0,
+            Some(now - 21 * DAY_MS)
+        );
+        assert_eq!(v("Mia broke her arm yesterday").0, Some(day(2026, 12, 1)));
+        assert_eq!(
+            v("I'm in Leeds until Friday"),
+            (None, Some(day(2026, 12, 5)))
+        );
+        assert_eq!(
+            v("Gran is staying with us for the next two weeks"),
+            (None, Some(now + 14 * DAY_MS))
+        );
+        assert_eq!(v("We're going to Lisbon next week"), (None, None));
+        assert_eq!(v("my locker code is 4812"), (None, None));
     }
 }

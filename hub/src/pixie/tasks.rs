@@ -183,10 +183,12 @@ pub fn reflection_prompt(exchanges: &[(String, String)]) -> Vec<ChatMessage> {
 /// Parses what the model wrote; `None` for anything but a complete reflection.
 pub fn parse_reflection(text: &str) -> Option<Reflection> {
     let r: Reflection = serde_json::from_str(text.trim()).ok()?;
+    // The question is spoken later, and the reflection recalled into prompts: neither may
+    // carry the prompt's labels or role markers.
     let r = Reflection {
-        reflection: r.reflection.trim().to_string(),
-        topic: r.topic.trim().to_string(),
-        question: r.question.trim().to_string(),
+        reflection: crate::guard::clean(&r.reflection),
+        topic: crate::guard::clean(&r.topic),
+        question: crate::guard::clean(&r.question),
     };
     (!r.reflection.is_empty()).then_some(r)
 }

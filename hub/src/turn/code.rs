@@ -5,14 +5,23 @@ use hearth_shared::{now_ms, Utterance};
 
 use super::{Outcome, Pipeline, Turn};
 use crate::controls::{self, Control};
+use crate::household::PendingForget;
+use crate::memory::MemoryId;
 use crate::pixie::reminders::{self, Request};
 use crate::say;
+use crate::subconscious::{spoken, Corrected};
 
 impl Pipeline {
     /// Answers the turn in code if it is a reminder request or a memory control; false when
     /// it is for the model.
     pub(super) async fn in_code(&self, turn: &mut Turn) -> bool {
         let text = turn.utterance.text.clone();
+        // A forget question asked in this room is answered first.
+        if let Some(reply) = self.pending_answer(&turn.utterance).await {
+            self.say(turn, reply).await;
+            turn.outcome = Outcome::InCode("memory control");
+            return true;
+        }
         let known = self.home.with(|h| h.rooms.known());
         if let Some(request) = reminders::parse_request(&text, &known) {
             let reply = self.reminder(&turn.utterance, request).await;
@@ -30,13 +39,20 @@ impl Pipeline {
             turn.outcome = Outcome::InCode("stop");
             return true;
         }
+        // A correction that only names values ("not Paris but Rome", "I meant 4813") is
+        // no fact of its own when it corrects nothing.
+        let partial = matches!(&control, Control::Correct(c)
+            if c.wrong.is_some() || crate::words::words(&c.said).len() <= 3);
         match self.control(&turn.utterance, control).await {
             Some(reply) => {
                 self.say(turn, reply).await;
                 turn.outcome = Outcome::InCode("memory control");
                 true
             }
-            None => false,
+            None => {
+                turn.no_memory = partial;
+                false
+            }
         }
     }
 
@@ -44,21 +60,28 @@ impl Pipeline {
     /// "correction" of nothing stored), to be answered as usual.
     async fn control(&self, u: &Utterance, control: Control) -> Option<String> {
         let s = &self.subconscious;
+        let only_if_stored = matches!(control, Control::DeleteIfStored(_));
         let reply = match control {
             Control::Stop => String::new(),
-            Control::Correct(fact) => match s.correct(u, &fact, now_ms()).await {
-                Ok(Some((old, new))) => {
-                    self.home
-                        .with(|h| h.last_stored.insert(u.room.clone(), new.id));
-                    tracing::info!(old = old.id, new = new.id, "memory corrected");
-                    say::corrected(new.text.trim())
+            Control::Correct(c) => {
+                let last = self.home.with(|h| h.last_stored.get(&u.room).copied());
+                match s.correct(u, &c, last, now_ms()).await {
+                    Ok(Corrected::Done { old, new }) => {
+                        self.home
+                            .with(|h| h.last_stored.insert(u.room.clone(), new.id));
+                        tracing::info!(old = old.id, new = new.id, "memory corrected");
+                        say::corrected(spoken(&new.text).trim())
+                    }
+                    Ok(Corrected::Ambiguous(a, b)) => {
+                        say::which_one(spoken(&a.text).trim(), spoken(&b.text).trim())
+                    }
+                    Ok(Corrected::Nothing) => return None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "correction failed");
+                        say::CORRECTION_FAILED.to_string()
+                    }
                 }
-                Ok(None) => return None,
-                Err(e) => {
-                    tracing::error!(error = %e, "correction failed");
-                    say::CORRECTION_FAILED.to_string()
-                }
-            },
+            }
             Control::ForgetLast => {
                 let last = self.home.with(|h| h.last_stored.remove(&u.room));
                 match last {
@@ -72,33 +95,46 @@ impl Pipeline {
                     None => say::NOTHING_TO_FORGET.to_string(),
                 }
             }
-            Control::ForgetAbout(topic) => match s.mentioning(&topic).await {
-                Ok(found) if found.is_empty() => say::nothing_about(&topic),
-                Ok(found) => {
-                    let mut forgotten = 0;
-                    for m in &found {
-                        if matches!(s.forget(m.id).await, Ok(true)) {
-                            forgotten += 1;
-                        }
-                    }
-                    self.home.with(|h| {
-                        h.last_stored
-                            .retain(|_, id| found.iter().all(|m| m.id != *id))
-                    });
-                    say::forgot_about(forgotten, &topic)
+            Control::ForgetAll => match s.all_ids().await {
+                Ok(ids) if ids.is_empty() => say::NOTHING_TO_FORGET.to_string(),
+                Ok(ids) => {
+                    let n = ids.len();
+                    self.ask_to_forget(u, ids, String::new());
+                    say::forget_how_many(n, None, &[])
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "memory search failed");
                     say::MEMORY_FAILED.to_string()
                 }
             },
-            Control::Recall(topic) => match s.mentioning(&topic).await {
+            Control::ForgetAbout(topic) | Control::DeleteIfStored(topic) => {
+                match s.about(&topic, true).await {
+                    Ok(found) if found.is_empty() && only_if_stored => return None,
+                    Ok(found) if found.is_empty() => say::nothing_about(&topic),
+                    Ok(found) if found.len() == 1 => self.forget_now(&[found[0].id], &topic).await,
+                    Ok(found) => {
+                        let items: Vec<String> = found
+                            .iter()
+                            .take(3)
+                            .map(|m| spoken(&m.text).trim().to_string())
+                            .collect();
+                        let n = found.len();
+                        self.ask_to_forget(u, found.iter().map(|m| m.id).collect(), topic.clone());
+                        say::forget_how_many(n, Some(&topic), &items)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "memory search failed");
+                        say::MEMORY_FAILED.to_string()
+                    }
+                }
+            }
+            Control::Recall(topic) => match s.about(&topic, false).await {
                 Ok(found) if found.is_empty() => say::nothing_about(&topic),
                 Ok(found) => {
                     let items: Vec<String> = found
                         .iter()
                         .take(5)
-                        .map(|m| m.text.trim().to_string())
+                        .map(|m| spoken(&m.text).trim().to_string())
                         .collect();
                     say::remembered(&topic, &items)
                 }
@@ -109,6 +145,54 @@ impl Pipeline {
             },
         };
         Some(reply)
+    }
+
+    /// Remembers that the room was asked whether to forget `ids`.
+    fn ask_to_forget(&self, u: &Utterance, ids: Vec<MemoryId>, topic: String) {
+        let pending = PendingForget {
+            ids,
+            topic,
+            asked_ms: now_ms(),
+        };
+        self.home
+            .with(|h| h.pending_forget.insert(u.room.clone(), pending));
+    }
+
+    /// Forgets `ids` everywhere (store, both indexes, the graph); returns what to say.
+    async fn forget_now(&self, ids: &[MemoryId], topic: &str) -> String {
+        let mut forgotten = 0;
+        for &id in ids {
+            match self.subconscious.forget(id).await {
+                Ok(true) => forgotten += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, memory = id, "forget failed");
+                    return say::FORGET_FAILED.to_string();
+                }
+            }
+        }
+        self.home
+            .with(|h| h.last_stored.retain(|_, id| !ids.contains(id)));
+        tracing::info!(forgotten, topic, "memories forgotten on request");
+        if topic.is_empty() {
+            say::forgot_everything(forgotten)
+        } else {
+            say::forgot_about(forgotten, topic)
+        }
+    }
+
+    /// The answer to a forget question asked in `u`'s room, if `u` is one: yes forgets,
+    /// no keeps. Anything else (or a question older than `memory.confirm_within_s`) drops
+    /// the question, and the turn goes on as usual.
+    async fn pending_answer(&self, u: &Utterance) -> Option<String> {
+        let pending = self.home.with(|h| h.pending_forget.remove(&u.room))?;
+        let fresh =
+            now_ms().saturating_sub(pending.asked_ms) <= self.config.memory.confirm_within_s * 1000;
+        match controls::answer(&u.text) {
+            Some(true) if fresh => Some(self.forget_now(&pending.ids, &pending.topic).await),
+            Some(false) if fresh => Some(say::KEPT.to_string()),
+            _ => None,
+        }
     }
 
     /// Answers a reminder request in code; returns what to say.

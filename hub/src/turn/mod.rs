@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
 use crate::emotion;
+use crate::guard::{Guard, Pass};
 use crate::household::{Cancelled, Home, Why};
 use crate::llm::{ChatMessage, GenerateRequest, LlmError, LlmEvent, LlmHandle};
 use crate::memory::retrieval::RetrievalConfig;
@@ -125,6 +126,9 @@ pub struct Turn {
     pub outcome: Outcome,
     /// The memory the turn was stored as (or the one it re-warmed).
     pub stored: Option<MemoryId>,
+    /// Not to be stored whatever it is: a correction ("not Paris but Rome") of nothing
+    /// stored, which the model answers.
+    pub no_memory: bool,
 }
 
 impl Pipeline {
@@ -154,6 +158,7 @@ impl Pipeline {
             heard: String::new(),
             outcome: Outcome::Open,
             stored: None,
+            no_memory: false,
         }
     }
 
@@ -288,7 +293,13 @@ impl Pipeline {
             },
             ..GenerateRequest::chat(turn.prompt.clone())
         };
-        let mut events = match self.llm.generate(request, turn.cancel.clone()) {
+        // The guard may end the reply early (a loop, the model writing the user's turn):
+        // the model's job stops, and the turn is not counted as interrupted.
+        let job = turn.cancel.child_token();
+        let mut guard = Guard::new();
+        let mut ended: Option<&'static str> = None;
+        let mut said: Vec<String> = Vec::new();
+        let mut events = match self.llm.generate(request, job.clone()) {
             Ok(rx) => rx,
             Err(e) => {
                 tracing::warn!(error = %e, id = %u.id, "cannot queue utterance");
@@ -332,9 +343,24 @@ impl Pipeline {
             };
             match event {
                 LlmEvent::Sentence(text) => {
-                    // Sentences already on their way when the turn was cancelled are dropped.
-                    if !turn.cancel.is_cancelled() {
+                    // Sentences already on their way when the turn was cancelled, or after
+                    // the guard ended the reply, are dropped.
+                    if turn.cancel.is_cancelled() || ended.is_some() {
+                        continue;
+                    }
+                    let (text, end) = match guard.pass(&text) {
+                        Pass::Say(text) => (text, None),
+                        Pass::Skip => continue,
+                        Pass::End(text, why) => (text, Some(why)),
+                    };
+                    if !text.is_empty() {
+                        said.push(text.clone());
                         self.chunk(turn, text, false).await;
+                    }
+                    if let Some(why) = end {
+                        tracing::warn!(id = %turn.utterance.id, why, "the guard ended the reply");
+                        ended = Some(why);
+                        job.cancel();
                     }
                 }
                 LlmEvent::Done(stats) => {
@@ -344,12 +370,17 @@ impl Pipeline {
                         reused_tokens = stats.reused_tokens, generated_tokens = stats.generated_tokens,
                         prompt_ms = stats.prompt_eval.as_millis() as u64,
                         generation_ms = stats.generation.as_millis() as u64, cancelled = stats.cancelled, "answered");
-                    turn.outcome = if stats.cancelled || turn.cancel.is_cancelled() {
-                        Outcome::Interrupted(Why::Cancelled)
-                    } else {
-                        Outcome::Finished
-                    };
-                    turn.reply = stats.text;
+                    turn.outcome =
+                        if turn.cancel.is_cancelled() || (stats.cancelled && ended.is_none()) {
+                            Outcome::Interrupted(Why::Cancelled)
+                        } else {
+                            Outcome::Finished
+                        };
+                    if stats.text.trim() != said.join(" ") {
+                        tracing::info!(id = %turn.utterance.id, written = %stats.text, "the guard changed the reply");
+                    }
+                    // What the room's history keeps is what was said, never the raw text.
+                    turn.reply = said.join(" ");
                     return;
                 }
                 LlmEvent::Failed(e) => {
@@ -392,8 +423,11 @@ impl Pipeline {
     /// schedule a reflection, and store the user's turn.
     async fn remember(&self, turn: &mut Turn) {
         let now = turn.now_ms;
-        let recalled = std::mem::take(&mut turn.recall.recalled);
-        self.subconscious.rewarm(recalled, now).await;
+        let used = match turn.outcome {
+            Outcome::Finished => turn.reply.as_str(),
+            _ => turn.heard.as_str(),
+        };
+        self.subconscious.rewarm(&turn.recall, used, now).await;
         let kept = match turn.outcome {
             Outcome::Finished => turn.reply.clone(),
             // The person moved on before hearing anything ("never mind", a new question):
@@ -420,6 +454,9 @@ impl Pipeline {
             {
                 tracing::error!(error = %e, "cannot schedule a reflection");
             }
+        }
+        if turn.no_memory {
+            return;
         }
         let context = before.map(|b| format!("Hearth: {b}"));
         let vector = turn.recall.vector.take();

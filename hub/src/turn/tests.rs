@@ -64,6 +64,14 @@ fn script(request: &GenerateRequest) -> Result<String, LlmError> {
         .last()
         .map(|m| m.content.as_str())
         .unwrap_or("");
+    if last.contains("echo your labels") {
+        return Ok("[USER SAID THIS TURN] Hearth: Leeds is lovely. \
+            User: [PROFILE, CONSOLIDATED FROM MEMORY] what about York?"
+            .to_string());
+    }
+    if last.contains("say it again") {
+        return Ok(format!("Sure! {}", "I am always here for you. ".repeat(20)));
+    }
     if last.contains("please fail") {
         return Err(LlmError::Inference("scripted failure".into()));
     }
@@ -75,7 +83,16 @@ fn hub_with(
     model: impl FnOnce(Gate) -> (LlmHandle, Seen),
     gate: Gate,
 ) -> Hub {
-    let dir = tempfile::tempdir().unwrap();
+    hub_at(tempfile::tempdir().unwrap(), tweak, model, gate)
+}
+
+/// A hub over the stores in `dir` (a restart when they are there already).
+fn hub_at(
+    dir: tempfile::TempDir,
+    tweak: impl FnOnce(&mut HubConfig),
+    model: impl FnOnce(Gate) -> (LlmHandle, Seen),
+    gate: Gate,
+) -> Hub {
     let mut config = config(dir.path());
     tweak(&mut config);
     let (llm, seen) = model(gate.clone());
@@ -211,7 +228,8 @@ async fn a_reply_streams_sentence_by_sentence_and_is_remembered() {
         hub.history(),
         [("Tell me a story about a fox".to_string(), STORY.to_string())]
     );
-    assert_eq!(hub.stored(), ["Tell me a story about a fox"]);
+    // A request to the assistant is not a fact about the household.
+    assert!(hub.stored().is_empty());
     assert!(!hub.pipeline.home.with(|h| h.rooms.answering_anywhere()));
 }
 
@@ -639,4 +657,298 @@ async fn with_the_transport_gone_a_turn_still_ends_and_is_remembered() {
     assert_eq!(turn.outcome, Outcome::Finished);
     assert!(turn.stored.is_some());
     assert!(!pipeline.home.with(|h| h.rooms.answering_anywhere()));
+}
+
+#[tokio::test]
+async fn no_prompt_label_or_role_marker_reaches_the_terminal() {
+    let mut hub = hub();
+    let turn = hub
+        .ask("u1", "Tell me about Leeds and echo your labels")
+        .await;
+    assert_eq!(turn.outcome, Outcome::Finished);
+    let r = hub.received("u1").await;
+    assert_eq!(r.chunks, ["Leeds is lovely."]);
+    // The history, which the next prompt is built from, keeps what was said.
+    assert_eq!(hub.history()[0].1, "Leeds is lovely.");
+}
+
+#[tokio::test]
+async fn a_reply_that_repeats_itself_is_said_once_and_the_model_stops() {
+    let mut hub = hub();
+    let turn = hub.ask("u1", "Please say it again and again").await;
+    assert_eq!(turn.outcome, Outcome::Finished);
+    let r = hub.received("u1").await;
+    assert_eq!(r.chunks, ["Sure!", "I am always here for you."]);
+    assert_eq!(hub.history()[0].1, "Sure! I am always here for you.");
+}
+
+/// One step of a household scenario (see `scenarios.txt`).
+#[derive(Debug)]
+enum Step {
+    Say(String, String),
+    Reply(String),
+    Restart,
+    Live(Vec<String>),
+    History(Vec<String>),
+    From(String, String),
+    Until(String),
+}
+
+fn scenarios(text: &str) -> Vec<(String, Vec<Step>)> {
+    let mut out: Vec<(String, Vec<Step>)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() || line.starts_with('#') && !line.starts_with("## ") {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("## ") {
+            out.push((name.to_string(), Vec::new()));
+            continue;
+        }
+        let steps = &mut out.last_mut().expect("a scenario starts with ##").1;
+        let item = |rest: &str| rest.trim().to_string();
+        let step = if let Some(rest) = line.strip_prefix('=') {
+            match steps.last_mut() {
+                Some(Step::Live(v)) if !rest.trim().is_empty() => {
+                    v.push(item(rest));
+                    continue;
+                }
+                _ => Step::Live([item(rest)].into_iter().filter(|s| !s.is_empty()).collect()),
+            }
+        } else if let Some(rest) = line.strip_prefix('~') {
+            match steps.last_mut() {
+                Some(Step::History(v)) if !rest.trim().is_empty() => {
+                    v.push(item(rest));
+                    continue;
+                }
+                _ => Step::History([item(rest)].into_iter().filter(|s| !s.is_empty()).collect()),
+            }
+        } else if let Some(rest) = line.strip_prefix("reply:") {
+            Step::Reply(item(rest).to_lowercase())
+        } else if let Some(rest) = line.strip_prefix("from ") {
+            let (date, text) = rest.split_once(": ").expect("from DATE: text");
+            Step::From(date.to_string(), text.to_string())
+        } else if let Some(rest) = line.strip_prefix("until:") {
+            Step::Until(item(rest))
+        } else if line == "restart" {
+            Step::Restart
+        } else {
+            let (room, text) = line.split_once("> ").expect("room> text");
+            Step::Say(room.to_string(), text.to_string())
+        };
+        steps.push(step);
+    }
+    out
+}
+
+/// The live memories (not superseded, not archived) and the superseded ones.
+fn store_state(hub: &Hub) -> (Vec<crate::memory::Memory>, Vec<crate::memory::Memory>) {
+    let store = hub.pipeline.subconscious.memories().store();
+    let all: Vec<crate::memory::Memory> = store.iter().map(|m| m.unwrap()).collect();
+    let (history, live): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .filter(|m| m.tier != crate::memory::Tier::Archived || m.superseded_by.is_some())
+        .partition(|m| m.superseded_by.is_some());
+    (live, history)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+async fn run_scenario(steps: &[Step]) -> Result<(), String> {
+    let restart = |hub: Hub| async move {
+        let Hub {
+            pipeline,
+            runner,
+            outgoing,
+            _dir,
+            ..
+        } = hub;
+        pipeline.shutdown(Duration::from_secs(2)).await;
+        drop((pipeline, runner, outgoing));
+        hub_at(
+            _dir,
+            |_| {},
+            |g| Scripted::start(script, g),
+            Gate::default(),
+        )
+    };
+    let mut hub = hub();
+    let mut last_reply = String::new();
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::Say(room, text) => {
+                let id = format!("u{i}");
+                let turn = hub
+                    .pipeline
+                    .admit(utterance(&format!("{room}-t"), room, &id, text));
+                Arc::clone(&hub.pipeline).run(turn).await;
+                last_reply = hub.received(&id).await.chunks.join(" ");
+            }
+            Step::Reply(want) => {
+                if !last_reply.to_lowercase().contains(want) {
+                    return Err(format!("step {i}: the reply {last_reply:?} lacks {want:?}"));
+                }
+            }
+            Step::Restart => hub = restart(hub).await,
+            Step::Live(want) => {
+                let got: Vec<String> = store_state(&hub).0.into_iter().map(|m| m.text).collect();
+                if sorted(got.clone()) != sorted(want.clone()) {
+                    return Err(format!("step {i}: live memories {got:?}, want {want:?}"));
+                }
+            }
+            Step::History(want) => {
+                let got: Vec<String> = store_state(&hub).1.into_iter().map(|m| m.text).collect();
+                if sorted(got.clone()) != sorted(want.clone()) {
+                    return Err(format!(
+                        "step {i}: superseded memories {got:?}, want {want:?}"
+                    ));
+                }
+            }
+            Step::From(date, text) => {
+                let (live, _) = store_state(&hub);
+                let m = live
+                    .iter()
+                    .find(|m| &m.text == text)
+                    .ok_or(format!("step {i}: no {text:?}"))?;
+                let (y, mo, d) =
+                    crate::memory::when::civil_date(m.valid_from_ms, &jiff::tz::TimeZone::UTC)
+                        .ok_or("a date")?;
+                let got = format!("{y:04}-{mo:02}-{d:02}");
+                if &got != date {
+                    return Err(format!("step {i}: {text:?} holds from {got}, want {date}"));
+                }
+            }
+            Step::Until(text) => {
+                let (live, _) = store_state(&hub);
+                let m = live
+                    .iter()
+                    .find(|m| &m.text == text)
+                    .ok_or(format!("step {i}: no {text:?}"))?;
+                let now = hearth_shared::now_ms();
+                if m.valid_until_ms.is_none_or(|u| u <= now) {
+                    return Err(format!(
+                        "step {i}: {text:?} holds until {:?}",
+                        m.valid_until_ms
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn household_scenarios() {
+    let all = scenarios(include_str!("scenarios.txt"));
+    assert!(all.len() >= 30, "{} scenarios", all.len());
+    let mut failed = Vec::new();
+    for (name, steps) in &all {
+        if let Err(e) = run_scenario(steps).await {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed:\n{}",
+        failed.len(),
+        all.len(),
+        failed.join("\n")
+    );
+}
+
+/// Corrections in people's words (written apart from the parser) against the fact stored
+/// before: (what is said, the fact before, the fact after).
+const CORRECTIONS: &[(&str, &str, &str)] = &[
+    (
+        "no, it's Thursday not Tuesday",
+        "the plumber is coming on Tuesday",
+        "the plumber is coming on Thursday",
+    ),
+    (
+        "not Leeds but York",
+        "Tom moved to Leeds",
+        "Tom moved to York",
+    ),
+    (
+        "sorry I meant 4813",
+        "my locker code is 4812",
+        "my locker code is 4813",
+    ),
+    (
+        "wait, no, the code is 4813",
+        "the code is 4812",
+        "the code is 4813",
+    ),
+    (
+        "oh actually the party's at 3 not 2",
+        "the party is at 2",
+        "the party is at 3",
+    ),
+    (
+        "I meant Lisbon, not Porto",
+        "we're going to Porto on the 14th",
+        "we're going to Lisbon on the 14th",
+    ),
+    (
+        "actually it's the 15th",
+        "we're going to Lisbon on the 14th",
+        "we're going to Lisbon on the 15th",
+    ),
+    (
+        "make that 8:30 not 8:45",
+        "Mia's school starts at 8:45",
+        "Mia's school starts at 8:30",
+    ),
+    (
+        "I said Tuesday but I meant Wednesday",
+        "the new sofa is being delivered on Tuesday",
+        "the new sofa is being delivered on Wednesday",
+    ),
+    ("not 1234, it's 1243", "my PIN is 1234", "my PIN is 1243"),
+    (
+        "change that to York",
+        "Tom moved to Leeds",
+        "Tom moved to York",
+    ),
+    (
+        "it was 2015 actually, not 2014",
+        "we got married in 2014 in Galway",
+        "we got married in 2015 in Galway",
+    ),
+    (
+        "fix that, Grandpa's pills are at 9 not 8",
+        "Grandpa Joe takes his blood pressure pills every morning at eight",
+        "Grandpa Joe takes his blood pressure pills every morning at 9",
+    ),
+    (
+        "Correction. My brother's name is Tom, not Tim.",
+        "my brother's name is Tim",
+        "my brother's name is Tom",
+    ),
+];
+
+#[tokio::test]
+async fn corrections_hit_the_fact_they_correct() {
+    let mut failed = Vec::new();
+    for (said, before, after) in CORRECTIONS {
+        let steps = [
+            Step::Say("kitchen".into(), before.to_string()),
+            Step::Say("kitchen".into(), said.to_string()),
+            Step::Live(vec![after.to_string()]),
+            Step::History(vec![before.to_string()]),
+        ];
+        if let Err(e) = run_scenario(&steps).await {
+            failed.push(format!("{said:?}: {e}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed:\n{}",
+        failed.len(),
+        CORRECTIONS.len(),
+        failed.join("\n")
+    );
 }
