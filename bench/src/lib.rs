@@ -1,7 +1,11 @@
 //! hearth's benchmarks, kept out of the product crates: `speed` (the language model against a
-//! bare llama.cpp loop, several rooms at once, the memory store at scale) and `locomo`
-//! (retrieval quality on LoCoMo conversations). `hearth-bench` is the command line over them;
-//! each prints a table and asserts nothing.
+//! bare llama.cpp loop, several rooms at once, the memory store at scale), `locomo`
+//! (retrieval quality on LoCoMo conversations), `facts` (facts that override earlier ones,
+//! on FactConsolidation, through the live ingest path) and `writes` (what is stored: store/skip
+//! precision and recall on labelled turns). `hearth-bench` is the command line
+//! over them; each prints a table and asserts nothing.
 
+pub mod facts;
 pub mod locomo;
 pub mod speed;
+pub mod writes;

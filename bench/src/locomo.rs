@@ -630,24 +630,30 @@ pub fn table(hybrid: &Tally, bm25: Option<&Tally>) -> String {
     out
 }
 
-/// Runs the benchmark over every conversation and prints the tables.
-pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()> {
-    let files: Vec<PathBuf> = if opts.data.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&opts.data)
-            .with_context(|| format!("cannot list {}", opts.data.display()))?
+/// The LoCoMo `.json` files in `data` (a folder), sorted, or `data` itself (a file).
+pub fn files(data: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let files: Vec<PathBuf> = if data.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(data)
+            .with_context(|| format!("cannot list {}", data.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         v.sort();
         v
     } else {
-        vec![opts.data.clone()]
+        vec![data.to_path_buf()]
     };
     anyhow::ensure!(
         !files.is_empty(),
         "no LoCoMo .json files in {}",
-        opts.data.display()
+        data.display()
     );
+    Ok(files)
+}
+
+/// Runs the benchmark over every conversation and prints the tables.
+pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()> {
+    let files = files(&opts.data)?;
     let (embedder, _t) = Embedder::start(config.embeddings.clone()).await?;
     let (mut hybrid, mut bm25) = (Tally::new(), Tally::new());
     let variants = if opts.ablation {

@@ -57,6 +57,38 @@ enum Bench {
         #[arg(long)]
         no_speakers: bool,
     },
+    /// Facts that override earlier ones (MemoryAgentBench FactConsolidation) through the live
+    /// ingest path: slots whose current memory holds the last value, single-hop and
+    /// multi-hop recall.
+    Facts {
+        /// The FactConsolidation JSON file (bench/data/factconsolidation-6k.json).
+        #[arg(long)]
+        data: PathBuf,
+        /// Ingest only the first N facts (and ask only questions answered in them).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Make the memory store in this folder and keep it (cleared first if an earlier
+        /// run made it; any other non-empty folder is refused).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// What is stored: store/skip precision and recall of the hub's code path on labelled
+    /// household turns, and on LoCoMo turns against LoCoMo's observations.
+    Writes {
+        /// Labelled turns (`label<TAB>kind<TAB>text`), one file or several.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "bench/data/household-turns.tsv,bench/data/household-turns-heldout.tsv"
+        )]
+        turns: Vec<PathBuf>,
+        /// A folder of LoCoMo JSON files (or one file) whose observations label the turns.
+        #[arg(long)]
+        locomo: Option<PathBuf>,
+        /// Also list up to this many turns decided against their label, per set.
+        #[arg(long, default_value_t = 0)]
+        show_wrong: usize,
+    },
     /// Several rooms at once: simulated terminals against an in-process hub; answer
     /// latency, queue wait, fairness across rooms, and what was lost.
     Rooms {
@@ -107,6 +139,32 @@ fn load_config(cli: &Cli) -> anyhow::Result<HubConfig> {
     )?)
 }
 
+/// This process's command line, quoted where a shell would need it.
+fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if i == 0 {
+                // The program by its name, not the build folder it ran from.
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+            } else {
+                a
+            };
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -135,6 +193,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime.block_on(hearth_bench::speed::rooms(config, opts))
         }
+        Bench::Writes {
+            turns,
+            locomo,
+            show_wrong,
+        } => {
+            let mut rows = hearth_bench::writes::household(&turns)?;
+            if let Some(data) = locomo {
+                rows.push(hearth_bench::writes::locomo(&data)?);
+            }
+            hearth_bench::writes::print(&rows, show_wrong);
+            Ok(())
+        }
         Bench::Memory { sizes, queries } => {
             let opts = hearth_bench::speed::MemoryBenchOptions { sizes, queries };
             runtime.block_on(hearth_bench::speed::memory(config, opts))
@@ -156,6 +226,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 speakers: !no_speakers,
             };
             runtime.block_on(hearth_bench::locomo::bench(config, opts))
+        }
+        Bench::Facts { data, limit, store } => {
+            let opts = hearth_bench::facts::FactsOptions {
+                data,
+                limit,
+                max_questions: None,
+                store,
+                command: command_line(),
+            };
+            runtime.block_on(hearth_bench::facts::bench(config, opts))
         }
     }
 }
