@@ -99,6 +99,66 @@ pub fn parse(text: &str) -> Option<Control> {
     None
 }
 
+/// Whether `text` speaks of forgetting or deleting in words the parser did not take as a
+/// control: the language model is then asked (under a grammar) whether it is one.
+pub fn mentions_forgetting(text: &str) -> bool {
+    let phrase = crate::words::words(text).join(" ");
+    [
+        "forget",
+        "delete",
+        "erase",
+        "wipe",
+        "unlearn",
+        "remove",
+        "scrub",
+        "purge",
+        "get rid of",
+        "don't remember",
+        "stop remembering",
+        "don't keep",
+        "don't store",
+        "don't save",
+        "not remember",
+    ]
+    .iter()
+    .any(|w| format!(" {phrase} ").contains(&format!(" {w} ")))
+}
+
+/// The JSON schema the language model answers a possible forget request with.
+pub fn forget_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "request": {"type": "string", "enum": ["none", "last", "topic", "everything"]},
+            "topic": {"type": "string", "maxLength": 60}
+        },
+        "required": ["request", "topic"],
+        "additionalProperties": false
+    })
+}
+
+/// Reads the model's answer to [`forget_schema`] for `text`. A topic must be made of the
+/// words of `text` (the model may not invent what to forget); anything unusable is `None`.
+pub fn parse_forget_answer(answer: &str, text: &str) -> Option<Control> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        request: String,
+        topic: String,
+    }
+    let a: Answer = serde_json::from_str(answer.trim()).ok()?;
+    match a.request.as_str() {
+        "last" => Some(Control::ForgetLast),
+        "everything" => Some(Control::ForgetAll),
+        "topic" => {
+            let said = crate::words::words(text);
+            let topic = crate::words::words(&a.topic);
+            let from_text = !topic.is_empty() && topic.iter().all(|w| said.contains(w));
+            from_text.then(|| Control::ForgetAbout(topic.join(" ")))
+        }
+        _ => None,
+    }
+}
+
 /// A yes or a no to a question the hub asked ("shall I forget them?"); `None` for anything
 /// else.
 pub fn answer(text: &str) -> Option<bool> {
@@ -887,5 +947,26 @@ mod tests {
         assert_eq!(answer("no, keep them"), Some(false));
         assert_eq!(answer("No."), Some(false));
         assert_eq!(answer("what's the time"), None);
+    }
+
+    #[test]
+    fn the_models_answer_to_a_forget_request_is_checked() {
+        let text = "could you make yourself not know my ex's number";
+        assert_eq!(
+            parse_forget_answer(r#"{"request":"topic","topic":"my ex's number"}"#, text),
+            Some(Control::ForgetAbout("my ex's number".into()))
+        );
+        // A topic the person did not say is refused.
+        assert_eq!(
+            parse_forget_answer(r#"{"request":"topic","topic":"my bank details"}"#, text),
+            None
+        );
+        assert_eq!(
+            parse_forget_answer(r#"{"request":"none","topic":""}"#, text),
+            None
+        );
+        assert_eq!(parse_forget_answer("not json", text), None);
+        assert!(mentions_forgetting("Please purge the thing about my ex"));
+        assert!(!mentions_forgetting("My sister lives in Porto"));
     }
 }

@@ -130,6 +130,27 @@ impl Conversations {
         true
     }
 
+    /// Drops, in every room, the exchanges in which the user said one of `said` (forgotten
+    /// memories' texts): what is forgotten is not kept in the prompt either. Returns how
+    /// many went.
+    pub fn forget(&mut self, said: &[String]) -> usize {
+        let said: Vec<String> = said
+            .iter()
+            .map(|s| crate::words::words(s).join(" "))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut dropped = 0;
+        for room in self.rooms.values_mut() {
+            let before = room.exchanges.len();
+            room.exchanges.retain(|e| {
+                let user = crate::words::words(&e.user).join(" ");
+                !said.iter().any(|s| user.contains(s.as_str()))
+            });
+            dropped += before - room.exchanges.len();
+        }
+        dropped
+    }
+
     /// Remembers a finished exchange, the answer to utterance `id`.
     pub fn record(&mut self, room: &str, id: &str, user: &str, assistant: &str) {
         if self.turns_per_room == 0 || assistant.is_empty() {

@@ -67,8 +67,10 @@ pub struct Household {
 pub struct PendingForget {
     /// The memories that would go.
     pub ids: Vec<MemoryId>,
-    /// What they are about, as the user said it.
+    /// What they are about, as the user said it ("" for the last thing said, or all).
     pub topic: String,
+    /// Whether it is everything.
+    pub everything: bool,
     /// When the question was asked, in ms since the epoch.
     pub asked_ms: u64,
 }

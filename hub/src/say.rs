@@ -78,7 +78,8 @@ pub fn forget_how_many(n: usize, topic: Option<&str>, items: &[String]) -> Strin
     } else {
         format!(": {}{more}", items.join("; "))
     };
-    format!("That would forget {n} things{about}{listed}. Shall I forget them? Say yes or no.")
+    let things = if n == 1 { "thing" } else { "things" };
+    format!("That would forget {n} {things}{about}{listed}. Shall I forget them? Say yes or no.")
 }
 
 /// The forget question was answered no, or not at all.

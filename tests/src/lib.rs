@@ -297,6 +297,10 @@ impl Terminal {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some((line, at))) => {
                     self.seen.push(line.clone());
+                    // No test may see the prompt's insides reach a terminal.
+                    if let Some(marker) = prompt_leak(&line) {
+                        bail!("the reply carries the prompt's {marker:?}: {line:?}");
+                    }
                     if line.contains(needle) {
                         return Ok((line, at));
                     }
@@ -314,6 +318,26 @@ impl Terminal {
             }
         }
     }
+}
+
+/// The prompt label, role marker or template token a terminal's reply line carries, if any
+/// (the hub's output guard must have removed them all).
+pub fn prompt_leak(line: &str) -> Option<&'static str> {
+    const MARKERS: &[&str] = &[
+        "[USER SAID",
+        "[PROFILE,",
+        "[FACT FROM",
+        "[TONE]",
+        "[YOU SAID",
+        "[INFERRED",
+        "<start_of_turn>",
+        "<end_of_turn>",
+        "<|",
+        "User:",
+        "Assistant:",
+    ];
+    let reply = line.strip_prefix("hub: ")?;
+    MARKERS.iter().copied().find(|m| reply.contains(m))
 }
 
 /// A plain MQTT client for watching and injecting traffic.

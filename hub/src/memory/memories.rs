@@ -336,6 +336,17 @@ impl Memories {
         Ok((report, profile))
     }
 
+    /// Consolidates the profile again from what is stored, if there is one: after a
+    /// forget, no evidence of a forgotten memory is left in it.
+    pub fn reprofile(&self, now_ms: u64) -> Result<(), MemoriesError> {
+        if self.profile()?.is_none() {
+            return Ok(());
+        }
+        let all = self.store.iter().collect::<Result<Vec<_>, _>>()?;
+        super::profile::consolidate(&all, now_ms).save(&self.store)?;
+        Ok(())
+    }
+
     /// Replaces memory `old` by a corrected one: the new memory is stored (with its vector)
     /// and the old one is superseded from `now_ms`, kept as history. Returns both.
     pub fn correct(

@@ -6,6 +6,7 @@ use hearth_shared::{now_ms, Utterance};
 use super::{Outcome, Pipeline, Turn};
 use crate::controls::{self, Control};
 use crate::household::PendingForget;
+use crate::llm::{ChatMessage, GenerateRequest, Role};
 use crate::memory::MemoryId;
 use crate::pixie::reminders::{self, Request};
 use crate::say;
@@ -29,9 +30,22 @@ impl Pipeline {
             turn.outcome = Outcome::InCode("reminder");
             return true;
         }
-        let Some(control) = controls::parse(&text) else {
-            return false;
+        let (control, by_model) = match controls::parse(&text) {
+            Some(control) => (control, false),
+            None if controls::mentions_forgetting(&text) => match self.forget_by_model(&text).await
+            {
+                Some(control) => (control, true),
+                None => return false,
+            },
+            None => return false,
         };
+        // What the model read as a forget request is asked about first, always.
+        if by_model {
+            let reply = self.confirm_model_forget(&turn.utterance, control).await;
+            self.say(turn, reply).await;
+            turn.outcome = Outcome::InCode("memory control");
+            return true;
+        }
         if control == Control::Stop {
             // Admitting this utterance already cancelled the reply in flight; end quietly.
             tracing::info!(id = %turn.utterance.id, "stop: nothing more is said");
@@ -85,13 +99,7 @@ impl Pipeline {
             Control::ForgetLast => {
                 let last = self.home.with(|h| h.last_stored.remove(&u.room));
                 match last {
-                    Some(id) => match s.forget(id).await {
-                        Ok(_) => say::FORGOTTEN.to_string(),
-                        Err(e) => {
-                            tracing::error!(error = %e, "forget failed");
-                            say::FORGET_FAILED.to_string()
-                        }
-                    },
+                    Some(id) => self.forget_now(&[id], Forgot::Last).await,
                     None => say::NOTHING_TO_FORGET.to_string(),
                 }
             }
@@ -111,7 +119,9 @@ impl Pipeline {
                 match s.about(&topic, true).await {
                     Ok(found) if found.is_empty() && only_if_stored => return None,
                     Ok(found) if found.is_empty() => say::nothing_about(&topic),
-                    Ok(found) if found.len() == 1 => self.forget_now(&[found[0].id], &topic).await,
+                    Ok(found) if found.len() == 1 => {
+                        self.forget_now(&[found[0].id], Forgot::About(&topic)).await
+                    }
                     Ok(found) => {
                         let items: Vec<String> = found
                             .iter()
@@ -147,9 +157,94 @@ impl Pipeline {
         Some(reply)
     }
 
+    /// Asks the language model, under a grammar, whether `text` is a forget request the
+    /// parser did not know; `None` when it is not (or the model's answer is unusable).
+    async fn forget_by_model(&self, text: &str) -> Option<Control> {
+        let grammar = crate::llm::json_schema_grammar(&controls::forget_schema()).ok()?;
+        let messages = vec![
+            ChatMessage::new(
+                Role::System,
+                "Does the user ask the assistant to forget or delete something it remembers? \
+                 request: none (not a request to forget), last (what they just said), topic \
+                 (the memories about a topic), everything. topic: the words of the request \
+                 that name what to forget, or \"\".",
+            ),
+            ChatMessage::new(Role::User, text.to_string()),
+        ];
+        let request = GenerateRequest {
+            background: false,
+            ..GenerateRequest::structured(messages, grammar, 48)
+        };
+        let (_, stats) = self.llm.complete(request).await.ok()?;
+        let control = controls::parse_forget_answer(&stats.text, text);
+        tracing::info!(text, answer = %stats.text, control = ?control, "forget request read by the language model");
+        control
+    }
+
+    /// A forget request the model read: say what would go, and ask.
+    async fn confirm_model_forget(&self, u: &Utterance, control: Control) -> String {
+        let s = &self.subconscious;
+        let (found, topic) = match control {
+            Control::ForgetLast => {
+                let last = self.home.with(|h| h.last_stored.get(&u.room).copied());
+                let found = match last {
+                    Some(id) => s
+                        .memories()
+                        .store()
+                        .get(id)
+                        .ok()
+                        .flatten()
+                        .into_iter()
+                        .collect(),
+                    None => Vec::new(),
+                };
+                (found, None)
+            }
+            Control::ForgetAbout(topic) => match s.about(&topic, true).await {
+                Ok(found) => (found, Some(topic)),
+                Err(e) => {
+                    tracing::error!(error = %e, "memory search failed");
+                    return say::MEMORY_FAILED.to_string();
+                }
+            },
+            Control::ForgetAll => {
+                let ids = match s.all_ids().await {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        tracing::error!(error = %e, "memory search failed");
+                        return say::MEMORY_FAILED.to_string();
+                    }
+                };
+                if ids.is_empty() {
+                    return say::NOTHING_TO_FORGET.to_string();
+                }
+                let n = ids.len();
+                self.ask_to_forget(u, ids, String::new());
+                return say::forget_how_many(n, None, &[]);
+            }
+            _ => return say::NOTHING_TO_FORGET.to_string(),
+        };
+        if found.is_empty() {
+            return match topic {
+                Some(t) => say::nothing_about(&t),
+                None => say::NOTHING_TO_FORGET.to_string(),
+            };
+        }
+        let items: Vec<String> = found
+            .iter()
+            .take(3)
+            .map(|m| spoken(&m.text).trim().to_string())
+            .collect();
+        let n = found.len();
+        let topic = topic.unwrap_or_default();
+        self.ask_to_forget(u, found.iter().map(|m| m.id).collect(), topic.clone());
+        say::forget_how_many(n, (!topic.is_empty()).then_some(topic.as_str()), &items)
+    }
+
     /// Remembers that the room was asked whether to forget `ids`.
     fn ask_to_forget(&self, u: &Utterance, ids: Vec<MemoryId>, topic: String) {
         let pending = PendingForget {
+            everything: topic.is_empty() && ids.len() > 1,
             ids,
             topic,
             asked_ms: now_ms(),
@@ -158,10 +253,15 @@ impl Pipeline {
             .with(|h| h.pending_forget.insert(u.room.clone(), pending));
     }
 
-    /// Forgets `ids` everywhere (store, both indexes, the graph); returns what to say.
-    async fn forget_now(&self, ids: &[MemoryId], topic: &str) -> String {
+    /// Forgets `ids` everywhere: the store, both indexes, the graph, the profile's evidence
+    /// and the rooms' conversation history. Returns what to say.
+    async fn forget_now(&self, ids: &[MemoryId], what: Forgot<'_>) -> String {
         let mut forgotten = 0;
+        let mut said = Vec::new();
         for &id in ids {
+            if let Ok(Some(m)) = self.subconscious.memories().store().get(id) {
+                said.push(spoken(&m.text).to_string());
+            }
             match self.subconscious.forget(id).await {
                 Ok(true) => forgotten += 1,
                 Ok(false) => {}
@@ -171,13 +271,19 @@ impl Pipeline {
                 }
             }
         }
-        self.home
-            .with(|h| h.last_stored.retain(|_, id| !ids.contains(id)));
-        tracing::info!(forgotten, topic, "memories forgotten on request");
-        if topic.is_empty() {
-            say::forgot_everything(forgotten)
-        } else {
-            say::forgot_about(forgotten, topic)
+        if let Err(e) = self.subconscious.memories().reprofile(now_ms()) {
+            tracing::error!(error = %e, "cannot consolidate the profile after a forget");
+        }
+        let dropped = self.home.with(|h| {
+            h.last_stored.retain(|_, id| !ids.contains(id));
+            h.conversations.forget(&said)
+        });
+        tracing::info!(dropped, "exchanges forgotten from the rooms' history");
+        tracing::info!(forgotten, what = ?what, "memories forgotten on request");
+        match what {
+            Forgot::Everything => say::forgot_everything(forgotten),
+            Forgot::Last => say::FORGOTTEN.to_string(),
+            Forgot::About(topic) => say::forgot_about(forgotten, topic),
         }
     }
 
@@ -189,7 +295,14 @@ impl Pipeline {
         let fresh =
             now_ms().saturating_sub(pending.asked_ms) <= self.config.memory.confirm_within_s * 1000;
         match controls::answer(&u.text) {
-            Some(true) if fresh => Some(self.forget_now(&pending.ids, &pending.topic).await),
+            Some(true) if fresh => {
+                let what = match pending.topic.as_str() {
+                    _ if pending.everything => Forgot::Everything,
+                    "" => Forgot::Last,
+                    topic => Forgot::About(topic),
+                };
+                Some(self.forget_now(&pending.ids, what).await)
+            }
             Some(false) if fresh => Some(say::KEPT.to_string()),
             _ => None,
         }
@@ -234,4 +347,15 @@ impl Pipeline {
                 .unwrap_or_else(storage),
         }
     }
+}
+
+/// What a forget removed, for what is said back.
+#[derive(Debug, Clone, Copy)]
+enum Forgot<'a> {
+    /// The last thing said.
+    Last,
+    /// The memories about a topic.
+    About(&'a str),
+    /// Everything.
+    Everything,
 }

@@ -144,3 +144,88 @@ async fn a_spoken_correction_supersedes_the_fact_and_the_cli_shows_both() -> any
     assert!(!recall.contains("Lisbon"), "{recall}");
     Ok(())
 }
+
+/// Waits until the hub's log holds `needle` at least `n` times.
+async fn logged(hub: &Hub, needle: &str, n: usize) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        if hub.log_text().matches(needle).count() >= n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{needle:?} not logged {n} times:\n{}", hub.log_text())
+}
+
+/// Says `text` in a room and waits for the whole reply line.
+async fn ask(room: &mut Terminal, text: &str) -> anyhow::Result<String> {
+    room.say(text).await?;
+    Ok(room.expect("hub: ", REPLY_TIMEOUT).await?.0)
+}
+
+/// A household's memory writes through the real hub, its model and two rooms, across a
+/// restart: a fact is stored, a question and a request are not, a new value of a slot
+/// supersedes the old one, "not Leeds but York" corrects the fact, and "forget what I told
+/// you about my brother" (asked, then confirmed) removes the fact and its history. The store
+/// is read at the end with `memory export`.
+#[tokio::test]
+async fn household_memory_writes_through_the_real_hub() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let mut hub = Hub::start(dir.path(), port, "").await?;
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
+    let mut lounge = Terminal::connected(dir.path(), port, "lounge").await?;
+    ask(&mut kitchen, "My brother Tom moved to Leeds last year.").await?;
+    logged(&hub, "memory ingest", 1).await?;
+    ask(&mut kitchen, "What is the capital of France?").await?;
+    ask(&mut lounge, "Tell me a joke about cats.").await?;
+    ask(&mut lounge, "My locker code is 4812.").await?;
+    logged(&hub, "memory ingest", 4).await?;
+    ask(&mut lounge, "My locker code is 5120.").await?;
+    logged(&hub, "slot update", 1).await?;
+    let log = hub.log_text();
+    assert_eq!(log.matches("what=\"stored\"").count(), 2, "{log}");
+    assert_eq!(log.matches("kind=\"question\"").count(), 1, "{log}");
+    assert_eq!(log.matches("kind=\"command\"").count(), 1, "{log}");
+
+    hub.terminate().await?;
+    drop((kitchen, lounge));
+    let mut hub = Hub::launch(&hub.config, port, dir.path()).await?;
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
+    let line = ask(&mut kitchen, "not Leeds but York").await?;
+    assert!(line.contains("updated"), "{line}");
+    let line = ask(&mut kitchen, "Forget what I told you about my brother.").await?;
+    assert!(
+        line.contains("2 things") && line.contains("Shall I"),
+        "{line}"
+    );
+    let line = ask(&mut kitchen, "yes").await?;
+    assert!(line.contains("forgotten 2"), "{line}");
+    hub.terminate().await?;
+
+    let export = dir.path().join("export.jsonl");
+    memory_cli(
+        &hub.config,
+        &["export", "--out", export.to_str().unwrap_or_default()],
+    )
+    .await?;
+    let mut texts: Vec<(String, bool)> = std::fs::read_to_string(&export)?
+        .lines()
+        .map(|l| {
+            let m: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            (
+                m["text"].as_str().unwrap_or_default().to_string(),
+                m["superseded_by"].is_null(),
+            )
+        })
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            ("My locker code is 4812.".to_string(), false),
+            ("My locker code is 5120.".to_string(), true),
+        ],
+        "the store holds the locker code and its history, nothing else"
+    );
+    Ok(())
+}
