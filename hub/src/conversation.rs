@@ -130,9 +130,9 @@ impl Conversations {
         true
     }
 
-    /// Drops, in every room, the exchanges in which the user said one of `said` (forgotten
-    /// memories' texts): what is forgotten is not kept in the prompt either. Returns how
-    /// many went.
+    /// Drops, in every room, the exchanges in which the user (or the reply) said one of
+    /// `said` (forgotten memories' texts): what is forgotten is not kept in the prompt
+    /// either. Returns how many went.
     pub fn forget(&mut self, said: &[String]) -> usize {
         let said: Vec<String> = said
             .iter()
@@ -142,9 +142,13 @@ impl Conversations {
         let mut dropped = 0;
         for room in self.rooms.values_mut() {
             let before = room.exchanges.len();
+            // The reply may have repeated the fact too.
             room.exchanges.retain(|e| {
                 let user = crate::words::words(&e.user).join(" ");
-                !said.iter().any(|s| user.contains(s.as_str()))
+                let reply = crate::words::words(&e.assistant).join(" ");
+                !said
+                    .iter()
+                    .any(|s| user.contains(s.as_str()) || reply.contains(s.as_str()))
             });
             dropped += before - room.exchanges.len();
         }

@@ -104,11 +104,23 @@ fn hub_at(
     model: impl FnOnce(Gate) -> (LlmHandle, Seen),
     gate: Gate,
 ) -> Hub {
-    let mut config = config(dir.path());
-    tweak(&mut config);
     let (llm, seen) = model(gate.clone());
     let (embedder, _thread) = Embedder::with_encoder(HashedWords::new(64), 16);
-    let memories = Arc::new(Memories::open(&config.memory.path, 64).unwrap());
+    hub_over(dir, tweak, llm, seen, embedder, gate)
+}
+
+/// A hub over the stores in `dir` with the given model and embedder.
+fn hub_over(
+    dir: tempfile::TempDir,
+    tweak: impl FnOnce(&mut HubConfig),
+    llm: LlmHandle,
+    seen: Seen,
+    embedder: Embedder,
+    gate: Gate,
+) -> Hub {
+    let mut config = config(dir.path());
+    tweak(&mut config);
+    let memories = Arc::new(Memories::open(&config.memory.path, embedder.dim()).unwrap());
     let subconscious = Subconscious::new(memories, embedder, config.memory.clone())
         .with_emotion(config.emotion.clone());
     let pixie = Arc::new(Pixie::open(config.pixie.clone(), hearth_shared::now_ms()).unwrap());
@@ -771,7 +783,38 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// The models a scenario runs with.
+#[derive(Clone)]
+enum Models {
+    /// The scripted model and the bag-of-words embedder.
+    Scripted,
+    /// The test models: SmolLM2 and all-MiniLM-L6-v2 through llama.cpp.
+    Real(LlmHandle, Embedder),
+}
+
+impl Models {
+    fn hub(&self, dir: tempfile::TempDir) -> Hub {
+        match self {
+            Models::Scripted => {
+                hub_at(dir, |_| {}, |g| Scripted::start(script, g), Gate::default())
+            }
+            Models::Real(llm, embedder) => hub_over(
+                dir,
+                |_| {},
+                llm.clone(),
+                Seen::default(),
+                embedder.clone(),
+                Gate::default(),
+            ),
+        }
+    }
+}
+
 async fn run_scenario(steps: &[Step]) -> Result<(), String> {
+    run_scenario_with(steps, &Models::Scripted).await
+}
+
+async fn run_scenario_with(steps: &[Step], models: &Models) -> Result<(), String> {
     let restart = |hub: Hub| async move {
         let Hub {
             pipeline,
@@ -782,14 +825,9 @@ async fn run_scenario(steps: &[Step]) -> Result<(), String> {
         } = hub;
         pipeline.shutdown(Duration::from_secs(2)).await;
         drop((pipeline, runner, outgoing));
-        hub_at(
-            _dir,
-            |_| {},
-            |g| Scripted::start(script, g),
-            Gate::default(),
-        )
+        models.hub(_dir)
     };
-    let mut hub = hub();
+    let mut hub = models.hub(tempfile::tempdir().unwrap());
     let mut last_reply = String::new();
     for (i, step) in steps.iter().enumerate() {
         match step {
@@ -881,6 +919,47 @@ async fn household_scenarios() {
         "{} of {} failed:\n{}",
         failed.len(),
         all.len(),
+        failed.join("\n")
+    );
+}
+
+/// The same scenarios with the test models (SmolLM2 answering, MiniLM embedding), but those
+/// marked `(scripted)`, which need the scripted model's exact words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn household_scenarios_with_the_test_models() {
+    let config = crate::llm::LlmConfig {
+        model: hearth_tests::smollm2(),
+        threads: 2,
+        threads_batch: 2,
+        context_tokens: 2048,
+        max_reply_tokens: 48,
+        temperature: 0.0,
+        ..Default::default()
+    };
+    let (llm, _llm_thread) = LlmHandle::start(config).await.unwrap();
+    let embeddings = crate::llm::embed::EmbeddingConfig {
+        model: hearth_tests::model("all-MiniLM-L6-v2.f16.gguf"),
+        ..Default::default()
+    };
+    let (embedder, _embed_thread) = Embedder::start(embeddings).await.unwrap();
+    let models = Models::Real(llm, embedder);
+    let all = scenarios(include_str!("scenarios.txt"));
+    let real: Vec<_> = all
+        .iter()
+        .filter(|(name, _)| !name.ends_with("(scripted)"))
+        .collect();
+    assert!(real.len() >= 30, "{} scenarios", real.len());
+    let mut failed = Vec::new();
+    for (name, steps) in &real {
+        if let Err(e) = run_scenario_with(steps, &models).await {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed:\n{}",
+        failed.len(),
+        real.len(),
         failed.join("\n")
     );
 }
