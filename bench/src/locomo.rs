@@ -208,7 +208,7 @@ pub struct Outcome {
     pub stored: usize,
     /// Turns that re-warmed a stored memory instead.
     pub rewarmed: usize,
-    /// Turns below the chatter floor, not stored.
+    /// Turns not stored: questions, requests, small talk, or below the chatter floor.
     pub dropped: usize,
     /// Hybrid retrieval with the configured settings.
     pub hybrid: Tally,
@@ -722,7 +722,7 @@ pub async fn bench(config: HubConfig, opts: LocomoOptions) -> anyhow::Result<()>
     embedding.sort();
     println!();
     println!(
-        "LoCoMo: {} conversations, {turns} turns ({stored} stored, {rewarmed} re-warmed a memory, {dropped} below the chatter floor)",
+        "LoCoMo: {} conversations, {turns} turns ({stored} stored, {rewarmed} re-warmed a memory, {dropped} not stored: questions, requests, small talk or chatter)",
         files.len()
     );
     println!("hybrid retrieval as the subconscious runs it (weights from [memory.retrieval]); a hit = an evidence turn in the top k");

@@ -159,6 +159,12 @@ pub fn parse_forget_answer(answer: &str, text: &str) -> Option<Control> {
     }
 }
 
+/// Whether `text` is one clause: a control said alone ("forget that") is done at once; one
+/// said with more ("forget it, I'll do it myself") is asked about first.
+pub fn alone(text: &str) -> bool {
+    clauses(text).len() <= 1
+}
+
 /// A yes or a no to a question the hub asked ("shall I forget them?"); `None` for anything
 /// else.
 pub fn answer(text: &str) -> Option<bool> {
@@ -226,9 +232,19 @@ fn strip_address<'a, 'b>(mut words: &'b [&'a str]) -> &'b [&'a str] {
     words
 }
 
-/// The clauses of `text` (split at , ; . ! ? and "and"), each as its words without the
-/// address in front.
+/// The clauses of `text` (split at , ; . ! ?), each as its words without the address and
+/// fillers in front.
 fn clauses(text: &str) -> Vec<String> {
+    // "Dr. Patel" is one name, not two clauses.
+    let mut text = text.to_string();
+    for title in [
+        "Dr.", "Mr.", "Mrs.", "Ms.", "St.", "dr.", "mr.", "mrs.", "ms.", "st.",
+    ] {
+        text = text.replace(
+            &format!("{title} "),
+            &format!("{} ", &title[..title.len() - 1]),
+        );
+    }
     text.split([',', ';', '.', '!', '?'])
         .map(|c| {
             let words = crate::words::words(c);
@@ -267,8 +283,6 @@ const FORGET_VERBS: &[&str] = &[
     "start over and forget",
     "you didn't hear",
     "you did not hear",
-    "didn't hear",
-    "did not hear",
 ];
 
 /// Verbs that ask to delete, a memory control when their object is something remembered
@@ -367,6 +381,13 @@ const TOPIC_TAILS: &[&str] = &[
 /// A forget request in `text`, if any clause of it is one.
 fn forget(text: &str) -> Option<Control> {
     for clause in clauses(text) {
+        // "You didn't hear that": "you" is otherwise taken for address ("could you ...").
+        let heard = clause.starts_with("didn't hear") || clause.starts_with("did not hear");
+        let clause = if heard && text.to_ascii_lowercase().contains(&format!("you {clause}")) {
+            format!("you {clause}")
+        } else {
+            clause
+        };
         let always = FORGET_VERBS
             .iter()
             .find_map(|v| rest_after(&clause, v).map(|r| (r, true)));
@@ -384,8 +405,12 @@ fn forget(text: &str) -> Option<Control> {
                 object = o.to_string();
             }
         }
-        if object.is_empty() || LAST.contains(&object.as_str()) {
-            // "Forget", "delete that".
+        if object.is_empty() {
+            // "Don't remember, sorry", "didn't hear": no object, no request.
+            continue;
+        }
+        if LAST.contains(&object.as_str()) {
+            // "Forget that", "delete that".
             return Some(Control::ForgetLast);
         }
         if ALL.contains(&object.as_str()) || ALL.iter().any(|a| object == format!("{a} please")) {
@@ -468,7 +493,8 @@ const CORRECTION_LEADS: &[&str] = &["sorry", "wait", "oops", "oh", "no", "um", "
 
 /// A correction in `text`, if it is one.
 fn correction(text: &str) -> Option<Correction> {
-    let lower = text.to_lowercase();
+    // ASCII lower case keeps byte offsets: they slice `text` below.
+    let lower = text.to_ascii_lowercase();
     // Where the words start, in the text as said (case and punctuation kept).
     let tokens: Vec<&str> = text.split_whitespace().collect();
     let norm: Vec<String> = tokens
@@ -542,7 +568,8 @@ fn correction(text: &str) -> Option<Correction> {
 /// Splits "X not Y", "not Y but X", "not Y, it's X" into (Y, X, the statement without the
 /// "not Y" part).
 fn split_not(said: &str) -> (Option<String>, Option<String>, String) {
-    let lower = said.to_lowercase();
+    // ASCII lower case keeps byte offsets: they slice `said` below.
+    let lower = said.to_ascii_lowercase();
     // "not Leeds but York", "not 1234, it's 1243".
     if let Some(rest) = lower.strip_prefix("not ") {
         let cut = rest.find(" but ").map(|i| (i, 5)).or_else(|| {
@@ -566,6 +593,12 @@ fn split_not(said: &str) -> (Option<String>, Option<String>, String) {
             let wrong = clean_value(&said[i + sep.len()..]);
             let before = said[..i].trim_end_matches([',', ' ']);
             let before = before.strip_suffix(" actually").unwrap_or(before);
+            // "We're not going", "the bins are not collected": a negation, not a value set
+            // right.
+            let last = crate::words::words(before).pop().unwrap_or_default();
+            if sep == " not " && (AUXILIARIES.contains(&last.as_str()) || last.ends_with("'re")) {
+                continue;
+            }
             let wrong_words = crate::words::words(&wrong).len();
             if !wrong.is_empty() && wrong_words <= 3 && !before.is_empty() {
                 // The right value is the words before "not" that match the wrong one's
@@ -592,6 +625,13 @@ fn has_particular(said: &str) -> bool {
                 )
         })
 }
+
+/// Verbs a negation follows ("is not", "we're not").
+const AUXILIARIES: &[&str] = &[
+    "is", "are", "am", "was", "were", "be", "do", "does", "did", "will", "would", "can", "could",
+    "should", "has", "have", "had", "i'm", "it's", "he's", "she's", "that's", "may", "might",
+    "must", "shall", "why", "or", "if", "but", "and", "so", "just", "still",
+];
 
 /// A value as said, without the punctuation and filler words around it.
 fn clean_value(s: &str) -> String {
@@ -968,5 +1008,36 @@ mod tests {
         assert_eq!(parse_forget_answer("not json", text), None);
         assert!(mentions_forgetting("Please purge the thing about my ex"));
         assert!(!mentions_forgetting("My sister lives in Porto"));
+    }
+
+    #[test]
+    fn no_panic_and_no_correction_from_other_scripts_and_negations() {
+        for text in [
+            "İpek is not Özge's sister",
+            "not İzmir but Ürgüp",
+            "İpek: I said Übung but I meant Yoga",
+            "not İİ, a",
+        ] {
+            let _ = parse(text);
+        }
+        for text in [
+            "We're not going to Lisbon",
+            "The bins are not collected on Monday",
+            "Tom is not Anna's brother",
+            "Don't remember, sorry",
+        ] {
+            assert_eq!(parse(text), None, "{text:?}");
+        }
+        // Not a forget request (a "correction" of nothing stored goes to the model).
+        assert!(!matches!(
+            parse("Sorry, didn't hear that"),
+            Some(Control::ForgetLast | Control::ForgetAbout(_) | Control::ForgetAll)
+        ));
+        assert_eq!(
+            parse("Forget Dr. Patel's number"),
+            Some(Control::ForgetAbout("dr patel's number".into()))
+        );
+        assert!(alone("Forget that."));
+        assert!(!alone("Forget it, I'll do it myself."));
     }
 }

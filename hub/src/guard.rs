@@ -129,24 +129,7 @@ fn strip(text: &str, at_start: bool) -> (String, bool) {
 /// Removes `[SOME LABEL]` spans: square brackets around upper-case words (the prompt's
 /// provenance labels, "[TONE]", "[USER SAID THIS TURN]").
 fn strip_labels(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        let after = &rest[open + 1..];
-        match after.find(']') {
-            Some(close) if is_label(&after[..close]) => {
-                out.push_str(&rest[..open]);
-                out.push(' ');
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push_str(&rest[..open + 1]);
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    strip_spans(text, '[', ']', is_label)
 }
 
 /// Whether the inside of square brackets is a label: letters, mostly upper case, with
@@ -165,24 +148,30 @@ fn is_label(inside: &str) -> bool {
 
 /// Removes `<|...|>` and `<word>`-style tokens a template may leave in the text.
 fn strip_angle_tokens(text: &str) -> String {
+    strip_spans(text, '<', '>', |inside| {
+        inside.len() <= 24
+            && !inside.is_empty()
+            && inside
+                .chars()
+                .all(|c| c.is_alphanumeric() || "|_/".contains(c))
+    })
+}
+
+/// `text` without the spans from `open` to `close` whose inside `remove` accepts; each
+/// leaves a space.
+fn strip_spans(text: &str, open: char, close: char, remove: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(open) = rest.find('<') {
-        let after = &rest[open + 1..];
-        match after.find('>') {
-            Some(close)
-                if close <= 24
-                    && !after[..close].is_empty()
-                    && after[..close]
-                        .chars()
-                        .all(|c| c.is_alphanumeric() || "|_/".contains(c)) =>
-            {
-                out.push_str(&rest[..open]);
+    while let Some(at) = rest.find(open) {
+        let after = &rest[at + open.len_utf8()..];
+        match after.find(close) {
+            Some(end) if remove(&after[..end]) => {
+                out.push_str(&rest[..at]);
                 out.push(' ');
-                rest = &after[close + 1..];
+                rest = &after[end + close.len_utf8()..];
             }
             _ => {
-                out.push_str(&rest[..open + 1]);
+                out.push_str(&rest[..at + open.len_utf8()]);
                 rest = after;
             }
         }
@@ -251,7 +240,11 @@ fn cut_loop(text: &str) -> (String, bool) {
                 repeats += 1;
                 at += len;
             }
-            // One word may be said twice or thrice ("very, very"); a phrase twice.
+            // One word may be said twice or thrice ("very, very"); a phrase twice. Digits
+            // repeat in codes ("4, 4, 4, 4").
+            if len == 1 && run[0].chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
             let limit = if len == 1 { MAX_RUN_REPEATS } else { 2 };
             if repeats > limit {
                 let kept = tokens[..start + len].join(" ");
@@ -386,8 +379,8 @@ mod tests {
         assert_eq!(said, ["no"]);
         assert!(why.is_some());
         // Said twice or thrice is speech, not a loop.
-        let (said, why) = run(&["It was very, very good.", "Yes yes, I know."]);
-        assert_eq!(said, ["It was very, very good.", "Yes yes, I know."]);
+        let (said, why) = run(&["It was very, very good.", "Your PIN is 4, 4, 4, 4."]);
+        assert_eq!(said, ["It was very, very good.", "Your PIN is 4, 4, 4, 4."]);
         assert_eq!(why, None);
     }
 

@@ -50,8 +50,9 @@ pub struct Household {
     pub mood: Mood,
     /// Each room's last user turn, for topic switches in emotion scoring.
     pub last_turn: HashMap<String, String>,
-    /// The memory last stored from each room, for "forget that".
-    pub last_stored: HashMap<String, MemoryId>,
+    /// The memory last stored from each room and when, for "forget that" and "I meant
+    /// 4813".
+    pub last_stored: HashMap<String, (MemoryId, u64)>,
     /// Each room's forget request waiting for a yes ("that's 3 memories: ... shall I?").
     pub pending_forget: HashMap<String, PendingForget>,
     /// Pixie tasks being run now.

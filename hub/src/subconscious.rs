@@ -110,6 +110,14 @@ impl Placed {
     }
 }
 
+/// Whether `m` is something a person told that holds at `now_ms`: not derived, archived or
+/// superseded.
+fn told_and_current(m: &Memory, now_ms: u64) -> bool {
+    m.speaker == Speaker::User
+        && m.tier != crate::memory::Tier::Archived
+        && crate::memory::lifecycle::valid_at(m, now_ms)
+}
+
 /// A memory's text without the speaker's name in front (see [`memory_text`]).
 pub fn spoken(text: &str) -> &str {
     match crate::memory::record::speaker_of(text) {
@@ -410,11 +418,7 @@ impl Subconscious {
     ) -> Result<Placed, MemoriesError> {
         let config = &self.config;
         let said = spoken(&new.text).to_string();
-        let live = |m: &Memory| {
-            m.speaker == Speaker::User
-                && m.tier != crate::memory::Tier::Archived
-                && crate::memory::lifecycle::valid_at(m, now_ms)
-        };
+        let live = |m: &Memory| told_and_current(m, now_ms);
         let mut near = Vec::new();
         if let Some(e) = embedding {
             near = self.memories.search_vector(&e.whole, 5)?;
@@ -503,14 +507,54 @@ impl Subconscious {
             .unwrap_or(Ok(false))
     }
 
+    /// Forgets `ids` everywhere (store, both indexes, the graph) and consolidates the
+    /// profile again without them. Returns how many there were and their texts (spoken).
+    pub async fn forget_all(
+        &self,
+        ids: Vec<MemoryId>,
+        now_ms: u64,
+    ) -> Result<(usize, Vec<String>), MemoriesError> {
+        let memories = Arc::clone(&self.memories);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut said = Vec::new();
+            let mut forgotten = 0;
+            for id in ids {
+                if let Some(m) = memories.store().get(id)? {
+                    said.push(spoken(&m.text).to_string());
+                }
+                forgotten += usize::from(memories.forget(id)?);
+            }
+            memories.reprofile(now_ms)?;
+            Ok((forgotten, said))
+        })
+        .await;
+        done.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "forgetting panicked");
+            Ok((0, Vec::new()))
+        })
+    }
+
+    /// The memory with id `id`, if it is stored.
+    pub async fn get(&self, id: MemoryId) -> Result<Option<Memory>, MemoriesError> {
+        let memories = Arc::clone(&self.memories);
+        tokio::task::spawn_blocking(move || Ok(memories.store().get(id)?))
+            .await
+            .unwrap_or(Ok(None))
+    }
+
     /// Memories about `topic` as the user says it: every content word of it ("my locker
     /// code", "where I park"), or a person it names by relation ("my brother" → memories
     /// about Tom, when one says "my brother Tom"). With `history`, superseded and archived
     /// ones too (forgetting takes them all); without, the live ones.
-    pub async fn about(&self, topic: &str, history: bool) -> Result<Vec<Memory>, MemoriesError> {
+    pub async fn about(
+        &self,
+        topic: &str,
+        history: bool,
+        now_ms: u64,
+    ) -> Result<Vec<Memory>, MemoriesError> {
         let (memories, topic) = (Arc::clone(&self.memories), topic.to_string());
         tokio::task::spawn_blocking(move || {
-            let now = hearth_shared::now_ms();
+            let now = now_ms;
             let wanted = facts::topic_words(&topic);
             if wanted.is_empty() {
                 return Ok(Vec::new());
@@ -524,6 +568,13 @@ impl Subconscious {
             // "My brother" is Tom wherever a memory says so.
             let relations: Vec<&String> =
                 wanted.iter().filter(|w| facts::is_relation(w)).collect();
+            // The rest of the topic must be there too: "my brother's birthday" is the
+            // memories about Tom that say "birthday".
+            let rest: Vec<String> = wanted
+                .iter()
+                .filter(|w| !facts::is_relation(w))
+                .cloned()
+                .collect();
             for relation in relations {
                 let told: Vec<Memory> = memories
                     .search_text(relation, 100)?
@@ -536,7 +587,8 @@ impl Subconscious {
                     .collect();
                 for name in names {
                     tracing::info!(relation = %relation, name = %name, "a relation resolved to a name");
-                    let name_words = vec![name.to_lowercase()];
+                    let mut name_words = vec![name.to_lowercase()];
+                    name_words.extend(rest.iter().cloned());
                     found.extend(
                         memories
                             .search_text(&name, 100)?
@@ -644,12 +696,7 @@ impl Subconscious {
         now_ms: u64,
     ) -> Result<Target, MemoriesError> {
         // Only a live fact someone told can be corrected, never a question or a request.
-        let fact = |m: &Memory| {
-            m.speaker == Speaker::User
-                && m.tier != crate::memory::Tier::Archived
-                && crate::memory::lifecycle::valid_at(m, now_ms)
-                && classify(spoken(&m.text)).stored()
-        };
+        let fact = |m: &Memory| told_and_current(m, now_ms) && classify(spoken(&m.text)).stored();
         let newest_first = |mut v: Vec<Memory>| {
             // The last fact stored in the room first, then the newest.
             v.sort_by_key(|m| (Some(m.id) != last, std::cmp::Reverse(m.created_at_ms)));

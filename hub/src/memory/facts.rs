@@ -79,12 +79,19 @@ fn mentions_all(have: &[String], want: &[String]) -> bool {
     want.iter().all(|t| have.iter().any(|w| same_word(w, t)))
 }
 
-/// The same word, or one of at least four letters that starts the other ("park",
-/// "parking"), or a number and its word ("8", "eight").
+/// The same word, or the same with an ending ("park", "parking"), or a number and its word
+/// ("8", "eight").
 fn same_word(w: &str, t: &str) -> bool {
+    // Only an ending ("park", "parks", "parking"), never a longer word ("Parkinson's").
+    let inflected = |long: &str, short: &str| {
+        short.len() >= 3
+            && long.strip_prefix(short).is_some_and(|end| {
+                matches!(end, "s" | "es" | "ing" | "ed" | "d" | "er" | "ers" | "'s")
+            })
+    };
     w == t
-        || (t.len() >= 4 && w.starts_with(t))
-        || (w.len() >= 4 && t.starts_with(w))
+        || inflected(w, t)
+        || inflected(t, w)
         || number_word(w).is_some_and(|n| n == t)
         || number_word(t).is_some_and(|n| n == w)
 }
@@ -340,11 +347,19 @@ pub fn is_relation(word: &str) -> bool {
 
 /// The words a topic is searched by: its content words, without a possessive "'s".
 pub fn topic_words(topic: &str) -> Vec<String> {
-    content_words(topic)
+    // A relation counts however short ("my ex").
+    let relations = words(topic)
         .into_iter()
+        .filter(|w| is_relation(possessive_off(w)));
+    let mut out: Vec<String> = content_words(topic)
+        .into_iter()
+        .chain(relations)
         .map(|w| possessive_off(&w).to_string())
         .filter(|w| !w.is_empty())
-        .collect()
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|w| seen.insert(w.clone()));
+    out
 }
 
 fn possessive_off(w: &str) -> &str {

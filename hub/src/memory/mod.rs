@@ -47,6 +47,9 @@ pub struct MemoryConfig {
     /// A spoken correction ("actually, ...") replaces the stored memory most similar to it,
     /// if at least this similar (cosine); otherwise it is stored as a new fact.
     pub correction_similarity: f32,
+    /// A correction that names only a value ("I meant 4813", "change that to York") applies
+    /// to the room's last stored fact if it was stored at most this many seconds before.
+    pub correction_window_s: u64,
     /// A question the hub asked before forgetting several memories ("shall I?") waits this
     /// many seconds for a yes or a no.
     pub confirm_within_s: u64,
@@ -84,6 +87,7 @@ impl Default for MemoryConfig {
             recurrence_word_overlap: 0.5,
             correction_similarity: 0.5,
             confirm_within_s: 120,
+            correction_window_s: 300,
             rewarm_min_cosine: 0.5,
             rewarm_reply_words: 2,
             embed_context: true,

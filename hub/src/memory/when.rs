@@ -221,7 +221,8 @@ pub fn validity(text: &str, said_ms: u64, tz: &TimeZone) -> (Option<u64>, Option
                 }
             }
             // "until Friday", "till the 14th", "until next week"
-            "until" | "till" | "til" | "through" => {
+            // Only a day: "open until 10 pm" is a habit, not a fact that ends today.
+            "until" | "till" | "til" | "through" if names_a_day(&w[i + 1..]) => {
                 let rest = w[i + 1..].join(" ");
                 for phrase in [rest.clone(), format!("on {rest}")] {
                     let end = crate::pixie::phrase::parse(&phrase, said_ms, tz)
@@ -253,6 +254,32 @@ pub fn validity(text: &str, said_ms: u64, tz: &TimeZone) -> (Option<u64>, Option
         from.filter(|f| *f <= said_ms),
         until.filter(|u| *u > from.unwrap_or(0)),
     )
+}
+
+/// Whether `words` name a day: a weekday, a month, a date, "tomorrow", "next week".
+fn names_a_day(words: &[String]) -> bool {
+    words.iter().take(4).any(|w| {
+        matches!(
+            w.as_str(),
+            "monday"
+                | "tuesday"
+                | "wednesday"
+                | "thursday"
+                | "friday"
+                | "saturday"
+                | "sunday"
+                | "tomorrow"
+                | "week"
+                | "weekend"
+                | "month"
+                | "year"
+                | "christmas"
+        ) || month_number(w).is_some()
+            || w.ends_with("st") && w[..w.len() - 2].parse::<u32>().is_ok()
+            || w.ends_with("nd") && w[..w.len() - 2].parse::<u32>().is_ok()
+            || w.ends_with("rd") && w[..w.len() - 2].parse::<u32>().is_ok()
+            || w.ends_with("th") && w[..w.len() - 2].parse::<u32>().is_ok()
+    })
 }
 
 /// Whether a question asks when something happened: "When did...", "How long ago...",
@@ -456,6 +483,7 @@ mod tests {
             (None, Some(now + 14 * DAY_MS))
         );
         assert_eq!(v("We're going to Lisbon next week"), (None, None));
+        assert_eq!(v("The corner shop is open until 10 pm"), (None, None));
         assert_eq!(v("my locker code is 4812"), (None, None));
     }
 }

@@ -7,7 +7,7 @@ use super::{Outcome, Pipeline, Turn};
 use crate::controls::{self, Control};
 use crate::household::PendingForget;
 use crate::llm::{ChatMessage, GenerateRequest, Role};
-use crate::memory::MemoryId;
+use crate::memory::{Memory, MemoryId};
 use crate::pixie::reminders::{self, Request};
 use crate::say;
 use crate::subconscious::{spoken, Corrected};
@@ -75,14 +75,21 @@ impl Pipeline {
     async fn control(&self, u: &Utterance, control: Control) -> Option<String> {
         let s = &self.subconscious;
         let only_if_stored = matches!(control, Control::DeleteIfStored(_));
+        // Said alone, a request for one memory is done at once; said with more, asked.
+        let alone = controls::alone(&u.text);
         let reply = match control {
             Control::Stop => String::new(),
             Control::Correct(c) => {
+                let window = self.config.memory.correction_window_s * 1000;
+                let now = now_ms();
                 let last = self.home.with(|h| h.last_stored.get(&u.room).copied());
-                match s.correct(u, &c, last, now_ms()).await {
+                let last = last
+                    .filter(|(_, at)| now.saturating_sub(*at) <= window)
+                    .map(|(id, _)| id);
+                match s.correct(u, &c, last, now).await {
                     Ok(Corrected::Done { old, new }) => {
                         self.home
-                            .with(|h| h.last_stored.insert(u.room.clone(), new.id));
+                            .with(|h| h.last_stored.insert(u.room.clone(), (new.id, now)));
                         tracing::info!(old = old.id, new = new.id, "memory corrected");
                         say::corrected(spoken(&new.text).trim())
                     }
@@ -97,10 +104,18 @@ impl Pipeline {
                 }
             }
             Control::ForgetLast => {
-                let last = self.home.with(|h| h.last_stored.remove(&u.room));
-                match last {
-                    Some(id) => self.forget_now(&[id], Forgot::Last).await,
-                    None => say::NOTHING_TO_FORGET.to_string(),
+                let last = self.home.with(|h| h.last_stored.get(&u.room).copied());
+                let found = match last {
+                    Some((id, _)) => s.get(id).await,
+                    None => Ok(None),
+                };
+                match found {
+                    Ok(Some(m)) => self.forget_or_ask(u, vec![m], Forgot::Last, alone).await,
+                    Ok(None) => say::NOTHING_TO_FORGET.to_string(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "memory search failed");
+                        say::MEMORY_FAILED.to_string()
+                    }
                 }
             }
             Control::ForgetAll => match s.all_ids().await {
@@ -116,21 +131,14 @@ impl Pipeline {
                 }
             },
             Control::ForgetAbout(topic) | Control::DeleteIfStored(topic) => {
-                match s.about(&topic, true).await {
+                match s.about(&topic, true, now_ms()).await {
                     Ok(found) if found.is_empty() && only_if_stored => return None,
                     Ok(found) if found.is_empty() => say::nothing_about(&topic),
-                    Ok(found) if found.len() == 1 => {
-                        self.forget_now(&[found[0].id], Forgot::About(&topic)).await
-                    }
+                    // "Delete X" may be meant for an app: asked about first, always.
                     Ok(found) => {
-                        let items: Vec<String> = found
-                            .iter()
-                            .take(3)
-                            .map(|m| spoken(&m.text).trim().to_string())
-                            .collect();
-                        let n = found.len();
-                        self.ask_to_forget(u, found.iter().map(|m| m.id).collect(), topic.clone());
-                        say::forget_how_many(n, Some(&topic), &items)
+                        let at_once = alone && !only_if_stored;
+                        self.forget_or_ask(u, found, Forgot::About(&topic), at_once)
+                            .await
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "memory search failed");
@@ -138,16 +146,14 @@ impl Pipeline {
                     }
                 }
             }
-            Control::Recall(topic) => match s.about(&topic, false).await {
+            // "What do you know about me?" names no topic: the model answers from what it
+            // recalls.
+            Control::Recall(topic) if crate::memory::facts::topic_words(&topic).is_empty() => {
+                return None;
+            }
+            Control::Recall(topic) => match s.about(&topic, false, now_ms()).await {
                 Ok(found) if found.is_empty() => say::nothing_about(&topic),
-                Ok(found) => {
-                    let items: Vec<String> = found
-                        .iter()
-                        .take(5)
-                        .map(|m| spoken(&m.text).trim().to_string())
-                        .collect();
-                    say::remembered(&topic, &items)
-                }
+                Ok(found) => say::remembered(&topic, &spoken_items(&found, 5)),
                 Err(e) => {
                     tracing::error!(error = %e, "memory search failed");
                     say::MEMORY_FAILED.to_string()
@@ -184,61 +190,68 @@ impl Pipeline {
     /// A forget request the model read: say what would go, and ask.
     async fn confirm_model_forget(&self, u: &Utterance, control: Control) -> String {
         let s = &self.subconscious;
-        let (found, topic) = match control {
+        let found = match &control {
             Control::ForgetLast => {
                 let last = self.home.with(|h| h.last_stored.get(&u.room).copied());
-                let found = match last {
-                    Some(id) => s
-                        .memories()
-                        .store()
-                        .get(id)
-                        .ok()
-                        .flatten()
-                        .into_iter()
-                        .collect(),
-                    None => Vec::new(),
-                };
-                (found, None)
-            }
-            Control::ForgetAbout(topic) => match s.about(&topic, true).await {
-                Ok(found) => (found, Some(topic)),
-                Err(e) => {
-                    tracing::error!(error = %e, "memory search failed");
-                    return say::MEMORY_FAILED.to_string();
+                match last {
+                    Some((id, _)) => s.get(id).await.map(|m| m.into_iter().collect()),
+                    None => Ok(Vec::new()),
                 }
-            },
+            }
+            Control::ForgetAbout(topic) => s.about(topic, true, now_ms()).await,
             Control::ForgetAll => {
-                let ids = match s.all_ids().await {
-                    Ok(ids) => ids,
+                return match s.all_ids().await {
+                    Ok(ids) if ids.is_empty() => say::NOTHING_TO_FORGET.to_string(),
+                    Ok(ids) => {
+                        let n = ids.len();
+                        self.ask_to_forget(u, ids, String::new());
+                        say::forget_how_many(n, None, &[])
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "memory search failed");
-                        return say::MEMORY_FAILED.to_string();
+                        say::MEMORY_FAILED.to_string()
                     }
                 };
-                if ids.is_empty() {
-                    return say::NOTHING_TO_FORGET.to_string();
-                }
-                let n = ids.len();
-                self.ask_to_forget(u, ids, String::new());
-                return say::forget_how_many(n, None, &[]);
             }
-            _ => return say::NOTHING_TO_FORGET.to_string(),
+            _ => Ok(Vec::new()),
         };
-        if found.is_empty() {
-            return match topic {
-                Some(t) => say::nothing_about(&t),
-                None => say::NOTHING_TO_FORGET.to_string(),
-            };
+        match (found, &control) {
+            (Ok(found), Control::ForgetAbout(topic)) if found.is_empty() => {
+                say::nothing_about(topic)
+            }
+            (Ok(found), _) if found.is_empty() => say::NOTHING_TO_FORGET.to_string(),
+            (Ok(found), Control::ForgetAbout(topic)) => {
+                self.forget_or_ask(u, found, Forgot::About(topic), false)
+                    .await
+            }
+            (Ok(found), _) => self.forget_or_ask(u, found, Forgot::Last, false).await,
+            (Err(e), _) => {
+                tracing::error!(error = %e, "memory search failed");
+                say::MEMORY_FAILED.to_string()
+            }
         }
-        let items: Vec<String> = found
-            .iter()
-            .take(3)
-            .map(|m| spoken(&m.text).trim().to_string())
-            .collect();
-        let n = found.len();
-        let topic = topic.unwrap_or_default();
-        self.ask_to_forget(u, found.iter().map(|m| m.id).collect(), topic.clone());
-        say::forget_how_many(n, (!topic.is_empty()).then_some(topic.as_str()), &items)
+    }
+
+    /// Forgets `found` at once when `at_once` and it is one memory; otherwise says how many
+    /// and which would go, and asks.
+    async fn forget_or_ask(
+        &self,
+        u: &Utterance,
+        found: Vec<Memory>,
+        what: Forgot<'_>,
+        at_once: bool,
+    ) -> String {
+        let ids: Vec<MemoryId> = found.iter().map(|m| m.id).collect();
+        if at_once && ids.len() == 1 {
+            return self.forget_now(&ids, what).await;
+        }
+        let topic = match what {
+            Forgot::About(topic) => topic.to_string(),
+            Forgot::Last | Forgot::Everything => String::new(),
+        };
+        let items = spoken_items(&found, 3);
+        self.ask_to_forget(u, ids, topic.clone());
+        say::forget_how_many(found.len(), (!topic.is_empty()).then_some(&topic), &items)
     }
 
     /// Remembers that the room was asked whether to forget `ids`.
@@ -256,30 +269,18 @@ impl Pipeline {
     /// Forgets `ids` everywhere: the store, both indexes, the graph, the profile's evidence
     /// and the rooms' conversation history. Returns what to say.
     async fn forget_now(&self, ids: &[MemoryId], what: Forgot<'_>) -> String {
-        let mut forgotten = 0;
-        let mut said = Vec::new();
-        for &id in ids {
-            if let Ok(Some(m)) = self.subconscious.memories().store().get(id) {
-                said.push(spoken(&m.text).to_string());
+        let (forgotten, said) = match self.subconscious.forget_all(ids.to_vec(), now_ms()).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "forget failed");
+                return say::FORGET_FAILED.to_string();
             }
-            match self.subconscious.forget(id).await {
-                Ok(true) => forgotten += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, memory = id, "forget failed");
-                    return say::FORGET_FAILED.to_string();
-                }
-            }
-        }
-        if let Err(e) = self.subconscious.memories().reprofile(now_ms()) {
-            tracing::error!(error = %e, "cannot consolidate the profile after a forget");
-        }
+        };
         let dropped = self.home.with(|h| {
-            h.last_stored.retain(|_, id| !ids.contains(id));
+            h.last_stored.retain(|_, (id, _)| !ids.contains(id));
             h.conversations.forget(&said)
         });
-        tracing::info!(dropped, "exchanges forgotten from the rooms' history");
-        tracing::info!(forgotten, what = ?what, "memories forgotten on request");
+        tracing::info!(forgotten, dropped, what = ?what, "memories forgotten on request");
         match what {
             Forgot::Everything => say::forgot_everything(forgotten),
             Forgot::Last => say::FORGOTTEN.to_string(),
@@ -358,4 +359,13 @@ enum Forgot<'a> {
     About(&'a str),
     /// Everything.
     Everything,
+}
+
+/// The first `n` memories' texts as said (without a speaker's name), for a reply.
+fn spoken_items(found: &[Memory], n: usize) -> Vec<String> {
+    found
+        .iter()
+        .take(n)
+        .map(|m| spoken(&m.text).trim().to_string())
+        .collect()
 }

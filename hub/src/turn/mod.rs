@@ -126,6 +126,9 @@ pub struct Turn {
     pub outcome: Outcome,
     /// The memory the turn was stored as (or the one it re-warmed).
     pub stored: Option<MemoryId>,
+    /// Why the output guard ended the reply early, if it did (a loop, the model writing the
+    /// user's turn).
+    pub guarded: Option<&'static str>,
     /// Not to be stored whatever it is: a correction ("not Paris but Rome") of nothing
     /// stored, which the model answers.
     pub no_memory: bool,
@@ -158,6 +161,7 @@ impl Pipeline {
             heard: String::new(),
             outcome: Outcome::Open,
             stored: None,
+            guarded: None,
             no_memory: false,
         }
     }
@@ -381,6 +385,7 @@ impl Pipeline {
                     }
                     // What the room's history keeps is what was said, never the raw text.
                     turn.reply = said.join(" ");
+                    turn.guarded = ended;
                     return;
                 }
                 LlmEvent::Failed(e) => {
@@ -465,7 +470,8 @@ impl Pipeline {
             .ingest(u, vector, context.as_deref(), now)
             .await;
         if let Some(id) = turn.stored {
-            self.home.with(|h| h.last_stored.insert(u.room.clone(), id));
+            self.home
+                .with(|h| h.last_stored.insert(u.room.clone(), (id, now)));
         }
     }
 

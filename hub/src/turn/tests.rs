@@ -810,6 +810,27 @@ impl Models {
     }
 }
 
+/// The test models (greedy SmolLM2 writing at most `max_reply_tokens`, MiniLM embeddings).
+async fn real_models(max_reply_tokens: u32) -> Models {
+    let config = crate::llm::LlmConfig {
+        model: hearth_tests::smollm2(),
+        threads: 2,
+        threads_batch: 2,
+        context_tokens: 2048,
+        max_reply_tokens,
+        temperature: 0.0,
+        ..Default::default()
+    };
+    // The threads end when their handles are dropped with the models.
+    let (llm, _llm_thread) = LlmHandle::start(config).await.unwrap();
+    let embeddings = crate::llm::embed::EmbeddingConfig {
+        model: hearth_tests::model("all-MiniLM-L6-v2.f16.gguf"),
+        ..Default::default()
+    };
+    let (embedder, _embed_thread) = Embedder::start(embeddings).await.unwrap();
+    Models::Real(llm, embedder)
+}
+
 async fn run_scenario(steps: &[Step]) -> Result<(), String> {
     run_scenario_with(steps, &Models::Scripted).await
 }
@@ -927,22 +948,7 @@ async fn household_scenarios() {
 /// marked `(scripted)`, which need the scripted model's exact words.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn household_scenarios_with_the_test_models() {
-    let config = crate::llm::LlmConfig {
-        model: hearth_tests::smollm2(),
-        threads: 2,
-        threads_batch: 2,
-        context_tokens: 2048,
-        max_reply_tokens: 48,
-        temperature: 0.0,
-        ..Default::default()
-    };
-    let (llm, _llm_thread) = LlmHandle::start(config).await.unwrap();
-    let embeddings = crate::llm::embed::EmbeddingConfig {
-        model: hearth_tests::model("all-MiniLM-L6-v2.f16.gguf"),
-        ..Default::default()
-    };
-    let (embedder, _embed_thread) = Embedder::start(embeddings).await.unwrap();
-    let models = Models::Real(llm, embedder);
+    let models = real_models(48).await;
     let all = scenarios(include_str!("scenarios.txt"));
     let real: Vec<_> = all
         .iter()
@@ -961,6 +967,46 @@ async fn household_scenarios_with_the_test_models() {
         failed.len(),
         real.len(),
         failed.join("\n")
+    );
+}
+
+/// The test model's own failures: asked to repeat, SmolLM2 loops; the guard says each
+/// sentence once and stops it, and no prompt label reaches the terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_models_loops_and_labels_never_reach_the_terminal() {
+    let models = real_models(160).await;
+    let mut hub = models.hub(tempfile::tempdir().unwrap());
+    hub.ask("u0", "My sister Anna lives in Porto.").await;
+    hub.received("u0").await;
+    let prompts = [
+        "Tell me a story.",
+        "What can you do?",
+        "Tell me about cats.",
+        "hello",
+        "What do you know about me?",
+        "Where does my sister live?",
+        "Write a poem about the sea.",
+        "Why is the sky blue?",
+    ];
+    let mut guarded = 0;
+    for (i, prompt) in prompts.iter().enumerate() {
+        let id = format!("u{}", i + 1);
+        let turn = hub.ask(&id, prompt).await;
+        let chunks = hub.received(&id).await.chunks;
+        eprintln!("{prompt:?} → {chunks:?} ({:?})", turn.guarded);
+        guarded += usize::from(turn.guarded.is_some());
+        let mut seen = std::collections::HashSet::new();
+        for c in &chunks {
+            assert!(
+                seen.insert(crate::words::words(c)),
+                "{prompt:?}: said twice: {c:?} in {chunks:?}"
+            );
+            assert!(!c.contains('[') && !c.contains("User:"), "{c:?}");
+        }
+    }
+    assert!(
+        guarded >= 1,
+        "the test model never looped: the guard was not exercised"
     );
 }
 
