@@ -39,13 +39,6 @@ impl Pipeline {
             },
             None => return false,
         };
-        // What the model read as a forget request is asked about first, always.
-        if by_model {
-            let reply = self.confirm_model_forget(&turn.utterance, control).await;
-            self.say(turn, reply).await;
-            turn.outcome = Outcome::InCode("memory control");
-            return true;
-        }
         if control == Control::Stop {
             // Admitting this utterance already cancelled the reply in flight; end quietly.
             tracing::info!(id = %turn.utterance.id, "stop: nothing more is said");
@@ -57,7 +50,7 @@ impl Pipeline {
         // no fact of its own when it corrects nothing.
         let partial = matches!(&control, Control::Correct(c)
             if c.wrong.is_some() || crate::words::words(&c.said).len() <= 3);
-        match self.control(&turn.utterance, control).await {
+        match self.control(&turn.utterance, control, by_model).await {
             Some(reply) => {
                 self.say(turn, reply).await;
                 turn.outcome = Outcome::InCode("memory control");
@@ -71,12 +64,13 @@ impl Pipeline {
     }
 
     /// Answers a memory control; `None` when the utterance turned out not to be one (a
-    /// "correction" of nothing stored), to be answered as usual.
-    async fn control(&self, u: &Utterance, control: Control) -> Option<String> {
+    /// "correction" of nothing stored), to be answered as usual. With `ask_first` (the model
+    /// read the request) nothing is forgotten before a yes.
+    async fn control(&self, u: &Utterance, control: Control, ask_first: bool) -> Option<String> {
         let s = &self.subconscious;
         let only_if_stored = matches!(control, Control::DeleteIfStored(_));
         // Said alone, a request for one memory is done at once; said with more, asked.
-        let alone = controls::alone(&u.text);
+        let alone = !ask_first && controls::alone(&u.text);
         let reply = match control {
             Control::Stop => String::new(),
             Control::Correct(c) => {
@@ -185,51 +179,6 @@ impl Pipeline {
         let control = controls::parse_forget_answer(&stats.text, text);
         tracing::info!(text, answer = %stats.text, control = ?control, "forget request read by the language model");
         control
-    }
-
-    /// A forget request the model read: say what would go, and ask.
-    async fn confirm_model_forget(&self, u: &Utterance, control: Control) -> String {
-        let s = &self.subconscious;
-        let found = match &control {
-            Control::ForgetLast => {
-                let last = self.home.with(|h| h.last_stored.get(&u.room).copied());
-                match last {
-                    Some((id, _)) => s.get(id).await.map(|m| m.into_iter().collect()),
-                    None => Ok(Vec::new()),
-                }
-            }
-            Control::ForgetAbout(topic) => s.about(topic, true, now_ms()).await,
-            Control::ForgetAll => {
-                return match s.all_ids().await {
-                    Ok(ids) if ids.is_empty() => say::NOTHING_TO_FORGET.to_string(),
-                    Ok(ids) => {
-                        let n = ids.len();
-                        self.ask_to_forget(u, ids, String::new());
-                        say::forget_how_many(n, None, &[])
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "memory search failed");
-                        say::MEMORY_FAILED.to_string()
-                    }
-                };
-            }
-            _ => Ok(Vec::new()),
-        };
-        match (found, &control) {
-            (Ok(found), Control::ForgetAbout(topic)) if found.is_empty() => {
-                say::nothing_about(topic)
-            }
-            (Ok(found), _) if found.is_empty() => say::NOTHING_TO_FORGET.to_string(),
-            (Ok(found), Control::ForgetAbout(topic)) => {
-                self.forget_or_ask(u, found, Forgot::About(topic), false)
-                    .await
-            }
-            (Ok(found), _) => self.forget_or_ask(u, found, Forgot::Last, false).await,
-            (Err(e), _) => {
-                tracing::error!(error = %e, "memory search failed");
-                say::MEMORY_FAILED.to_string()
-            }
-        }
     }
 
     /// Forgets `found` at once when `at_once` and it is one memory; otherwise says how many
