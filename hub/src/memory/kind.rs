@@ -697,13 +697,18 @@ fn is_known_word(w: &str) -> bool {
         || crate::words::content_words(w).is_empty()
 }
 
+/// How many of `words` at the start are fillers ("um, so, oh and ...").
+fn fillers(words: &[String]) -> usize {
+    words
+        .iter()
+        .take_while(|w| FILLERS.contains(&w.as_str()))
+        .count()
+}
+
 /// What one sentence is, read as said to the assistant.
 fn classify_plain(text: &str) -> Kind {
     let all = words(text);
-    let mut start = 0;
-    while start < all.len() && FILLERS.contains(&all[start].as_str()) {
-        start += 1;
-    }
+    let start = fillers(&all);
     let turn = &all[start..];
     if turn.is_empty() {
         return Kind::SmallTalk;
@@ -927,10 +932,7 @@ fn is_passing(turn: &[String], phrase: &str) -> bool {
 /// that" and its kin, or the whole turn.
 pub fn told(text: &str) -> &str {
     let all = words(text);
-    let mut start = 0;
-    while start < all.len() && FILLERS.contains(&all[start].as_str()) {
-        start += 1;
-    }
+    let start = fillers(&all);
     let phrase = all[start..].join(" ");
     let Some(cue) = REMEMBER_THIS
         .iter()
