@@ -2,10 +2,13 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 use serde::{Deserialize, Serialize};
+
+use crate::trust::Gate;
 
 /// Where the broker runs and how the hub connects to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +39,12 @@ pub struct MqttConfig {
     pub client_id: String,
     /// MQTT keep-alive, in seconds.
     pub keep_alive_s: u64,
+    /// The embedded broker's limit on clients connected at once (a household has a few
+    /// terminals, the hub and the odd tool).
+    pub max_connections: usize,
+    /// The embedded broker waits this long between accepting two connections, in ms, which
+    /// bounds the rate of new connections (and of login checks).
+    pub connection_delay_ms: u64,
     /// The first wait before reconnecting to a lost broker, in ms; it doubles each try...
     pub reconnect_min_ms: u64,
     /// ...up to this many ms.
@@ -56,6 +65,8 @@ impl Default for MqttConfig {
             max_payload: hearth_shared::DEFAULT_MAX_PAYLOAD,
             client_id: "hearth-hub".to_string(),
             keep_alive_s: 5,
+            max_connections: 64,
+            connection_delay_ms: 20,
             reconnect_min_ms: 100,
             reconnect_max_ms: 5000,
         }
@@ -84,32 +95,59 @@ pub enum BrokerError {
 pub struct EmbeddedBroker {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The broker's thread; it ends only if the broker fails.
+    pub thread: std::thread::JoinHandle<()>,
 }
 
-/// rumqttd's settings for our config: one MQTT 3.1.1 listener, username/password required.
-pub fn rumqttd_config(cfg: &MqttConfig) -> Config {
-    let connections = ConnectionSettings {
+/// rumqttd's settings for our config: one MQTT 3.1.1 listener; every login goes through
+/// [`Gate::login`] (the hub's own, each paired terminal's bound to its client id, and the
+/// shared one only while unpaired terminals are allowed).
+pub fn rumqttd_config(cfg: &MqttConfig, gate: Arc<Gate>) -> Config {
+    let mut connections = ConnectionSettings {
         connection_timeout_ms: 5_000,
         max_payload_size: cfg.broker_max_payload,
         max_inflight_count: 100,
-        auth: Some(HashMap::from([(
-            cfg.username.clone(),
-            cfg.password.clone(),
-        )])),
+        auth: None,
         external_auth: None,
         dynamic_filters: true,
     };
+    let mqtt = cfg.clone();
+    connections.set_auth_handler(move |client_id: String, user: String, pass: String| {
+        let (gate, mqtt) = (Arc::clone(&gate), mqtt.clone());
+        async move {
+            // An argon2 check takes tens of milliseconds: off the broker's async threads.
+            let checked = tokio::task::spawn_blocking(move || {
+                let verdict = gate.login(&mqtt, &client_id, &user, &pass);
+                (verdict, client_id, user)
+            })
+            .await;
+            match checked {
+                Ok((Ok(who), client_id, user)) => {
+                    tracing::debug!(client_id, user, who, "MQTT login admitted");
+                    true
+                }
+                Ok((Err(why), client_id, user)) => {
+                    tracing::warn!(client_id, user, reason = why, "MQTT login refused");
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "MQTT login check failed");
+                    false
+                }
+            }
+        }
+    });
     let server = ServerSettings {
         name: "hearth-v4".to_string(),
         listen: cfg.listen,
         tls: None,
-        next_connection_delay_ms: 1,
+        next_connection_delay_ms: cfg.connection_delay_ms,
         connections,
     };
     Config {
         id: 0,
         router: RouterConfig {
-            max_connections: 1024,
+            max_connections: cfg.max_connections,
             max_outgoing_packet_count: 200,
             // A segment must hold at least one largest payload.
             max_segment_size: (cfg.broker_max_payload * 4).max(1 << 20),
@@ -123,14 +161,14 @@ pub fn rumqttd_config(cfg: &MqttConfig) -> Config {
 
 /// Starts the broker on its own thread. The listen address is bound once first, so that a
 /// taken port is a clear error here rather than a log line from inside rumqttd.
-pub fn start(cfg: &MqttConfig) -> Result<EmbeddedBroker, BrokerError> {
+pub fn start(cfg: &MqttConfig, gate: Arc<Gate>) -> Result<EmbeddedBroker, BrokerError> {
     let probe = TcpListener::bind(cfg.listen).map_err(|source| BrokerError::Bind {
         addr: cfg.listen,
         source,
     })?;
     drop(probe);
-    let mut broker = Broker::new(rumqttd_config(cfg));
-    std::thread::Builder::new()
+    let mut broker = Broker::new(rumqttd_config(cfg, gate));
+    let thread = std::thread::Builder::new()
         .name("mqtt-broker".to_string())
         .spawn(move || {
             if let Err(e) = broker.start() {
@@ -139,5 +177,8 @@ pub fn start(cfg: &MqttConfig) -> Result<EmbeddedBroker, BrokerError> {
         })
         .map_err(BrokerError::Thread)?;
     tracing::info!(addr = %cfg.listen, "embedded MQTT broker started");
-    Ok(EmbeddedBroker { addr: cfg.listen })
+    Ok(EmbeddedBroker {
+        addr: cfg.listen,
+        thread,
+    })
 }

@@ -59,6 +59,8 @@ pub struct HubConfig {
     pub pixie: PixieConfig,
     /// Emotion scoring and what it shapes.
     pub emotion: crate::emotion::EmotionConfig,
+    /// Pairing, sealed messages and load limits.
+    pub trust: crate::trust::TrustConfig,
 }
 
 impl HubConfig {
@@ -76,6 +78,7 @@ impl HubConfig {
         config.embeddings.model = expand_home(&config.embeddings.model);
         config.memory.path = expand_home(&config.memory.path);
         config.pixie.path = expand_home(&config.pixie.path);
+        config.trust.registry = expand_home(&config.trust.registry);
         config.validate()?;
         Ok(config)
     }
@@ -101,7 +104,33 @@ impl HubConfig {
         config.embeddings.model = expand_home(&config.embeddings.model);
         config.memory.path = expand_home(&config.memory.path);
         config.pixie.path = expand_home(&config.pixie.path);
+        config.trust.registry = expand_home(&config.trust.registry);
         config
+    }
+
+    /// Refuses to serve beyond this machine with a login anyone could guess: the embedded
+    /// broker listening beyond loopback needs a changed `mqtt.password` and
+    /// `trust.allow_unpaired = false`. The error says which key to change.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        let m = &self.mqtt;
+        if !m.embedded_broker || m.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        let mut fix = Vec::new();
+        if m.password == crate::broker::MqttConfig::default().password || m.password.len() < 12 {
+            fix.push("set mqtt.password to a long random password (the default, or anything under 12 characters, is refused)");
+        }
+        if self.trust.allow_unpaired {
+            fix.push("set trust.allow_unpaired = false and pair each terminal (hearth-hub pair <id> --room <room>)");
+        }
+        if fix.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "mqtt.listen is {}, beyond this machine, so every room's microphone would open to anyone on the network: {}; or listen on 127.0.0.1",
+            m.listen,
+            fix.join("; and ")
+        )))
     }
 
     /// Checks every value that could make the hub misbehave later.
@@ -170,6 +199,15 @@ impl HubConfig {
         let e = &self.embeddings;
         if e.threads == 0 || e.max_tokens < 8 || e.queue_capacity == 0 {
             return bad("embeddings.threads and embeddings.queue_capacity must be at least 1, embeddings.max_tokens at least 8".into());
+        }
+        let t = &self.trust;
+        if t.replay_window_s == 0
+            || t.heartbeat_s == 0
+            || t.burst == 0
+            || t.per_minute == 0
+            || t.max_turns == 0
+        {
+            return bad("trust.replay_window_s, heartbeat_s, burst, per_minute and max_turns must be at least 1".into());
         }
         if self.conversation.max_utterance_chars == 0 {
             return bad("conversation.max_utterance_chars must be at least 1".into());
@@ -271,5 +309,30 @@ mod tests {
         std::fs::write(&path, "[mqtt]\nport = \"x\"\n").unwrap();
         let err = HubConfig::load(&path).unwrap_err();
         assert!(err.to_string().contains("hub.toml"), "{err}");
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_a_real_password_and_pairing() {
+        let mut config = HubConfig::default();
+        assert!(
+            config.check_exposure().is_ok(),
+            "loopback with the defaults"
+        );
+        config.mqtt.listen = "0.0.0.0:1883".parse().unwrap();
+        let err = config.check_exposure().unwrap_err().to_string();
+        assert!(
+            err.contains("mqtt.password") && err.contains("trust.allow_unpaired"),
+            "{err}"
+        );
+        config.mqtt.password = "a long household secret".into();
+        let err = config.check_exposure().unwrap_err().to_string();
+        assert!(
+            !err.contains("mqtt.password") && err.contains("allow_unpaired"),
+            "{err}"
+        );
+        config.trust.allow_unpaired = false;
+        assert!(config.check_exposure().is_ok());
+        config.mqtt.password = "change-me".into();
+        assert!(config.check_exposure().is_err());
     }
 }

@@ -19,7 +19,9 @@ pub mod rooms;
 pub mod say;
 pub mod service;
 pub mod subconscious;
+pub mod trust;
 pub mod turn;
+pub mod vital;
 pub mod words;
 
 use std::sync::Arc;
@@ -61,6 +63,10 @@ pub fn log_to_stderr(default_filter: &str) {
 /// starts the embedded broker if configured, then serves terminals.
 pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
+    config.check_exposure()?;
+    let registry = trust::Registry::open(&config.trust.registry)?;
+    tracing::info!(path = %registry.path().display(), paired = registry.list().len(), allow_unpaired = config.trust.allow_unpaired, "terminal registry opened");
+    let gate = Arc::new(trust::Gate::new(config.trust.clone(), registry));
     // One calendar: a question's named day is a day in the household's zone.
     config.memory.retrieval.zone =
         crate::pixie::phrase::zone(&config.pixie.time_zone).map_err(anyhow::Error::msg)?;
@@ -68,7 +74,8 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     let (llm, llm_thread) = LlmHandle::start(config.llm.clone())
         .await
         .context("cannot start the language model")?;
-    let (embedder, _embed_thread) = Embedder::start(config.embeddings.clone())
+    let mut vital = vital::Vital::default();
+    let (embedder, embed_thread) = Embedder::start(config.embeddings.clone())
         .await
         .context("cannot start the embedding model")?;
     let memories = Memories::open(&config.memory.path, embedder.dim())
@@ -90,19 +97,41 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     let pixie = crate::pixie::Pixie::open(config.pixie.clone(), hearth_shared::now_ms())
         .context("cannot open the reminders")?;
     tracing::info!(path = %config.pixie.path.display(), pending = pixie.reminders().pending().map(|p| p.len()).unwrap_or(0), zone = pixie.zone().iana_name().unwrap_or("system"), "reminders opened");
+    vital.watch("embedding", embed_thread);
     if config.mqtt.embedded_broker {
-        broker::start(&config.mqtt)?;
+        let broker = broker::start(&config.mqtt, Arc::clone(&gate))?;
+        vital.watch("embedded MQTT broker", broker.thread);
     } else {
         tracing::info!(host = %config.mqtt.host, port = config.mqtt.port, "using an external MQTT broker");
     }
     let (pipeline, runner, outgoing) =
         assemble(config, llm, subconscious, Arc::new(pixie), stop, tasks);
     runner.start();
-    service::serve(pipeline, outgoing, shutdown).await?;
+    // A vital thread that dies stops the service like a signal would, and the hub then exits
+    // non-zero so that systemd restarts it.
+    let serving = CancellationToken::new();
+    let watcher = tokio::spawn({
+        let (serving, shutdown) = (serving.clone(), shutdown.clone());
+        let mut llm_done = tokio::task::spawn_blocking(move || llm_thread.join());
+        async move {
+            let died = tokio::select! {
+                _ = shutdown.cancelled() => None,
+                reason = vital.died() => Some(reason),
+                _ = &mut llm_done => Some("the inference thread stopped".to_string()),
+            };
+            serving.cancel();
+            (died, llm_done)
+        }
+    });
+    service::serve(pipeline, gate, outgoing, serving).await?;
+    let (died, llm_done) = watcher.await?;
+    if let Some(reason) = died {
+        tracing::error!(%reason, "a thread the hub needs has stopped; exiting so that the service manager restarts the hub");
+        anyhow::bail!("{reason}");
+    }
     // The pipeline held the last LLM handles; the inference thread ends once it has finished
     // the generation in hand, which the cancelled turns have already asked it to stop.
-    let joined = tokio::task::spawn_blocking(move || llm_thread.join());
-    if tokio::time::timeout(Duration::from_secs(10), joined)
+    if tokio::time::timeout(Duration::from_secs(10), llm_done)
         .await
         .is_err()
     {
@@ -151,6 +180,7 @@ pub fn assemble(
         wake,
         tasks,
         stop,
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
     (pipeline, runner, outgoing)
 }

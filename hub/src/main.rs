@@ -59,6 +59,33 @@ enum Command {
         #[arg(long)]
         previous: Option<String>,
     },
+    /// Pair a terminal: register it in a room and write its secret once (to --out, mode
+    /// 0600, or to stdout). Works while the hub runs.
+    Pair {
+        /// The terminal id (its MQTT username and topic segment).
+        id: String,
+        /// The room it stands in; everything it sends counts as said there.
+        #[arg(long)]
+        room: String,
+        /// The hub's address as the terminal reaches it (default: mqtt.host).
+        #[arg(long)]
+        host: Option<String>,
+        /// Write the terminal's config file here (mode 0600) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing pairing of this id (the old secret stops working).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the paired terminals, or revoke one.
+    Terminals {
+        /// Revoke this terminal: its login and its messages are refused from now on.
+        #[arg(long)]
+        revoke: Option<String>,
+    },
+    /// Print a mosquitto ACL file for the paired terminals (defence in depth with an external
+    /// broker; hearth's sealed messages hold without it).
+    MosquittoAcl,
     /// Look into and manage the memory (stop the hub first: the store allows one process).
     Memory {
         #[command(subcommand)]
@@ -174,6 +201,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Memory { action }) => {
             let config = load_config(&cli)?;
             memory_command(&config, action)
+        }
+        Some(Command::Pair {
+            id,
+            room,
+            host,
+            out,
+            replace,
+        }) => {
+            let config = load_config(&cli)?;
+            let pairing =
+                hearth_hub::trust::cli::pair(&config, id, room, host.as_deref(), *replace)?;
+            match out {
+                Some(path) => {
+                    hearth_hub::trust::cli::write_private(path, &pairing.terminal_toml)?;
+                    eprintln!("paired {id:?} in the {room}; its config (with its secret) is in {} (mode 0600): copy it to the terminal and start it with --config", path.display());
+                }
+                None => print!("{}", pairing.terminal_toml),
+            }
+            if let Some(line) = pairing.mosquitto_passwd {
+                eprintln!("with mosquitto, add the terminal's login: {line}");
+            }
+            Ok(())
+        }
+        Some(Command::Terminals { revoke }) => {
+            let config = load_config(&cli)?;
+            print!(
+                "{}",
+                hearth_hub::trust::cli::terminals(&config, revoke.as_deref())?
+            );
+            Ok(())
+        }
+        Some(Command::MosquittoAcl) => {
+            let config = load_config(&cli)?;
+            print!("{}", hearth_hub::trust::cli::mosquitto_acl(&config)?);
+            Ok(())
         }
         None | Some(Command::Run) => {
             let config = load_config(&cli)?;

@@ -167,6 +167,7 @@ mod tests {
             online,
             at_ms: 0,
             capabilities: vec![],
+            will: None,
         }
     }
 

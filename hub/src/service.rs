@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HubConfig;
 use crate::outbox::{Message, Outgoing};
+use crate::trust::{Gate, Refused};
 use crate::turn::Pipeline;
 
 /// MQTT options for the hub's own client: credentials, a Last Will that marks the hub offline,
@@ -31,6 +32,7 @@ fn mqtt_options(config: &HubConfig, topics: &Topics) -> MqttOptions {
             encode(&HubPresence {
                 online: false,
                 at_ms: 0,
+                heartbeat_ms: None,
             }),
             QoS::AtLeastOnce,
             true,
@@ -43,6 +45,7 @@ fn mqtt_options(config: &HubConfig, topics: &Topics) -> MqttOptions {
 /// presence, and disconnects.
 pub async fn serve(
     pipeline: Arc<Pipeline>,
+    gate: Arc<Gate>,
     outgoing: mpsc::Receiver<Outgoing>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -56,7 +59,14 @@ pub async fn serve(
     let publisher = tokio::spawn(publish(
         client.clone(),
         topics.clone(),
+        Arc::clone(&gate),
         outgoing,
+        published.clone(),
+    ));
+    let heartbeat = tokio::spawn(heartbeats(
+        client.clone(),
+        topics.clone(),
+        Arc::clone(&gate),
         published.clone(),
     ));
     let mut backoff = Backoff::new(
@@ -72,10 +82,10 @@ pub async fn serve(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
                 tracing::info!(host = %config.mqtt.host, port = config.mqtt.port, "connected to the MQTT broker");
-                on_connected(&client, &topics);
+                on_connected(&client, &topics, &gate);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                on_publish(&pipeline, &client, &topics, &p.topic, &p.payload);
+                on_publish(&pipeline, &gate, &client, &topics, &p.topic, &p.payload);
             }
             Ok(_) => {}
             Err(e) => {
@@ -100,11 +110,19 @@ pub async fn serve(
     // The last chunks go out before the hub says it is offline.
     published.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(1), publisher).await;
-    let offline = encode(&HubPresence {
+    let _ = heartbeat.await;
+    let offline = HubPresence {
         online: false,
         at_ms: now_ms(),
-    });
-    let _ = client.try_publish(topics.hub_presence(), QoS::AtLeastOnce, true, offline);
+        heartbeat_ms: None,
+    };
+    announce(&client, &topics, &gate, &offline);
+    let _ = client.try_publish(
+        topics.hub_presence(),
+        QoS::AtLeastOnce,
+        true,
+        encode(&offline),
+    );
     let _ = client.try_disconnect();
     drain(&mut eventloop).await;
     Ok(())
@@ -114,6 +132,7 @@ pub async fn serve(
 async fn publish(
     client: AsyncClient,
     topics: Topics,
+    gate: Arc<Gate>,
     mut outgoing: mpsc::Receiver<Outgoing>,
     done: CancellationToken,
 ) {
@@ -131,6 +150,7 @@ async fn publish(
         };
         match topics.terminal(&o.terminal, channel) {
             Ok(topic) => {
+                let payload = gate.seal(&o.terminal, &topic, payload);
                 if let Err(e) = client
                     .publish(topic, QoS::AtLeastOnce, false, payload)
                     .await
@@ -161,23 +181,66 @@ async fn drain(eventloop: &mut EventLoop) {
 
 /// Subscribes and announces the hub. Runs inside the event loop, so it only queues requests
 /// (`try_*`): awaiting queue space here would wait on the loop itself.
-fn on_connected(client: &AsyncClient, topics: &Topics) {
+fn on_connected(client: &AsyncClient, topics: &Topics, gate: &Gate) {
     for channel in [Channel::Utterance, Channel::Presence, Channel::Cancel] {
         if let Err(e) = client.try_subscribe(topics.every_terminal(channel), QoS::AtLeastOnce) {
             tracing::error!(error = %e, %channel, "cannot subscribe");
         }
     }
-    let online = encode(&HubPresence {
+    let online = HubPresence {
         online: true,
         at_ms: now_ms(),
-    });
-    if let Err(e) = client.try_publish(topics.hub_presence(), QoS::AtLeastOnce, true, online) {
+        heartbeat_ms: None,
+    };
+    if let Err(e) = client.try_publish(
+        topics.hub_presence(),
+        QoS::AtLeastOnce,
+        true,
+        encode(&online),
+    ) {
         tracing::error!(error = %e, "cannot publish hub presence");
+    }
+    announce(client, topics, gate, &beat(gate));
+}
+
+/// The hub's sealed presence for paired terminals, with the heartbeat period.
+fn beat(gate: &Gate) -> HubPresence {
+    HubPresence {
+        online: true,
+        at_ms: now_ms(),
+        heartbeat_ms: Some(gate.config.heartbeat_s * 1000),
+    }
+}
+
+/// Tells every paired terminal, each on its own hub channel and sealed with its key, what
+/// `presence` says. Unsealed, the hub's presence could be forged by any terminal; this one
+/// cannot. Queued without waiting (it also runs inside the event loop).
+fn announce(client: &AsyncClient, topics: &Topics, gate: &Gate, presence: &HubPresence) {
+    for terminal in gate.registry.list() {
+        if let Ok(topic) = topics.terminal(&terminal.id, Channel::Hub) {
+            let payload = gate.seal(&terminal.id, &topic, encode(presence));
+            if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
+                tracing::warn!(terminal = %terminal.id, error = %e, "cannot queue the hub's presence");
+            }
+        }
+    }
+}
+
+/// Repeats the hub's presence to paired terminals every `trust.heartbeat_s` until `done`.
+async fn heartbeats(client: AsyncClient, topics: Topics, gate: Arc<Gate>, done: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(gate.config.heartbeat_s));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = every.tick() => announce(&client, &topics, &gate, &beat(&gate)),
+        }
     }
 }
 
 fn on_publish(
     pipeline: &Arc<Pipeline>,
+    gate: &Gate,
     client: &AsyncClient,
     topics: &Topics,
     topic: &str,
@@ -187,16 +250,61 @@ fn on_publish(
         tracing::debug!(topic, "ignoring message on a foreign topic");
         return;
     };
+    if matches!(
+        channel,
+        Channel::Reply | Channel::Speech | Channel::Error | Channel::Hub
+    ) {
+        // The hub's own outputs; it does not subscribe to them.
+        return;
+    }
+    let opened = match gate.open(terminal, channel, topic, payload) {
+        Ok(opened) => opened,
+        Err(why) => {
+            tracing::warn!(terminal, %channel, reason = %why, "dropped a message that did not pass");
+            return;
+        }
+    };
     let limit = pipeline.config.mqtt.max_payload;
+    let payload = &opened.payload[..];
     match channel {
-        Channel::Presence => on_presence(pipeline, terminal, payload, limit),
+        Channel::Presence => on_presence(pipeline, gate, client, topics, terminal, &opened),
         Channel::Utterance => {
+            if let Err(why) = gate.admit(terminal) {
+                if let Refused::RateLimited { told: false, .. } = why {
+                    tracing::warn!(terminal, reason = %why, "utterances dropped until the terminal slows down");
+                    let busy = ErrorReport {
+                        utterance_id: None,
+                        code: hearth_shared::ErrorCode::Busy,
+                        message: format!("too many utterances: {why}"),
+                    };
+                    report_error(client, topics, gate, terminal, &busy);
+                }
+                return;
+            }
             let limit_chars = pipeline.config.conversation.max_utterance_chars;
-            match accept_utterance(terminal, payload, limit, limit_chars) {
-                Ok(u) => pipeline.accept(u),
+            let accepted = accept_utterance(terminal, payload, limit, limit_chars);
+            match accepted {
+                Ok(mut u) => {
+                    if let Some(room) = opened.room {
+                        // A paired terminal's room is the registry's, whatever it wrote.
+                        u.room = room;
+                    }
+                    let id = u.id.clone();
+                    if let Err(running) = pipeline.accept(u, gate.config.max_turns) {
+                        tracing::warn!(terminal, running, "too many turns at once; answered busy");
+                        let busy = ErrorReport {
+                            utterance_id: Some(id),
+                            code: hearth_shared::ErrorCode::Busy,
+                            message: format!(
+                                "{running} turns are being answered; try again in a moment"
+                            ),
+                        };
+                        report_error(client, topics, gate, terminal, &busy);
+                    }
+                }
                 Err(report) => {
                     tracing::warn!(terminal, code = ?report.code, error = %report.message, "rejected utterance");
-                    report_error(client, topics, terminal, &report);
+                    report_error(client, topics, gate, terminal, &report);
                 }
             }
         }
@@ -209,17 +317,23 @@ fn on_publish(
             }
             Err(e) => tracing::warn!(terminal, code = ?e.code(), error = %e, "rejected cancel"),
         },
-        // The hub's own outputs; it does not subscribe to them.
-        Channel::Reply | Channel::Speech | Channel::Error => {}
+        Channel::Reply | Channel::Speech | Channel::Error | Channel::Hub => {}
     }
 }
 
 /// Queues an error report without waiting (this runs inside the event loop), and says so if
 /// the queue is full.
-fn report_error(client: &AsyncClient, topics: &Topics, terminal: &str, report: &ErrorReport) {
+fn report_error(
+    client: &AsyncClient,
+    topics: &Topics,
+    gate: &Gate,
+    terminal: &str,
+    report: &ErrorReport,
+) {
     match topics.terminal(terminal, Channel::Error) {
         Ok(topic) => {
-            if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, encode(report)) {
+            let payload = gate.seal(terminal, &topic, encode(report));
+            if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
                 tracing::warn!(terminal, error = %e, "outgoing queue full; error report not sent");
             }
         }
@@ -227,15 +341,36 @@ fn report_error(client: &AsyncClient, topics: &Topics, terminal: &str, report: &
     }
 }
 
-fn on_presence(pipeline: &Pipeline, terminal: &str, payload: &[u8], limit: usize) {
-    if payload.is_empty() {
+fn on_presence(
+    pipeline: &Pipeline,
+    gate: &Gate,
+    client: &AsyncClient,
+    topics: &Topics,
+    terminal: &str,
+    opened: &crate::trust::Opened,
+) {
+    if opened.payload.is_empty() {
         // A cleared retained message.
         pipeline.home.with(|h| h.rooms.remove(terminal));
         return;
     }
-    match decode::<Presence>(payload, limit) {
-        Ok(p) if p.terminal == terminal => {
-            tracing::info!(terminal, room = %p.room, online = p.online, capabilities = ?p.capabilities, "terminal presence");
+    let limit = pipeline.config.mqtt.max_payload;
+    match decode::<Presence>(&opened.payload, limit) {
+        Ok(mut p) if p.terminal == terminal => {
+            if let Some(room) = &opened.room {
+                p.room = room.clone();
+                if let (true, Some(will)) = (p.online, p.will) {
+                    gate.will(terminal, will);
+                }
+                if p.online {
+                    // A terminal that just came tells the hub; it hears back at once.
+                    if let Ok(topic) = topics.terminal(terminal, Channel::Hub) {
+                        let payload = gate.seal(terminal, &topic, encode(&beat(gate)));
+                        let _ = client.try_publish(topic, QoS::AtLeastOnce, false, payload);
+                    }
+                }
+            }
+            tracing::info!(terminal, room = %p.room, online = p.online, paired = opened.room.is_some(), capabilities = ?p.capabilities, "terminal presence");
             pipeline.home.with(|h| h.rooms.presence(p));
             pipeline.wake.notify_one();
         }

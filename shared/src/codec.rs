@@ -174,10 +174,12 @@ mod tests {
             online: true,
             at_ms: 5,
             capabilities: vec!["text".into()],
+            will: None,
         });
         round_trip(HubPresence {
             online: false,
             at_ms: 0,
+            heartbeat_ms: None,
         });
         round_trip(ReplyChunk {
             utterance_id: "u-1".into(),

@@ -12,6 +12,7 @@
 
 mod codec;
 mod message;
+pub mod seal;
 mod topic;
 
 pub use codec::{decode, encode, DecodeError, DEFAULT_MAX_PAYLOAD};
@@ -27,9 +28,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Additions within [`PROTOCOL_VERSION`] that old peers can ignore: 1 is the first release;
 /// 2 adds [`Cancel`] (terminal -> hub), announced by the capability [`CAPABILITY_CANCEL`] in a
-/// terminal's presence. A revision never changes the `"v"` field or a topic, so a hub of
-/// revision 2 serves revision-1 terminals unchanged.
-pub const PROTOCOL_REVISION: u32 = 2;
+/// terminal's presence; 3 adds [sealed](seal) payloads for paired terminals, the hub's
+/// presence per terminal on [`Channel::Hub`] with a heartbeat, and the seal counter of a
+/// terminal's Last Will in its presence. A revision never changes the `"v"` field or an
+/// existing topic, so a hub of revision 3 serves unpaired revision-1 terminals unchanged.
+pub const PROTOCOL_REVISION: u32 = 3;
 
 /// The presence capability of a terminal that sends [`Cancel`].
 pub const CAPABILITY_CANCEL: &str = "cancel";

@@ -26,6 +26,10 @@ pub struct Presence {
     /// What the terminal can do: `"text"`, later `"voice"`, `"speaker"`.
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// A paired terminal's online presence names the seal counter of its connection's Last
+    /// Will, the one sealed offline presence the hub accepts out of order (revision 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will: Option<u64>,
 }
 
 impl WireMessage for Presence {
@@ -39,6 +43,10 @@ pub struct HubPresence {
     pub online: bool,
     /// When this was true, in ms since the Unix epoch (0 in a Last Will).
     pub at_ms: u64,
+    /// On [`crate::Channel::Hub`]: the hub repeats its presence this often, in ms; a
+    /// terminal that hears nothing for three times as long takes the hub as gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 impl WireMessage for HubPresence {

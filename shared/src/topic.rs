@@ -21,17 +21,21 @@ pub enum Channel {
     Error,
     /// Terminal -> hub: a [`crate::Cancel`] (capability `"cancel"`, protocol revision 2).
     Cancel,
+    /// Hub -> terminal: the hub's [`crate::HubPresence`] for this terminal alone, sealed,
+    /// repeated as a heartbeat (protocol revision 3, paired terminals).
+    Hub,
 }
 
 impl Channel {
     /// Every channel, in a fixed order.
-    pub const ALL: [Channel; 6] = [
+    pub const ALL: [Channel; 7] = [
         Channel::Presence,
         Channel::Utterance,
         Channel::Reply,
         Channel::Speech,
         Channel::Error,
         Channel::Cancel,
+        Channel::Hub,
     ];
 
     /// The last topic segment of this channel.
@@ -43,6 +47,7 @@ impl Channel {
             Channel::Speech => "speech",
             Channel::Error => "error",
             Channel::Cancel => "cancel",
+            Channel::Hub => "hub",
         }
     }
 

@@ -271,8 +271,14 @@ pub struct HubConnection {
     pub port: u16,
     /// Broker username.
     pub username: String,
-    /// Broker password.
+    /// Broker password (unpaired terminals only; a paired one logs in with its secret).
     pub password: String,
+    /// The pairing secret `hearth-hub pair` wrote for this terminal. Set, the terminal logs
+    /// in as `username` = its id with a password derived from it, seals everything it sends
+    /// and accepts only what the hub sealed for it. Empty: an unpaired terminal.
+    pub secret: String,
+    /// A sealed message must be this fresh by this terminal's clock, in seconds.
+    pub replay_window_s: u64,
     /// Topic prefix, the same as the hub's.
     pub topic_prefix: String,
     /// MQTT keep-alive in seconds.
@@ -305,6 +311,8 @@ impl Default for HubConnection {
             port: 1883,
             username: "hearth".to_string(),
             password: "change-me".to_string(),
+            secret: String::new(),
+            replay_window_s: 120,
             topic_prefix: "hearth".to_string(),
             keep_alive_s: 5,
             reconnect_min_ms: 200,
@@ -381,6 +389,19 @@ impl TerminalConfig {
         hearth_shared::Topics::new(&self.hub.topic_prefix)
             .map_err(|e| ConfigError::Invalid(format!("hub.topic_prefix: {e}")))?;
         let h = &self.hub;
+        if !h.secret.is_empty() {
+            hearth_shared::seal::Secret::from_text(&h.secret)
+                .map_err(|e| ConfigError::Invalid(format!("hub.secret: {e}")))?;
+            if h.username != self.terminal.id {
+                return bad(format!(
+                    "hub.username ({:?}) must be the terminal id ({:?}) for a paired terminal",
+                    h.username, self.terminal.id
+                ));
+            }
+        }
+        if h.replay_window_s == 0 {
+            return bad("hub.replay_window_s must be at least 1".into());
+        }
         if h.keep_alive_s == 0 {
             return bad("hub.keep_alive_s must be at least 1".into());
         }

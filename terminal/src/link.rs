@@ -2,9 +2,10 @@
 //! backoff, and one stream of [`LinkEvent`]s for whatever front end is attached.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use hearth_shared::seal::{self, Replay, SealKey, Sealer, Secret};
 use hearth_shared::{
     decode, encode, now_ms, Cancel, Channel, ErrorReport, HubPresence, Presence, ReplyChunk,
     Speech, Topics, Utterance,
@@ -44,6 +45,30 @@ pub enum LinkError {
     Stopped,
 }
 
+/// A paired terminal's seal: its key, its counters, and the hub's counters seen.
+#[derive(Debug)]
+struct Seal {
+    key: SealKey,
+    sealer: Sealer,
+    replay: Mutex<Replay>,
+}
+
+impl Seal {
+    fn seal(&self, topic: &str, payload: Vec<u8>) -> Vec<u8> {
+        self.sealer.seal(&self.key, topic, &payload)
+    }
+
+    /// Opens what came on `topic`: sealed by the hub for this terminal, and new.
+    fn open(&self, topic: &str, payload: &[u8]) -> Result<Vec<u8>, seal::SealError> {
+        let opened = seal::open(&self.key, topic, payload)?;
+        self.replay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(opened.counter)?;
+        Ok(opened.plaintext)
+    }
+}
+
 /// A handle for sending to the hub.
 #[derive(Clone)]
 pub struct HubLink {
@@ -51,6 +76,7 @@ pub struct HubLink {
     topics: Topics,
     terminal: String,
     reachable: Arc<AtomicBool>,
+    seal: Option<Arc<Seal>>,
 }
 
 impl std::fmt::Debug for HubLink {
@@ -75,9 +101,31 @@ impl HubLink {
         let id = &config.terminal.id;
         let h = &config.hub;
         let presence_topic = topics.terminal(id, Channel::Presence)?;
+        let seal = if h.secret.is_empty() {
+            None
+        } else {
+            let secret =
+                Secret::from_text(&h.secret).map_err(|e| anyhow::anyhow!("hub.secret: {e}"))?;
+            Some(Arc::new(Seal {
+                key: secret.key(),
+                sealer: Sealer::default(),
+                replay: Mutex::new(Replay::new(h.replay_window_s)),
+            }))
+        };
+        let password = match &h.secret {
+            s if s.is_empty() => h.password.clone(),
+            s => Secret::from_text(s)
+                .map_err(|e| anyhow::anyhow!("hub.secret: {e}"))?
+                .password(),
+        };
+        // A paired terminal's Last Will is sealed now, and its online presence names the
+        // Will's counter so that the hub takes it when the broker delivers it later.
+        let will = seal.as_ref().map(|s| s.sealer.next_counter());
         let (owned_id, room) = (id.clone(), config.terminal.room.clone());
-        let presence = move |online: bool, at_ms: u64| {
-            encode(&Presence {
+        let presence_seal = seal.clone();
+        let presence_at = presence_topic.clone();
+        let presence = move |online: bool, at_ms: u64, counter: Option<u64>| {
+            let plain = encode(&Presence {
                 terminal: owned_id.clone(),
                 room: room.clone(),
                 online,
@@ -86,16 +134,22 @@ impl HubLink {
                     "text".to_string(),
                     hearth_shared::CAPABILITY_CANCEL.to_string(),
                 ],
-            })
+                will: if online { will } else { None },
+            });
+            match (&presence_seal, counter) {
+                (Some(s), Some(c)) => seal::seal_with(&s.key, &presence_at, c, &plain),
+                (Some(s), None) => s.seal(&presence_at, plain),
+                (None, _) => plain,
+            }
         };
         let mut opts = MqttOptions::new(format!("hearth-terminal-{id}"), &h.host, h.port);
-        opts.set_credentials(&h.username, &h.password)
+        opts.set_credentials(&h.username, &password)
             .set_keep_alive(Duration::from_secs(h.keep_alive_s))
             .set_clean_session(true)
             .set_max_packet_size(h.max_payload + 1024, h.max_payload + 1024)
             .set_last_will(LastWill::new(
                 &presence_topic,
-                presence(false, 0),
+                presence(false, 0, will),
                 QoS::AtLeastOnce,
                 true,
             ));
@@ -112,20 +166,32 @@ impl HubLink {
             topics: topics.clone(),
             terminal: id.clone(),
             reachable: Arc::clone(&reachable),
+            seal: seal.clone(),
+        };
+        // A paired terminal hears the hub's presence on its own sealed channel; the shared,
+        // unsealed one could be written by anyone with a login.
+        let hub_presence = match seal {
+            Some(_) => topics.terminal(id, Channel::Hub)?,
+            None => topics.hub_presence(),
         };
         let subscriptions = [
             topics.terminal(id, Channel::Reply)?,
             topics.terminal(id, Channel::Speech)?,
             topics.terminal(id, Channel::Error)?,
-            topics.hub_presence(),
+            hub_presence,
         ];
         let max_payload = h.max_payload;
         let (min_wait, max_wait) = (h.reconnect_min(), h.reconnect_max());
         let endpoint = format!("{}:{}", h.host, h.port);
+        let link_seal = link.seal.clone();
 
         let task = tokio::spawn(async move {
             let mut state = Reachability::default();
             let mut wait = min_wait;
+            // The hub's heartbeat (paired terminals): its period and when it was last heard.
+            let mut heartbeat: Option<(Duration, Instant)> = None;
+            let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+            watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let emit = |event: LinkEvent| {
                 // A full queue means the front end is stuck; dropping a status line then beats
                 // blocking the MQTT keep-alive. Replies are small and few per second.
@@ -137,6 +203,22 @@ impl HubLink {
                 let event = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     e = eventloop.poll() => e,
+                    _ = watchdog.tick() => {
+                        let silent = heartbeat.filter(|(every, at)| at.elapsed() > *every * 3);
+                        if let Some((every, at)) = silent {
+                            heartbeat = None;
+                            let reason = format!(
+                                "no word from the hub for {} s (it says it is there every {} s)",
+                                at.elapsed().as_secs(),
+                                every.as_secs()
+                            );
+                            if let Some(change) = state.hub_lost(reason) {
+                                reachable.store(false, Ordering::SeqCst);
+                                emit(change);
+                            }
+                        }
+                        continue;
+                    }
                 };
                 let change = match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -150,15 +232,43 @@ impl HubLink {
                                 &presence_topic,
                                 QoS::AtLeastOnce,
                                 true,
-                                presence(true, now_ms()),
+                                presence(true, now_ms(), None),
                             )
                             .await;
                         state.broker(true)
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let payload = match &link_seal {
+                            Some(s) => match s.open(&p.topic, &p.payload) {
+                                Ok(plain) => plain,
+                                Err(e) => {
+                                    tracing::warn!(topic = %p.topic, reason = %e, "dropped a message that did not come sealed from the hub");
+                                    continue;
+                                }
+                            },
+                            None => p.payload.to_vec(),
+                        };
                         if p.topic == subscriptions[3] {
-                            match decode::<HubPresence>(&p.payload, max_payload) {
-                                Ok(hp) => state.hub(hp.online),
+                            match decode::<HubPresence>(&payload, max_payload) {
+                                Ok(hp) => {
+                                    heartbeat = hp.heartbeat_ms.filter(|_| hp.online).map(|ms| {
+                                        (Duration::from_millis(ms.max(100)), Instant::now())
+                                    });
+                                    let change = state.hub(hp.online);
+                                    if change == Some(LinkEvent::HubReachable)
+                                        && link_seal.is_some()
+                                    {
+                                        // A hub that restarted behind an external broker
+                                        // learns this room is here.
+                                        let _ = client.try_publish(
+                                            &presence_topic,
+                                            QoS::AtLeastOnce,
+                                            true,
+                                            presence(true, now_ms(), None),
+                                        );
+                                    }
+                                    change
+                                }
                                 Err(e) => {
                                     tracing::warn!(error = %e, "bad hub presence");
                                     None
@@ -167,13 +277,13 @@ impl HubLink {
                         } else {
                             match topics.parse(&p.topic) {
                                 Some((_, Channel::Reply)) => {
-                                    forward(&p.payload, max_payload, LinkEvent::Reply, &emit)
+                                    forward(&payload, max_payload, LinkEvent::Reply, &emit)
                                 }
                                 Some((_, Channel::Speech)) => {
-                                    forward(&p.payload, max_payload, LinkEvent::Speech, &emit)
+                                    forward(&payload, max_payload, LinkEvent::Speech, &emit)
                                 }
                                 Some((_, Channel::Error)) => {
-                                    forward(&p.payload, max_payload, LinkEvent::Error, &emit)
+                                    forward(&payload, max_payload, LinkEvent::Error, &emit)
                                 }
                                 _ => {}
                             }
@@ -182,6 +292,7 @@ impl HubLink {
                     }
                     Ok(_) => None,
                     Err(e) => {
+                        heartbeat = None;
                         let change = state.broker_lost(format!("cannot reach {endpoint}: {e}"));
                         if let Some(change) = change {
                             reachable.store(false, Ordering::SeqCst);
@@ -206,7 +317,7 @@ impl HubLink {
                 &presence_topic,
                 QoS::AtLeastOnce,
                 true,
-                presence(false, now_ms()),
+                presence(false, now_ms(), None),
             );
             let _ = client.try_disconnect();
             let _ = tokio::time::timeout(Duration::from_millis(500), async {
@@ -245,6 +356,10 @@ impl HubLink {
             .topics
             .terminal(&self.terminal, channel)
             .map_err(|_| LinkError::Stopped)?;
+        let payload = match &self.seal {
+            Some(seal) => seal.seal(&topic, payload),
+            None => payload,
+        };
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
@@ -291,6 +406,11 @@ impl Reachability {
     fn hub(&mut self, online: bool) -> Option<LinkEvent> {
         self.hub_online = online;
         self.report("the hub went offline".into())
+    }
+
+    fn hub_lost(&mut self, reason: String) -> Option<LinkEvent> {
+        self.hub_online = false;
+        self.report(reason)
     }
 
     fn report(&mut self, reason: String) -> Option<LinkEvent> {

@@ -208,6 +208,27 @@ path = "{memory}"
     )
 }
 
+/// Pairs terminal `id` (room `id`) with `hearth-hub --config <hub_config> pair`, as a person
+/// would, and returns the terminal config file it wrote (with a short reconnect backoff
+/// added for tests).
+pub async fn pair(hub_config: &Path, dir: &Path, id: &str) -> anyhow::Result<PathBuf> {
+    let out = dir.join(format!("pairing-{id}.toml"));
+    let status = Command::new(bin("hearth-hub"))
+        .arg("--config")
+        .arg(hub_config)
+        .args(["pair", id, "--room", id, "--out"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .status()
+        .await
+        .context("run hearth-hub pair")?;
+    anyhow::ensure!(status.success(), "hearth-hub pair {id} failed");
+    let mut text = std::fs::read_to_string(&out)?;
+    text.push_str("reconnect_max_ms = 500\n");
+    std::fs::write(&out, text)?;
+    Ok(out)
+}
+
 /// A running `hearth-terminal --text`. Its stdout lines arrive on a channel with the instant
 /// each was read. Killed on drop.
 pub struct Terminal {
@@ -247,11 +268,26 @@ impl Terminal {
                 "[terminal]\nid = \"{id}\"\nroom = \"{id}\"\n[hub]\nport = {port}\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\nreconnect_max_ms = 500\n"
             ),
         )?;
+        Terminal::launch(dir, &config, id, args)
+    }
+
+    /// Starts a text terminal with the config file `hearth-hub pair` wrote (see [`pair`]) and
+    /// waits until it says it reached the hub.
+    pub async fn paired(dir: &Path, config: &Path, id: &str) -> anyhow::Result<Terminal> {
+        let mut terminal = Terminal::launch(dir, config, id, &["--text"])?;
+        terminal
+            .expect("connected to the hub", Duration::from_secs(30))
+            .await?;
+        Ok(terminal)
+    }
+
+    /// Starts a terminal with a config file and extra arguments.
+    pub fn launch(dir: &Path, config: &Path, id: &str, args: &[&str]) -> anyhow::Result<Terminal> {
         let log = dir.join(format!("terminal-{id}-{}.log", unique()));
         let mut child = Command::new(bin("hearth-terminal"))
             .args(args)
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .env("RUST_LOG", "hearth_terminal=debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

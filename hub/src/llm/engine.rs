@@ -165,6 +165,14 @@ impl super::model::Model for Session<'_> {
         let max_tokens = request.max_tokens.unwrap_or(self.config.max_reply_tokens) as usize;
         let mut sampler = self.sampler(request.grammar.as_deref())?;
         let tokens = self.fit_prompt(request, max_tokens)?;
+        // An abandoned job costs no prompt evaluation.
+        if cancel.is_cancelled() || events.is_closed() {
+            return Ok(GenerationStats {
+                prompt_tokens: tokens.len(),
+                cancelled: true,
+                ..GenerationStats::default()
+            });
+        }
 
         // Reuse the KV entries of the longest common prefix (the system prompt at least, the
         // whole earlier exchange when the same room goes on).

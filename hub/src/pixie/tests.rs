@@ -33,6 +33,7 @@ fn household() -> Rooms {
             online: true,
             at_ms: 0,
             capabilities: vec!["text".into()],
+            will: None,
         });
     }
     rooms
@@ -45,6 +46,7 @@ fn offline(rooms: &mut Rooms, terminal: &str, room: &str) {
         online: false,
         at_ms: 0,
         capabilities: vec![],
+        will: None,
     });
 }
 
@@ -137,6 +139,7 @@ fn named_rooms_get_it_and_an_offline_room_falls_back_without_losing_it() {
         online: true,
         at_ms: 0,
         capabilities: vec![],
+        will: None,
     });
     let plan = tick(&p, berlin("2026-11-23T13:21"), &rooms);
     assert_eq!(plan[0].speech.text, "Reminder: call Anna.");

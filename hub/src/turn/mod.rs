@@ -27,6 +27,7 @@ mod code;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ pub struct Pipeline {
     pub tasks: TaskTracker,
     /// Cancelled at shutdown; every turn's token is a child of it.
     pub stop: CancellationToken,
+    /// Turns accepted and not yet ended.
+    pub in_flight: AtomicUsize,
 }
 
 /// How a turn ended.
@@ -136,10 +139,28 @@ pub struct Turn {
 
 impl Pipeline {
     /// Admits `u` (already validated) and answers it on a task of its own.
-    pub fn accept(self: &Arc<Self>, u: Utterance) {
+    /// Refused, with the number in flight, when `max_turns` turns are being answered
+    /// already; the caller tells the terminal that the hub is busy.
+    pub fn accept(self: &Arc<Self>, u: Utterance, max_turns: usize) -> Result<(), usize> {
+        let running = self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if running >= max_turns {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(running);
+        }
         let turn = self.admit(u);
         let pipeline = Arc::clone(self);
-        self.tasks.spawn(async move { pipeline.run(turn).await });
+        self.tasks.spawn(async move {
+            // Counted down however the turn ends, a panic included.
+            struct Done(Arc<Pipeline>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let _done = Done(Arc::clone(&pipeline));
+            pipeline.run(turn).await
+        });
+        Ok(())
     }
 
     /// The first stage: the household learns of `u` (a reply in flight for the same terminal

@@ -608,6 +608,7 @@ async fn pixie_says_a_due_reminder_in_the_room_it_was_set_for() {
             online: true,
             at_ms: 0,
             capabilities: vec![],
+            will: None,
         })
     });
     let now = hearth_shared::now_ms();

@@ -13,6 +13,7 @@ mod mosquitto;
 mod reconnect;
 mod reminders;
 mod rooms;
+mod trust;
 mod voice;
 
 use std::time::Duration;
