@@ -16,10 +16,15 @@ use hearth_hub::pixie::tasks::{Tasks, Work};
 const DIM: usize = 4;
 const NOW: u64 = 1_700_000_000_000;
 
+/// A hub whose every store lives in `dir`: a store added to `backup::stores` gets its path
+/// set here too (the assertion says so).
 fn config(dir: &Path) -> HubConfig {
     let mut config = HubConfig::default();
     config.memory.path = dir.join("memory");
     config.pixie.path = dir.join("pixie");
+    for (name, path) in backup::stores(&config) {
+        assert!(path.starts_with(dir), "set the {name} store's path here");
+    }
     config
 }
 
@@ -200,9 +205,16 @@ fn backup_wipe_restore_brings_back_every_tree_and_recall() {
     // A wipe removes the stores and the derived index.
     let stores = backup::stores(&config);
     let derived = backup::derived(&config);
-    assert_eq!(backup::wipe_plan(&stores, &derived).len(), 3);
+    let plan = backup::wipe_plan(&stores, &derived);
+    for path in [
+        config.memory.path.join("store"),
+        config.memory.path.join("fulltext"),
+        config.pixie.path.clone(),
+    ] {
+        assert!(plan.contains(&path), "{plan:?}");
+    }
     let removed = backup::wipe(&stores, &derived).unwrap();
-    assert_eq!(removed.len(), 3);
+    assert_eq!(removed, plan);
     assert!(backup::wipe_plan(&stores, &derived).is_empty());
     assert!(!config.memory.path.join("fulltext").exists());
 
