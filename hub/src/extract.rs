@@ -220,7 +220,8 @@ impl GraphWriter {
                 "memory graph updated"
             ),
             Err(why) => {
-                tracing::warn!(memory = ?source, %why, %raw, "memory graph proposal rejected; nothing written")
+                tracing::warn!(memory = ?source, %why, "memory graph proposal rejected; nothing written");
+                tracing::debug!(memory = ?source, %raw, "the rejected proposal");
             }
         }
         Ok(Extraction {

@@ -3,6 +3,7 @@
 //!
 //! `main.rs` is a thin CLI over [`run`]; everything worth testing lives here.
 
+pub mod backup;
 pub mod broker;
 pub mod config;
 pub mod controls;

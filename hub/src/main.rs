@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hearth_hub::backup;
 use hearth_hub::config::{HubConfig, DEFAULT_TOML};
 use tokio_util::sync::CancellationToken;
 
@@ -86,6 +87,26 @@ enum Command {
     /// Print a mosquitto ACL file for the paired terminals (defence in depth with an external
     /// broker; hearth's sealed messages hold without it).
     MosquittoAcl,
+    /// Write everything the hub stores (memories, their vectors and graph, the profile,
+    /// reminders, tasks) into one archive file, readable by you only. Stop the hub first.
+    Backup {
+        /// The archive to write (replaced atomically if it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore an archive written by `backup` into an empty hub (after `wipe --yes`, or on a
+    /// new machine). The whole archive is checked before anything is written.
+    Restore {
+        /// The archive.
+        file: PathBuf,
+    },
+    /// Forget everything: remove every store (memories, reminders, tasks) and the indexes
+    /// derived from them. Without --yes it says what it would remove and removes nothing.
+    Wipe {
+        /// Really remove it all.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Look into and manage the memory (stop the hub first: the store allows one process).
     Memory {
         #[command(subcommand)]
@@ -133,6 +154,8 @@ enum MemoryAction {
 }
 
 fn main() -> ExitCode {
+    // Whatever the hub creates (sled's files, the index, a backup) is its user's alone.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     hearth_hub::log_to_stderr("info,rumqttd=warn,llama_cpp_2=warn");
     match run(cli) {
@@ -196,6 +219,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let config = load_config(&cli)?;
             emotion_command(&config, text, *loudness, *rate, previous.as_deref());
+            Ok(())
+        }
+        Some(Command::Backup { out }) => {
+            let config = load_config(&cli)?;
+            let header = backup::backup(&backup::stores(&config), out, hearth_shared::now_ms())
+                .with_context(|| format!("cannot back up to {}", out.display()))?;
+            print!("{}", header.render());
+            println!("backed up to {}", out.display());
+            Ok(())
+        }
+        Some(Command::Restore { file }) => {
+            let config = load_config(&cli)?;
+            let header = backup::restore(&backup::stores(&config), &backup::derived(&config), file)
+                .with_context(|| format!("cannot restore {}", file.display()))?;
+            print!("{}", header.render());
+            println!(
+                "restored {} (hearth {}, written at {} ms); the search index is rebuilt when the hub starts",
+                file.display(),
+                header.hearth_version,
+                header.created_at_ms
+            );
+            Ok(())
+        }
+        Some(Command::Wipe { yes }) => {
+            let config = load_config(&cli)?;
+            let stores = backup::stores(&config);
+            let derived = backup::derived(&config);
+            if !yes {
+                let plan = backup::wipe_plan(&stores, &derived);
+                if plan.is_empty() {
+                    println!("there is nothing to wipe");
+                    return Ok(());
+                }
+                println!("this would remove, for good:");
+                for path in &plan {
+                    println!("  {}", path.display());
+                }
+                anyhow::bail!("nothing was removed; run `hearth-hub wipe --yes` to remove it");
+            }
+            for path in backup::wipe(&stores, &derived).context("cannot wipe the hub")? {
+                println!("removed {}", path.display());
+            }
             Ok(())
         }
         Some(Command::Memory { action }) => {

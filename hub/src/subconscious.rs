@@ -383,8 +383,8 @@ impl Subconscious {
         .await;
         match result {
             Ok(Ok((placed, salience))) => {
-                tracing::info!(%id, kind = kind.name(), what = placed.what(), placed = ?placed,
-                    salience, "memory ingest");
+                tracing::info!(%id, kind = kind.name(), what = placed.what(), salience, "memory ingest");
+                tracing::debug!(%id, placed = ?placed, "memory ingest: the memory");
                 match placed {
                     Placed::Stored(m) | Placed::Updated { new: m, .. } => {
                         self.extract(m, text, salience, now_ms);
@@ -676,7 +676,8 @@ impl Subconscious {
             created_at_ms: now_ms,
             source: Some(u.id.clone()),
         };
-        tracing::info!(old = old.id, text = %new.text, "correcting a memory");
+        tracing::info!(old = old.id, "correcting a memory");
+        tracing::debug!(old = old.id, text = %new.text, "the corrected text");
         let done =
             tokio::task::spawn_blocking(move || memories.correct(old.id, new, embedding.as_ref()))
                 .await

@@ -28,7 +28,7 @@ pub use store::{MemoryError, MemoryStore, SCHEMA_VERSION};
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryConfig {
     /// The memory folder: `store/` (sled, the source of truth) and `fulltext/` (tantivy,
-    /// derived). `~/` is expanded. Back it up with `hearth-hub memory export`.
+    /// derived). `~/` is expanded. Back it up with `hearth-hub backup`.
     pub path: PathBuf,
     /// Salience, TTL, promotion, decay and archiving.
     pub lifecycle: crate::memory::lifecycle::LifecycleConfig,

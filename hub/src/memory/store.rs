@@ -86,7 +86,9 @@ pub struct MemoryStore {
 /// moment after the last handle is dropped. A hub restarted at once by systemd, or a test
 /// that reopens a store, would otherwise fail on a lock nobody really holds any more.
 /// A database truly held by another process still fails, after the wait.
+/// The folder is created private to the hub's user (0700) when it does not exist yet.
 pub(crate) fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    private_dir(path)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match sled::Config::new().path(path).open() {
@@ -99,6 +101,59 @@ pub(crate) fn open_db(path: &Path) -> sled::Result<sled::Db> {
             other => return other,
         }
     }
+}
+
+/// Creates folder `path` and its missing parents, readable by the hub's user only (0700).
+/// An existing folder keeps its mode.
+pub(crate) fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Where ids continue above sled's own counter, when an import or a restore brought in ids
+/// that counter has not reached: in the default tree of every hub database.
+const NEXT_ID_KEY: &[u8] = b"hearth_next_id";
+
+fn floor_of(value: Option<&[u8]>) -> u64 {
+    value
+        .and_then(|v| v.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// A fresh id in `db`, never handed out before and above every id an import or a restore
+/// brought in ([`reserve_ids`]). sled's counter cannot be moved forward except one id at a
+/// time, so ids continue from a stored floor while the counter is below it.
+pub(crate) fn next_id(db: &sled::Db) -> sled::Result<u64> {
+    let generated = db.generate_id()?;
+    loop {
+        let current = db.get(NEXT_ID_KEY)?;
+        let floor = floor_of(current.as_deref());
+        if generated >= floor {
+            return Ok(generated);
+        }
+        let next = floor
+            .checked_add(1)
+            .ok_or_else(|| sled::Error::Unsupported(format!("every id up to {floor} is taken")))?;
+        if db
+            .compare_and_swap(NEXT_ID_KEY, current, Some(&next.to_be_bytes()[..]))?
+            .is_ok()
+        {
+            return Ok(floor);
+        }
+    }
+}
+
+/// Makes every id [`next_id`] hands out from now on at least `from`. Not durable until the
+/// next flush.
+pub(crate) fn reserve_ids(db: &sled::Db, from: u64) -> sled::Result<()> {
+    db.fetch_and_update(NEXT_ID_KEY, |old| {
+        Some(floor_of(old).max(from).to_be_bytes().to_vec())
+    })?;
+    Ok(())
 }
 
 impl MemoryStore {
@@ -169,7 +224,7 @@ impl MemoryStore {
 
     /// A fresh id, unique in this database and never reused.
     pub(crate) fn next_id(&self) -> Result<u64, MemoryError> {
-        self.db.generate_id().map_err(|e| self.storage(e))
+        next_id(&self.db).map_err(|e| self.storage(e))
     }
 
     pub(crate) fn storage(&self, source: sled::Error) -> MemoryError {
@@ -214,7 +269,7 @@ impl MemoryStore {
 
     /// Stores a new memory and returns it with its id. Durable when this returns.
     pub fn insert(&self, new: NewMemory) -> Result<Memory, MemoryError> {
-        let id = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let id = self.next_id()?;
         let memory = Memory::from_new(id, new);
         self.put(&memory)?;
         Ok(memory)
@@ -231,7 +286,7 @@ impl MemoryStore {
         let mut vectors = sled::Batch::default();
         let mut out = Vec::with_capacity(items.len());
         for (new, vector) in items {
-            let id = self.db.generate_id().map_err(|e| self.storage(e))?;
+            let id = self.next_id()?;
             let memory = Memory::from_new(id, new);
             records.insert(
                 &id.to_be_bytes(),
@@ -393,6 +448,13 @@ impl MemoryStore {
                 line: i + 1,
                 reason: e.to_string(),
             })?;
+            // Ids continue above the largest imported one, so u64::MAX cannot be imported.
+            if memory.id == u64::MAX {
+                return Err(MemoryError::Import {
+                    line: i + 1,
+                    reason: format!("id {} is too large: ids must be below it", memory.id),
+                });
+            }
             max_id = max_id.max(memory.id);
             batch.insert(
                 &memory.id.to_be_bytes(),
@@ -404,8 +466,10 @@ impl MemoryStore {
         self.memories
             .apply_batch(batch)
             .map_err(|e| self.storage(e))?;
-        // New ids must not collide with imported ones.
-        while self.db.generate_id().map_err(|e| self.storage(e))? <= max_id {}
+        // New ids must not collide with imported ones (max_id < u64::MAX, checked above).
+        if n > 0 {
+            reserve_ids(&self.db, max_id + 1).map_err(|e| self.storage(e))?;
+        }
         self.flush()?;
         Ok(n)
     }
@@ -472,6 +536,52 @@ mod tests {
         let err = empty.import_jsonl(&bad[..]).unwrap_err();
         assert!(matches!(err, MemoryError::Import { line: 21, .. }), "{err}");
         assert!(empty.is_empty(), "nothing was half-imported");
+    }
+
+    /// `memory import` used to draw sled ids one at a time until they passed the largest
+    /// imported id: for an id near `u64::MAX` that loop never ended.
+    #[test]
+    fn import_of_an_id_near_u64_max_ends_and_new_ids_continue_above_it() {
+        let store = MemoryStore::temporary().unwrap();
+        let mut big = Memory::from_new(u64::MAX - 5, new_memory("the boiler code is 4410"));
+        let line = serde_json::to_string(&big).unwrap();
+        assert_eq!(store.import_jsonl(line.as_bytes()).unwrap(), 1);
+        let next = store
+            .insert(new_memory("the bins go out on Monday"))
+            .unwrap();
+        assert_eq!(next.id, u64::MAX - 4);
+        for want in [u64::MAX - 3, u64::MAX - 2, u64::MAX - 1] {
+            assert_eq!(store.next_id().unwrap(), want);
+        }
+        let err = store.next_id().unwrap_err();
+        assert!(err.to_string().contains("is taken"), "{err}");
+
+        // u64::MAX itself is refused with its line, and nothing is written.
+        let empty = MemoryStore::temporary().unwrap();
+        big.id = u64::MAX;
+        let lines = format!(
+            "{}\n{}\n",
+            serde_json::to_string(&Memory::from_new(3, new_memory("a"))).unwrap(),
+            serde_json::to_string(&big).unwrap()
+        );
+        let err = empty.import_jsonl(lines.as_bytes()).unwrap_err();
+        assert!(matches!(err, MemoryError::Import { line: 2, .. }), "{err}");
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn ids_reserved_by_an_import_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mem");
+        {
+            let store = MemoryStore::open(&path).unwrap();
+            let m = Memory::from_new(1_000_000_000_000, new_memory("imported"));
+            let line = serde_json::to_string(&m).unwrap();
+            store.import_jsonl(line.as_bytes()).unwrap();
+        }
+        let store = MemoryStore::open(&path).unwrap();
+        let m = store.insert(new_memory("new")).unwrap();
+        assert_eq!(m.id, 1_000_000_000_001);
     }
 
     #[test]

@@ -336,7 +336,8 @@ impl Pixie {
                         .expect("lock")
                         .insert((task.id, why.clone()))
                     {
-                        tracing::info!(task = task.id, topic, why, "follow-up waiting");
+                        tracing::info!(task = task.id, why, "follow-up waiting");
+                        tracing::debug!(task = task.id, topic, "the follow-up's topic");
                     }
                 }
                 Decision::Speak { why } => {
@@ -367,7 +368,7 @@ impl Pixie {
             .expect("lock")
             .insert((r.id, why.to_string()))
         {
-            tracing::info!(reminder = r.id, what = %r.what, why, "reminder due, waiting");
+            tracing::info!(reminder = r.id, why, "reminder due, waiting");
         }
     }
 
@@ -445,7 +446,14 @@ impl Pixie {
                 ));
             }
         }
-        tracing::info!(reminder = r.id, what = %r.what, when, due_ms = r.due_ms, urgency, "reminder set");
+        tracing::info!(
+            reminder = r.id,
+            when,
+            due_ms = r.due_ms,
+            urgency,
+            "reminder set"
+        );
+        tracing::debug!(reminder = r.id, what = %r.what, "the reminder's text");
         Ok((r, text))
     }
 
@@ -512,7 +520,7 @@ impl Pixie {
         };
         for r in &chosen {
             self.reminders.cancel(r.id, now_ms)?;
-            tracing::info!(reminder = r.id, what = %r.what, "reminder cancelled");
+            tracing::info!(reminder = r.id, "reminder cancelled");
         }
         Ok(match chosen.as_slice() {
             [one] if one.kind == Kind::Timer => {
@@ -548,7 +556,8 @@ pub async fn split_with_llm(llm: &LlmHandle, body: &str) -> Option<(String, Stri
         when: String,
     }
     let split: Split = serde_json::from_str(stats.text.trim()).ok()?;
-    tracing::info!(body, what = %split.what, when = %split.when, "reminder split by the language model");
+    tracing::info!("reminder split by the language model");
+    tracing::debug!(body, what = %split.what, when = %split.when, "the reminder as split");
     Some((
         reminders::second_person(&split.what.to_lowercase()),
         split.when,

@@ -166,7 +166,7 @@ impl Reminders {
     /// Stores a new reminder, durably, and returns it.
     pub fn add(&self, new: NewReminder) -> Result<Reminder, ReminderError> {
         let reminder = Reminder {
-            id: self.db.generate_id()?,
+            id: crate::memory::store::next_id(&self.db)?,
             kind: new.kind,
             what: new.what,
             when_said: new.when_said,

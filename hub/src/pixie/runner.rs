@@ -87,7 +87,8 @@ impl Runner {
     /// Hands one proactive speech to the transport for each target, and waits until it has.
     async fn say(&self, d: &Delivery) {
         for (terminal, room) in &d.targets {
-            tracing::info!(terminal, room, fallback = d.fallback, why = %d.why, text = %d.speech.text, "speaking first");
+            tracing::info!(terminal, room, fallback = d.fallback, why = %d.why, "speaking first");
+            tracing::debug!(terminal, text = %d.speech.text, "what is said first");
             if !self
                 .out
                 .send_confirmed(terminal, Message::Speech(d.speech.clone()))
@@ -177,8 +178,10 @@ impl Runner {
                 }
                 Ok((_, stats)) => match tasks::parse_reflection(&stats.text) {
                     Some(r) => self.reflected(&room, r).await,
-                    None => tracing::warn!(room, output = %stats.text,
-                        "the reflection was not usable; dropped"),
+                    None => {
+                        tracing::warn!(room, "the reflection was not usable; dropped");
+                        tracing::debug!(room, output = %stats.text, "the unusable reflection");
+                    }
                 },
                 Err(e) => tracing::warn!(room, error = %e, "cannot reflect now; dropped"),
             }
@@ -210,8 +213,9 @@ impl Runner {
                 tracing::error!(error = %e, "cannot schedule a follow-up");
             }
         }
-        tracing::info!(room, reflection = %r.reflection, topic = %r.topic,
-            question = %r.question, memory = ?stored.ok(), follow_up, "pixie reflected");
+        tracing::info!(room, memory = ?stored.ok(), follow_up, "pixie reflected");
+        tracing::debug!(room, reflection = %r.reflection, topic = %r.topic,
+            question = %r.question, "the reflection");
     }
 }
 

@@ -80,7 +80,7 @@ impl Tasks {
             }
         }
         let task = Task {
-            id: self.db.generate_id()?,
+            id: crate::memory::store::next_id(&self.db)?,
             work,
             due_ms,
             created_ms: now_ms,

@@ -177,7 +177,11 @@ impl Pipeline {
         };
         let (_, stats) = self.llm.complete(request).await.ok()?;
         let control = controls::parse_forget_answer(&stats.text, text);
-        tracing::info!(text, answer = %stats.text, control = ?control, "forget request read by the language model");
+        tracing::info!(
+            understood = control.is_some(),
+            "forget request read by the language model"
+        );
+        tracing::debug!(text, answer = %stats.text, control = ?control, "the forget request as read");
         control
     }
 
@@ -229,7 +233,14 @@ impl Pipeline {
             h.last_stored.retain(|_, (id, _)| !ids.contains(id));
             h.conversations.forget(&said)
         });
-        tracing::info!(forgotten, dropped, what = ?what, "memories forgotten on request");
+        let everything = matches!(what, Forgot::Everything);
+        tracing::info!(
+            forgotten,
+            dropped,
+            everything,
+            "memories forgotten on request"
+        );
+        tracing::debug!(what = ?what, "what was forgotten");
         match what {
             Forgot::Everything => say::forgot_everything(forgotten),
             Forgot::Last => say::FORGOTTEN.to_string(),

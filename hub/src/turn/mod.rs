@@ -402,7 +402,8 @@ impl Pipeline {
                             Outcome::Finished
                         };
                     if stats.text.trim() != said.join(" ") {
-                        tracing::info!(id = %turn.utterance.id, written = %stats.text, "the guard changed the reply");
+                        tracing::info!(id = %turn.utterance.id, "the guard changed the reply");
+                        tracing::debug!(id = %turn.utterance.id, written = %stats.text, "the reply as written");
                     }
                     // What the room's history keeps is what was said, never the raw text.
                     turn.reply = said.join(" ");
@@ -525,7 +526,8 @@ impl Pipeline {
 
     /// Says `text` as the whole reply (answers made in code).
     async fn say(&self, turn: &mut Turn, text: String) {
-        tracing::info!(id = %turn.utterance.id, reply = %text, "answered in code");
+        tracing::info!(id = %turn.utterance.id, chars = text.len(), "answered in code");
+        tracing::debug!(id = %turn.utterance.id, reply = %text, "the answer made in code");
         self.chunk(turn, text, false).await;
         self.chunk(turn, String::new(), true).await;
     }
