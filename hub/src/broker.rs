@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
@@ -19,6 +20,13 @@ pub struct MqttConfig {
     /// Where the embedded broker listens. Loopback by default; set `0.0.0.0:1883` to serve
     /// terminals in other rooms.
     pub listen: SocketAddr,
+    /// A second listener of the embedded broker, with TLS, for terminals on the network
+    /// (`"0.0.0.0:8883"`, say); empty for none. Terminals pin its certificate.
+    pub tls_listen: String,
+    /// The TLS listener's certificate (PEM); made, self-signed, when missing.
+    pub tls_cert: PathBuf,
+    /// Its private key (PEM, mode 0600); made with the certificate.
+    pub tls_key: PathBuf,
     /// The broker the hub's own client connects to. With the embedded broker this is normally
     /// the listen address.
     pub host: String,
@@ -56,6 +64,9 @@ impl Default for MqttConfig {
         MqttConfig {
             embedded_broker: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            tls_listen: String::new(),
+            tls_cert: PathBuf::from("~/.local/share/hearth/tls/broker-cert.pem"),
+            tls_key: PathBuf::from("~/.local/share/hearth/tls/broker-key.pem"),
             host: "127.0.0.1".to_string(),
             port: 1883,
             username: "hearth".to_string(),
@@ -73,6 +84,13 @@ impl Default for MqttConfig {
     }
 }
 
+impl MqttConfig {
+    /// The TLS listener's address, if there is one (`tls_listen` is checked by validation).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_listen.parse().ok()
+    }
+}
+
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -84,6 +102,9 @@ pub enum BrokerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS certificate could not be made or read.
+    #[error(transparent)]
+    Tls(crate::tls::TlsError),
     /// The broker thread could not be spawned.
     #[error("cannot start the broker thread: {0}")]
     Thread(std::io::Error),
@@ -137,13 +158,33 @@ pub fn rumqttd_config(cfg: &MqttConfig, gate: Arc<Gate>) -> Config {
             }
         }
     });
-    let server = ServerSettings {
-        name: "hearth-v4".to_string(),
-        listen: cfg.listen,
-        tls: None,
-        next_connection_delay_ms: cfg.connection_delay_ms,
-        connections,
-    };
+    let mut servers = HashMap::new();
+    if let Some(addr) = cfg.tls_addr() {
+        servers.insert(
+            "2".to_string(),
+            ServerSettings {
+                name: "hearth-tls".to_string(),
+                listen: addr,
+                tls: Some(rumqttd::TlsConfig::Rustls {
+                    capath: None,
+                    certpath: cfg.tls_cert.display().to_string(),
+                    keypath: cfg.tls_key.display().to_string(),
+                }),
+                next_connection_delay_ms: cfg.connection_delay_ms,
+                connections: connections.clone(),
+            },
+        );
+    }
+    servers.insert(
+        "1".to_string(),
+        ServerSettings {
+            name: "hearth-v4".to_string(),
+            listen: cfg.listen,
+            tls: None,
+            next_connection_delay_ms: cfg.connection_delay_ms,
+            connections,
+        },
+    );
     Config {
         id: 0,
         router: RouterConfig {
@@ -154,7 +195,7 @@ pub fn rumqttd_config(cfg: &MqttConfig, gate: Arc<Gate>) -> Config {
             max_segment_count: 10,
             ..RouterConfig::default()
         },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v4: Some(servers),
         ..Config::default()
     }
 }
@@ -162,11 +203,14 @@ pub fn rumqttd_config(cfg: &MqttConfig, gate: Arc<Gate>) -> Config {
 /// Starts the broker on its own thread. The listen address is bound once first, so that a
 /// taken port is a clear error here rather than a log line from inside rumqttd.
 pub fn start(cfg: &MqttConfig, gate: Arc<Gate>) -> Result<EmbeddedBroker, BrokerError> {
-    let probe = TcpListener::bind(cfg.listen).map_err(|source| BrokerError::Bind {
-        addr: cfg.listen,
-        source,
-    })?;
-    drop(probe);
+    for addr in std::iter::once(cfg.listen).chain(cfg.tls_addr()) {
+        let probe = TcpListener::bind(addr).map_err(|source| BrokerError::Bind { addr, source })?;
+        drop(probe);
+    }
+    if cfg.tls_addr().is_some() {
+        let fingerprint = crate::tls::ensure_cert(cfg).map_err(BrokerError::Tls)?;
+        tracing::info!(addr = %cfg.tls_listen, %fingerprint, "the embedded broker also listens with TLS");
+    }
     let mut broker = Broker::new(rumqttd_config(cfg, gate));
     let thread = std::thread::Builder::new()
         .name("mqtt-broker".to_string())

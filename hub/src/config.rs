@@ -79,6 +79,8 @@ impl HubConfig {
         config.memory.path = expand_home(&config.memory.path);
         config.pixie.path = expand_home(&config.pixie.path);
         config.trust.registry = expand_home(&config.trust.registry);
+        config.mqtt.tls_cert = expand_home(&config.mqtt.tls_cert);
+        config.mqtt.tls_key = expand_home(&config.mqtt.tls_key);
         config.validate()?;
         Ok(config)
     }
@@ -105,6 +107,8 @@ impl HubConfig {
         config.memory.path = expand_home(&config.memory.path);
         config.pixie.path = expand_home(&config.pixie.path);
         config.trust.registry = expand_home(&config.trust.registry);
+        config.mqtt.tls_cert = expand_home(&config.mqtt.tls_cert);
+        config.mqtt.tls_key = expand_home(&config.mqtt.tls_key);
         config
     }
 
@@ -113,7 +117,9 @@ impl HubConfig {
     /// `trust.allow_unpaired = false`. The error says which key to change.
     pub fn check_exposure(&self) -> Result<(), ConfigError> {
         let m = &self.mqtt;
-        if !m.embedded_broker || m.listen.ip().is_loopback() {
+        let beyond = |addr: std::net::SocketAddr| !addr.ip().is_loopback();
+        let exposed = beyond(m.listen) || m.tls_addr().is_some_and(beyond);
+        if !m.embedded_broker || !exposed {
             return Ok(());
         }
         let mut fix = Vec::new();
@@ -127,8 +133,9 @@ impl HubConfig {
             return Ok(());
         }
         Err(ConfigError::Invalid(format!(
-            "mqtt.listen is {}, beyond this machine, so every room's microphone would open to anyone on the network: {}; or listen on 127.0.0.1",
+            "the embedded broker listens beyond this machine ({}{}), so every room's microphone would open to anyone on the network: {}; or listen on 127.0.0.1",
             m.listen,
+            if m.tls_listen.is_empty() { String::new() } else { format!(", TLS {}", m.tls_listen) },
             fix.join("; and ")
         )))
     }
@@ -199,6 +206,12 @@ impl HubConfig {
         let e = &self.embeddings;
         if e.threads == 0 || e.max_tokens < 8 || e.queue_capacity == 0 {
             return bad("embeddings.threads and embeddings.queue_capacity must be at least 1, embeddings.max_tokens at least 8".into());
+        }
+        if !self.mqtt.tls_listen.is_empty() && self.mqtt.tls_addr().is_none() {
+            return bad(format!(
+                "mqtt.tls_listen ({:?}) must be an address and port such as \"0.0.0.0:8883\", or empty",
+                self.mqtt.tls_listen
+            ));
         }
         let t = &self.trust;
         if t.replay_window_s == 0

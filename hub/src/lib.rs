@@ -20,6 +20,7 @@ pub mod rooms;
 pub mod say;
 pub mod service;
 pub mod subconscious;
+pub mod tls;
 pub mod trust;
 pub mod turn;
 pub mod vital;

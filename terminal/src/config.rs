@@ -279,6 +279,9 @@ pub struct HubConnection {
     pub secret: String,
     /// A sealed message must be this fresh by this terminal's clock, in seconds.
     pub replay_window_s: u64,
+    /// Connect with TLS and accept only the hub's certificate with this fingerprint
+    /// (`sha256:` and hex, written by `hearth-hub pair`). Empty: plain TCP.
+    pub tls_fingerprint: String,
     /// Topic prefix, the same as the hub's.
     pub topic_prefix: String,
     /// MQTT keep-alive in seconds.
@@ -313,6 +316,7 @@ impl Default for HubConnection {
             password: "change-me".to_string(),
             secret: String::new(),
             replay_window_s: 120,
+            tls_fingerprint: String::new(),
             topic_prefix: "hearth".to_string(),
             keep_alive_s: 5,
             reconnect_min_ms: 200,
@@ -398,6 +402,10 @@ impl TerminalConfig {
                     h.username, self.terminal.id
                 ));
             }
+        }
+        if !h.tls_fingerprint.is_empty() {
+            crate::pin::parse_fingerprint(&h.tls_fingerprint)
+                .map_err(|e| ConfigError::Invalid(format!("hub.tls_fingerprint: {e}")))?;
         }
         if h.replay_window_s == 0 {
             return bad("hub.replay_window_s must be at least 1".into());

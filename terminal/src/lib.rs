@@ -9,6 +9,7 @@ pub mod config;
 pub mod endpoint;
 pub mod frontend;
 pub mod link;
+pub mod pin;
 pub mod session;
 pub mod stt;
 pub mod tts;

@@ -153,6 +153,13 @@ impl HubLink {
                 QoS::AtLeastOnce,
                 true,
             ));
+        if !h.tls_fingerprint.is_empty() {
+            let tls = crate::pin::client_config(&h.tls_fingerprint)
+                .map_err(|e| anyhow::anyhow!("hub.tls_fingerprint: {e}"))?;
+            opts.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
+            ));
+        }
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);

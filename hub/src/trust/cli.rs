@@ -30,10 +30,19 @@ pub fn pair(
     let registry = Registry::open(&config.trust.registry)?;
     let secret = registry.pair(id, room, replace)?;
     let host = host.unwrap_or(&config.mqtt.host);
-    let port = if config.mqtt.embedded_broker {
-        config.mqtt.listen.port()
-    } else {
-        config.mqtt.port
+    // With a TLS listener, the terminal connects there and pins its certificate.
+    let tls = match config
+        .mqtt
+        .tls_addr()
+        .filter(|_| config.mqtt.embedded_broker)
+    {
+        Some(addr) => Some((addr.port(), crate::tls::ensure_cert(&config.mqtt)?)),
+        None => None,
+    };
+    let port = match (&tls, config.mqtt.embedded_broker) {
+        (Some((port, _)), _) => *port,
+        (None, true) => config.mqtt.listen.port(),
+        (None, false) => config.mqtt.port,
     };
     let mut toml = String::new();
     let _ = writeln!(
@@ -50,6 +59,9 @@ pub fn pair(
     );
     let _ = writeln!(toml, "[terminal]\nid = {id:?}\nroom = {room:?}\n");
     let _ = writeln!(toml, "[hub]\nhost = {host:?}\nport = {port}\ntopic_prefix = {:?}\nusername = {id:?}\nsecret = {:?}", config.mqtt.topic_prefix, secret.to_text());
+    if let Some((_, fingerprint)) = &tls {
+        let _ = writeln!(toml, "tls_fingerprint = {fingerprint:?}");
+    }
     Ok(Pairing {
         terminal_toml: toml,
         mosquitto_passwd: (!config.mqtt.embedded_broker).then(|| {
