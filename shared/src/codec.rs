@@ -341,3 +341,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props;
