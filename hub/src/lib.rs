@@ -22,6 +22,9 @@ pub mod subconscious;
 pub mod turn;
 pub mod words;
 
+#[cfg(test)]
+mod props;
+
 use std::sync::Arc;
 use std::time::Duration;
 
