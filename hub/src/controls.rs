@@ -512,10 +512,11 @@ fn correction(text: &str) -> Option<Correction> {
     skip(&mut at, CORRECTION_LEADS);
     let led = at > lead_start;
     // "I said Tuesday but I meant Wednesday."
-    if let Some(said) = lower.find("i said ") {
+    if let Some(said) = lower.find("i said ").map(|i| i + "i said ".len()) {
+        // Searched after "i said ", which " but i meant " may overlap ("I said but i meant").
         if let Some(meant) = lower[said..].find(" but i meant ") {
-            let wrong = clean_value(&text[said + 7..said + meant]);
-            let value = clean_value(&text[said + meant + 13..]);
+            let wrong = clean_value(&text[said..said + meant]);
+            let value = clean_value(&text[said + meant + " but i meant ".len()..]);
             return (!wrong.is_empty() && !value.is_empty()).then(|| Correction {
                 said: value.clone(),
                 wrong: Some(wrong),
@@ -653,6 +654,22 @@ mod tests {
             wrong: None,
             value: None,
         }))
+    }
+
+    /// Issue 16: " but i meant " overlapping "i said " sliced the text backwards (a panic).
+    #[test]
+    fn i_said_but_i_meant_with_nothing_said_is_no_panic() {
+        for text in ["I said but i meant ", "I said but i meant Wednesday"] {
+            assert_eq!(parse(text), None, "{text:?}");
+        }
+        assert_eq!(
+            parse("I said Tuesday but I meant Wednesday."),
+            Some(Control::Correct(Correction {
+                said: "Wednesday".into(),
+                wrong: Some("Tuesday".into()),
+                value: Some("Wednesday".into()),
+            }))
+        );
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub mod turn;
 pub mod vital;
 pub mod words;
 
+#[cfg(test)]
+mod props;
+
 use std::sync::Arc;
 use std::time::Duration;
 

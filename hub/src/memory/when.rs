@@ -120,7 +120,11 @@ pub fn period_in(text: &str, tz: &TimeZone) -> Option<Period> {
             (_, Some(d), Some(y)) if d <= 31 && y > 1000 => return day_span(y, m, d),
             // May 2022
             (_, Some(y), _) if y > 1000 => {
-                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                let (ny, nm) = if m == 12 {
+                    (y.checked_add(1)?, 1)
+                } else {
+                    (y, m + 1)
+                };
                 let start = day_start_ms(y, m, 1, tz)?;
                 let end = day_start_ms(ny, nm, 1, tz)?;
                 return Some(Period::Span { start, end });
@@ -189,7 +193,7 @@ pub fn validity(text: &str, said_ms: u64, tz: &TimeZone) -> (Option<u64>, Option
             // "three weeks ago", "a year ago"
             "ago" if i >= 2 => {
                 if let (Some(n), Some(u)) = (number(&w[i - 2]), unit_ms(&w[i - 1])) {
-                    from = from.or(Some(said_ms.saturating_sub(n * u)));
+                    from = from.or(Some(said_ms.saturating_sub(n.saturating_mul(u))));
                 }
             }
             "yesterday" => {
@@ -244,7 +248,7 @@ pub fn validity(text: &str, said_ms: u64, tz: &TimeZone) -> (Option<u64>, Option
             // "for the next two weeks"
             "next" if i >= 2 && w[i - 2] == "for" && w[i - 1] == "the" => {
                 if let (Some(n), Some(u)) = (number(at(1)), unit_ms(at(2))) {
-                    until = until.or(Some(said_ms + n * u));
+                    until = until.or(Some(said_ms.saturating_add(n.saturating_mul(u))));
                 }
             }
             _ => {}
@@ -450,6 +454,24 @@ mod tests {
         assert!(p.covers(day(2023, 3, 20), 7, &UTC));
         assert!(p.covers(day(2023, 4, 3), 7, &UTC));
         assert!(!p.covers(day(2023, 4, 20), 7, &UTC));
+    }
+
+    /// Issue 16: numbers past u64 and i64 overflowed (a panic with overflow checks).
+    #[test]
+    fn numbers_too_large_saturate() {
+        let now = day(2026, 3, 28);
+        assert_eq!(
+            validity("I moved here 18446744073709551615 years ago", now, &UTC),
+            (Some(0), None)
+        );
+        assert_eq!(
+            validity("I'm away for the next 99999999999999 years", now, &UTC),
+            (None, Some(u64::MAX))
+        );
+        assert_eq!(
+            period_in("What happened in December 9223372036854775807?", &UTC),
+            None
+        );
     }
 
     #[test]

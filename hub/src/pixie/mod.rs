@@ -112,6 +112,10 @@ pub enum SetError {
     /// The time phrase gave no instant.
     #[error("Sorry, {0}. Say, for example: remind me to water the plants tomorrow at 8.")]
     Phrase(#[from] PhraseError),
+    /// The time phrase names a time too far ahead to keep ("in 8000000 days"): a reminder
+    /// or a timer.
+    #[error("That is too far ahead for me to set a {0}.")]
+    TooFar(&'static str),
     /// The store failed.
     #[error("Sorry, I could not save that reminder; my reminder store reported an error.")]
     Storage(#[from] ReminderError),
@@ -399,11 +403,15 @@ impl Pixie {
         set_in: &str,
         now_ms: u64,
     ) -> Result<(Reminder, String), SetError> {
-        let due = phrase::parse(when, now_ms, &self.tz)?;
+        let due = phrase::parse(when, now_ms, &self.tz).map_err(|e| match (e, kind) {
+            (PhraseError::TooFar, Kind::Reminder) => SetError::TooFar("reminder"),
+            (PhraseError::TooFar, Kind::Timer) => SetError::TooFar("timer"),
+            (e, _) => SetError::Phrase(e),
+        })?;
         let timer_like = kind == Kind::Timer
             || (due.relative
                 && due.repeat.is_none()
-                && due.at_ms - now_ms < self.config.timer_within_minutes * 60_000);
+                && due.at_ms.saturating_sub(now_ms) < self.config.timer_within_minutes * 60_000);
         let urgency = if timer_like {
             self.config.timer_urgency
         } else {

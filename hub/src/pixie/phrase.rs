@@ -27,7 +27,7 @@
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan, Zoned};
+use jiff::{Span, Timestamp, ToSpan, Zoned};
 use serde::{Deserialize, Serialize};
 
 use super::spoken::{month_name, spoken_clock, spoken_date};
@@ -88,6 +88,10 @@ pub enum PhraseError {
     /// The phrase names a day but no time, and the day is today.
     #[error("I need a time for today")]
     NoTime,
+    /// The phrase names a time past the end of the calendar (the year 9999), or a number
+    /// too large to count with ("in 8000000 days").
+    #[error("that is too far ahead")]
+    TooFar,
 }
 
 /// Parses `phrase` (only the time part: "tomorrow at 8") relative to `now_ms` in `tz`.
@@ -98,8 +102,10 @@ pub fn parse(phrase: &str, now_ms: u64, tz: &TimeZone) -> Result<Due, PhraseErro
         return Err(unknown());
     }
     let parts = Parts::read(&words).ok_or_else(unknown)?;
-    let now = Timestamp::from_millisecond(now_ms as i64)
-        .map_err(|_| unknown())?
+    let now = i64::try_from(now_ms)
+        .ok()
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        .ok_or_else(unknown)?
         .to_zoned(tz.clone());
     parts.resolve(&now, tz).map_err(|e| match e {
         PhraseError::Unknown(_) => unknown(),
@@ -387,16 +393,21 @@ fn duration(words: &[String]) -> Option<(Offset, usize)> {
             n += 0.5;
             i += 3;
         }
+        // Saturating: a sum past any calendar is too far ahead when it is resolved, and a
+        // float cast to an integer saturates too.
         match unit {
-            Unit::Real(ms) => d.ms += (n * ms as f64) as u64,
+            Unit::Real(ms) => d.ms = d.ms.saturating_add((n * ms as f64) as u64),
             // "a day and a half": real time.
             Unit::Days(days) if n.fract() != 0.0 => {
-                d.ms += (n * days as f64 * 24.0 * HOUR_MS as f64) as u64;
+                d.ms =
+                    d.ms.saturating_add((n * days as f64 * 24.0 * HOUR_MS as f64) as u64);
             }
-            Unit::Days(days) => d.days += n as i64 * days,
+            Unit::Days(days) => d.days = d.days.saturating_add((n as i64).saturating_mul(days)),
             // "half a month" has no one length.
             Unit::Months(_) if n.fract() != 0.0 => return None,
-            Unit::Months(months) => d.months += n as i64 * months,
+            Unit::Months(months) => {
+                d.months = d.months.saturating_add((n as i64).saturating_mul(months))
+            }
         }
         // "1 hour and 20 minutes"
         if words.get(i).is_some_and(|w| w == "and") && number(&words[i + 1..]).is_some() {
@@ -418,7 +429,7 @@ fn from_now(d: Offset, words: &[String]) -> Option<(Offset, usize)> {
         Some("today") if whole_days => Some((d, from + 1)),
         Some("tomorrow") if whole_days => Some((
             Offset {
-                days: d.days + 1,
+                days: d.days.saturating_add(1),
                 ..d
             },
             from + 1,
@@ -520,6 +531,10 @@ fn clock_value(words: &[String]) -> Option<(Clock, usize)> {
                     }
                     let h = h as i8;
                     let c = if w(minutes_word) == Some("to") {
+                        // "0 to 8" would be 7:60.
+                        if n < 1.0 {
+                            return None;
+                        }
                         plain(h, 60 - n as i8).to_before()
                     } else {
                         plain(h, n as i8)
@@ -815,9 +830,7 @@ impl Parts {
         let mut assumed = Vec::new();
         let now_ms = now.timestamp().as_millisecond() as u64;
         let today = now.date();
-        let at = |date: Date, hour: i8, minute: i8| -> Result<Zoned, PhraseError> {
-            zoned(date, hour, minute, tz).ok_or_else(unknown)
-        };
+        let at = |date: Date, hour: i8, minute: i8| zoned(date, hour, minute, tz);
         if self.same_time {
             self.clock = Some(Clock::of(now));
         }
@@ -846,7 +859,7 @@ impl Parts {
                         return Err(unknown());
                     }
                     Ok(Due {
-                        at_ms: now_ms + ms,
+                        at_ms: add_ms(now_ms, ms)?,
                         repeat: Some(Repeat::Every { ms }),
                         assumed,
                         relative: true,
@@ -881,7 +894,7 @@ impl Parts {
                 return Err(unknown());
             }
             return Ok(Due {
-                at_ms: now_ms + offset.ms,
+                at_ms: add_ms(now_ms, offset.ms)?,
                 repeat: None,
                 assumed,
                 relative: true,
@@ -900,7 +913,7 @@ impl Parts {
             // No day: the next time the clock shows it.
             if let Some(clock) = self.clock.filter(|c| c.ambiguous() && self.part.is_none()) {
                 let mut best: Option<Zoned> = None;
-                for date in [today, today.tomorrow().map_err(|_| unknown())?] {
+                for date in [Some(today), today.tomorrow().ok()].into_iter().flatten() {
                     for m in [Meridiem::Am, Meridiem::Pm] {
                         let z = at(date, clock.hour_for(m), clock.minute)?;
                         if z > *now && best.as_ref().is_none_or(|b| z < *b) {
@@ -915,7 +928,11 @@ impl Parts {
             let (hour, minute) = self.time_of_day(&mut assumed, true);
             let mut z = at(today, hour, minute)?;
             if z <= *now {
-                z = at(today.tomorrow().map_err(|_| unknown())?, hour, minute)?;
+                z = at(
+                    today.tomorrow().map_err(|_| PhraseError::TooFar)?,
+                    hour,
+                    minute,
+                )?;
             }
             return Ok(self.due(z, assumed));
         };
@@ -925,36 +942,45 @@ impl Parts {
                 today.yesterday().map_err(|_| unknown())?
             }
             DaySpec::Today => today,
-            DaySpec::Tomorrow => today.tomorrow().map_err(|_| unknown())?,
-            DaySpec::Ahead { months, days } => today
-                .checked_add(months.months())
-                .and_then(|d| d.checked_add(days.days()))
-                .map_err(|_| unknown())?,
+            DaySpec::Tomorrow => today.tomorrow().map_err(|_| PhraseError::TooFar)?,
+            // `months.months()` and `days.days()` would panic past jiff's limits (about
+            // 20,000 years): "in 8000000 days".
+            DaySpec::Ahead { months, days } => Span::new()
+                .try_months(months)
+                .and_then(|span| span.try_days(days))
+                .and_then(|span| today.checked_add(span))
+                .map_err(|_| PhraseError::TooFar)?,
             DaySpec::Weekday { day: wd, next } => {
                 let ahead =
                     (wd.to_monday_zero_offset() - today.weekday().to_monday_zero_offset() + 7) % 7;
                 let ahead = if ahead == 0 && next { 7 } else { ahead };
                 let mut date = today
                     .checked_add((ahead as i64).days())
-                    .map_err(|_| unknown())?;
+                    .map_err(|_| PhraseError::TooFar)?;
                 if ahead == 0 && self.on(date, tz, &mut Vec::new(), false)? <= *now {
-                    date = date.checked_add(7.days()).map_err(|_| unknown())?;
+                    date = date
+                        .checked_add(7.days())
+                        .map_err(|_| PhraseError::TooFar)?;
                 }
                 date
             }
             DaySpec::NextWeek => {
                 let ahead = 7 - today.weekday().to_monday_zero_offset() as i64;
-                today.checked_add(ahead.days()).map_err(|_| unknown())?
+                today
+                    .checked_add(ahead.days())
+                    .map_err(|_| PhraseError::TooFar)?
             }
             DaySpec::Weekend => {
                 let ahead = (5 - today.weekday().to_monday_zero_offset() as i64 + 7) % 7;
-                today.checked_add(ahead.days()).map_err(|_| unknown())?
+                today
+                    .checked_add(ahead.days())
+                    .map_err(|_| PhraseError::TooFar)?
             }
             DaySpec::NextMonth { day: d } => {
                 let first = today
                     .first_of_month()
                     .checked_add(1.month())
-                    .map_err(|_| unknown())?;
+                    .map_err(|_| PhraseError::TooFar)?;
                 let d = d.unwrap_or(1);
                 Date::new(first.year(), first.month(), d).map_err(|_| {
                     PhraseError::NoSuchDate(format!(
@@ -967,6 +993,9 @@ impl Parts {
             DaySpec::Date { month, day: d } => {
                 let name = |y: i16, m: i8| format!("{d} {} {y}", month_name(m));
                 let pick = |y: i16, m: i8| -> Result<Date, PhraseError> {
+                    if y > 9999 {
+                        return Err(PhraseError::TooFar);
+                    }
                     Date::new(y, m, d).map_err(|_| PhraseError::NoSuchDate(name(y, m)))
                 };
                 match month {
@@ -985,7 +1014,7 @@ impl Parts {
                                 let next = today
                                     .first_of_month()
                                     .checked_add(1.month())
-                                    .map_err(|_| unknown())?;
+                                    .map_err(|_| PhraseError::TooFar)?;
                                 pick(next.year(), next.month())?
                             }
                         }
@@ -1017,12 +1046,11 @@ impl Parts {
     ) -> Result<Zoned, PhraseError> {
         let (hour, minute) = self.time_of_day(assumed, note);
         let date = if self.small_hours() {
-            date.tomorrow().ok()
+            date.tomorrow().map_err(|_| PhraseError::TooFar)?
         } else {
-            Some(date)
+            date
         };
-        date.and_then(|d| zoned(d, hour, minute, tz))
-            .ok_or_else(|| PhraseError::Unknown(String::new()))
+        zoned(date, hour, minute, tz)
     }
 
     /// Whether the phrase names the small hours of a night ("tonight at 2", "Friday night at
@@ -1080,6 +1108,14 @@ impl Parts {
     }
 }
 
+/// `ms` after `now_ms`, if the calendar goes that far.
+fn add_ms(now_ms: u64, ms: u64) -> Result<u64, PhraseError> {
+    now_ms
+        .checked_add(ms)
+        .filter(|at| i64::try_from(*at).is_ok_and(|at| Timestamp::from_millisecond(at).is_ok()))
+        .ok_or(PhraseError::TooFar)
+}
+
 /// Fills an empty slot; `false` when the part came before (a phrase with two times).
 fn set<T>(slot: &mut Option<T>, value: T) -> bool {
     if slot.is_some() {
@@ -1102,15 +1138,18 @@ fn set_part(slot: &mut Option<PartOfDay>, part: PartOfDay) -> bool {
     }
 }
 
-/// `date` at `hour`:`minute` in `tz`, where hour 24 is midnight at the end of the day.
-fn zoned(date: Date, hour: i8, minute: i8, tz: &TimeZone) -> Option<Zoned> {
+/// `date` at `hour`:`minute` in `tz`, where hour 24 is midnight at the end of the day; too
+/// far past the end of jiff's calendar (9999-12-30 in UTC, so that every zone has it).
+fn zoned(date: Date, hour: i8, minute: i8, tz: &TimeZone) -> Result<Zoned, PhraseError> {
     let (date, hour) = if hour == 24 {
-        (date.tomorrow().ok()?, 0)
+        (date.tomorrow().map_err(|_| PhraseError::TooFar)?, 0)
     } else {
         (date, hour)
     };
-    let time = Time::new(hour, minute, 0, 0).ok()?;
-    date.to_datetime(time).to_zoned(tz.clone()).ok()
+    let time = Time::new(hour, minute, 0, 0).map_err(|_| PhraseError::Unknown(String::new()))?;
+    date.to_datetime(time)
+        .to_zoned(tz.clone())
+        .map_err(|_| PhraseError::TooFar)
 }
 
 /// "every 2 hours", "every Monday and Thursday", "every weekday", "every morning".
@@ -1259,20 +1298,20 @@ fn next_month(words: &[String]) -> (DaySpec, usize, Option<PartOfDay>) {
 }
 
 impl Repeat {
-    /// The first time after `after_ms` that this repeats, `None` for an empty day mask or a
-    /// time of day that does not exist.
+    /// The first time after `after_ms` that this repeats, `None` for an empty day mask, a
+    /// time of day that does not exist, or a time past the end of the calendar.
     pub fn next_after(&self, after_ms: u64, tz: &TimeZone) -> Option<u64> {
         match *self {
-            Repeat::Every { ms } => Some(after_ms + ms.max(1)),
+            Repeat::Every { ms } => add_ms(after_ms, ms.max(1)).ok(),
             Repeat::Days { mask, hour, minute } => {
                 if mask & ALL_DAYS == 0 {
                     return None;
                 }
-                let after = Timestamp::from_millisecond(after_ms as i64).ok()?;
+                let after = Timestamp::from_millisecond(i64::try_from(after_ms).ok()?).ok()?;
                 let mut date = after.to_zoned(tz.clone()).date();
                 for _ in 0..8 {
                     if mask & bit(date.weekday()) != 0 {
-                        let z = zoned(date, hour, minute, tz)?;
+                        let z = zoned(date, hour, minute, tz).ok()?;
                         if z.timestamp() > after {
                             return Some(z.timestamp().as_millisecond() as u64);
                         }

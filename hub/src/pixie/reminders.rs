@@ -594,6 +594,16 @@ mod tests {
         }
     }
 
+    /// Issue 16: this panicked in the time-phrase parser, which `parse_request` asks whether
+    /// the words at the end are a time.
+    #[test]
+    fn a_request_too_far_ahead_is_still_split() {
+        assert_eq!(
+            parse_request("remind me to call Anna in 8000000 days", &rooms()),
+            set(Kind::Reminder, "call anna", "in 8000000 days", &[])
+        );
+    }
+
     #[test]
     fn the_store_keeps_reminders_across_a_reopen_and_repeats_move_on() {
         let dir = tempfile::tempdir().unwrap();

@@ -272,6 +272,27 @@ async fn a_reminder_is_set_in_code_without_the_model() {
     assert!(hub.history().is_empty());
 }
 
+/// Issue 16: "in 8000000 days" panicked the answer task (jiff's span limit) and the terminal
+/// heard nothing until its timeout. Now it hears why, and nothing is set.
+#[tokio::test]
+async fn a_reminder_too_far_ahead_is_answered_with_an_error() {
+    let mut hub = hub();
+    for (id, text, what) in [
+        ("u1", "Remind me to call Anna in 8000000 days", "reminder"),
+        ("u2", "Set a timer for 4294967295 hours", "timer"),
+    ] {
+        let turn = hub.ask(id, text).await;
+        assert_eq!(turn.outcome, Outcome::InCode("reminder"));
+        let r = hub.received(id).await;
+        assert_eq!(
+            r.chunks,
+            [format!("That is too far ahead for me to set a {what}.")]
+        );
+    }
+    assert!(hub.pipeline.pixie.reminders().pending().unwrap().is_empty());
+    assert!(hub.seen.lock().unwrap().is_empty(), "the model was asked");
+}
+
 #[tokio::test]
 async fn forget_that_removes_the_last_stored_memory() {
     let mut hub = hub();

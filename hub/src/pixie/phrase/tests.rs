@@ -576,6 +576,106 @@ fn a_recurring_reminder_keeps_its_wall_clock_time_across_dst() {
     assert_eq!(hourly.next_after(5, &berlin()), Some(5 + HOUR_MS));
 }
 
+/// Issue 16: "in 8000000 days" panicked in jiff (`days()` past its span limit) and took the
+/// answer with it; numbers past the calendar are an error the user hears.
+#[test]
+fn times_past_the_end_of_the_calendar_are_too_far_not_a_panic() {
+    let now = at(SPRING);
+    for phrase in [
+        "in 8000000 days",
+        "in 7000000 days",
+        "in 4294967295 weeks",
+        "in 99999 years",
+        "in 4294967295 months",
+        "a week and 8000000 days from now",
+        "in 8000000 days and 1 day",
+        // Real time: past the year 9999, or past what a u64 of ms holds.
+        "in 2912400 days and a half",
+        "in 4294967295 hours",
+        "in 4294967295 fortnights and a half and 4294967295 fortnights and a half and \
+         4294967295 fortnights and a half and 4294967295 fortnights and a half",
+        "every 4294967295 hours",
+    ] {
+        assert_eq!(
+            parse(phrase, now, &berlin()),
+            Err(PhraseError::TooFar),
+            "{phrase:?}"
+        );
+    }
+    // The end of jiff's calendar: its last instant is 9999-12-30T22:00Z, so that every
+    // zone has a civil time for it.
+    let last = at("9999-12-29T10:00");
+    assert_eq!(
+        show(parse("tomorrow at 8", last, &berlin()).unwrap().at_ms),
+        "9999-12-30T08:00+01:00"
+    );
+    for phrase in [
+        "the day after tomorrow at 8",
+        "in 3 days",
+        "tomorrow at 11:30 pm",
+        "on 2 January",
+    ] {
+        assert_eq!(
+            parse(phrase, last, &berlin()),
+            Err(PhraseError::TooFar),
+            "{phrase:?}"
+        );
+    }
+    // A clock past any u64 that jiff can read is no "now".
+    assert!(matches!(
+        parse("in 5 minutes", u64::MAX, &berlin()),
+        Err(PhraseError::Unknown(_))
+    ));
+    // A stored repeat whose next time is past the calendar has none.
+    assert_eq!(
+        Repeat::Every { ms: u64::MAX }.next_after(now, &berlin()),
+        None
+    );
+    assert_eq!(
+        Repeat::Every {
+            ms: 247_360_985_886_081_500
+        }
+        .next_after(18_199_383_087_823_470_116, &berlin()),
+        None
+    );
+}
+
+/// Other numbers out of range are what they always were: not a number, not a time, no
+/// such date.
+#[test]
+fn huge_and_impossible_numbers_are_errors() {
+    let now = at(SPRING);
+    for phrase in [
+        "in 99999999999999999999 minutes",
+        "in 18446744073709551616 days",
+        "every 0 days",
+        "every 0 minutes",
+        "at 99:99",
+        "at 24:00",
+        "at 0 to 8",
+        "at 4294967295",
+        "at 127:00",
+        "at 128:00",
+        "on the 99999th",
+    ] {
+        assert!(
+            matches!(parse(phrase, now, &berlin()), Err(PhraseError::Unknown(_))),
+            "{phrase:?}: {:?}",
+            parse(phrase, now, &berlin())
+        );
+    }
+    for phrase in ["on February 30", "on 31 April", "on the 31st of next month"] {
+        assert!(
+            matches!(
+                parse(phrase, at(AUTUMN), &berlin()),
+                Err(PhraseError::NoSuchDate(_))
+            ),
+            "{phrase:?}: {:?}",
+            parse(phrase, at(AUTUMN), &berlin())
+        );
+    }
+}
+
 #[test]
 fn unknown_past_and_impossible_phrases_are_errors() {
     let now = at(SPRING);
