@@ -192,12 +192,42 @@ impl HubLink {
         let endpoint = format!("{}:{}", h.host, h.port);
         let link_seal = link.seal.clone();
 
+        // The event loop runs on a task of its own and is never cancelled mid-poll (a poll
+        // dropped while connecting opens a second connection with the same client id, which
+        // the broker answers by closing the first); this loop reads its events beside the
+        // heartbeat watchdog.
+        let (polled_tx, mut polled) = mpsc::channel(64);
+        let poller = tokio::spawn(async move {
+            let mut wait = min_wait;
+            loop {
+                let event = eventloop.poll().await;
+                let (failed, done) = match &event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        wait = min_wait;
+                        (false, false)
+                    }
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => (false, true),
+                    Ok(_) => (false, false),
+                    Err(_) => (true, false),
+                };
+                if polled_tx.send(event).await.is_err() || done {
+                    return;
+                }
+                if failed {
+                    tracing::debug!(retry_in_ms = wait.as_millis() as u64, "reconnecting");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(max_wait);
+                }
+            }
+        });
         let task = tokio::spawn(async move {
             let mut state = Reachability::default();
-            let mut wait = min_wait;
             // The hub's heartbeat (paired terminals): its period and when it was last heard.
             let mut heartbeat: Option<(Duration, Instant)> = None;
-            let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+            let mut watchdog = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_secs(1),
+                Duration::from_secs(1),
+            );
             watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let emit = |event: LinkEvent| {
                 // A full queue means the front end is stuck; dropping a status line then beats
@@ -209,7 +239,10 @@ impl HubLink {
             loop {
                 let event = tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    e = eventloop.poll() => e,
+                    e = polled.recv() => match e {
+                        Some(e) => e,
+                        None => break,
+                    },
                     _ = watchdog.tick() => {
                         let silent = heartbeat.filter(|(every, at)| at.elapsed() > *every * 3);
                         if let Some((every, at)) = silent {
@@ -229,19 +262,18 @@ impl HubLink {
                 };
                 let change = match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        wait = min_wait;
                         tracing::info!(broker = %endpoint, "connected to the broker");
                         for topic in &subscriptions {
-                            let _ = client.subscribe(topic, QoS::AtLeastOnce).await;
+                            if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
+                                tracing::error!(error = %e, topic, "cannot subscribe");
+                            }
                         }
-                        let _ = client
-                            .publish(
-                                &presence_topic,
-                                QoS::AtLeastOnce,
-                                true,
-                                presence(true, now_ms(), None),
-                            )
-                            .await;
+                        let _ = client.try_publish(
+                            &presence_topic,
+                            QoS::AtLeastOnce,
+                            true,
+                            presence(true, now_ms(), None),
+                        );
                         state.broker(true)
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -305,12 +337,7 @@ impl HubLink {
                             reachable.store(false, Ordering::SeqCst);
                             emit(change);
                         }
-                        tracing::debug!(error = %e, retry_in_ms = wait.as_millis() as u64, "reconnecting");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                        wait = (wait * 2).min(max_wait);
+                        tracing::debug!(error = %e, "broker connection lost");
                         None
                     }
                 };
@@ -327,14 +354,12 @@ impl HubLink {
                 presence(false, now_ms(), None),
             );
             let _ = client.try_disconnect();
+            // The poller ends once the disconnect is out.
             let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                while let Ok(e) = eventloop.poll().await {
-                    if let Event::Outgoing(rumqttc::Outgoing::Disconnect) = e {
-                        break;
-                    }
-                }
+                while polled.recv().await.is_some() {}
             })
             .await;
+            poller.abort();
         });
         Ok((link, events_rx, task))
     }

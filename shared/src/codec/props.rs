@@ -351,6 +351,28 @@ proptest! {
     }
 
     #[test]
+    fn sealed_payloads_mutated_or_arbitrary_never_open_wrongly_or_panic(
+        payload in valid_payload(),
+        mutations in proptest::collection::vec(mutation(), 0..3),
+        junk in proptest::collection::vec(any::<u8>(), 0..96),
+    ) {
+        use crate::seal::{open, Sealer, Secret};
+        let key = Secret::generate().key();
+        let topic = "hearth/v1/terminal/kitchen/utterance";
+        let sealed = Sealer::default().seal(&key, topic, &payload);
+        prop_assert_eq!(&open(&key, topic, &sealed).expect("opens").plaintext, &payload);
+        let mut changed = sealed.clone();
+        for m in &mutations {
+            mutate(&mut changed, m);
+        }
+        if changed != sealed {
+            prop_assert!(open(&key, topic, &changed).is_err(), "an altered seal opened");
+        }
+        let _ = open(&key, topic, &[b"HS1".as_slice(), &junk].concat());
+        let _ = open(&key, topic, &junk);
+    }
+
+    #[test]
     fn mutated_payloads_of_every_type_never_panic_the_decoder(
         payload in valid_payload(),
         // None at times: a valid payload read as every other type.

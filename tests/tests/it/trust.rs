@@ -471,7 +471,9 @@ async fn household_under_attack(broker: Broker) -> anyhow::Result<()> {
         );
         assert!(
             !line.contains("hub unreachable"),
-            "the kitchen lost the hub: {line}"
+            "the kitchen lost the hub: {line}\nhub log:\n{}\nkitchen log:\n{}",
+            hub.log_text(),
+            std::fs::read_to_string(&kitchen.log).unwrap_or_default()
         );
     }
     let hub_log = hub.log_text();
@@ -544,4 +546,100 @@ async fn a_stolen_pairing_cannot_read_forge_replay_silence_or_flood_on_the_embed
 async fn a_stolen_pairing_cannot_read_forge_replay_silence_or_flood_through_mosquitto(
 ) -> anyhow::Result<()> {
     household_under_attack(Broker::Mosquitto).await
+}
+
+#[tokio::test]
+async fn a_terminal_pins_the_hubs_tls_certificate_and_refuses_another() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let (port, tls_port) = (free_port(), free_port());
+    let toml = hearth_tests::hub_toml(
+        d,
+        port,
+        &format!(
+            "[trust]\nregistry = \"{registry}\"\nallow_unpaired = false\n",
+            registry = d.join("terminals.json").display()
+        ),
+    )
+    .replace(
+        "[mqtt]\n",
+        &format!(
+            "[mqtt]\ntls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\n",
+            cert = d.join("tls/cert.pem").display(),
+            key = d.join("tls/key.pem").display()
+        ),
+    );
+    let hub_config = d.join("hub.toml");
+    std::fs::write(&hub_config, toml)?;
+    let pairing = pair(&hub_config, d, "study").await?;
+    let text = std::fs::read_to_string(&pairing)?;
+    assert!(text.contains(&format!("port = {tls_port}")), "{text}");
+    assert!(text.contains("tls_fingerprint = \"sha256:"), "{text}");
+    let hub = Hub::launch(&hub_config, port, d).await?;
+    assert!(hub.log_text().contains("also listens with TLS"));
+
+    let mut study = Terminal::paired(d, &pairing, "study").await?;
+    study.say("Say hello in one sentence.").await?;
+    study.expect("hub: ", REPLY_TIMEOUT).await?;
+
+    // The same terminal pinned to another certificate does not connect, and says why.
+    let start = text.find("tls_fingerprint = \"sha256:").expect("pinned") + 26;
+    let mut wrong = text.clone();
+    let flipped = if &text[start..start + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    wrong.replace_range(start..start + 1, flipped);
+    let wrong_pairing = d.join("pairing-wrong.toml");
+    std::fs::write(
+        &wrong_pairing,
+        wrong.replace("id = \"study\"", "id = \"study\""),
+    )?;
+    drop(study);
+    let impostor = Terminal::launch(d, &wrong_pairing, "study", &["--text"])?;
+    wait_for_log(
+        &impostor.log,
+        "the hub's TLS certificate is not the pinned one",
+        Duration::from_secs(20),
+    )
+    .await?;
+    assert!(
+        !std::fs::read_to_string(&impostor.log)?.contains("connected to the broker"),
+        "a wrong pin connected"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_hub_refuses_the_network_with_the_default_password() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("exposed.toml");
+    let port = free_port();
+    let toml = hearth_tests::hub_toml(dir.path(), port, "")
+        .replace(
+            &format!("listen = \"127.0.0.1:{port}\""),
+            &format!("listen = \"0.0.0.0:{port}\""),
+        )
+        .replace(
+            &format!("password = \"{}\"", hearth_tests::PASSWORD),
+            "password = \"change-me\"",
+        );
+    std::fs::write(&config, toml)?;
+    let out = Command::new(hearth_tests::bin("hearth-hub"))
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the hub started on 0.0.0.0 with change-me"
+    );
+    assert!(
+        stderr.contains("mqtt.password") && stderr.contains("trust.allow_unpaired"),
+        "{stderr}"
+    );
+    Ok(())
 }
