@@ -1,6 +1,7 @@
 //! Backup, wipe and restore of a whole hub on real stores: every tree of every store comes
 //! back byte for byte, recall works again (the full-text index is rebuilt), new ids do not
-//! collide, and a damaged, truncated, newer or misdirected archive writes nothing.
+//! collide, the paired terminals come back with their logins and keys, and a damaged,
+//! truncated, newer or misdirected archive writes nothing.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -12,6 +13,8 @@ use hearth_hub::memory::graph::Proposal;
 use hearth_hub::memory::{Embedding, Memories, NewMemory, Speaker};
 use hearth_hub::pixie::reminders::{Kind, NewReminder, Reminders};
 use hearth_hub::pixie::tasks::{Tasks, Work};
+use hearth_hub::trust::Registry;
+use hearth_shared::seal::Secret;
 
 const DIM: usize = 4;
 const NOW: u64 = 1_700_000_000_000;
@@ -22,10 +25,24 @@ fn config(dir: &Path) -> HubConfig {
     let mut config = HubConfig::default();
     config.memory.path = dir.join("memory");
     config.pixie.path = dir.join("pixie");
-    for (name, path) in backup::stores(&config) {
-        assert!(path.starts_with(dir), "set the {name} store's path here");
+    config.trust.registry = dir.join("state/terminals.json");
+    for store in backup::stores(&config) {
+        assert!(
+            store.path.starts_with(dir),
+            "set the {} store's path here",
+            store.name
+        );
     }
     config
+}
+
+/// Pairs two terminals into the hub's registry and returns their secrets.
+fn pair(config: &HubConfig) -> Vec<(&'static str, Secret)> {
+    let registry = Registry::open(&config.trust.registry).unwrap();
+    ["kitchen", "hall"]
+        .into_iter()
+        .map(|id| (id, registry.pair(id, id, false).unwrap()))
+        .collect()
 }
 
 fn new_memory(text: &str) -> NewMemory {
@@ -147,10 +164,12 @@ fn fill(config: &HubConfig) {
         .unwrap();
 }
 
+/// Every tree of every sled store.
 fn dumps(config: &HubConfig) -> Vec<(&'static str, Dump)> {
     backup::stores(config)
         .into_iter()
-        .map(|(name, path)| (name, dump(&path)))
+        .filter(|s| s.kind == backup::Kind::Sled)
+        .map(|s| (s.name, dump(&s.path)))
         .collect()
 }
 
@@ -163,6 +182,9 @@ fn backup_wipe_restore_brings_back_every_tree_and_recall() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     fill(&config);
+    let secrets = pair(&config);
+    let terminals = Registry::open(&config.trust.registry).unwrap().list();
+    assert_eq!(terminals.len(), 2);
     let before = dumps(&config);
     let trees: Vec<&str> = before[0].1.keys().map(String::as_str).collect();
     for tree in ["memories", "vectors", "passages", "graph", "profile"] {
@@ -191,6 +213,9 @@ fn backup_wipe_restore_brings_back_every_tree_and_recall() {
     };
     assert_eq!(count("memories"), Some(3));
     assert_eq!(count("graph"), Some(2));
+    let registry = header.stores.iter().find(|s| s.name == "registry").unwrap();
+    assert_eq!(registry.trees.len(), 1);
+    assert_eq!(registry.trees[0].entries, 1);
     assert_eq!(backup::check(&out).unwrap(), header);
     let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
         .unwrap()
@@ -202,7 +227,7 @@ fn backup_wipe_restore_brings_back_every_tree_and_recall() {
         "no temporary file is left: {leftovers:?}"
     );
 
-    // A wipe removes the stores and the derived index.
+    // A wipe removes the stores, the registry and the derived index.
     let stores = backup::stores(&config);
     let derived = backup::derived(&config);
     let plan = backup::wipe_plan(&stores, &derived);
@@ -210,6 +235,7 @@ fn backup_wipe_restore_brings_back_every_tree_and_recall() {
         config.memory.path.join("store"),
         config.memory.path.join("fulltext"),
         config.pixie.path.clone(),
+        config.trust.registry.clone(),
     ] {
         assert!(plan.contains(&path), "{plan:?}");
     }
@@ -217,11 +243,32 @@ fn backup_wipe_restore_brings_back_every_tree_and_recall() {
     assert_eq!(removed, plan);
     assert!(backup::wipe_plan(&stores, &derived).is_empty());
     assert!(!config.memory.path.join("fulltext").exists());
+    assert!(!config.trust.registry.exists());
+
+    // A registry whose terminals were all revoked counts as empty.
+    let registry = Registry::open(&config.trust.registry).unwrap();
+    registry.pair("attic", "attic", false).unwrap();
+    assert!(registry.revoke("attic").unwrap());
+    assert!(config.trust.registry.exists());
 
     let restored = backup::restore(&stores, &derived, &out).unwrap();
     assert_eq!(restored, header);
     let after = dumps(&config);
     assert_eq!(before, after, "every tree, every key, every value");
+
+    // The registry comes back whole, private, and the terminals' secrets still log in.
+    assert_eq!(mode(&config.trust.registry), 0o600);
+    let registry = Registry::open(&config.trust.registry).unwrap();
+    assert_eq!(
+        registry.list(),
+        terminals,
+        "ids, rooms, password hashes, keys"
+    );
+    for (id, secret) in &secrets {
+        assert!(registry.verify_login(id, &secret.password()), "{id}");
+        assert_eq!(registry.get(id).unwrap().key, secret.key(), "{id}");
+    }
+    assert!(!registry.verify_login("kitchen", &secrets[1].1.password()));
 
     // The hub opens what was restored: the full-text index is rebuilt, vectors load, and
     // new ids go above the restored ones.
@@ -265,12 +312,14 @@ fn refused(archive: &Path) -> BackupError {
         backup::restore(&backup::stores(&config), &backup::derived(&config), archive).unwrap_err();
     assert!(!config.memory.path.exists(), "{err}: nothing written");
     assert!(!config.pixie.path.exists(), "{err}: nothing written");
+    assert!(!config.trust.registry.exists(), "{err}: nothing written");
     err
 }
 
 fn archive(dir: &Path) -> (HubConfig, PathBuf, Vec<u8>) {
     let config = config(&dir.join("hub"));
     fill(&config);
+    pair(&config);
     let out = dir.join("hub.hearth-backup");
     backup::backup(&backup::stores(&config), &out, NOW).unwrap();
     let bytes = std::fs::read(&out).unwrap();
@@ -361,10 +410,73 @@ fn restore_into_a_hub_that_holds_data_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn restore_into_a_registry_that_has_a_terminal_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out, _) = archive(dir.path());
+    let other = config(&dir.path().join("other"));
+    Registry::open(&other.trust.registry)
+        .unwrap()
+        .pair("bedroom", "bedroom", false)
+        .unwrap();
+    let before = std::fs::read(&other.trust.registry).unwrap();
+    let err = backup::restore(&backup::stores(&other), &backup::derived(&other), &out).unwrap_err();
+    assert!(
+        matches!(&err, BackupError::NotEmpty { store, .. } if store == "registry"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nothing was written"), "{err}");
+    assert!(!other.memory.path.exists());
+    assert!(!other.pixie.path.exists());
+    assert_eq!(std::fs::read(&other.trust.registry).unwrap(), before);
+    let leftovers = std::fs::read_dir(other.trust.registry.parent().unwrap())
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 1, "no temporary file");
+
+    // A damaged registry there is refused too, by what is wrong with it.
+    std::fs::write(&other.trust.registry, "{ not json").unwrap();
+    let err = backup::restore(&backup::stores(&other), &backup::derived(&other), &out).unwrap_err();
+    assert!(matches!(err, BackupError::Registry(_)), "{err}");
+    assert!(!other.memory.path.exists());
+}
+
+#[test]
+fn a_damaged_registry_is_not_backed_up_and_an_archive_without_one_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir.path().join("hub"));
+    fill(&config);
+    let stores = backup::stores(&config);
+
+    // No registry file: the archive has none, and restoring it leaves the registry absent.
+    let out = dir.path().join("hub.hearth-backup");
+    let header = backup::backup(&stores, &out, NOW).unwrap();
+    let registry = header.stores.iter().find(|s| s.name == "registry").unwrap();
+    assert!(registry.trees.is_empty(), "{registry:?}");
+    let fresh = self::config(&dir.path().join("fresh"));
+    backup::restore(&backup::stores(&fresh), &backup::derived(&fresh), &out).unwrap();
+    assert!(!fresh.trust.registry.exists());
+    assert_eq!(dumps(&fresh), dumps(&config));
+
+    // A registry that does not read as one: a clear error, and no archive.
+    std::fs::create_dir_all(config.trust.registry.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config.trust.registry,
+        r#"{"version":1,"terminals":[{"id":"x"}]}"#,
+    )
+    .unwrap();
+    let damaged = dir.path().join("damaged.hearth-backup");
+    let err = backup::backup(&stores, &damaged, NOW).unwrap_err();
+    assert!(matches!(err, BackupError::Registry(_)), "{err}");
+    assert!(err.to_string().contains("is damaged"), "{err}");
+    assert!(!damaged.exists());
+}
+
+#[test]
 fn backup_and_wipe_refuse_stores_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     fill(&config);
+    pair(&config);
     let held = Reminders::open(&config.pixie.path).unwrap();
     let out = dir.path().join("hub.hearth-backup");
     let err = backup::backup(&backup::stores(&config), &out, NOW).unwrap_err();
@@ -373,5 +485,10 @@ fn backup_and_wipe_refuse_stores_in_use() {
     let err = backup::wipe(&backup::stores(&config), &backup::derived(&config)).unwrap_err();
     assert!(err.to_string().contains("is the hub running?"), "{err}");
     assert!(config.memory.path.join("store").exists());
+    // A running hub does not lock the registry; the stores it holds keep it from a wipe.
+    assert_eq!(
+        Registry::open(&config.trust.registry).unwrap().list().len(),
+        2
+    );
     drop(held);
 }

@@ -131,32 +131,10 @@ impl Registry {
         if modified == loaded.modified && (modified.is_some() || loaded.terminals.is_empty()) {
             return Ok(());
         }
-        let file = match modified {
-            None => File::default(),
-            Some(_) => {
-                let text = std::fs::read_to_string(&self.path).map_err(io)?;
-                let damaged = |reason: String| RegistryError::Damaged {
-                    path: self.path.clone(),
-                    reason,
-                };
-                let file: File = serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
-                if file.version != VERSION {
-                    return Err(damaged(format!(
-                        "version {} (this hub reads version {VERSION})",
-                        file.version
-                    )));
-                }
-                file
-            }
+        let terminals = match modified {
+            None => BTreeMap::new(),
+            Some(_) => parse(&self.path, &std::fs::read(&self.path).map_err(io)?)?,
         };
-        let mut terminals = BTreeMap::new();
-        for record in file.terminals {
-            let key = SealKey::from_text(&record.key).map_err(|e| RegistryError::Damaged {
-                path: self.path.clone(),
-                reason: format!("terminal {:?}: {e}", record.id),
-            })?;
-            terminals.insert(record.id.clone(), (record, key));
-        }
         loaded.terminals = terminals;
         loaded.modified = modified;
         Ok(())
@@ -305,6 +283,38 @@ impl Registry {
         std::fs::rename(&tmp, &self.path).map_err(io)?;
         Ok(())
     }
+}
+
+/// The terminals in the bytes of a registry file, each with its key (`path` names the file in
+/// errors).
+fn parse(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<BTreeMap<String, (TerminalRecord, SealKey)>, RegistryError> {
+    let damaged = |reason: String| RegistryError::Damaged {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file: File = serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+    if file.version != VERSION {
+        return Err(damaged(format!(
+            "version {} (this hub reads version {VERSION})",
+            file.version
+        )));
+    }
+    let mut terminals = BTreeMap::new();
+    for record in file.terminals {
+        let key = SealKey::from_text(&record.key)
+            .map_err(|e| damaged(format!("terminal {:?}: {e}", record.id)))?;
+        terminals.insert(record.id.clone(), (record, key));
+    }
+    Ok(terminals)
+}
+
+/// The terminals in the bytes of a registry file, checked as the hub checks the file when it
+/// reads it (`path` names the file in errors): what a backup carries and a restore writes.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<TerminalRecord>, RegistryError> {
+    Ok(parse(path, bytes)?.into_values().map(|(r, _)| r).collect())
 }
 
 /// Creates `dir` (and its parents) with mode 0700 where it is missing.
