@@ -121,14 +121,18 @@ fn presence() -> impl Strategy<Value = Presence> {
         any::<bool>(),
         any::<u64>(),
         proptest::collection::vec(text(), 0..3),
+        proptest::option::of(any::<u64>()),
     )
-        .prop_map(|(terminal, room, online, at_ms, capabilities)| Presence {
-            terminal,
-            room,
-            online,
-            at_ms,
-            capabilities,
-        })
+        .prop_map(
+            |(terminal, room, online, at_ms, capabilities, will)| Presence {
+                terminal,
+                room,
+                online,
+                at_ms,
+                capabilities,
+                will,
+            },
+        )
 }
 
 fn speech() -> impl Strategy<Value = Speech> {
@@ -192,8 +196,16 @@ fn valid_payload() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         utterance().prop_map(|m| encode(&m)),
         presence().prop_map(|m| encode(&m)),
-        (any::<bool>(), any::<u64>())
-            .prop_map(|(online, at_ms)| encode(&HubPresence { online, at_ms })),
+        (
+            any::<bool>(),
+            any::<u64>(),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(online, at_ms, heartbeat_ms)| encode(&HubPresence {
+                online,
+                at_ms,
+                heartbeat_ms
+            })),
         reply_chunk().prop_map(|m| encode(&m)),
         speech().prop_map(|m| encode(&m)),
         error_report().prop_map(|m| encode(&m)),
@@ -398,7 +410,7 @@ proptest! {
         let limit = usize::MAX;
         prop_assert_eq!(decode::<Utterance>(&encode(&u), limit).ok(), Some(u.clone()));
         prop_assert_eq!(decode::<Presence>(&encode(&p), limit).ok(), Some(p.clone()));
-        let h = HubPresence { online, at_ms };
+        let h = HubPresence { online, at_ms, heartbeat_ms: Some(at_ms / 7) };
         prop_assert_eq!(decode::<HubPresence>(&encode(&h), limit).ok(), Some(h));
         prop_assert_eq!(decode::<ReplyChunk>(&encode(&r), limit).ok(), Some(r.clone()));
         prop_assert_eq!(decode::<Speech>(&encode(&s), limit).ok(), Some(s.clone()));

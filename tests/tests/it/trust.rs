@@ -592,10 +592,7 @@ async fn a_terminal_pins_the_hubs_tls_certificate_and_refuses_another() -> anyho
     };
     wrong.replace_range(start..start + 1, flipped);
     let wrong_pairing = d.join("pairing-wrong.toml");
-    std::fs::write(
-        &wrong_pairing,
-        wrong.replace("id = \"study\"", "id = \"study\""),
-    )?;
+    std::fs::write(&wrong_pairing, wrong)?;
     drop(study);
     let impostor = Terminal::launch(d, &wrong_pairing, "study", &["--text"])?;
     wait_for_log(
