@@ -115,28 +115,28 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     // A vital thread that dies stops the service like a signal would, and the hub then exits
     // non-zero so that systemd restarts it.
     let serving = CancellationToken::new();
+    vital.watch("inference", llm_thread);
     let watcher = tokio::spawn({
         let (serving, shutdown) = (serving.clone(), shutdown.clone());
-        let mut llm_done = tokio::task::spawn_blocking(move || llm_thread.join());
         async move {
             let died = tokio::select! {
                 _ = shutdown.cancelled() => None,
-                reason = vital.died() => Some(reason),
-                _ = &mut llm_done => Some("the inference thread stopped".to_string()),
+                (_, reason) = vital.ended() => Some(reason),
             };
             serving.cancel();
-            (died, llm_done)
+            (died, vital)
         }
     });
     service::serve(pipeline, gate, outgoing, serving).await?;
-    let (died, llm_done) = watcher.await?;
+    let (died, mut vital) = watcher.await?;
     if let Some(reason) = died {
         tracing::error!(%reason, "a thread the hub needs has stopped; exiting so that the service manager restarts the hub");
         anyhow::bail!("{reason}");
     }
     // The pipeline held the last LLM handles; the inference thread ends once it has finished
     // the generation in hand, which the cancelled turns have already asked it to stop.
-    if tokio::time::timeout(Duration::from_secs(10), llm_done)
+    let inference_ended = async { while vital.ended().await.0 != "inference" {} };
+    if tokio::time::timeout(Duration::from_secs(10), inference_ended)
         .await
         .is_err()
     {

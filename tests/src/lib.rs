@@ -130,7 +130,9 @@ impl Hub {
         let child = Command::new(bin("hearth-hub"))
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "info,rumqttd=warn")
+            // The recalled memories' text is logged at debug level only; the memory tests
+            // read it.
+            .env("RUST_LOG", "info,rumqttd=warn,hearth_hub::turn=debug")
             .env("OMP_WAIT_POLICY", "passive")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

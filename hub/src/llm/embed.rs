@@ -105,10 +105,17 @@ impl Embedder {
     /// Embeds each text; one normalised vector per text, in order.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, LlmError> {
         let (reply, rx) = oneshot::channel();
-        self.jobs
-            .send(Job { texts, reply })
-            .await
-            .map_err(|_| LlmError::Stopped)?;
+        // A full queue answers busy at once: recall then goes by words alone, and a memory
+        // is stored without its vector, rather than every turn waiting behind a flood.
+        match self.jobs.try_send(Job { texts, reply }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(LlmError::Busy {
+                    capacity: self.jobs.max_capacity(),
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(LlmError::Stopped),
+        }
         rx.await.map_err(|_| LlmError::Stopped)?
     }
 

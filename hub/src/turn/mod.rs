@@ -279,7 +279,8 @@ impl Pipeline {
             .iter()
             .map(|m| m.text.as_str())
             .collect();
-        tracing::info!(id = %turn.utterance.id, recalled = ?texts, "memory context");
+        tracing::info!(id = %turn.utterance.id, recalled = texts.len(), "memory context");
+        tracing::debug!(id = %turn.utterance.id, recalled = ?texts, "memory context text");
     }
 
     /// The prompt: recalled memories go into the user turn, not the system prompt, so that
@@ -310,9 +311,11 @@ impl Pipeline {
         let u = &turn.utterance;
         tracing::info!(terminal = %u.terminal, room = %u.room, id = %u.id, chars = u.text.len(), "answering");
         let request = GenerateRequest {
-            // One lane per room; one lane for all when rooms do not take turns.
+            // One lane per terminal (the topic's id, which the transport checked: a sender
+            // cannot open lanes by naming rooms); one lane for all when rooms do not take
+            // turns.
             lane: if self.config.llm.fair_rooms {
-                u.room.clone()
+                u.terminal.clone()
             } else {
                 String::new()
             },

@@ -25,7 +25,9 @@ fn utterance(terminal: &str, text: &str) -> Utterance {
 async fn bad_payloads_get_typed_errors_and_the_hub_keeps_serving() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
-    let mut hub = Hub::start(dir.path(), port, "").await?;
+    // A burst of bad payloads from one client: above the per-terminal rate limit, which
+    // counts every utterance, readable or not.
+    let mut hub = Hub::start(dir.path(), port, "[trust]\nburst = 100\n").await?;
     let (utt, reply, error) = (
         "hearth/v1/terminal/probe/utterance",
         "hearth/v1/terminal/probe/reply",

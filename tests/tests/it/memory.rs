@@ -25,7 +25,7 @@ async fn a_fact_told_in_one_room_is_recalled_in_another_after_a_restart() -> any
     let mut study = Terminal::connected(dir.path(), port, "study").await?;
     study.say("Where does my sister live?").await?;
     study.expect("hub: ", REPLY_TIMEOUT).await?;
-    let line = wait_for_log(&hub.log, "memory context", Duration::from_secs(5)).await?;
+    let line = wait_for_log(&hub.log, "memory context text", Duration::from_secs(5)).await?;
     assert!(line.contains("My sister Anna lives in Porto."), "{line}");
     Ok(())
 }
@@ -62,7 +62,7 @@ async fn forget_that_removes_the_memory_everywhere() -> anyhow::Result<()> {
     let mut study = Terminal::connected(dir.path(), port, "study").await?;
     study.say("Where does my sister live?").await?;
     study.expect("hub: ", REPLY_TIMEOUT).await?;
-    let line = wait_for_log(&hub.log, "memory context", Duration::from_secs(5)).await?;
+    let line = wait_for_log(&hub.log, "memory context text", Duration::from_secs(5)).await?;
     assert!(line.contains("recalled=[]"), "{line}");
     Ok(())
 }
@@ -109,7 +109,12 @@ async fn a_spoken_correction_supersedes_the_fact_and_the_cli_shows_both() -> any
     let mut study = Terminal::connected(dir.path(), port, "study").await?;
     study.say("Where does my sister live?").await?;
     study.expect("hub: ", REPLY_TIMEOUT).await?;
-    let line = wait_for_log(&hub.log, "memory context id=study", Duration::from_secs(5)).await?;
+    let line = wait_for_log(
+        &hub.log,
+        "memory context text id=study",
+        Duration::from_secs(5),
+    )
+    .await?;
     assert!(line.contains("Lisbon") && !line.contains("Porto"), "{line}");
 
     // The CLI, once the hub has let go of the store: both versions, the old one superseded.
