@@ -130,6 +130,12 @@ impl Conversations {
         true
     }
 
+    /// Drops every room's history ("forget everything"); returns how many exchanges went.
+    pub fn clear(&mut self) -> usize {
+        let rooms = std::mem::take(&mut self.rooms);
+        rooms.values().map(|r| r.exchanges.len()).sum()
+    }
+
     /// Drops, in every room, the exchanges in which the user (or the reply) said one of
     /// `said` (forgotten memories' texts): what is forgotten is not kept in the prompt
     /// either. Returns how many went.

@@ -92,7 +92,28 @@ pub fn which_one(a: &str, b: &str) -> String {
     )
 }
 
+/// The question before forgetting everything.
+pub fn forget_everything_question(memories: usize, reminders: usize) -> String {
+    let things = if memories == 1 { "thing" } else { "things" };
+    let reminders = match reminders {
+        0 => String::new(),
+        1 => ", 1 reminder".to_string(),
+        n => format!(", {n} reminders"),
+    };
+    format!(
+        "That would forget everything: {memories} {things} I remember{reminders}, and what was said in every room. Shall I forget it all? Say yes or no."
+    )
+}
+
 /// Everything was forgotten.
-pub fn forgot_everything(n: usize) -> String {
-    format!("Okay, I have forgotten everything: {n} memories.")
+pub fn forgot_everything(memories: usize, reminders: usize) -> String {
+    let memories = match memories {
+        1 => "1 memory".to_string(),
+        n => format!("{n} memories"),
+    };
+    match reminders {
+        0 => format!("Okay, I have forgotten everything: {memories}."),
+        1 => format!("Okay, I have forgotten everything: {memories} and 1 reminder."),
+        n => format!("Okay, I have forgotten everything: {memories} and {n} reminders."),
+    }
 }

@@ -646,6 +646,15 @@ impl Graph {
         Ok(doomed.len())
     }
 
+    /// Deletes every node ("forget everything"). Returns how many there were. Durable when
+    /// this returns.
+    pub fn clear(&self) -> Result<usize, MemoryError> {
+        let n = self.nodes.len();
+        self.nodes.clear().map_err(|e| self.store.storage(e))?;
+        self.store.flush()?;
+        Ok(n)
+    }
+
     /// The graph as an indented tree, one node per line.
     pub fn render_tree(&self) -> Result<String, MemoryError> {
         let nodes = self.nodes()?;

@@ -1,6 +1,8 @@
 //! The "in code" stage: reminder requests and memory controls, answered without the model
 //! (it only splits a reminder phrasing the parser does not know, under a grammar).
 
+use std::sync::Arc;
+
 use hearth_shared::{now_ms, Utterance};
 
 use super::{Outcome, Pipeline, Turn};
@@ -113,11 +115,14 @@ impl Pipeline {
                 }
             }
             Control::ForgetAll => match s.all_ids().await {
-                Ok(ids) if ids.is_empty() => say::NOTHING_TO_FORGET.to_string(),
                 Ok(ids) => {
+                    let reminders = self.pixie.reminders().pending().map_or(0, |r| r.len());
+                    if ids.is_empty() && reminders == 0 {
+                        return Some(say::NOTHING_TO_FORGET.to_string());
+                    }
                     let n = ids.len();
-                    self.ask_to_forget(u, ids, String::new());
-                    say::forget_how_many(n, None, &[])
+                    self.ask_to_forget(u, ids, String::new(), true);
+                    say::forget_everything_question(n, reminders)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "memory search failed");
@@ -203,14 +208,14 @@ impl Pipeline {
             Forgot::Last | Forgot::Everything => String::new(),
         };
         let items = spoken_items(&found, 3);
-        self.ask_to_forget(u, ids, topic.clone());
+        self.ask_to_forget(u, ids, topic.clone(), false);
         say::forget_how_many(found.len(), (!topic.is_empty()).then_some(&topic), &items)
     }
 
     /// Remembers that the room was asked whether to forget `ids`.
-    fn ask_to_forget(&self, u: &Utterance, ids: Vec<MemoryId>, topic: String) {
+    fn ask_to_forget(&self, u: &Utterance, ids: Vec<MemoryId>, topic: String, everything: bool) {
         let pending = PendingForget {
-            everything: topic.is_empty() && ids.len() > 1,
+            everything,
             ids,
             topic,
             asked_ms: now_ms(),
@@ -229,11 +234,27 @@ impl Pipeline {
                 return say::FORGET_FAILED.to_string();
             }
         };
+        let everything = matches!(what, Forgot::Everything);
         let dropped = self.home.with(|h| {
             h.last_stored.retain(|_, (id, _)| !ids.contains(id));
-            h.conversations.forget(&said)
+            if everything {
+                h.last_stored.clear();
+                h.conversations.clear()
+            } else {
+                h.conversations.forget(&said)
+            }
         });
-        let everything = matches!(what, Forgot::Everything);
+        let reminders = if everything {
+            match self.forget_the_rest().await {
+                Ok(reminders) => reminders,
+                Err(e) => {
+                    tracing::error!(error = %e, "forgetting everything failed after the memories");
+                    return say::FORGET_FAILED.to_string();
+                }
+            }
+        } else {
+            0
+        };
         tracing::info!(
             forgotten,
             dropped,
@@ -242,10 +263,38 @@ impl Pipeline {
         );
         tracing::debug!(what = ?what, "what was forgotten");
         match what {
-            Forgot::Everything => say::forgot_everything(forgotten),
+            Forgot::Everything => say::forgot_everything(forgotten, reminders),
             Forgot::Last => say::FORGOTTEN.to_string(),
             Forgot::About(topic) => say::forgot_about(forgotten, topic),
         }
+    }
+
+    /// After the memories, the rest of "forget everything": the memory graph (nodes learnt
+    /// from no memory included), every pending reminder and Pixie's queued work (follow-up
+    /// questions carry what was said). Returns how many reminders went.
+    async fn forget_the_rest(&self) -> anyhow::Result<usize> {
+        let memories = Arc::clone(self.subconscious.memories());
+        let pixie = Arc::clone(&self.pixie);
+        let now = now_ms();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            let nodes = memories.graph().clear()?;
+            let pending = pixie.reminders().pending()?;
+            for r in &pending {
+                pixie.reminders().cancel(r.id, now)?;
+            }
+            let tasks = pixie.tasks().pending()?;
+            for t in &tasks {
+                pixie.tasks().done(t.id)?;
+            }
+            tracing::info!(
+                nodes,
+                reminders = pending.len(),
+                tasks = tasks.len(),
+                "forgot everything else"
+            );
+            Ok(pending.len())
+        })
+        .await?
     }
 
     /// The answer to a forget question asked in `u`'s room, if `u` is one: yes forgets,

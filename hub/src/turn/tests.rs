@@ -310,6 +310,42 @@ async fn forget_that_removes_the_last_stored_memory() {
     );
 }
 
+/// Issue 16: "forget everything" (asked first) wipes every store the household's words are
+/// in: memories, the graph, pending reminders, Pixie's queued work and every room's history.
+#[tokio::test]
+async fn forget_everything_asks_then_wipes_memories_reminders_and_history() {
+    let mut hub = hub();
+    hub.ask("u1", "My locker code is 4711").await;
+    hub.received("u1").await;
+    hub.ask("u2", "Remind me to water the plants in 20 minutes")
+        .await;
+    hub.received("u2").await;
+    hub.ask("u3", "Tell me a story about a fox").await;
+    hub.received("u3").await;
+    assert!(!hub.history().is_empty());
+    hub.ask("u4", "Forget everything.").await;
+    let question = hub.received("u4").await.chunks.join(" ");
+    assert!(
+        question.contains("1 thing I remember, 1 reminder") && question.contains("yes or no"),
+        "{question}"
+    );
+    assert_eq!(
+        hub.stored(),
+        ["My locker code is 4711"],
+        "nothing before the yes"
+    );
+    hub.ask("u5", "Yes.").await;
+    assert_eq!(
+        hub.received("u5").await.chunks,
+        ["Okay, I have forgotten everything: 1 memory and 1 reminder."]
+    );
+    assert!(hub.stored().is_empty());
+    assert!(hub.pipeline.pixie.reminders().pending().unwrap().is_empty());
+    assert!(hub.pipeline.pixie.tasks().pending().unwrap().is_empty());
+    assert!(hub.history().is_empty());
+    assert!(hub.pipeline.subconscious.memories().graph().is_empty());
+}
+
 #[tokio::test]
 async fn what_do_you_remember_lists_stored_facts() {
     let mut hub = hub();
