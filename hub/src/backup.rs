@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::HubConfig;
-use crate::memory::store::{next_id, open_db, private_dir, reserve_ids};
+use crate::files::{folder_of, private_dir};
+use crate::memory::store::{next_id, open_db, reserve_ids};
 use crate::trust::registry::{self, RegistryError};
 
 /// The format's name, first in every archive.
@@ -374,10 +375,7 @@ pub fn backup(stores: &[Store], out: &Path, now_ms: u64) -> Result<Header> {
 /// 0600, synced), which is then renamed over `path`, and the folder is synced. The folder is
 /// created (0700) where it is missing; the temporary file is removed if anything fails.
 fn atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let folder = folder_of(path);
     private_dir(&folder).map_err(io(&folder))?;
     let file_name = path
         .file_name()
@@ -871,12 +869,7 @@ impl Target {
             Target::Registry { path, bytes } => {
                 // Checked in the first pass; again here in case the archive changed since.
                 registry::decode(&path, &bytes).map_err(BackupError::Registry)?;
-                atomically(&path, |tmp| {
-                    let mut out = registry::private_file(tmp).map_err(io(tmp))?;
-                    out.write_all(&bytes)
-                        .and_then(|()| out.sync_all())
-                        .map_err(io(tmp))
-                })
+                crate::files::replace(&path, &bytes).map_err(io(&path))
             }
         }
     }

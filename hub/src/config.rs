@@ -74,13 +74,7 @@ impl HubConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        config.llm.model = expand_home(&config.llm.model);
-        config.embeddings.model = expand_home(&config.embeddings.model);
-        config.memory.path = expand_home(&config.memory.path);
-        config.pixie.path = expand_home(&config.pixie.path);
-        config.trust.registry = expand_home(&config.trust.registry);
-        config.mqtt.tls_cert = expand_home(&config.mqtt.tls_cert);
-        config.mqtt.tls_key = expand_home(&config.mqtt.tls_key);
+        config.expand_paths();
         config.validate()?;
         Ok(config)
     }
@@ -99,16 +93,25 @@ impl HubConfig {
         Ok(config)
     }
 
+    /// Expands a leading `~` in every path setting.
+    fn expand_paths(&mut self) {
+        for path in [
+            &mut self.llm.model,
+            &mut self.embeddings.model,
+            &mut self.memory.path,
+            &mut self.pixie.path,
+            &mut self.trust.registry,
+            &mut self.mqtt.tls_cert,
+            &mut self.mqtt.tls_key,
+        ] {
+            *path = expand_home(path);
+        }
+    }
+
     /// The defaults, with `~` expanded.
     pub fn with_defaults() -> HubConfig {
         let mut config = HubConfig::default();
-        config.llm.model = expand_home(&config.llm.model);
-        config.embeddings.model = expand_home(&config.embeddings.model);
-        config.memory.path = expand_home(&config.memory.path);
-        config.pixie.path = expand_home(&config.pixie.path);
-        config.trust.registry = expand_home(&config.trust.registry);
-        config.mqtt.tls_cert = expand_home(&config.mqtt.tls_cert);
-        config.mqtt.tls_key = expand_home(&config.mqtt.tls_key);
+        config.expand_paths();
         config
     }
 

@@ -10,6 +10,7 @@ pub mod controls;
 pub mod conversation;
 pub mod emotion;
 pub mod extract;
+pub mod files;
 pub mod guard;
 pub mod household;
 pub mod llm;

@@ -217,11 +217,22 @@ fn beat(gate: &Gate) -> HubPresence {
 /// cannot. Queued without waiting (it also runs inside the event loop).
 fn announce(client: &AsyncClient, topics: &Topics, gate: &Gate, presence: &HubPresence) {
     for terminal in gate.registry.list() {
-        if let Ok(topic) = topics.terminal(&terminal.id, Channel::Hub) {
-            let payload = gate.seal(&terminal.id, &topic, encode(presence));
-            if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
-                tracing::warn!(terminal = %terminal.id, error = %e, "cannot queue the hub's presence");
-            }
+        tell_presence(client, topics, gate, &terminal.id, presence);
+    }
+}
+
+/// Queues the hub's `presence` for one paired terminal, sealed on its hub channel.
+fn tell_presence(
+    client: &AsyncClient,
+    topics: &Topics,
+    gate: &Gate,
+    terminal: &str,
+    presence: &HubPresence,
+) {
+    if let Ok(topic) = topics.terminal(terminal, Channel::Hub) {
+        let payload = gate.seal(terminal, &topic, encode(presence));
+        if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
+            tracing::warn!(terminal, error = %e, "cannot queue the hub's presence");
         }
     }
 }
@@ -364,10 +375,7 @@ fn on_presence(
                 }
                 if p.online {
                     // A terminal that just came tells the hub; it hears back at once.
-                    if let Ok(topic) = topics.terminal(terminal, Channel::Hub) {
-                        let payload = gate.seal(terminal, &topic, encode(&beat(gate)));
-                        let _ = client.try_publish(topic, QoS::AtLeastOnce, false, payload);
-                    }
+                    tell_presence(client, topics, gate, terminal, &beat(gate));
                 }
             }
             tracing::info!(terminal, room = %p.room, online = p.online, paired = opened.room.is_some(), capabilities = ?p.capabilities, "terminal presence");

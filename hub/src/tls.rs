@@ -3,7 +3,6 @@
 //! fingerprint that `hearth-hub pair` writes into its config. No certificate authority is
 //! involved: the pin is the trust.
 
-use std::io::Write;
 use std::path::Path;
 
 use rustls_pki_types::pem::PemObject;
@@ -11,7 +10,6 @@ use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 use crate::broker::MqttConfig;
-use crate::trust::registry::{private_dir, private_file};
 
 /// Why the certificate cannot be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -71,16 +69,10 @@ pub fn read_fingerprint(path: &Path) -> Result<String, TlsError> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    let io = |source| TlsError::Io {
+    crate::files::replace(path, bytes).map_err(|source| TlsError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        private_dir(dir).map_err(io)?;
-    }
-    let mut file = private_file(path).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
+    })
 }
 
 #[cfg(test)]

@@ -305,10 +305,7 @@ impl Replay {
                 window_s: self.window_us / 1_000_000,
             });
         }
-        self.recent.insert(counter);
-        if self.recent.len() > RECENT {
-            self.recent.pop_first();
-        }
+        self.remember(counter);
         Ok(())
     }
 }

@@ -101,22 +101,18 @@ impl HubLink {
         let id = &config.terminal.id;
         let h = &config.hub;
         let presence_topic = topics.terminal(id, Channel::Presence)?;
-        let seal = if h.secret.is_empty() {
-            None
+        // A paired terminal logs in with the password its secret gives, and seals.
+        let (password, seal) = if h.secret.is_empty() {
+            (h.password.clone(), None)
         } else {
             let secret =
                 Secret::from_text(&h.secret).map_err(|e| anyhow::anyhow!("hub.secret: {e}"))?;
-            Some(Arc::new(Seal {
+            let seal = Arc::new(Seal {
                 key: secret.key(),
                 sealer: Sealer::default(),
                 replay: Mutex::new(Replay::new(h.replay_window_s)),
-            }))
-        };
-        let password = match &h.secret {
-            s if s.is_empty() => h.password.clone(),
-            s => Secret::from_text(s)
-                .map_err(|e| anyhow::anyhow!("hub.secret: {e}"))?
-                .password(),
+            });
+            (secret.password(), Some(seal))
         };
         // A paired terminal's Last Will is sealed now, and its online presence names the
         // Will's counter so that the hub takes it when the broker delivers it later.

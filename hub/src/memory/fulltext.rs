@@ -177,7 +177,7 @@ impl FullText {
             path: dir.display().to_string(),
             reason,
         };
-        super::store::private_dir(dir).map_err(|e| folder(e.to_string()))?;
+        crate::files::private_dir(dir).map_err(|e| folder(e.to_string()))?;
         let (schema, ..) = schema();
         let open = || -> tantivy::Result<Index> {
             Index::open_or_create(MmapDirectory::open(dir)?, schema.clone())
@@ -187,7 +187,7 @@ impl FullText {
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "full-text index unreadable; recreating it from the store");
                 std::fs::remove_dir_all(dir).map_err(|e| folder(e.to_string()))?;
-                super::store::private_dir(dir).map_err(|e| folder(e.to_string()))?;
+                crate::files::private_dir(dir).map_err(|e| folder(e.to_string()))?;
                 open()?
             }
         };

@@ -88,7 +88,7 @@ pub struct MemoryStore {
 /// A database truly held by another process still fails, after the wait.
 /// The folder is created private to the hub's user (0700) when it does not exist yet.
 pub(crate) fn open_db(path: &Path) -> sled::Result<sled::Db> {
-    private_dir(path)?;
+    crate::files::private_dir(path)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match sled::Config::new().path(path).open() {
@@ -101,16 +101,6 @@ pub(crate) fn open_db(path: &Path) -> sled::Result<sled::Db> {
             other => return other,
         }
     }
-}
-
-/// Creates folder `path` and its missing parents, readable by the hub's user only (0700).
-/// An existing folder keeps its mode.
-pub(crate) fn private_dir(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
 }
 
 /// Where ids continue above sled's own counter, when an import or a restore brought in ids

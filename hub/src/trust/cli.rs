@@ -1,12 +1,11 @@
 //! What `hearth-hub pair`, `terminals` and `mosquitto-acl` print and write.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use hearth_shared::{Channel, Topics};
 
-use super::registry::{private_file, Registry};
+use super::registry::Registry;
 use crate::config::HubConfig;
 
 /// A new pairing: the terminal's config file, and for an external broker the command that
@@ -75,10 +74,7 @@ pub fn pair(
 
 /// Writes `text` to `path` with mode 0600.
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut file = private_file(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
+    Ok(crate::files::replace(path, text.as_bytes())?)
 }
 
 /// The paired terminals as a table, after revoking `revoke` if given.

@@ -3,7 +3,6 @@
 //! that `hearth-hub pair` and `hearth-hub terminals revoke` work while the hub runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -259,7 +258,7 @@ impl Registry {
         Ok(true)
     }
 
-    /// Writes the file: a temporary file beside it (0600), synced, then renamed over it.
+    /// Writes the file, atomically and 0600.
     fn write(
         &self,
         terminals: &BTreeMap<String, (TerminalRecord, SealKey)>,
@@ -273,15 +272,7 @@ impl Registry {
             terminals: terminals.values().map(|(r, _)| r.clone()).collect(),
         };
         let text = serde_json::to_vec_pretty(&file).expect("the registry serializes");
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            private_dir(dir).map_err(io)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let mut out = private_file(&tmp).map_err(io)?;
-        out.write_all(&text).map_err(io)?;
-        out.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        Ok(())
+        crate::files::replace(&self.path, &text).map_err(io)
     }
 }
 
@@ -315,26 +306,6 @@ fn parse(
 /// reads it (`path` names the file in errors): what a backup carries and a restore writes.
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<TerminalRecord>, RegistryError> {
     Ok(parse(path, bytes)?.into_values().map(|(r, _)| r).collect())
-}
-
-/// Creates `dir` (and its parents) with mode 0700 where it is missing.
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// Creates (or truncates) `path` with mode 0600.
-pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
 }
 
 #[cfg(test)]
