@@ -22,7 +22,7 @@
 use jiff::tz::TimeZone;
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, RngSeed};
 
 use crate::controls::{self, Control};
 use crate::memory::{facts, kind, when};
@@ -32,12 +32,20 @@ use crate::pixie::{reminders, spoken};
 /// Inputs per property.
 const CASES: u32 = 100_000;
 
+/// The same inputs on every run, so that CI never fails on a case no one has seen;
+/// `PROPTEST_RNG_SEED=<n>` explores other inputs (a failure prints its minimal case).
+const SEED: u64 = 0x6865_6172_7468;
+
 fn config() -> Config {
-    Config {
+    let mut config = Config {
         cases: CASES,
         failure_persistence: None,
         ..Config::default()
+    };
+    if config.rng_seed == RngSeed::Random {
+        config.rng_seed = RngSeed::Fixed(SEED);
     }
+    config
 }
 
 /// The time-phrase parser's words.
@@ -741,8 +749,7 @@ fn long_inputs_never_panic() {
     };
     let mut runner = proptest::test_runner::TestRunner::new(Config {
         cases: 64,
-        failure_persistence: None,
-        ..Config::default()
+        ..config()
     });
     let rooms = vec!["kitchen".to_string()];
     runner

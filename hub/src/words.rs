@@ -6,7 +6,9 @@
 //!
 //! The rule: a word is a run of letters and digits, lower-cased. An apostrophe (`'` or `’`)
 //! between two letters or digits stays inside the word, as `'` ("don't", "tom's"); every other
-//! character, hyphens included, separates words ("de-stress" is "de" and "stress").
+//! character, hyphens included, separates words ("de-stress" is "de" and "stress"). A
+//! combining mark inside a word stays in it, so a word read twice is the same word: "İ"
+//! lower-cases to "i" and a combining dot, which must not split into "i" on a second reading.
 
 /// The words of `text`, in order.
 pub fn words(text: &str) -> Vec<String> {
@@ -14,7 +16,7 @@ pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut word = String::new();
     for (i, &c) in chars.iter().enumerate() {
-        if c.is_alphanumeric() {
+        if c.is_alphanumeric() || (!word.is_empty() && combining(c)) {
             word.extend(c.to_lowercase());
             continue;
         }
@@ -31,6 +33,16 @@ pub fn words(text: &str) -> Vec<String> {
         out.push(word);
     }
     out
+}
+
+/// A combining mark (the Unicode blocks of combining diacritics), which belongs to the letter
+/// before it.
+fn combining(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}')
 }
 
 /// Shared words over all words (Jaccard) of two texts; 1 when both have none.
@@ -92,6 +104,15 @@ mod tests {
             ["quoted", "rock'n'roll", "äpfel"]
         );
         assert!(words(" ... ").is_empty());
+    }
+
+    #[test]
+    fn words_read_twice_are_the_same_words() {
+        for text in ["forget İ ", "İstanbul café", "e\u{301}clair \u{301}x"] {
+            let once = words(text);
+            assert_eq!(words(&once.join(" ")), once, "{text:?}");
+        }
+        assert_eq!(words("forget İ"), ["forget", "i\u{307}"]);
     }
 
     #[test]
