@@ -109,6 +109,15 @@ enum Bench {
         #[arg(long)]
         first_come: bool,
     },
+    /// A spoken turn end to end: a real hub and, per request, a real voice terminal reading a
+    /// WAV file at a microphone's pace; ms from the end of speech to the endpoint decision,
+    /// the transcript, the utterance sent, the first reply chunk and the first reply sample.
+    /// Uses the test hub config with `--model` (default: the test chat model).
+    Voice {
+        /// Requests ("hey jarvis" run straight on into a request), cycling through voices.
+        #[arg(long, default_value_t = 12)]
+        requests: usize,
+    },
     /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
     Memory {
         /// Store sizes, comma-separated.
@@ -172,6 +181,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.which {
+        Bench::Voice { requests } => {
+            let opts = hearth_bench::voice::VoiceBenchOptions {
+                requests: requests.max(1),
+                model: cli.model.clone(),
+            };
+            runtime.block_on(hearth_bench::voice::run(opts))
+        }
         Bench::Llm { tokens, runs } => {
             let opts = hearth_bench::speed::LlmBenchOptions { tokens, runs };
             runtime.block_on(hearth_bench::speed::llm(config, opts))

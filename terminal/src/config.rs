@@ -198,6 +198,23 @@ pub struct WakeConfig {
     /// After a detection, no other for this long (one utterance of the word scores high for
     /// several 80 ms steps).
     pub refractory_ms: u32,
+    /// Interleaved scoring streams, 1 to 8: phase `p` scores `p * 80 / phases` ms behind the
+    /// newest audio, so that where the 80 ms steps fall matters less. Each costs an embedding
+    /// and a classifier run per step while the model runs.
+    pub phases: u32,
+    /// A step scoring at least this (but under `threshold`) is a candidate: speech to text
+    /// checks the audio around it for `phrase`. 0 turns the check off.
+    pub verify_threshold: f32,
+    /// The wake phrase as speech to text writes it; its last word is what the check and the
+    /// transcript's trimming look for.
+    pub phrase: String,
+    /// The utterance starts this long before the wake word was detected, so that a request
+    /// run straight on from the wake word keeps its first words; the wake phrase is then cut
+    /// from the transcript.
+    pub pre_roll_ms: u32,
+    /// Run the model only around speech (voice activity in the last two seconds, replayed
+    /// when speech starts); idle listening then costs the voice-activity detector alone.
+    pub vad_gate: bool,
 }
 
 impl Default for WakeConfig {
@@ -208,6 +225,11 @@ impl Default for WakeConfig {
             embedding_model: fetched(WAKE_EMBEDDING),
             threshold: 0.5,
             refractory_ms: 2000,
+            phases: 2,
+            verify_threshold: 0.1,
+            phrase: "hey jarvis".to_string(),
+            pre_roll_ms: 1500,
+            vad_gate: true,
         }
     }
 }
@@ -439,8 +461,21 @@ impl TerminalConfig {
         if s.audio_ctx > 1500 {
             return bad("stt.audio_ctx must be 0 (the model's) to 1500".into());
         }
-        if !(self.wake.threshold > 0.0 && self.wake.threshold < 1.0) {
+        let w = &self.wake;
+        if !(w.threshold > 0.0 && w.threshold < 1.0) {
             return bad("wake.threshold must be between 0 and 1".into());
+        }
+        if !(w.verify_threshold >= 0.0 && w.verify_threshold <= w.threshold) {
+            return bad("wake.verify_threshold must be 0 (off) to wake.threshold".into());
+        }
+        if !(1..=8).contains(&w.phases) {
+            return bad("wake.phases must be 1 to 8".into());
+        }
+        if w.pre_roll_ms > 4000 {
+            return bad("wake.pre_roll_ms must be at most 4000".into());
+        }
+        if w.verify_threshold > 0.0 && !w.phrase.chars().any(char::is_alphanumeric) {
+            return bad("wake.phrase must have a word when wake.verify_threshold is set".into());
         }
         let t = &self.tts;
         if t.voice.as_os_str().is_empty() || t.threads == 0 || t.threads > 64 {

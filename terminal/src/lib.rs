@@ -12,6 +12,7 @@ pub mod link;
 pub mod pin;
 pub mod session;
 pub mod stt;
+pub mod timeline;
 pub mod tts;
 pub mod wake;
 

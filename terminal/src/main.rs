@@ -68,6 +68,18 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         idle_s: u32,
     },
+    /// Measure the wake word on the repo's set and print tables: recall with and without a
+    /// pause after it, whether the request keeps its first word, false wakes per hour on
+    /// ordinary speech and room noise, and CPU; before (one phase, no check, no gate) and
+    /// after (as configured). Takes about ten minutes per hour of negatives.
+    BenchWake {
+        /// Minutes of ordinary speech for the false-wake measure (room noise adds a tenth).
+        #[arg(long, default_value_t = 60)]
+        negative_minutes: usize,
+        /// Leave the positives out (tuning false wakes).
+        #[arg(long)]
+        negatives_only: bool,
+    },
     /// Speak text with the configured Piper voice into a WAV file, sentence by sentence as a
     /// reply would be, and print how long synthesis took.
     Say {
@@ -76,6 +88,9 @@ enum Command {
         /// The WAV file to write.
         #[arg(long, short)]
         out: PathBuf,
+        /// Say it in one piece, as a person would, instead of piece by piece as a reply.
+        #[arg(long)]
+        whole: bool,
     },
     /// List the sound devices (ids for voice.input_device and voice.output_device).
     Devices,
@@ -155,8 +170,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Transcribe { files }) => return transcribe(&config, &files),
         Some(Command::Wake { files }) => return wake(&config, &files),
-        Some(Command::Say { text, out }) => return say(&config, &text, &out),
+        Some(Command::Say { text, out, whole }) => return say(&config, &text, &out, whole),
         Some(Command::Devices) => return devices(),
+        Some(Command::BenchWake {
+            negative_minutes,
+            negatives_only,
+        }) => {
+            return hearth_terminal::wake::bench::run(
+                &config,
+                negative_minutes.max(1),
+                !negatives_only,
+            )
+        }
         Some(Command::Bench {
             files,
             runs,
@@ -273,7 +298,12 @@ fn wake(config: &TerminalConfig, files: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn say(config: &TerminalConfig, text: &str, out: &std::path::Path) -> anyhow::Result<()> {
+fn say(
+    config: &TerminalConfig,
+    text: &str,
+    out: &std::path::Path,
+    whole: bool,
+) -> anyhow::Result<()> {
     use hearth_terminal::audio::{wav, Clip};
     use hearth_terminal::tts::{pieces, Tts};
     let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
@@ -281,14 +311,16 @@ fn say(config: &TerminalConfig, text: &str, out: &std::path::Path) -> anyhow::Re
         samples: Vec::new(),
         rate: tts.rate(),
     };
-    for (i, piece) in pieces(
-        text,
-        config.tts.first_piece_words,
-        config.tts.max_piece_words,
-    )
-    .iter()
-    .enumerate()
-    {
+    let pieces = if whole {
+        vec![text.to_string()]
+    } else {
+        pieces(
+            text,
+            config.tts.first_piece_words,
+            config.tts.max_piece_words,
+        )
+    };
+    for (i, piece) in pieces.iter().enumerate() {
         let spoken = tts.synthesize(piece)?;
         eprintln!(
             "  piece {}: {:.2} s of audio in {} ms (real-time factor {:.2}): {piece:?}",

@@ -107,6 +107,7 @@ pub async fn run<F: Frontend>(
                     match link.send(&utterance).await {
                         Ok(()) => {
                             tracing::info!(id = %id, "utterance sent");
+                            crate::timeline::mark("sent");
                             set(&mut state, State::Awaiting { id, next_seq: 0, deadline: Instant::now() + first_chunk });
                         }
                         Err(LinkError::Unreachable) => {

@@ -99,6 +99,17 @@ impl Stt {
 
     /// Transcribes 16 kHz mono samples.
     pub fn transcribe(&self, samples: &[f32]) -> Result<Transcript, SttError> {
+        self.decode(samples, None)
+    }
+
+    /// Transcribes samples that start with the wake phrase, given as whisper's prompt: a
+    /// small model spells a name it was told far more reliably ("Hey, nervous" becomes "Hey
+    /// Jarvis").
+    pub fn transcribe_after(&self, samples: &[f32], phrase: &str) -> Result<Transcript, SttError> {
+        self.decode(samples, Some(phrase))
+    }
+
+    fn decode(&self, samples: &[f32], prompt: Option<&str>) -> Result<Transcript, SttError> {
         let started = Instant::now();
         // whisper.cpp refuses less than a second of audio; pad short clips with silence.
         let shortest = SPEECH_RATE as usize + SPEECH_RATE as usize / 10;
@@ -134,6 +145,9 @@ impl Stt {
         params.set_print_realtime(false);
         params.set_print_special(false);
         params.set_print_timestamps(false);
+        if let Some(prompt) = prompt.filter(|p| !p.trim().is_empty()) {
+            params.set_initial_prompt(prompt);
+        }
         if let Some(ctx) = self.audio_ctx(samples.len()) {
             params.set_audio_ctx(ctx);
         }

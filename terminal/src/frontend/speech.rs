@@ -131,6 +131,9 @@ impl Playback {
             if at >= q.taken_total {
                 break;
             }
+            if chunk == 0 {
+                crate::timeline::mark("first sample");
+            }
             q.heard_chunks = q.heard_chunks.max(chunk + 1);
             q.marks.pop_front();
         }

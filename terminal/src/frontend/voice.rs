@@ -34,7 +34,8 @@ use crate::config::{ListenConfig, TerminalConfig};
 use crate::endpoint::{End, Endpointer};
 use crate::stt::{Stt, SttError, Transcript};
 use crate::tts::Tts;
-use crate::wake::{WakeWord, STEP};
+use crate::wake::trigger::{Trigger, Wake};
+use crate::wake::{phrase, WakeWord, STEP};
 
 /// What the front end tells the listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,8 @@ impl VoiceFrontend {
         };
         let stt = Arc::new(Stt::load(&config.stt)?);
         let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake)?;
+        let trigger = Trigger::new(wake, stt.clone(), &config.wake, &config.listen);
+        let phrase = config.wake.phrase.clone();
         let tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
         let sink = match &config.voice.output_wav {
             Some(path) => Sink::Wav(path.clone()),
@@ -166,7 +169,8 @@ impl VoiceFrontend {
                 };
                 let mut listener = Listener {
                     stt,
-                    wake,
+                    trigger,
+                    phrase,
                     endpoint: Endpointer::new(&listen),
                     listen,
                     sink,
@@ -278,6 +282,7 @@ impl Frontend for VoiceFrontend {
         match &output {
             Output::ReplyChunk { text, first } => {
                 if *first {
+                    crate::timeline::mark("first chunk");
                     self.reply_generation = now;
                     self.reply_chunks = 0;
                     self.speech.playback().start_reply();
@@ -372,10 +377,9 @@ struct Pace {
 
 impl Pace {
     fn new() -> Pace {
-        Pace {
-            since: Instant::now(),
-            steps: 0,
-        }
+        let since = Instant::now();
+        crate::timeline::mark_at("mic", since);
+        Pace { since, steps: 0 }
     }
 
     fn wait(&mut self) {
@@ -392,8 +396,9 @@ impl Pace {
 enum State {
     /// Waiting for the wake word.
     Waiting,
-    /// Taking an utterance, since the given sample.
-    Listening { since: usize },
+    /// Taking an utterance, since the given sample; `woken` when it starts before the wake
+    /// word (its transcript then starts with the wake phrase, which is cut).
+    Listening { since: usize, woken: bool },
 }
 
 /// A transcription started before the utterance ended (after `listen.early_decode_ms` of
@@ -406,7 +411,9 @@ struct Early {
 
 struct Listener {
     stt: Arc<Stt>,
-    wake: WakeWord,
+    trigger: Trigger,
+    /// The wake phrase, cut from the start of a woken utterance's transcript.
+    phrase: String,
     endpoint: Endpointer,
     listen: ListenConfig,
     sink: Box<dyn Speaker>,
@@ -423,6 +430,8 @@ impl Listener {
     /// speech queued has played. After the end of a file, silence is heard at the pace of a
     /// microphone, so that speech plays out in real time.
     fn run(&mut self, mut mic: Mic) {
+        self.trigger
+            .inline_checks(!mic.realtime() && matches!(mic, Mic::File(_)));
         let mut state = self.idle();
         let mut utterance: Vec<f32> = Vec::new();
         let mut at = 0usize;
@@ -479,10 +488,11 @@ impl Listener {
                 state = self.start_listening(at, &mut utterance);
             }
             match state {
-                State::Waiting => match self.wake.push(&chunk) {
-                    Ok(Some(d)) => {
+                State::Waiting => match self.trigger.push(&chunk) {
+                    Ok(Some(wake)) => {
                         tracing::info!(
-                            score = d.score,
+                            score = wake.score,
+                            checked = wake.checked,
                             at_s = at as f32 / SPEECH_RATE as f32,
                             "wake word heard"
                         );
@@ -498,7 +508,7 @@ impl Listener {
                                 .inputs
                                 .blocking_send(Input::Interrupted { heard_chunks });
                         }
-                        state = self.start_listening(at + chunk.len(), &mut utterance);
+                        state = self.start_woken(wake, at + chunk.len(), &mut utterance);
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -506,14 +516,15 @@ impl Listener {
                         break;
                     }
                 },
-                State::Listening { since } => {
+                State::Listening { since, woken } => {
+                    self.trigger.record(&chunk);
                     utterance.extend_from_slice(&chunk);
                     if let Some(end) = self.endpoint.push(&chunk) {
-                        self.finish(end, since, &utterance);
+                        self.finish(end, since, woken, &utterance);
                         utterance.clear();
                         state = self.idle();
                     } else {
-                        self.decode_early(&utterance);
+                        self.decode_early(&utterance, woken);
                     }
                 }
             }
@@ -530,10 +541,13 @@ impl Listener {
     }
 
     fn idle(&mut self) -> State {
-        self.wake.reset();
+        self.trigger.reset();
         if self.listen.always {
             self.endpoint.reset();
-            State::Listening { since: 0 }
+            State::Listening {
+                since: 0,
+                woken: false,
+            }
         } else {
             tracing::info!("listener: waiting for the wake word");
             State::Waiting
@@ -542,7 +556,7 @@ impl Listener {
 
     /// Starts transcribing in the background once the person has been quiet for
     /// `early_decode_ms`; drops that transcription if they speak again.
-    fn decode_early(&mut self, utterance: &[f32]) {
+    fn decode_early(&mut self, utterance: &[f32], woken: bool) {
         let voiced = self.endpoint.voiced_frames();
         if self
             .early
@@ -562,10 +576,15 @@ impl Listener {
         let (tx, rx) = std_mpsc::channel();
         let stt = self.stt.clone();
         let samples = utterance.to_vec();
+        let phrase = woken.then(|| self.phrase.clone());
         let spawned = std::thread::Builder::new()
             .name("early-decode".into())
             .spawn(move || {
-                let _ = tx.send(stt.transcribe(&samples));
+                let heard = match phrase {
+                    Some(phrase) => stt.transcribe_after(&samples, &phrase),
+                    None => stt.transcribe(&samples),
+                };
+                let _ = tx.send(heard);
             });
         if spawned.is_ok() {
             self.early = Some(Early {
@@ -581,10 +600,36 @@ impl Listener {
         self.early = None;
         self.endpoint.reset();
         utterance.clear();
-        State::Listening { since: at }
+        State::Listening {
+            since: at,
+            woken: false,
+        }
     }
 
-    fn finish(&mut self, end: End, since: usize, samples: &[f32]) {
+    /// Starts listening after the wake word: the utterance starts `wake.pre_roll_ms` before
+    /// the detection, and the endpointer catches up on what was said since the detection (a
+    /// checked wake word comes a moment after it). `now` is the listener's clock.
+    fn start_woken(&mut self, wake: Wake, now: usize, utterance: &mut Vec<f32>) -> State {
+        self.start_listening(now, utterance);
+        utterance.extend(self.trigger.audio_since(wake.from));
+        let since = now.saturating_sub(utterance.len());
+        let state = State::Listening { since, woken: true };
+        let caught_up = self.trigger.audio_since(wake.at);
+        if caught_up.is_empty() {
+            return state;
+        }
+        match self.endpoint.push(&caught_up) {
+            Some(end) => {
+                let samples = std::mem::take(utterance);
+                self.finish(end, since, true, &samples);
+                self.idle()
+            }
+            None => state,
+        }
+    }
+
+    fn finish(&mut self, end: End, since: usize, woken: bool, samples: &[f32]) {
+        crate::timeline::mark("endpoint");
         let ended_at_ms = now_ms();
         let seconds = samples.len() as f32 / SPEECH_RATE as f32;
         let early = self.early.take();
@@ -601,9 +646,10 @@ impl Listener {
         self.early_used += usize::from(early_used);
         let transcribed = match early {
             Some(result) => result,
+            None if woken => self.stt.transcribe_after(samples, &self.phrase),
             None => self.stt.transcribe(samples),
         };
-        let heard = match transcribed {
+        let mut heard = match transcribed {
             Ok(heard) => heard,
             Err(e) => {
                 tracing::error!(error = %e, "speech to text failed");
@@ -614,6 +660,14 @@ impl Listener {
             text = %heard.text, ?end, audio_s = seconds, since_s = since as f32 / SPEECH_RATE as f32,
             stt_ms = started.elapsed().as_millis() as u64, early_used, "heard"
         );
+        crate::timeline::mark("transcript");
+        if woken {
+            heard.text = phrase::request(&heard.text, &self.phrase);
+            if heard.text.is_empty() {
+                tracing::info!("only the wake word was heard; waiting for it again");
+                return;
+            }
+        }
         if heard.text.is_empty() {
             return;
         }
@@ -725,9 +779,12 @@ mod tests {
         let playback = Arc::new(Playback::default());
         playback.push(queued);
         let played = speaker.played.clone();
+        let stt = Arc::new(Stt::load(&config.stt).unwrap());
+        let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap();
         let mut listener = Listener {
-            stt: Arc::new(Stt::load(&config.stt).unwrap()),
-            wake: WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap(),
+            trigger: Trigger::new(wake, stt.clone(), &config.wake, &config.listen),
+            stt,
+            phrase: config.wake.phrase.clone(),
             endpoint: Endpointer::new(&config.listen),
             listen: config.listen.clone(),
             sink: Box::new(speaker),
@@ -783,6 +840,54 @@ mod tests {
             let mut both = attention.clone();
             both.extend(earcon(Earcon::Listening).samples);
             assert_eq!(samples(&played), both);
+        }
+    }
+
+    /// `text` spoken by the Piper voice at 16 kHz, after `pad_s` of silence.
+    fn piper(text: &str, pad_s: f32) -> Clip {
+        let config = TerminalConfig::with_fetched_models();
+        let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts).unwrap();
+        let mut samples = vec![0.0; (pad_s * SPEECH_RATE as f32) as usize];
+        samples.extend(
+            tts.synthesize(text)
+                .unwrap()
+                .clip
+                .at_rate(SPEECH_RATE)
+                .samples,
+        );
+        Clip {
+            samples,
+            rate: SPEECH_RATE,
+        }
+    }
+
+    #[test]
+    fn a_request_run_straight_on_from_the_wake_word_keeps_its_first_word() {
+        let dir = tempfile::tempdir().unwrap();
+        // Piper's "hey jarvis" scores high at once; espeak's, run straight on, peaks under
+        // the threshold (0.3 to 0.5) and is confirmed by speech to text.
+        let cases = [
+            (
+                piper("Hey Jarvis set a timer for twenty minutes.", 0.5),
+                "set",
+            ),
+            (
+                espeak(dir.path(), "hey jarvis remind me to water the plants", 0.5),
+                "remind",
+            ),
+        ];
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("hearth_terminal=debug")
+            .with_test_writer()
+            .try_init();
+        for (clip, first) in cases {
+            let (inputs, _, _) = listen(clip, &[], &[], Recorder::default());
+            let Some(Input::Said { text, .. }) = inputs.first() else {
+                panic!("nothing was sent: {inputs:?}");
+            };
+            let said = text.to_lowercase();
+            assert!(said.starts_with(first), "{text:?} lost its first word");
+            assert!(!said.contains("jarvis"), "{text:?} kept the wake phrase");
         }
     }
 

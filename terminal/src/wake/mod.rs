@@ -6,6 +6,19 @@
 //! (scaled `x / 10 + 2`); the embedding model turns the newest 76 frames into a 96-value
 //! embedding; the classifier scores the newest 16 embeddings. Audio goes in at int16 scale,
 //! as the models were trained.
+//!
+//! The classifier's score depends on where the 80 ms steps fall (it moves by about ±0.15, and
+//! a wake word run straight into a request often peaks under the threshold at one alignment
+//! and over it at another). So the detector scores `phases` interleaved streams: phase `p`
+//! takes its embeddings `p * 80 / phases` ms behind the newest mel frame, with its own
+//! classifier window, and a step's score is the best phase's. The mel frames are shared.
+//!
+//! [`trigger`] is the wake word as the listener uses it: gated on voice activity, low hits
+//! checked by speech to text, and the audio before a hit kept for the utterance.
+
+pub mod bench;
+pub mod phrase;
+pub mod trigger;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -22,6 +35,8 @@ pub const STEP: usize = 1280;
 const CONTEXT: usize = 480;
 const MEL_BANDS: usize = 32;
 const MEL_WINDOW: usize = 76;
+/// Mel frames per step (10 ms each).
+const MEL_PER_STEP: usize = 8;
 const EMBEDDING: usize = 96;
 
 /// Why the wake word cannot run.
@@ -107,14 +122,17 @@ pub struct WakeWord {
     /// Samples not yet stepped, after `CONTEXT` samples of history.
     audio: Vec<f32>,
     mels: VecDeque<[f32; MEL_BANDS]>,
-    embeddings: VecDeque<[f32; EMBEDDING]>,
+    /// Each phase's embeddings, newest last; phase `p` lags `p * 8 / phases` mel frames.
+    embeddings: Vec<VecDeque<[f32; EMBEDDING]>>,
     /// The features of silence, which `reset` goes back to.
-    quiet: (VecDeque<[f32; MEL_BANDS]>, VecDeque<[f32; EMBEDDING]>),
+    quiet: (VecDeque<[f32; MEL_BANDS]>, Vec<VecDeque<[f32; EMBEDDING]>>),
     /// Steps left before a new detection may fire (after one, and while warming up).
     refractory: usize,
     refractory_steps: usize,
     /// The last step's score.
     last_score: f32,
+    /// The best score of the steps in the last `push`.
+    peak: f32,
 }
 
 impl std::fmt::Debug for WakeWord {
@@ -138,6 +156,7 @@ impl WakeWord {
             .and_then(|shape| shape.get(1).copied())
             .filter(|&n| n > 0)
             .map_or(16, |n| n as usize);
+        let phases = config.phases.clamp(1, MEL_PER_STEP as u32) as usize;
         let mut wake = WakeWord {
             mel: session(&config.mel_model)?,
             embedding: session(&config.embedding_model)?,
@@ -145,12 +164,13 @@ impl WakeWord {
             threshold: config.threshold,
             window,
             audio: vec![0.0; CONTEXT],
-            mels: VecDeque::from(vec![[1.0; MEL_BANDS]; MEL_WINDOW]),
-            embeddings: VecDeque::from(vec![[0.0; EMBEDDING]; window]),
-            quiet: (VecDeque::new(), VecDeque::new()),
+            mels: VecDeque::from(vec![[1.0; MEL_BANDS]; MEL_WINDOW + MEL_PER_STEP]),
+            embeddings: vec![VecDeque::from(vec![[0.0; EMBEDDING]; window]); phases],
+            quiet: (VecDeque::new(), Vec::new()),
             refractory: 0,
             refractory_steps: (config.refractory_ms as usize * 16 / STEP).max(1),
             last_score: 0.0,
+            peak: 0.0,
         };
         // Fill the history with real features of silence, and warm the sessions up.
         wake.push(&vec![0.0; STEP * (window + 4)])?;
@@ -167,6 +187,7 @@ impl WakeWord {
         self.embeddings.clone_from(&self.quiet.1);
         self.refractory = 0;
         self.last_score = 0.0;
+        self.peak = 0.0;
     }
 
     /// The score of the latest 80 ms step.
@@ -174,14 +195,26 @@ impl WakeWord {
         self.last_score
     }
 
+    /// The best score of the steps taken in the last `push` (0 if it took none).
+    pub fn peak(&self) -> f32 {
+        self.peak
+    }
+
+    /// The score at which the wake word counts as heard.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
     /// Feeds 16 kHz samples in [-1, 1]; returns a detection if the wake word ended in them.
     pub fn push(&mut self, samples: &[f32]) -> Result<Option<Detection>, WakeError> {
         self.audio.extend(samples.iter().map(|s| s * 32_767.0));
         let mut found = None;
+        self.peak = 0.0;
         while self.audio.len() >= CONTEXT + STEP {
             let score = self.step()?;
             self.audio.drain(..STEP);
             self.last_score = score;
+            self.peak = self.peak.max(score);
             if self.refractory > 0 {
                 self.refractory -= 1;
             } else if score >= self.threshold && found.is_none() {
@@ -211,31 +244,45 @@ impl WakeWord {
             }
             self.mels.push_back(frame);
         }
-        while self.mels.len() > MEL_WINDOW {
+        while self.mels.len() > MEL_WINDOW + MEL_PER_STEP {
             self.mels.pop_front();
         }
-        let window: Vec<f32> = self.mels.iter().flatten().copied().collect();
-        let shape = [1, MEL_WINDOW, MEL_BANDS, 1];
-        let embedding = infer(&mut self.embedding, "embedding", shape, &window)?;
-        let embedding: [f32; EMBEDDING] =
-            embedding
-                .as_slice()
-                .try_into()
-                .map_err(|_| WakeError::Run {
-                    stage: "embedding",
-                    reason: format!("{} values, expected {EMBEDDING}", embedding.len()),
-                })?;
-        self.embeddings.push_back(embedding);
-        while self.embeddings.len() > self.window {
-            self.embeddings.pop_front();
+        let phases = self.embeddings.len();
+        let mut best = 0.0f32;
+        for p in 0..phases {
+            let lag = p * MEL_PER_STEP / phases;
+            let end = self.mels.len() - lag;
+            let window: Vec<f32> = self
+                .mels
+                .range(end - MEL_WINDOW..end)
+                .flatten()
+                .copied()
+                .collect();
+            let shape = [1, MEL_WINDOW, MEL_BANDS, 1];
+            let embedding = infer(&mut self.embedding, "embedding", shape, &window)?;
+            let embedding: [f32; EMBEDDING] =
+                embedding
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| WakeError::Run {
+                        stage: "embedding",
+                        reason: format!("{} values, expected {EMBEDDING}", embedding.len()),
+                    })?;
+            let embeddings = &mut self.embeddings[p];
+            embeddings.push_back(embedding);
+            while embeddings.len() > self.window {
+                embeddings.pop_front();
+            }
+            let features: Vec<f32> = embeddings.iter().flatten().copied().collect();
+            let shape = [1, self.window, EMBEDDING];
+            let score = infer(&mut self.classifier, "classifier", shape, &features)?;
+            let score = score.first().copied().ok_or(WakeError::Run {
+                stage: "classifier",
+                reason: "no score".into(),
+            })?;
+            best = best.max(score);
         }
-        let features: Vec<f32> = self.embeddings.iter().flatten().copied().collect();
-        let shape = [1, self.window, EMBEDDING];
-        let score = infer(&mut self.classifier, "classifier", shape, &features)?;
-        score.first().copied().ok_or(WakeError::Run {
-            stage: "classifier",
-            reason: "no score".into(),
-        })
+        Ok(best)
     }
 }
 

@@ -1,0 +1,252 @@
+//! `hearth-bench voice`: a turn end to end through the real binaries. A real hub (embedded
+//! broker, the configured chat model) and, per request, a real voice terminal reading a WAV
+//! file at a microphone's pace (`--input-wav FILE --realtime`) and speaking into a WAV file.
+//!
+//! Each request is "hey jarvis" run straight on into a request, with no pause, spoken by the
+//! Piper voice (through `hearth-terminal say`) or an espeak-ng voice, after a second of
+//! silence. The end of speech is known from the file (the clip's last sample over the noise
+//! floor); the terminal's timeline marks (`hearth_terminal::timeline`, one clock) give the
+//! rest: the endpoint decision, the transcript, the utterance sent, the reply's first chunk,
+//! and the reply's first sample taken for the speaker.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use hearth_tests::{bin, wait_for_log, Hub, Terminal};
+
+/// The requests, after "hey jarvis"; each is said by each voice in turn.
+const REQUESTS: [&str; 6] = [
+    "what time is it",
+    "set a timer for twenty minutes",
+    "remind me to water the plants tomorrow morning",
+    "what is the capital of france",
+    "tell me a short story about a lighthouse keeper",
+    "how many days are there in a leap year",
+];
+
+/// The voices: Piper, then espeak-ng ones.
+const VOICES: [&str; 3] = ["piper", "en-us+f5", "en-us+f3"];
+
+/// Options of the voice benchmark.
+#[derive(Debug, Clone)]
+pub struct VoiceBenchOptions {
+    /// Requests to run (at least 12 for the README figures), cycling through voices.
+    pub requests: usize,
+    /// The chat model (the test model when `None`).
+    pub model: Option<PathBuf>,
+}
+
+/// A request's audio: the WAV file and where speech ends in it, in ms.
+struct Request {
+    text: String,
+    voice: &'static str,
+    wav: PathBuf,
+    speech_end_ms: f64,
+}
+
+/// Synthesises "hey jarvis, <request>" with `voice` into `dir`, with a second of silence
+/// before and eight after (the terminal keeps hearing silence while it answers).
+fn synthesise(dir: &Path, i: usize, voice: &'static str, request: &str) -> anyhow::Result<Request> {
+    let raw = dir.join(format!("raw-{i}.wav"));
+    let text = format!("hey jarvis {request}");
+    let status = if voice == "piper" {
+        std::process::Command::new(bin("hearth-terminal"))
+            .args(["say", "--whole", &text, "--out"])
+            .arg(&raw)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("run hearth-terminal say")?
+    } else {
+        std::process::Command::new("espeak-ng")
+            .args(["-v", voice, "-w"])
+            .arg(&raw)
+            .arg(&text)
+            .status()
+            .context("run espeak-ng (apt install espeak-ng)")?
+    };
+    anyhow::ensure!(
+        status.success(),
+        "synthesising {text:?} with {voice} failed"
+    );
+    let mut reader = hound::WavReader::open(&raw)?;
+    let spec = reader.spec();
+    anyhow::ensure!(
+        spec.sample_format == hound::SampleFormat::Int && spec.bits_per_sample == 16,
+        "{} is not 16-bit PCM",
+        raw.display()
+    );
+    let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
+    let channels = usize::from(spec.channels);
+    let mono: Vec<i16> = samples.chunks(channels).map(|c| c[0]).collect();
+    let first = mono
+        .iter()
+        .position(|s| s.unsigned_abs() > 328)
+        .unwrap_or(0);
+    let last = mono
+        .iter()
+        .rposition(|s| s.unsigned_abs() > 328)
+        .unwrap_or(0);
+    let speech = &mono[first..=last.max(first)];
+    let rate = spec.sample_rate as usize;
+    let wav = dir.join(format!("request-{i}.wav"));
+    let mut writer = hound::WavWriter::create(
+        &wav,
+        hound::WavSpec {
+            channels: 1,
+            ..spec
+        },
+    )?;
+    for &s in std::iter::repeat_n(&0i16, rate)
+        .chain(speech)
+        .chain(std::iter::repeat_n(&0i16, 8 * rate))
+    {
+        writer.write_sample(s)?;
+    }
+    writer.finalize()?;
+    Ok(Request {
+        text,
+        voice,
+        wav,
+        speech_end_ms: (rate + speech.len()) as f64 * 1000.0 / rate as f64,
+    })
+}
+
+/// The timeline marks in a terminal log: (event, ms).
+fn marks(log: &str) -> Vec<(String, f64)> {
+    log.lines()
+        .filter(|l| l.contains("timeline"))
+        .filter_map(|l| {
+            let event = l.split("event=\"").nth(1)?.split('"').next()?.to_string();
+            let t = l.split("t_ms=").nth(1)?.split_whitespace().next()?;
+            Some((event, t.trim_matches('"').parse().ok()?))
+        })
+        .collect()
+}
+
+/// One request's stages, in ms after the end of speech.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stages {
+    endpoint: f64,
+    transcript: f64,
+    sent: f64,
+    first_chunk: f64,
+    first_sample: f64,
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values[((values.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs the benchmark and prints its table.
+pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = hearth_tests::free_port();
+    let mut toml = hearth_tests::hub_toml(dir.path(), port, "");
+    if let Some(model) = &opts.model {
+        let test_model = hearth_tests::smollm2().display().to_string();
+        toml = toml.replace(&test_model, &model.display().to_string());
+    }
+    let config = dir.path().join("hub.toml");
+    std::fs::write(&config, toml)?;
+    let _hub = Hub::launch(&config, port, dir.path()).await?;
+    let mut rows: Vec<(Request, Option<Stages>, String)> = Vec::new();
+    for i in 0..opts.requests {
+        let voice = VOICES[i % VOICES.len()];
+        let request = REQUESTS[(i / VOICES.len() + i) % REQUESTS.len()];
+        let req = synthesise(dir.path(), i, voice, request)?;
+        let out = dir.path().join(format!("reply-{i}.wav"));
+        let id = format!("bench{i}");
+        let wav = req.wav.to_string_lossy().into_owned();
+        let out_arg = out.to_string_lossy().into_owned();
+        let terminal = Terminal::start_with(
+            dir.path(),
+            port,
+            &id,
+            &["--input-wav", &wav, "--realtime", "--output-wav", &out_arg],
+        )?;
+        let reached = wait_for_log(
+            &terminal.log,
+            "event=\"first sample\"",
+            Duration::from_secs(60),
+        )
+        .await;
+        let log = std::fs::read_to_string(&terminal.log).unwrap_or_default();
+        drop(terminal);
+        if let Err(e) = &reached {
+            let tail: Vec<&str> = log.lines().rev().take(6).collect();
+            eprintln!("request {i}: no reply sample ({e:#}); the terminal's last lines:");
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+        }
+        let heard = log
+            .lines()
+            .find(|l| l.contains(" heard ") || l.contains("heard text"))
+            .and_then(|l| l.split("text=").nth(1))
+            .map(|t| t.split(" end=").next().unwrap_or(t).to_string())
+            .unwrap_or_default();
+        let m = marks(&log);
+        let at = |event: &str| m.iter().find(|(e, _)| e == event).map(|(_, t)| *t);
+        let stages = match (reached, at("mic")) {
+            (Ok(_), Some(mic)) => {
+                let end = mic + req.speech_end_ms;
+                let after = |event: &str| at(event).map_or(f64::NAN, |t| t - end);
+                Some(Stages {
+                    endpoint: after("endpoint"),
+                    transcript: after("transcript"),
+                    sent: after("sent"),
+                    first_chunk: after("first chunk"),
+                    first_sample: after("first sample"),
+                })
+            }
+            _ => None,
+        };
+        eprintln!(
+            "{i:>2} {:<9} {:<58} heard {heard:<50} {}",
+            req.voice,
+            req.text,
+            stages.map_or("no reply".to_string(), |s| format!(
+                "endpoint {:.0} transcript {:.0} sent {:.0} first chunk {:.0} first sample {:.0} ms",
+                s.endpoint, s.transcript, s.sent, s.first_chunk, s.first_sample
+            ))
+        );
+        rows.push((req, stages, heard));
+    }
+    let done: Vec<Stages> = rows.iter().filter_map(|(_, s, _)| *s).collect();
+    println!(
+        "voice turn end to end: {} of {} requests answered (\"hey jarvis\" run straight on; voices {}), ms after the end of speech",
+        done.len(),
+        rows.len(),
+        VOICES.join(", ")
+    );
+    println!("{:<44} {:>8} {:>8}", "stage", "p50", "p90");
+    let stage = |name: &str, f: fn(&Stages) -> f64| {
+        let mut v: Vec<f64> = done.iter().map(f).filter(|x| x.is_finite()).collect();
+        let p50 = percentile(&mut v, 0.5);
+        let p90 = percentile(&mut v, 0.9);
+        println!("{name:<44} {p50:>8.0} {p90:>8.0}");
+    };
+    stage("endpoint decision", |s| s.endpoint);
+    stage("transcript", |s| s.transcript);
+    stage("utterance sent", |s| s.sent);
+    stage("first reply chunk", |s| s.first_chunk);
+    stage("first reply sample to the speaker", |s| s.first_sample);
+    let mut after_endpoint: Vec<f64> = done
+        .iter()
+        .map(|s| s.transcript - s.endpoint)
+        .filter(|x| x.is_finite())
+        .collect();
+    println!(
+        "{:<44} {:>8.0} {:>8.0}",
+        "transcript after the endpoint decision",
+        percentile(&mut after_endpoint.clone(), 0.5),
+        percentile(&mut after_endpoint, 0.9)
+    );
+    Ok(())
+}
