@@ -8,6 +8,8 @@
 //! (through the real speaker thread and playback queue), and the terminal's peak resident
 //! memory with every model loaded.
 
+pub mod wer;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,8 +54,13 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Speaks `text` with espeak-ng into the WAV file `path` and reads it back (22,050 Hz).
 pub fn espeak(text: &str, path: &Path) -> anyhow::Result<Clip> {
+    espeak_voice(text, "en-us", path)
+}
+
+/// [`espeak`] with an espeak-ng voice ("en-gb", "en-us+f3").
+pub fn espeak_voice(text: &str, voice: &str, path: &Path) -> anyhow::Result<Clip> {
     let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-w"])
+        .args(["-v", voice, "-w"])
         .arg(path)
         .arg(text)
         .status()
