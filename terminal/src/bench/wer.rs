@@ -146,6 +146,8 @@ pub struct Score {
     pub took: Vec<Duration>,
     /// Each clip's transcript, in the set's order.
     pub heard: Vec<String>,
+    /// CPU time of the whole process (every thread) over the set, where /proc tells it.
+    pub cpu: Option<Duration>,
 }
 
 impl Score {
@@ -168,6 +170,7 @@ pub fn score(candidate: &Candidate, set: &[Sample]) -> anyhow::Result<Score> {
     let mut by_speaker: Vec<(String, usize, usize)> = Vec::new();
     let mut took = Vec::new();
     let mut heard = Vec::new();
+    let cpu0 = process_cpu();
     for sample in set {
         let t = stt.transcribe(&sample.samples)?;
         let (errors, words) = word_errors(&sample.text, &t.text);
@@ -181,12 +184,26 @@ pub fn score(candidate: &Candidate, set: &[Sample]) -> anyhow::Result<Score> {
         took.push(t.took);
         heard.push(t.text);
     }
+    let cpu = process_cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
     Ok(Score {
         label: candidate.label.clone(),
         by_speaker,
         took,
         heard,
+        cpu,
     })
+}
+
+/// User and system CPU time of this process, every thread together, including threads that
+/// have ended (whisper.cpp starts its own per decode), from /proc/self/stat. The kernel counts
+/// it in ticks of 1/100 s (USER_HZ, 100 on Linux); over a whole set that is precise enough.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Measures every candidate on the set and prints the table (and, with `verbose`, every
@@ -219,8 +236,9 @@ pub fn run(
     Ok(())
 }
 
-/// The table: word error rate per speaker and overall, decode time per clip (p50, p90, ms)
-/// and the real-time factor over the whole set.
+/// The table: word error rate per speaker and overall, decode time per clip (p50, p90, ms),
+/// the real-time factor over the whole set, and CPU seconds (all threads) per second of
+/// speech, which a busy machine disturbs less than the wall-clock times.
 pub fn table(scores: &[Score], set: &[Sample], audio_s: f64) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -239,14 +257,14 @@ pub fn table(scores: &[Score], set: &[Sample], audio_s: f64) -> String {
     }
     let _ = writeln!(
         out,
-        " {:>6} | {:>8} | {:>8} | {:>5} |",
-        "all", "p50 ms", "p90 ms", "RTF"
+        " {:>6} | {:>8} | {:>8} | {:>5} | {:>7} |",
+        "all", "p50 ms", "p90 ms", "RTF", "CPU s/s"
     );
     let _ = write!(out, "|{}|", "-".repeat(32));
     for _ in &speakers {
         let _ = write!(out, "{}:|", "-".repeat(15));
     }
-    let _ = writeln!(out, "-------:|---------:|---------:|------:|");
+    let _ = writeln!(out, "-------:|---------:|---------:|------:|--------:|");
     for score in scores {
         let _ = write!(out, "| {:<30} |", score.label);
         for (_, errors, words) in &score.by_speaker {
@@ -263,9 +281,12 @@ pub fn table(scores: &[Score], set: &[Sample], audio_s: f64) -> String {
             .collect();
         ms.sort_by(f64::total_cmp);
         let total: f64 = ms.iter().sum::<f64>() / 1000.0;
+        let cpu = score.cpu.map_or("n/a".to_string(), |cpu| {
+            format!("{:.3}", cpu.as_secs_f64() / audio_s.max(1e-9))
+        });
         let _ = writeln!(
             out,
-            " {:>5.1}% | {:>8.0} | {:>8.0} | {:>5.3} |",
+            " {:>5.1}% | {:>8.0} | {:>8.0} | {:>5.3} | {cpu:>7} |",
             100.0 * score.wer(),
             super::percentile(&ms, 0.5),
             super::percentile(&ms, 0.9),
@@ -416,10 +437,13 @@ mod tests {
             by_speaker: vec![("piper".into(), 1, 2)],
             took: vec![Duration::from_millis(100)],
             heard: vec!["a".into()],
+            cpu: Some(Duration::from_millis(150)),
         };
         let table = table(&[score], &set, 1.0);
         assert!(table.contains("| moonshine tiny"), "{table}");
         assert!(table.contains("50.0%"), "{table}");
         assert!(table.contains("0.100"), "{table}");
+        assert!(table.contains("0.150"), "{table}");
+        assert!(process_cpu().is_some());
     }
 }
