@@ -6,7 +6,10 @@
 //! `listen.early_decode_ms` of silence; the endpointer waits `silence_ms` in any case), the CPU that the wake word and the VAD take per second of idle listening, speech
 //! synthesis real-time factor and the time from a reply's first chunk to its first audio
 //! (through the real speaker thread and playback queue), and the terminal's peak resident
-//! memory with every model loaded.
+//! memory with every model loaded. `wer` (in `bench/wer.rs`) compares the speech-to-text
+//! engines' accuracy and speed.
+
+pub mod wer;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,8 +55,13 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Speaks `text` with espeak-ng into the WAV file `path` and reads it back (22,050 Hz).
 pub fn espeak(text: &str, path: &Path) -> anyhow::Result<Clip> {
+    espeak_voice(text, "en-us", path)
+}
+
+/// [`espeak`] with an espeak-ng voice ("en-gb", "en-us+f3").
+pub fn espeak_voice(text: &str, voice: &str, path: &Path) -> anyhow::Result<Clip> {
     let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-w"])
+        .args(["-v", voice, "-w"])
         .arg(path)
         .arg(text)
         .status()
@@ -192,8 +200,9 @@ pub fn run(
     first_audio_ms.sort_by(f64::total_cmp);
 
     println!(
-        "voice pipeline on this machine ({} clips x {runs} runs, {idle_s} s of idle audio)",
-        clips.len()
+        "voice pipeline on this machine ({} clips x {runs} runs, {idle_s} s of idle audio, stt.engine = {})",
+        clips.len(),
+        stt.engine()
     );
     println!("{:<52} {:>12} {:>12}", "measure", "p50", "p90");
     println!(
@@ -234,7 +243,7 @@ pub fn run(
     );
     println!(
         "{:<52} {:>25}",
-        "model load (whisper, wake word, Piper voice)",
+        format!("model load ({}, wake word, Piper voice)", stt.engine()),
         format!("{} ms", load.as_millis())
     );
     println!(

@@ -37,6 +37,7 @@ pub enum ConfigError {
 pub const MODELS_DIR: &str = "~/.cache/hearth/models";
 // The file names `scripts/fetch-models` gives the terminal's models.
 const WHISPER: &str = "ggml-tiny.en.bin";
+const MOONSHINE: &str = "moonshine-tiny-en";
 const ONNXRUNTIME: &str = "libonnxruntime.so.1.31.1";
 const WAKE_WORD: &str = "hey_jarvis_v0.1.onnx";
 const WAKE_MEL: &str = "oww-melspectrogram.onnx";
@@ -234,15 +235,43 @@ impl Default for WakeConfig {
     }
 }
 
-/// Speech to text (whisper.cpp).
+/// Which speech-to-text engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SttEngine {
+    /// whisper.cpp on a ggml model (`stt.model`).
+    #[default]
+    Whisper,
+    /// Moonshine's ONNX Runtime models (`stt.moonshine_model`), on onnxruntime.
+    Moonshine,
+}
+
+impl std::fmt::Display for SttEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SttEngine::Whisper => "whisper",
+            SttEngine::Moonshine => "moonshine",
+        })
+    }
+}
+
+/// Speech to text (whisper.cpp or Moonshine).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SttConfig {
+    /// The engine: "whisper" or "moonshine".
+    pub engine: SttEngine,
     /// A whisper ggml model file; `~` is the home folder.
     pub model: PathBuf,
+    /// A Moonshine model folder holding `encoder_model.ort`, `decoder_model_merged.ort` and
+    /// `tokenizer.bin`, as Moonshine's own packages ship them.
+    pub moonshine_model: PathBuf,
+    /// onnxruntime's shared library, for Moonshine. One process loads one onnxruntime, so it
+    /// must be `voice.onnxruntime` (the config check says so).
+    pub onnxruntime: PathBuf,
     /// The spoken language, as a whisper code ("en"); "auto" detects it (multilingual models).
     pub language: String,
-    /// Decoder threads.
+    /// Decoder threads (whisper.cpp's, or onnxruntime's intra-op threads for Moonshine).
     pub threads: u32,
     /// Encoder window in frames, 50 a second (1500 is whisper's full 30 s; 0 keeps the
     /// model's). Smaller is faster and takes less memory; too small mishears. Audio longer than
@@ -256,7 +285,10 @@ pub struct SttConfig {
 impl Default for SttConfig {
     fn default() -> Self {
         SttConfig {
+            engine: SttEngine::Whisper,
             model: fetched(WHISPER),
+            moonshine_model: fetched(MOONSHINE),
+            onnxruntime: fetched(ONNXRUNTIME),
             language: "en".to_string(),
             threads: 2,
             audio_ctx: 768,
@@ -367,6 +399,8 @@ impl TerminalConfig {
     /// cache other than [`MODELS_DIR`]).
     pub fn with_models_in(mut self, dir: &Path) -> TerminalConfig {
         self.stt.model = dir.join(WHISPER);
+        self.stt.moonshine_model = dir.join(MOONSHINE);
+        self.stt.onnxruntime = dir.join(ONNXRUNTIME);
         self.voice.onnxruntime = dir.join(ONNXRUNTIME);
         self.wake.model = dir.join(WAKE_WORD);
         self.wake.mel_model = dir.join(WAKE_MEL);
@@ -461,6 +495,24 @@ impl TerminalConfig {
         if s.audio_ctx > 1500 {
             return bad("stt.audio_ctx must be 0 (the model's) to 1500".into());
         }
+        if s.engine == SttEngine::Moonshine {
+            if s.moonshine_model.as_os_str().is_empty() {
+                return bad("stt.moonshine_model must name a Moonshine model folder".into());
+            }
+            if s.language != "en" {
+                return bad(format!(
+                    "stt.language is {:?}, but the Moonshine engine has English models only (\"en\")",
+                    s.language
+                ));
+            }
+            if expand_home(&s.onnxruntime) != expand_home(&self.voice.onnxruntime) {
+                return bad(format!(
+                    "stt.onnxruntime ({}) must be voice.onnxruntime ({}): one process loads one onnxruntime",
+                    s.onnxruntime.display(),
+                    self.voice.onnxruntime.display()
+                ));
+            }
+        }
         let w = &self.wake;
         if !(w.threshold > 0.0 && w.threshold < 1.0) {
             return bad("wake.threshold must be between 0 and 1".into());
@@ -530,5 +582,25 @@ mod tests {
             .contains("reconnect_min_ms"));
         let err = toml::from_str::<TerminalConfig>("[hub]\nprot = 1\n").unwrap_err();
         assert!(err.to_string().contains("prot"));
+        let err = toml::from_str::<TerminalConfig>("[stt]\nengine = \"vosk\"\n").unwrap_err();
+        assert!(err.to_string().contains("vosk"), "{err}");
+    }
+
+    #[test]
+    fn the_moonshine_engine_is_checked() {
+        let c: TerminalConfig = toml::from_str("[stt]\nengine = \"moonshine\"\n").unwrap();
+        assert_eq!(c.stt.engine, SttEngine::Moonshine);
+        c.validate().unwrap();
+        let mut german = c.clone();
+        german.stt.language = "de".into();
+        let err = german.validate().unwrap_err().to_string();
+        assert!(err.contains("English"), "{err}");
+        let mut two = c.clone();
+        two.voice.onnxruntime = "/usr/lib/libonnxruntime.so".into();
+        let err = two.validate().unwrap_err().to_string();
+        assert!(err.contains("voice.onnxruntime"), "{err}");
+        // Whisper does not use stt.onnxruntime, so it does not have to match.
+        two.stt.engine = SttEngine::Whisper;
+        two.validate().unwrap();
     }
 }

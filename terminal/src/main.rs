@@ -92,6 +92,23 @@ enum Command {
         #[arg(long)]
         whole: bool,
     },
+    /// Word error rate and decode time of each speech-to-text engine (the config's whisper
+    /// and Moonshine models, and any given here) on espeak-ng, Piper and human speech.
+    Wer {
+        /// Another whisper ggml model to measure.
+        #[arg(long)]
+        whisper: Vec<PathBuf>,
+        /// Another Moonshine model folder to measure.
+        #[arg(long)]
+        moonshine: Vec<PathBuf>,
+        /// The human-speech clip (JFK's "ask not"); default `jfk.wav` beside the whisper model,
+        /// where `scripts/fetch-models jfk-wav` puts it, and left out when it is not there.
+        #[arg(long)]
+        jfk: Option<PathBuf>,
+        /// Print every transcript that is not word-perfect.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// List the sound devices (ids for voice.input_device and voice.output_device).
     Devices,
     /// Run the wake word over WAV files and print where it fires, with the peak score.
@@ -187,6 +204,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runs,
             idle_s,
         }) => return hearth_terminal::bench::run(&config, &files, runs.max(1), idle_s.max(1)),
+        Some(Command::Wer {
+            whisper,
+            moonshine,
+            jfk,
+            verbose,
+        }) => return wer(&config, &whisper, &moonshine, jfk, verbose),
         _ => {}
     }
     if let Some(path) = cli.input_wav {
@@ -256,6 +279,32 @@ fn transcribe(config: &TerminalConfig, files: &[PathBuf]) -> anyhow::Result<()> 
         anyhow::bail!("{failed} of {} files could not be read", files.len());
     }
     Ok(())
+}
+
+fn wer(
+    config: &TerminalConfig,
+    whisper: &[PathBuf],
+    moonshine: &[PathBuf],
+    jfk: Option<PathBuf>,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    use hearth_terminal::bench::wer;
+    let jfk = match jfk {
+        Some(path) => Some(path),
+        None => {
+            let beside =
+                hearth_terminal::config::expand_home(&config.stt.model).with_file_name("jfk.wav");
+            if !beside.is_file() {
+                eprintln!(
+                    "hearth-terminal: no {} (scripts/fetch-models jfk-wav); measuring without human speech",
+                    beside.display()
+                );
+            }
+            beside.is_file().then_some(beside)
+        }
+    };
+    let candidates = wer::Candidate::from_config(&config.stt, whisper, moonshine);
+    wer::run(config, &candidates, jfk.as_deref(), verbose)
 }
 
 fn wake(config: &TerminalConfig, files: &[PathBuf]) -> anyhow::Result<()> {

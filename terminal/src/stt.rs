@@ -1,21 +1,22 @@
-//! Speech to text with whisper.cpp (whisper-rs), on the terminal.
+//! Speech to text on the terminal: one `Stt` over two engines, chosen by `stt.engine`.
 //!
-//! The model file is checked before whisper.cpp sees it (ggml magic, sane hyperparameters,
-//! enough bytes), so a missing, truncated or foreign file is a clear error rather than an
-//! abort inside C++. Decoding is tuned for speed on a small board (greedy, no temperature
-//! fallback, one segment, no timestamps) as measured in shared/MODELS.md.
+//! - `whisper` ([`whisper`]): whisper.cpp through whisper-rs, the default.
+//! - `moonshine` ([`moonshine`]): Moonshine's ONNX Runtime models through `ort`, several times
+//!   less CPU on short requests (see README.md's word-error-rate table).
+//!
+//! Either way a missing, truncated or foreign model file is a clear [`SttError`] before the
+//! native code reads it, and decoding is blocking: call [`Stt::transcribe`] from a dedicated
+//! thread or `spawn_blocking`.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod moonshine;
+mod whisper;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::audio::SPEECH_RATE;
-use crate::config::SttConfig;
+use crate::config::{SttConfig, SttEngine};
 
-/// ggml's file magic, "ggml" as a little-endian u32.
-const GGML_MAGIC: u32 = 0x6767_6d6c;
+pub use whisper::check_model;
 
 /// Why speech could not be turned into text.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,30 @@ pub enum SttError {
         /// whisper-rs's error.
         source: whisper_rs::WhisperError,
     },
+    /// onnxruntime's library could not be loaded (the Moonshine engine runs on it).
+    #[error("cannot load onnxruntime from {path} for Moonshine: {reason}; set stt.onnxruntime (scripts/fetch-models onnxruntime fetches it)")]
+    Runtime {
+        /// The library path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A Moonshine model file is missing, damaged, or not the model the engine expects.
+    #[error("cannot load the Moonshine model file {path}: {reason}; set stt.moonshine_model to a folder holding encoder_model.ort, decoder_model_merged.ort and tokenizer.bin (scripts/fetch-models fetches tiny-en and base-en)")]
+    Moonshine {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Moonshine's models failed while decoding.
+    #[error("Moonshine failed on {what}: {reason}")]
+    MoonshineRun {
+        /// What it was doing.
+        what: &'static str,
+        /// What onnxruntime said.
+        reason: String,
+    },
 }
 
 /// What was heard.
@@ -53,7 +78,8 @@ pub struct Transcript {
     pub text: String,
     /// How long decoding took.
     pub took: Duration,
-    /// whisper's own estimate that the audio held no speech, 0 to 1.
+    /// whisper's own estimate that the audio held no speech, 0 to 1 (always 0 with Moonshine,
+    /// which gives none).
     pub no_speech: f32,
 }
 
@@ -64,37 +90,27 @@ impl Transcript {
     }
 }
 
-/// A loaded whisper model. Decoding is blocking: call it from a dedicated thread or
+/// A loaded speech-to-text model. Decoding is blocking: call it from a dedicated thread or
 /// `spawn_blocking`.
+#[derive(Debug)]
 pub struct Stt {
-    context: WhisperContext,
-    config: SttConfig,
+    engine: Engine,
 }
 
-impl std::fmt::Debug for Stt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stt")
-            .field("model", &self.config.model)
-            .finish_non_exhaustive()
-    }
+#[derive(Debug)]
+enum Engine {
+    Whisper(whisper::Whisper),
+    Moonshine(moonshine::Moonshine),
 }
 
 impl Stt {
-    /// Checks and loads the model named in `config`.
+    /// Checks and loads the model of the engine named in `config`.
     pub fn load(config: &SttConfig) -> Result<Stt, SttError> {
-        whisper_rs::install_logging_hooks();
-        let path = crate::config::expand_home(&config.model);
-        check_model(&path)?;
-        let context = WhisperContext::new_with_params(&path, WhisperContextParameters::default())
-            .map_err(|source| SttError::Whisper {
-            what: "loading the model",
-            source,
-        })?;
-        tracing::info!(model = %path.display(), "speech-to-text model loaded");
-        Ok(Stt {
-            context,
-            config: config.clone(),
-        })
+        let engine = match config.engine {
+            SttEngine::Whisper => Engine::Whisper(whisper::Whisper::load(config)?),
+            SttEngine::Moonshine => Engine::Moonshine(moonshine::Moonshine::load(config)?),
+        };
+        Ok(Stt { engine })
     }
 
     /// Transcribes 16 kHz mono samples.
@@ -102,99 +118,30 @@ impl Stt {
         self.decode(samples, None)
     }
 
-    /// Transcribes samples that start with the wake phrase, given as whisper's prompt: a
-    /// small model spells a name it was told far more reliably ("Hey, nervous" becomes "Hey
-    /// Jarvis").
+    /// Transcribes samples that start with the wake phrase. Whisper gets the phrase as its
+    /// prompt: a small model spells a name it was told far more reliably ("Hey, nervous"
+    /// becomes "Hey Jarvis"). Moonshine takes no prompt.
     pub fn transcribe_after(&self, samples: &[f32], phrase: &str) -> Result<Transcript, SttError> {
         self.decode(samples, Some(phrase))
     }
 
     fn decode(&self, samples: &[f32], prompt: Option<&str>) -> Result<Transcript, SttError> {
-        let started = Instant::now();
-        // whisper.cpp refuses less than a second of audio; pad short clips with silence.
-        let shortest = SPEECH_RATE as usize + SPEECH_RATE as usize / 10;
-        let padded: Vec<f32>;
-        let audio = if samples.len() < shortest {
-            padded = samples
-                .iter()
-                .copied()
-                .chain(std::iter::repeat(0.0))
-                .take(shortest)
-                .collect();
-            &padded
-        } else {
-            samples
-        };
-        let mut state = self
-            .context
-            .create_state()
-            .map_err(|source| SttError::Whisper {
-                what: "creating a decoder state",
-                source,
-            })?;
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(self.config.threads as i32);
-        params.set_language(Some(&self.config.language));
-        params.set_translate(false);
-        params.set_no_context(true);
-        params.set_single_segment(true);
-        params.set_no_timestamps(true);
-        params.set_temperature_inc(0.0);
-        params.set_suppress_blank(true);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_special(false);
-        params.set_print_timestamps(false);
-        if let Some(prompt) = prompt.filter(|p| !p.trim().is_empty()) {
-            params.set_initial_prompt(prompt);
+        match &self.engine {
+            Engine::Whisper(w) => w.transcribe(samples, prompt),
+            Engine::Moonshine(m) => m.transcribe(samples),
         }
-        if let Some(ctx) = self.audio_ctx(samples.len()) {
-            params.set_audio_ctx(ctx);
+    }
+
+    /// Which engine this is.
+    pub fn engine(&self) -> SttEngine {
+        match self.engine {
+            Engine::Whisper(_) => SttEngine::Whisper,
+            Engine::Moonshine(_) => SttEngine::Moonshine,
         }
-        state
-            .full(params, audio)
-            .map_err(|source| SttError::Whisper {
-                what: "decoding",
-                source,
-            })?;
-        let mut text = String::new();
-        let mut no_speech = 0.0f32;
-        for segment in state.as_iter() {
-            if let Ok(piece) = segment.to_str_lossy() {
-                text.push_str(&piece);
-            }
-            no_speech = no_speech.max(segment.no_speech_probability());
-        }
-        Ok(Transcript {
-            text: clean(&text),
-            took: started.elapsed(),
-            no_speech,
-        })
     }
 }
 
-impl Stt {
-    /// The encoder window for `samples` of audio: the configured one, or with `fit_audio_ctx`
-    /// the clip's own length (whisper encodes 50 frames a second) plus a margin, in steps of
-    /// 64 frames. The encoder's cost grows with the window, and a 3-second request in
-    /// whisper's full 30-second window is mostly padding. Audio longer than the configured
-    /// window (a long file given to `transcribe`) gets whisper's full window, so that nothing
-    /// past the window is lost.
-    fn audio_ctx(&self, samples: usize) -> Option<i32> {
-        let frames = samples * 50 / SPEECH_RATE as usize;
-        if self.config.fit_audio_ctx {
-            let ctx = (frames + FIT_MARGIN_FRAMES).div_ceil(64) * 64;
-            return Some(ctx.min(1500) as i32);
-        }
-        let ctx = self.config.audio_ctx as usize;
-        (ctx > 0 && frames <= ctx).then_some(ctx as i32)
-    }
-}
-
-/// Frames of margin over the clip's length when the encoder window is fitted (2.5 s).
-const FIT_MARGIN_FRAMES: usize = 128;
-
-/// Trims whisper's output and drops what it writes for non-speech ("[BLANK_AUDIO]",
+/// Trims a model's output and drops what whisper writes for non-speech ("[BLANK_AUDIO]",
 /// "(wind blowing)", "[Music]").
 pub fn clean(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -210,67 +157,6 @@ pub fn clean(text: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Checks a whisper ggml file's header before whisper.cpp reads it: its magic, hyperparameters
-/// in a sane range, and at least the bytes the header implies for the mel filters.
-pub fn check_model(path: &Path) -> Result<(), SttError> {
-    let invalid = |reason: String| SttError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut file = std::fs::File::open(path).map_err(|source| SttError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let len = file
-        .metadata()
-        .map_err(|source| SttError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
-    let mut head = [0u8; 4 * 14];
-    file.read_exact(&mut head)
-        .map_err(|_| invalid(format!("it is only {len} bytes long")))?;
-    let word = |i: usize| i32::from_le_bytes(head[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
-    if word(0) as u32 != GGML_MAGIC {
-        return Err(invalid(
-            "it does not start with the ggml magic (a GGUF or CTranslate2 file needs converting; scripts/ct2_to_ggml.py converts CTranslate2)".into(),
-        ));
-    }
-    let names = [
-        "n_vocab",
-        "n_audio_ctx",
-        "n_audio_state",
-        "n_audio_head",
-        "n_audio_layer",
-        "n_text_ctx",
-        "n_text_state",
-        "n_text_head",
-        "n_text_layer",
-        "n_mels",
-    ];
-    for (i, name) in names.iter().enumerate() {
-        let v = word(1 + i);
-        if !(1..=1_000_000).contains(&v) {
-            return Err(invalid(format!("header field {name} is {v}")));
-        }
-    }
-    let (mel_rows, mel_cols) = (word(12), word(13));
-    if !(1..=1024).contains(&mel_rows) || !(1..=4096).contains(&mel_cols) {
-        return Err(invalid(format!(
-            "mel filter bank is {mel_rows} x {mel_cols}"
-        )));
-    }
-    // Weights follow the header; even tiny.en is tens of megabytes.
-    let at_least = 56 + 4 * (mel_rows as u64) * (mel_cols as u64) + 1_000_000;
-    if len < at_least {
-        return Err(invalid(format!(
-            "it is {len} bytes, too short for its header (truncated download?)"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,47 +168,5 @@ mod tests {
             clean(" Remind me (laughs) to water   the plants."),
             "Remind me to water the plants."
         );
-    }
-
-    #[test]
-    fn bad_model_files_are_clear_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = check_model(&dir.path().join("none.bin")).unwrap_err();
-        assert!(missing.to_string().contains("stt.model"), "{missing}");
-        let gguf = dir.path().join("a.gguf");
-        let mut bytes = b"GGUF\x03\0\0\0".to_vec();
-        bytes.resize(4096, 0);
-        std::fs::write(&gguf, bytes).unwrap();
-        assert!(check_model(&gguf)
-            .unwrap_err()
-            .to_string()
-            .contains("magic"));
-        let mut header = Vec::new();
-        for v in [
-            GGML_MAGIC as i32,
-            51864,
-            1500,
-            384,
-            6,
-            4,
-            448,
-            384,
-            6,
-            4,
-            80,
-            1,
-            80,
-            201,
-        ] {
-            header.extend_from_slice(&v.to_le_bytes());
-        }
-        let truncated = dir.path().join("t.bin");
-        std::fs::write(&truncated, &header).unwrap();
-        let err = check_model(&truncated).unwrap_err().to_string();
-        assert!(err.contains("truncated"), "{err}");
-        header[4..8].copy_from_slice(&(-5i32).to_le_bytes());
-        std::fs::write(&truncated, &header).unwrap();
-        let err = check_model(&truncated).unwrap_err().to_string();
-        assert!(err.contains("n_vocab"), "{err}");
     }
 }

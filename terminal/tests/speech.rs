@@ -1,11 +1,12 @@
 //! The terminal's speech parts on the real models (whisper tiny.en converted by the project's
-//! own converter, openWakeWord on onnxruntime, a Piper voice), fed audio made by espeak-ng: what they hear,
-//! and how they fail on bad audio and bad model files. Needs `scripts/setup` (models, espeak-ng).
+//! own converter, Moonshine tiny-en and base-en, openWakeWord on onnxruntime, a Piper voice), fed
+//! audio made by espeak-ng and Piper and one clip of a real person: what they hear, and how they
+//! fail on bad audio and bad model files. Needs `scripts/setup` (models, espeak-ng).
 
 use std::path::Path;
 
 use hearth_terminal::audio::{Clip, SPEECH_RATE};
-use hearth_terminal::config::{SttConfig, TerminalConfig, WakeConfig};
+use hearth_terminal::config::{SttConfig, SttEngine, TerminalConfig, WakeConfig};
 use hearth_terminal::stt::{Stt, SttError};
 use hearth_terminal::wake::{WakeError, WakeWord, STEP};
 
@@ -174,4 +175,140 @@ fn piper_speech_is_heard_back_by_whisper_and_a_bad_voice_is_a_clear_error() {
         err.to_string().contains("not a Piper voice config"),
         "{err}"
     );
+}
+
+fn moonshine(model: &str) -> SttConfig {
+    let c = config();
+    SttConfig {
+        engine: SttEngine::Moonshine,
+        moonshine_model: c.stt.moonshine_model.with_file_name(model),
+        ..c.stt
+    }
+}
+
+fn assert_heard(heard: &str, words: &[&str]) {
+    let text = heard.to_lowercase();
+    for word in words {
+        assert!(text.contains(word), "{word:?} not in {text:?}");
+    }
+}
+
+#[test]
+fn moonshine_hears_espeak_piper_and_a_person_and_bad_audio_does_no_harm() {
+    use hearth_terminal::bench::wer::{word_errors, JFK_TEXT};
+    use hearth_terminal::tts::Tts;
+    let dir = tempfile::tempdir().unwrap();
+    let c = config();
+    // One thread, as stt.threads says; the result does not depend on it.
+    let stt = Stt::load(&SttConfig {
+        threads: 1,
+        ..moonshine("moonshine-tiny-en")
+    })
+    .unwrap();
+    assert_eq!(stt.engine(), SttEngine::Moonshine);
+    let clip = espeak(dir.path(), "What is the weather like in the kitchen today?");
+    let heard = stt.transcribe(&clip.at_rate(SPEECH_RATE).samples).unwrap();
+    assert_heard(&heard.text, &["weather", "kitchen", "today"]);
+
+    let mut tts = Tts::load(&c.voice.onnxruntime, &c.tts).unwrap();
+    let spoken = tts
+        .synthesize("Remember to water the plants in the kitchen.")
+        .unwrap();
+    let heard = stt
+        .transcribe(&spoken.clip.at_rate(SPEECH_RATE).samples)
+        .unwrap();
+    assert_heard(&heard.text, &["water", "plants", "kitchen"]);
+
+    // A real person: JFK's "ask not", at most one word wrong in 22.
+    let jfk = c.stt.model.with_file_name("jfk.wav");
+    let person = hearth_terminal::audio::wav::read(&jfk)
+        .unwrap_or_else(|e| panic!("{e} (scripts/fetch-models jfk-wav)"))
+        .at_rate(SPEECH_RATE);
+    let heard = stt.transcribe(&person.samples).unwrap();
+    let (errors, words) = word_errors(JFK_TEXT, &heard.text);
+    assert!(
+        errors <= 1,
+        "{errors} of {words} words wrong: {:?}",
+        heard.text
+    );
+
+    // Silence, a click, clipped full-scale noise: an answer (often empty), never a crash.
+    for samples in [
+        vec![0.0; 16_000],
+        vec![1.0; 10],
+        vec![],
+        noise(2.0, 4.0).iter().map(|s| s.clamp(-1.0, 1.0)).collect(),
+    ] {
+        let heard = stt.transcribe(&samples).unwrap();
+        assert!(heard.words() < 20, "{heard:?}");
+    }
+}
+
+#[test]
+fn moonshine_base_loads_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let stt = Stt::load(&moonshine("moonshine-base-en")).unwrap();
+    let clip = espeak(dir.path(), "What is the weather like in the kitchen today?");
+    let heard = stt.transcribe(&clip.at_rate(SPEECH_RATE).samples).unwrap();
+    assert_heard(&heard.text, &["weather", "kitchen", "today"]);
+}
+
+#[test]
+fn missing_and_corrupt_moonshine_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = moonshine("moonshine-tiny-en").moonshine_model;
+    let copy = |to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for file in [
+            "encoder_model.ort",
+            "decoder_model_merged.ort",
+            "tokenizer.bin",
+        ] {
+            std::fs::copy(good.join(file), to.join(file)).unwrap();
+        }
+    };
+    let load = |folder: &Path| {
+        Stt::load(&SttConfig {
+            moonshine_model: folder.to_path_buf(),
+            ..moonshine("moonshine-tiny-en")
+        })
+    };
+    let expect = |err: SttError, file: &str| {
+        assert!(matches!(err, SttError::Moonshine { .. }), "{err}");
+        assert!(err.to_string().contains(file), "{err}");
+        assert!(err.to_string().contains("stt.moonshine_model"), "{err}");
+    };
+
+    // No such folder.
+    expect(
+        load(&dir.path().join("nothing")).unwrap_err(),
+        "encoder_model.ort",
+    );
+    // Each file cut short, one at a time: onnxruntime's refusal or ours, never a crash.
+    for (file, keep) in [
+        ("encoder_model.ort", 100_000),
+        ("decoder_model_merged.ort", 1_000_000),
+        ("decoder_model_merged.ort", 6),
+        ("tokenizer.bin", 100_000),
+    ] {
+        let folder = dir.path().join(format!("cut-{file}-{keep}"));
+        copy(&folder);
+        let bytes = std::fs::read(folder.join(file)).unwrap();
+        std::fs::write(folder.join(file), &bytes[..keep]).unwrap();
+        expect(load(&folder).unwrap_err(), file);
+    }
+    // The encoder where the decoder should be: a real model, but not the one expected.
+    let swapped = dir.path().join("swapped");
+    copy(&swapped);
+    std::fs::copy(
+        good.join("encoder_model.ort"),
+        swapped.join("decoder_model_merged.ort"),
+    )
+    .unwrap();
+    expect(load(&swapped).unwrap_err(), "decoder_model_merged.ort");
+    // A whisper model is not a Moonshine folder's file either.
+    let foreign = dir.path().join("foreign");
+    copy(&foreign);
+    std::fs::write(foreign.join("encoder_model.ort"), vec![7u8; 4096]).unwrap();
+    expect(load(&foreign).unwrap_err(), "encoder_model.ort");
 }
