@@ -304,6 +304,32 @@ mod tests {
     }
 
     #[test]
+    fn the_microphone_is_muted_over_the_first_sound_and_untouched_in_silence() {
+        let mut aec = EchoCanceller::new(&SETTINGS);
+        let voice: Vec<f32> = noise(STEP as f32 / SPEECH_RATE as f32, 0.1, 9);
+        let mut step = voice.clone();
+        aec.cancel(&mut step);
+        assert_eq!(step, voice, "nothing played: untouched");
+        aec.played(&[0.3; STEP], 0);
+        aec.cancel(&mut step);
+        assert!(step.iter().all(|s| *s == 0.0), "muted while it learns");
+        assert!(!aec.learned());
+        for _ in 0..samples(LEARN_MS) / STEP {
+            aec.played(&[0.3; STEP], 0);
+            aec.cancel(&mut step);
+        }
+        assert!(aec.learned());
+        // A filter length of silence later, the microphone passes untouched again.
+        for _ in 0..3 {
+            aec.played(&[], 0);
+            aec.cancel(&mut step);
+        }
+        let mut step = voice.clone();
+        aec.cancel(&mut step);
+        assert_eq!(step, voice);
+    }
+
+    #[test]
     fn the_reference_follows_the_speakers_queue() {
         let mut aec = EchoCanceller::new(&SETTINGS);
         // A card that holds two steps: what is handed over now plays after them.
