@@ -19,7 +19,8 @@
 //! sound to learn it (measured: 2-7 dB of reduction over the first 600 ms of speech, 20 dB
 //! and more after a second). Until it has heard [`LEARN_MS`] of sound, the microphone is
 //! muted while the speaker plays and a filter length after (half duplex, as a terminal without
-//! a canceller has to be), so that the start of the first reply is not heard as the user.
+//! a canceller has to be), so that the start of the first reply is not heard as the user. Not
+//! over an earcon, though, and not over a reply's first 125 ms.
 //!
 //! While nothing has played for a filter length, microphone audio passes through untouched:
 //! the canceller changes nothing in a quiet room, and costs nothing there.
@@ -37,6 +38,9 @@ pub const FRAME: usize = 160;
 /// speaker plays. (Tones count as much as speech: a terminal that has only played earcons
 /// has learned less of the room than this says.)
 pub const LEARN_MS: u32 = 1000;
+
+/// While it learns, sound longer than this is muted: the earcons (120 ms) are not.
+const EARCON_MS: u32 = 125;
 
 /// Reference samples quieter than this (-60 dBFS) are not sound to learn from.
 const QUIET: f32 = 0.001;
@@ -74,6 +78,8 @@ pub struct EchoCanceller {
     last_sound: Option<usize>,
     /// Samples of sound the filter has learned from, up to [`LEARN_MS`].
     learned: usize,
+    /// Samples of sound in the steps since the last step without any.
+    sounding: usize,
     reference: Vec<f32>,
     frame_in: [i16; FRAME],
     frame_ref: [i16; FRAME],
@@ -115,6 +121,7 @@ impl EchoCanceller {
             taps,
             last_sound: None,
             learned: 0,
+            sounding: 0,
             reference: Vec::new(),
             frame_in: [0; FRAME],
             frame_ref: [0; FRAME],
@@ -159,9 +166,14 @@ impl EchoCanceller {
             }
         }
         if learning {
-            mic.fill(0.0);
             let sound = self.reference.iter().filter(|s| s.abs() > QUIET).count();
             self.learned += sound;
+            // A sound as short as an earcon is not muted: the listening earcon plays as the
+            // person starts the request, and its echo is a small part of it.
+            self.sounding = if sound > 0 { self.sounding + sound } else { 0 };
+            if self.sounding > samples(EARCON_MS) {
+                mic.fill(0.0);
+            }
         }
     }
 
@@ -310,7 +322,13 @@ mod tests {
         let mut step = voice.clone();
         aec.cancel(&mut step);
         assert_eq!(step, voice, "nothing played: untouched");
-        aec.played(&[0.3; STEP], 0);
+        aec.played(&[0.3; 3 * STEP], 0);
+        aec.cancel(&mut step);
+        assert!(
+            step.iter().any(|s| *s != 0.0),
+            "not the first 80 ms: an earcon is not muted"
+        );
+        aec.cancel(&mut step);
         aec.cancel(&mut step);
         assert!(step.iter().all(|s| *s == 0.0), "muted while it learns");
         assert!(!aec.learned());
