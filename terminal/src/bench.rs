@@ -4,7 +4,8 @@
 //! It measures what the voice terminal's targets are about: speech-to-text real-time factor
 //! and the time from the end of speech to the transcript (decoding starts after
 //! `listen.early_decode_ms` of silence; the endpointer waits `silence_ms` in any case), the CPU that the wake word and the VAD take per second of idle listening, speech
-//! synthesis real-time factor and the time from a reply's first chunk to its first audio
+//! synthesis real-time factor, the CPU that the echo canceller takes per second of audio while
+//! speech plays, and the time from a reply's first chunk to its first audio
 //! (through the real speaker thread and playback queue), and the terminal's peak resident
 //! memory with every model loaded. `wer` (in `bench/wer.rs`) compares the speech-to-text
 //! engines' accuracy and speed.
@@ -14,6 +15,7 @@ pub mod wer;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::audio::echo::{EchoCanceller, EchoSettings};
 use crate::audio::{wav, Clip, SPEECH_RATE};
 use crate::config::TerminalConfig;
 use crate::endpoint::Endpointer;
@@ -168,6 +170,19 @@ pub fn run(
         })
     };
 
+    // Echo cancellation while speech plays: the clips as the reply, heard back 30 ms late at
+    // half the level, through the canceller as configured (its defaults when it is off).
+    let settings = config.voice.echo().unwrap_or(EchoSettings {
+        filter_ms: 100,
+        preprocess: true,
+        delay_ms: 0,
+    });
+    let far: Vec<f32> = clips
+        .iter()
+        .flat_map(|c| c.samples.iter().copied())
+        .collect();
+    let (echo_cpu, echo_s) = echo_cpu(&far, &settings);
+
     // Speech out: real-time factor per piece, then first audio through the speaker thread.
     let mut tts_rtf = Vec::new();
     for _ in 0..runs {
@@ -235,6 +250,19 @@ pub fn run(
     );
     println!(
         "{:<52} {:>25}",
+        format!(
+            "echo canceller CPU per s of speech ({} ms{})",
+            settings.filter_ms,
+            if settings.preprocess { ", +pre" } else { "" }
+        ),
+        echo_cpu.map_or("n/a".to_string(), |d| format!(
+            "{:.1} ms ({:.2}% of a core)",
+            d.as_secs_f64() * 1000.0 / echo_s,
+            d.as_secs_f64() * 100.0 / echo_s
+        ))
+    );
+    println!(
+        "{:<52} {:>25}",
         "idle listening wall time, both",
         format!(
             "{:.1} ms/s",
@@ -267,6 +295,26 @@ pub fn run(
         peak_rss_mib().map_or("n/a".into(), |m| format!("{m:.0} MiB"))
     );
     Ok(())
+}
+
+/// CPU time the echo canceller takes over `far` played and heard back, and the seconds of
+/// audio.
+fn echo_cpu(far: &[f32], settings: &EchoSettings) -> (Option<Duration>, f64) {
+    let mut aec = EchoCanceller::new(settings);
+    let delay = 30 * SPEECH_RATE as usize / 1000;
+    let hiss = noise(far.len() as f32 / SPEECH_RATE as f32 + 1.0, 0.002, 5);
+    let mic: Vec<f32> = (0..far.len())
+        .map(|t| t.checked_sub(STEP + delay).map_or(0.0, |i| 0.5 * far[i]) + hiss[t])
+        .collect();
+    let cpu0 = thread_cpu();
+    for (mic, played) in mic.chunks_exact(STEP).zip(far.chunks_exact(STEP)) {
+        let mut step = mic.to_vec();
+        aec.cancel(&mut step);
+        aec.played(played, 0);
+    }
+    let cpu = thread_cpu().zip(cpu0).map(|(b, a)| b - a);
+    let seconds = (far.len() / STEP * STEP) as f64 / f64::from(SPEECH_RATE);
+    (cpu, seconds)
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -1,8 +1,9 @@
 //! Audio: sound cards through cpal ([`device`]), WAV files (the headless source and sink),
-//! resampling to the rates the models need, and the prosody features that go to the hub with
-//! each transcript.
+//! resampling to the rates the models need, echo cancellation ([`echo`]), and the prosody
+//! features that go to the hub with each transcript.
 
 pub mod device;
+pub mod echo;
 pub mod features;
 pub mod resample;
 pub mod wav;

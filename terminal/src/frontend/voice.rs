@@ -29,6 +29,7 @@ use super::speech::{earcon, Earcon, Playback, Silent, Speaker, SpeechOut, WavSin
 use super::text::Printer;
 use super::{Frontend, Input, Output};
 use crate::audio::device::{Capture, DeviceSink};
+use crate::audio::echo::EchoCanceller;
 use crate::audio::{features, wav, Clip, SPEECH_RATE};
 use crate::config::{ListenConfig, TerminalConfig};
 use crate::endpoint::{End, Endpointer};
@@ -147,6 +148,7 @@ impl VoiceFrontend {
         };
         let speech = SpeechOut::start(tts, &config.tts);
         let listen = config.listen.clone();
+        let echo = config.voice.echo();
         let (tx, rx) = mpsc::channel(8);
         let (control, controls) = std_mpsc::channel();
         let (done_tx, done) = oneshot::channel();
@@ -175,6 +177,7 @@ impl VoiceFrontend {
                     listen,
                     sink,
                     playback: shared,
+                    echo: echo.as_ref().map(EchoCanceller::new),
                     inputs: tx,
                     controls,
                     early: None,
@@ -229,6 +232,9 @@ fn open_audio(mic: MicSpec, sink: Sink) -> Result<(Mic, Box<dyn Speaker>), Voice
 enum Mic {
     File(FileMic),
     Device(Capture),
+    /// A file heard in a room, with the echo of what the speaker played (tests).
+    #[cfg(test)]
+    Room(tests::Room),
 }
 
 impl Mic {
@@ -237,6 +243,8 @@ impl Mic {
         match self {
             Mic::File(f) => f.next_step(),
             Mic::Device(d) => d.next_step(),
+            #[cfg(test)]
+            Mic::Room(r) => r.next_step(),
         }
     }
 
@@ -245,6 +253,8 @@ impl Mic {
         match self {
             Mic::File(f) => f.realtime,
             Mic::Device(_) => false,
+            #[cfg(test)]
+            Mic::Room(_) => false,
         }
     }
 }
@@ -418,6 +428,8 @@ struct Listener {
     listen: ListenConfig,
     sink: Box<dyn Speaker>,
     playback: Arc<Playback>,
+    /// Takes what the speaker plays out of the microphone audio (`voice.echo_cancel`).
+    echo: Option<EchoCanceller>,
     inputs: mpsc::Sender<Input>,
     controls: std_mpsc::Receiver<Control>,
     early: Option<Early>,
@@ -458,7 +470,7 @@ impl Listener {
             if finishing && input_done && !self.speaking() {
                 break;
             }
-            let chunk = match mic.next_step() {
+            let mut chunk = match mic.next_step() {
                 Some(chunk) => chunk,
                 None => {
                     let mid_utterance =
@@ -474,13 +486,21 @@ impl Listener {
             if let Some(pace) = pace.as_mut() {
                 pace.wait();
             }
+            // The echo of what the speaker played meanwhile goes, before anything listens.
+            if let Some(echo) = self.echo.as_mut() {
+                echo.cancel(&mut chunk);
+            }
             // A step of audio, and what the speaker wants ahead of it.
-            let ahead = self.sink.lead().saturating_sub(self.sink.queued());
+            let queued = self.sink.queued();
+            let ahead = self.sink.lead().saturating_sub(queued);
             let out = self.playback.take(STEP + ahead);
             if out.is_empty() {
                 self.sink.idle();
             } else {
                 self.sink.play(at, &out);
+            }
+            if let Some(echo) = self.echo.as_mut() {
+                echo.played(&out, queued);
             }
             if follow_up && state == State::Waiting && !self.speaking() {
                 follow_up = false;
@@ -714,6 +734,9 @@ mod tests {
         played: Arc<Mutex<Played>>,
         lead: usize,
         queue: VecDeque<f32>,
+        /// What came out of it, a step per listener step, silence included: what a room
+        /// hears ([`Room`]).
+        sound: Arc<Mutex<Vec<f32>>>,
     }
 
     impl Recorder {
@@ -727,16 +750,26 @@ mod tests {
         /// A sound card's step: it plays what it holds of the next step.
         fn tick(&mut self, at: usize) {
             let n = STEP.min(self.queue.len());
+            let step: Vec<f32> = self.queue.drain(..n).collect();
+            self.sounds(&step);
             if n > 0 {
-                let step = self.queue.drain(..n).collect();
                 self.played.lock().unwrap().push((at, step));
             }
+        }
+
+        /// A step's sound.
+        fn sounds(&self, samples: &[f32]) {
+            let mut sound = self.sound.lock().unwrap();
+            let end = sound.len() + STEP;
+            sound.extend(samples);
+            sound.resize(end, 0.0);
         }
     }
 
     impl Speaker for Recorder {
         fn play(&mut self, at: usize, samples: &[f32]) {
             if self.lead == 0 {
+                self.sounds(samples);
                 self.played.lock().unwrap().push((at, samples.to_vec()));
             } else {
                 self.queue.extend(samples);
@@ -745,7 +778,11 @@ mod tests {
         }
 
         fn idle(&mut self) {
-            self.tick(usize::MAX);
+            if self.lead == 0 {
+                self.sounds(&[]);
+            } else {
+                self.tick(usize::MAX);
+            }
         }
 
         fn lead(&self) -> usize {
@@ -770,7 +807,19 @@ mod tests {
         controls: &[Control],
         speaker: Recorder,
     ) -> (Vec<Input>, Played, usize) {
+        let mic = Mic::File(FileMic::new(clip, false));
         let config = TerminalConfig::with_fetched_models();
+        listen_with(&config, mic, queued, controls, speaker)
+    }
+
+    /// [`listen`] with `config`, on `mic`.
+    fn listen_with(
+        config: &TerminalConfig,
+        mic: Mic,
+        queued: &[f32],
+        controls: &[Control],
+        speaker: Recorder,
+    ) -> (Vec<Input>, Played, usize) {
         let (tx, mut rx) = mpsc::channel(8);
         let (control, receiver) = std_mpsc::channel();
         for c in controls.iter().chain([&Control::Finish]) {
@@ -789,12 +838,13 @@ mod tests {
             listen: config.listen.clone(),
             sink: Box::new(speaker),
             playback,
+            echo: config.voice.echo().as_ref().map(EchoCanceller::new),
             inputs: tx,
             controls: receiver,
             early: None,
             early_used: 0,
         };
-        listener.run(Mic::File(FileMic::new(clip, false)));
+        listener.run(mic);
         let mut inputs = Vec::new();
         while let Ok(input) = rx.try_recv() {
             inputs.push(input);
@@ -806,6 +856,68 @@ mod tests {
     fn samples(played: &Played) -> Vec<f32> {
         played.iter().flat_map(|(_, s)| s.iter().copied()).collect()
     }
+
+    /// A microphone in a room: `clip` (the person, a little noise), and what the speaker
+    /// sounded `delay` samples late at `gain`. What is handed over at the end of a step sounds
+    /// during the next one.
+    pub(super) struct Room {
+        mic: FileMic,
+        sound: Arc<Mutex<Vec<f32>>>,
+        delay: usize,
+        gain: f32,
+    }
+
+    impl Room {
+        fn new(clip: Clip, speaker: &Recorder, delay_ms: usize, gain: f32) -> Room {
+            let hiss = crate::bench::noise(clip.seconds(), 0.002, 3);
+            let mut clip = clip;
+            for (s, n) in clip.samples.iter_mut().zip(hiss) {
+                *s += n;
+            }
+            Room {
+                mic: FileMic::new(clip, false),
+                sound: speaker.sound.clone(),
+                delay: delay_ms * SPEECH_RATE as usize / 1000,
+                gain,
+            }
+        }
+
+        pub(super) fn next_step(&mut self) -> Option<Vec<f32>> {
+            let start = self.mic.next;
+            let mut step = self.mic.next_step()?;
+            let sound = self.sound.lock().unwrap();
+            for (i, s) in step.iter_mut().enumerate() {
+                if let Some(t) = (start + i).checked_sub(STEP + self.delay) {
+                    *s += self.gain * sound.get(t).copied().unwrap_or(0.0);
+                }
+            }
+            Some(step)
+        }
+    }
+
+    /// A reply in the terminal's own voice (Piper).
+    fn piper(text: &str) -> Vec<f32> {
+        let config = TerminalConfig::with_fetched_models();
+        let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts).unwrap();
+        tts.synthesize(text)
+            .unwrap()
+            .clip
+            .at_rate(SPEECH_RATE)
+            .samples
+    }
+
+    /// `seconds` of silence.
+    fn silence(seconds: f32) -> Clip {
+        Clip {
+            samples: vec![0.0; (seconds * SPEECH_RATE as f32) as usize],
+            rate: SPEECH_RATE,
+        }
+    }
+
+    const USER_DB: f32 = -6.0;
+
+    const REPLY: &str = "The capital of France is Paris, a city famous for its museums and \
+        cafes. Sure, I will remind you to water the plants tomorrow at eight in the morning.";
 
     #[test]
     fn an_invited_answer_needs_no_wake_word_and_proactive_speech_starts_with_an_earcon() {
@@ -894,7 +1006,9 @@ mod tests {
     #[test]
     fn the_wake_word_during_speech_stops_it_within_300_ms_of_audio() {
         let dir = tempfile::tempdir().unwrap();
-        let pad_s = 1.0;
+        // After two seconds: the echo canceller mutes the microphone over the first second of
+        // sound the terminal plays, while it learns the room (`audio::echo::LEARN_MS`).
+        let pad_s = 2.0;
         let wake = espeak(dir.path(), "Hey Jarvis!", pad_s);
         let wake_ends = wake.samples.len();
         // Ten seconds of "speech" (a tone) is playing when the wake word comes.
@@ -942,6 +1056,79 @@ mod tests {
             assert!(
                 reply_played <= into_file,
                 "{reply_played} samples of the reply played, {into_file} into a file"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reply_heard_by_the_microphone_is_not_taken_for_the_user() {
+        // Listening all the time, in a room where the reply comes back 40 ms late at -6 dB.
+        let reply = piper(REPLY);
+        let room = silence(reply.len() as f32 / SPEECH_RATE as f32 + 1.5);
+        let mut config = TerminalConfig::with_fetched_models();
+        config.listen.always = true;
+        for lead in [0, 2 * STEP] {
+            let speaker = Recorder::card(lead);
+            let mic = Mic::Room(Room::new(room.clone(), &speaker, 40, 0.5));
+            let (inputs, played, _) = listen_with(&config, mic, &reply, &[], speaker);
+            assert_eq!(
+                samples(&played),
+                reply,
+                "the whole reply played (lead {lead})"
+            );
+            assert_eq!(
+                inputs,
+                vec![Input::Closed],
+                "the reply was heard as the user (lead {lead})"
+            );
+        }
+    }
+
+    /// Root mean square of the samples that are not silence.
+    fn rms(samples: &[f32]) -> f32 {
+        let loud: Vec<f32> = samples.iter().copied().filter(|s| s.abs() > 1e-3).collect();
+        (loud.iter().map(|s| s * s).sum::<f32>() / loud.len().max(1) as f32).sqrt()
+    }
+
+    #[test]
+    fn the_wake_word_over_the_reply_interrupts_it_and_what_follows_is_heard() {
+        // The reply plays, coming back 25 ms late at -6 dB; "hey jarvis" over it, 6 dB
+        // quieter than the echo (the person is further from the microphone than the speaker),
+        // then a request.
+        let dir = tempfile::tempdir().unwrap();
+        let reply = piper(REPLY);
+        let gain = 0.5;
+        let mut room = espeak(dir.path(), "Hey Jarvis!", 2.0);
+        let request = espeak(
+            dir.path(),
+            "What is the weather like in the kitchen today?",
+            0.6,
+        );
+        room.samples.extend(request.samples);
+        let voice = USER_DB;
+        let scale = gain * rms(&reply) / rms(&room.samples) * 10f32.powf(voice / 20.0);
+        eprintln!("the person's voice at {voice} dB against the echo: scaled by {scale:.2}");
+        room.samples.iter_mut().for_each(|s| *s *= scale);
+        room.samples.extend(silence(2.0).samples);
+        let config = TerminalConfig::with_fetched_models();
+        for lead in [0, 2 * STEP] {
+            let speaker = Recorder::card(lead);
+            let mic = Mic::Room(Room::new(room.clone(), &speaker, 25, gain));
+            let (inputs, played, _) = listen_with(&config, mic, &reply, &[], speaker);
+            assert!(
+                matches!(inputs.first(), Some(Input::Interrupted { .. })),
+                "no barge-in (lead {lead}): {inputs:?}"
+            );
+            let Some(Input::Said { text, .. }) = inputs.get(1) else {
+                panic!("nothing was heard after the barge-in (lead {lead}): {inputs:?}");
+            };
+            // tiny.en hears the quiet request as "What is the whammer like in the kitchen to
+            // me?", with the canceller on or off.
+            eprintln!("heard after the barge-in (lead {lead}): {text:?}");
+            assert!(text.to_lowercase().contains("kitchen"), "{text:?}");
+            assert!(
+                samples(&played).len() < reply.len() / 2,
+                "the reply went on"
             );
         }
     }
