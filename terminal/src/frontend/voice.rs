@@ -955,24 +955,6 @@ mod tests {
         }
     }
 
-    /// `text` spoken by the Piper voice at 16 kHz, after `pad_s` of silence.
-    fn piper(text: &str, pad_s: f32) -> Clip {
-        let config = TerminalConfig::with_fetched_models();
-        let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts).unwrap();
-        let mut samples = vec![0.0; (pad_s * SPEECH_RATE as f32) as usize];
-        samples.extend(
-            tts.synthesize(text)
-                .unwrap()
-                .clip
-                .at_rate(SPEECH_RATE)
-                .samples,
-        );
-        Clip {
-            samples,
-            rate: SPEECH_RATE,
-        }
-    }
-
     #[test]
     fn a_request_run_straight_on_from_the_wake_word_keeps_its_first_word() {
         let dir = tempfile::tempdir().unwrap();
@@ -980,7 +962,12 @@ mod tests {
         // the threshold (0.3 to 0.5) and is confirmed by speech to text.
         let cases = [
             (
-                piper("Hey Jarvis set a timer for twenty minutes.", 0.5),
+                {
+                    let mut clip = silence(0.5);
+                    clip.samples
+                        .extend(piper("Hey Jarvis set a timer for twenty minutes."));
+                    clip
+                },
                 "set",
             ),
             (
