@@ -117,6 +117,9 @@ enum Bench {
         /// Requests ("hey jarvis" run straight on into a request), cycling through voices.
         #[arg(long, default_value_t = 12)]
         requests: usize,
+        /// The terminal's speech-to-text engine.
+        #[arg(long, default_value = "whisper", value_parser = ["whisper", "moonshine"])]
+        stt_engine: String,
     },
     /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
     Memory {
@@ -181,10 +184,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.which {
-        Bench::Voice { requests } => {
+        Bench::Voice {
+            requests,
+            stt_engine,
+        } => {
             let opts = hearth_bench::voice::VoiceBenchOptions {
                 requests: requests.max(1),
                 model: cli.model.clone(),
+                stt_engine,
             };
             runtime.block_on(hearth_bench::voice::run(opts))
         }

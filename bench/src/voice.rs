@@ -35,6 +35,8 @@ pub struct VoiceBenchOptions {
     pub requests: usize,
     /// The chat model (the test model when `None`).
     pub model: Option<PathBuf>,
+    /// The terminal's `stt.engine` ("whisper" or "moonshine").
+    pub stt_engine: String,
 }
 
 /// A request's audio: the WAV file and where speech ends in it, in ms.
@@ -164,9 +166,19 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         let id = format!("bench{i}");
         let wav = req.wav.to_string_lossy().into_owned();
         let out_arg = out.to_string_lossy().into_owned();
-        let terminal = Terminal::start_with(
+        let config = dir.path().join(format!("terminal-{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[terminal]\nid = \"{id}\"\nroom = \"{id}\"\n[hub]\nport = {port}\nusername = \"{}\"\npassword = \"{}\"\n[stt]\nengine = \"{}\"\n",
+                hearth_tests::USER,
+                hearth_tests::PASSWORD,
+                opts.stt_engine
+            ),
+        )?;
+        let terminal = Terminal::launch(
             dir.path(),
-            port,
+            &config,
             &id,
             &["--input-wav", &wav, "--realtime", "--output-wav", &out_arg],
         )?;
@@ -187,7 +199,7 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         }
         let heard = log
             .lines()
-            .find(|l| l.contains(" heard ") || l.contains("heard text"))
+            .find(|l| l.contains(": heard text="))
             .and_then(|l| l.split("text=").nth(1))
             .map(|t| t.split(" end=").next().unwrap_or(t).to_string())
             .unwrap_or_default();
@@ -220,7 +232,8 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
     }
     let done: Vec<Stages> = rows.iter().filter_map(|(_, s, _)| *s).collect();
     println!(
-        "voice turn end to end: {} of {} requests answered (\"hey jarvis\" run straight on; voices {}), ms after the end of speech",
+        "voice turn end to end, stt.engine = {}: {} of {} requests answered (\"hey jarvis\" run straight on; voices {}), ms after the end of speech",
+        opts.stt_engine,
         done.len(),
         rows.len(),
         VOICES.join(", ")

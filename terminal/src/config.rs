@@ -112,8 +112,15 @@ impl Default for TtsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenConfig {
-    /// The utterance ends after this much silence following speech.
+    /// The utterance ends after this much silence following speech, unless an early
+    /// transcript moved the wait (below).
     pub silence_ms: u32,
+    /// When the early transcript reads as a finished request, the utterance ends after this
+    /// much silence instead (0: always wait `silence_ms`). It pays with a fast engine, whose
+    /// early transcript is ready this soon.
+    pub complete_silence_ms: u32,
+    /// When it stops on a word another must follow ("remind me to", "and"), wait this long.
+    pub incomplete_silence_ms: u32,
     /// Start transcribing after this much silence, while the endpointer still waits for
     /// `silence_ms`: if the person says no more, the transcript is ready that much sooner.
     /// 0 (or `silence_ms` and above) waits for the end.
@@ -137,6 +144,8 @@ impl Default for ListenConfig {
     fn default() -> Self {
         ListenConfig {
             silence_ms: 800,
+            complete_silence_ms: 400,
+            incomplete_silence_ms: 1200,
             early_decode_ms: 300,
             max_utterance_ms: 15_000,
             no_speech_ms: 5_000,
@@ -577,6 +586,12 @@ impl TerminalConfig {
         let l = &self.listen;
         if !(l.vad_threshold > 0.0 && l.vad_threshold < 1.0) {
             return bad("listen.vad_threshold must be between 0 and 1".into());
+        }
+        if l.complete_silence_ms > l.silence_ms || l.incomplete_silence_ms < l.silence_ms {
+            return bad(
+                "listen.complete_silence_ms must be at most silence_ms, and incomplete_silence_ms at least it"
+                    .into(),
+            );
         }
         if l.silence_ms < 100 || l.max_utterance_ms < 1000 || l.no_speech_ms < 500 {
             return bad(

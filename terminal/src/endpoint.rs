@@ -2,7 +2,9 @@
 //! neural VAD in pure Rust) on 16 ms frames.
 //!
 //! The utterance ends after `silence_ms` without voice once speech was heard, at
-//! `max_utterance_ms` in any case, or after `no_speech_ms` if nobody speaks at all.
+//! `max_utterance_ms` in any case, or after `no_speech_ms` if nobody speaks at all. The
+//! listener moves the silence wait once it has an early transcript ([`reads_complete`]): a
+//! request that reads as finished ends sooner, one that stops on "and" or "the" waits longer.
 
 use crate::config::ListenConfig;
 
@@ -27,6 +29,8 @@ pub struct Endpointer {
     threshold: f32,
     pending: Vec<f32>,
     silence_frames: u32,
+    /// `silence_ms` as configured, which `reset` goes back to.
+    default_silence_frames: u32,
     max_frames: u32,
     no_speech_frames: u32,
     frames: u32,
@@ -51,6 +55,7 @@ impl Endpointer {
             threshold: config.vad_threshold,
             pending: Vec::with_capacity(FRAME),
             silence_frames: (config.silence_ms / FRAME_MS).max(1),
+            default_silence_frames: (config.silence_ms / FRAME_MS).max(1),
             max_frames: (config.max_utterance_ms / FRAME_MS).max(1),
             no_speech_frames: (config.no_speech_ms / FRAME_MS).max(1),
             frames: 0,
@@ -63,6 +68,7 @@ impl Endpointer {
     pub fn reset(&mut self) {
         self.vad.reset();
         self.pending.clear();
+        self.silence_frames = self.default_silence_frames;
         self.frames = 0;
         self.voiced_frames = 0;
         self.quiet_run = 0;
@@ -76,6 +82,16 @@ impl Endpointer {
     /// Frames of speech heard so far in this utterance (it changes only when speech goes on).
     pub fn voiced_frames(&self) -> u32 {
         self.voiced_frames
+    }
+
+    /// The silence that ends this utterance from now on (until `reset`).
+    pub fn set_silence_ms(&mut self, ms: u32) {
+        self.silence_frames = (ms / FRAME_MS).max(1);
+    }
+
+    /// Back to the configured silence wait.
+    pub fn default_silence(&mut self) {
+        self.silence_frames = self.default_silence_frames;
     }
 
     /// How long it has been quiet since the last speech, in ms (0 before any speech).
@@ -121,6 +137,32 @@ impl Endpointer {
     }
 }
 
+/// Words a request does not end on: it goes on after them.
+const GOES_ON: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "to", "for", "of", "in", "on", "at", "with", "about",
+    "from", "into", "my", "your", "our", "their", "his", "her", "its", "this", "that", "these",
+    "those", "is", "are", "was", "were", "be", "if", "when", "because", "so", "than", "um", "uh",
+    "er", "erm", "remind", "set", "tell", "what's", "whats", "how", "what", "where", "who", "why",
+    "can", "could", "would", "will", "should", "please", "also", "like",
+];
+
+/// Whether a transcript reads as a finished request: some words, and not stopping on a
+/// comma, a dash or a word that another must follow ("remind me to", "the"). `None` when
+/// it has no words.
+pub fn reads_complete(text: &str) -> Option<bool> {
+    let text = text.trim();
+    let last = text
+        .split_whitespace()
+        .last()?
+        .trim_end_matches(['.', '?', '!'])
+        .to_lowercase();
+    if last.is_empty() || text.ends_with([',', '-', ';', ':']) || text.ends_with("...") {
+        return Some(false);
+    }
+    let word = last.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
+    Some(!GOES_ON.contains(&word))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +174,45 @@ mod tests {
             no_speech_ms: 1000,
             ..ListenConfig::default()
         }
+    }
+
+    #[test]
+    fn a_request_reads_complete_unless_it_stops_on_a_word_that_needs_more() {
+        assert_eq!(reads_complete("What time is it?"), Some(true));
+        assert_eq!(reads_complete("Set a timer for 20 minutes."), Some(true));
+        assert_eq!(reads_complete("Yes."), Some(true));
+        assert_eq!(reads_complete("Remind me to"), Some(false));
+        assert_eq!(reads_complete("Add eggs and"), Some(false));
+        assert_eq!(reads_complete("Turn on the..."), Some(false));
+        assert_eq!(reads_complete("So, um,"), Some(false));
+        assert_eq!(reads_complete("What's the weather like in"), Some(false));
+        assert_eq!(reads_complete("  "), None);
+    }
+
+    #[test]
+    fn the_silence_wait_moves_and_a_reset_restores_it() {
+        let mut e = Endpointer::new(&config());
+        e.set_silence_ms(1600);
+        e.reset();
+        let mut e2 = Endpointer::new(&config());
+        let dir = tempfile::tempdir().unwrap();
+        let speech =
+            crate::bench::espeak("Set a timer for twenty minutes.", &dir.path().join("s.wav"))
+                .unwrap()
+                .at_rate(crate::audio::SPEECH_RATE)
+                .samples;
+        let ends = |e: &mut Endpointer| {
+            let mut chunks = speech
+                .chunks(1280)
+                .chain(std::iter::repeat([0.0f32; 1280].as_slice()));
+            (0..100).find(|_| e.push(chunks.next().unwrap()).is_some())
+        };
+        assert_eq!(ends(&mut e), ends(&mut e2));
+        let mut short = Endpointer::new(&config());
+        short.set_silence_ms(160);
+        let mut long = Endpointer::new(&config());
+        long.set_silence_ms(960);
+        assert!(ends(&mut short) < ends(&mut long));
     }
 
     #[test]

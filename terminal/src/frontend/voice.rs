@@ -417,6 +417,8 @@ struct Early {
     /// The endpointer's speech frames when it started.
     voiced_frames: u32,
     result: std_mpsc::Receiver<Result<Transcript, SttError>>,
+    /// The result, once it came.
+    heard: Option<Result<Transcript, SttError>>,
 }
 
 struct Listener {
@@ -539,12 +541,14 @@ impl Listener {
                 State::Listening { since, woken } => {
                     self.trigger.record(&chunk);
                     utterance.extend_from_slice(&chunk);
-                    if let Some(end) = self.endpoint.push(&chunk) {
+                    let end = self
+                        .endpoint
+                        .push(&chunk)
+                        .or_else(|| self.decode_early(&utterance, woken));
+                    if let Some(end) = end {
                         self.finish(end, since, woken, &utterance);
                         utterance.clear();
                         state = self.idle();
-                    } else {
-                        self.decode_early(&utterance, woken);
                     }
                 }
             }
@@ -575,8 +579,10 @@ impl Listener {
     }
 
     /// Starts transcribing in the background once the person has been quiet for
-    /// `early_decode_ms`; drops that transcription if they speak again.
-    fn decode_early(&mut self, utterance: &[f32], woken: bool) {
+    /// `early_decode_ms`; drops that transcription if they speak again. Once it is in, the
+    /// silence wait moves: shorter when it reads as a finished request, longer when it stops
+    /// on a word that needs another; returns the end when that wait is already over.
+    fn decode_early(&mut self, utterance: &[f32], woken: bool) -> Option<End> {
         let voiced = self.endpoint.voiced_frames();
         if self
             .early
@@ -585,13 +591,33 @@ impl Listener {
         {
             tracing::debug!("speech went on; the early transcription is dropped");
             self.early = None;
+            self.endpoint.default_silence();
+        }
+        if let Some(early) = self.early.as_mut() {
+            if early.heard.is_some() {
+                return None;
+            }
+            let heard = early.result.try_recv().ok()?;
+            let text = match &heard {
+                Ok(t) if woken => phrase::request(&t.text, &self.phrase),
+                Ok(t) => t.text.clone(),
+                Err(_) => String::new(),
+            };
+            early.heard = Some(heard);
+            let l = &self.listen;
+            let wait = match crate::endpoint::reads_complete(&text) {
+                Some(true) if l.complete_silence_ms > 0 => l.complete_silence_ms,
+                Some(false) => l.incomplete_silence_ms,
+                _ => l.silence_ms,
+            };
+            self.endpoint.set_silence_ms(wait);
+            let quiet = self.endpoint.quiet_ms();
+            tracing::debug!(%text, wait_ms = wait, quiet_ms = quiet, "early transcript in");
+            return (quiet >= wait).then_some(End::Silence);
         }
         let after = self.listen.early_decode_ms;
-        if self.early.is_some() || after == 0 || after >= self.listen.silence_ms {
-            return;
-        }
-        if self.endpoint.quiet_ms() < after {
-            return;
+        if after == 0 || after >= self.listen.silence_ms || self.endpoint.quiet_ms() < after {
+            return None;
         }
         let (tx, rx) = std_mpsc::channel();
         let stt = self.stt.clone();
@@ -610,8 +636,10 @@ impl Listener {
             self.early = Some(Early {
                 voiced_frames: voiced,
                 result: rx,
+                heard: None,
             });
         }
+        None
     }
 
     fn start_listening(&mut self, at: usize, utterance: &mut Vec<f32>) -> State {
@@ -661,7 +689,7 @@ impl Listener {
         // The early transcription stands if nothing but silence came after it.
         let early = early
             .filter(|e| end == End::Silence && e.voiced_frames == self.endpoint.voiced_frames())
-            .and_then(|e| e.result.recv().ok());
+            .and_then(|e| e.heard.or_else(|| e.result.recv().ok()));
         let early_used = early.is_some();
         self.early_used += usize::from(early_used);
         let transcribed = match early {

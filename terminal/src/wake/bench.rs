@@ -289,9 +289,17 @@ pub fn run(
         trigger.reset();
         let cpu = thread_cpu();
         let mut false_wakes = 0;
+        let base = trigger.end();
         for chunk in negatives.chunks(STEP) {
-            if trigger.push(chunk)?.is_some() {
+            if let Some(wake) = trigger.push(chunk)? {
                 false_wakes += 1;
+                tracing::info!(
+                    config = name,
+                    at_s = (wake.at - base) as f32 / SPEECH_RATE as f32,
+                    score = wake.score,
+                    checked = wake.checked,
+                    "false wake"
+                );
                 trigger.reset();
             }
         }

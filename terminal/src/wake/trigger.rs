@@ -73,6 +73,9 @@ pub struct Trigger {
     voiced_at: Option<usize>,
     /// Whether the model is running (always, when not gated).
     running: bool,
+    /// Where the last reset was: a replay never reaches back before it (audio from before
+    /// it, such as the wake word just acted on, is not heard again).
+    reset_at: usize,
     candidate: Option<Candidate>,
     /// A new candidate needs the score to go under `verify_threshold` first.
     armed: bool,
@@ -111,6 +114,7 @@ impl Trigger {
             end: 0,
             voiced_at: None,
             running: !config.vad_gate,
+            reset_at: 0,
             candidate: None,
             armed: true,
             model_steps: 0,
@@ -149,8 +153,9 @@ impl Trigger {
             .collect()
     }
 
-    /// Forgets scores and candidates (after the listener acted on a wake, or listened for
-    /// another reason); the audio and the count go on.
+    /// Forgets scores, candidates and the audio heard so far as far as the model goes
+    /// (after the listener acted on a wake, or listened for another reason); the pre-roll
+    /// and the count go on.
     pub fn reset(&mut self) {
         self.wake.reset();
         self.candidate = None;
@@ -159,6 +164,7 @@ impl Trigger {
         self.voiced_at = None;
         self.vad.reset();
         self.pending.clear();
+        self.reset_at = self.end;
     }
 
     /// Keeps audio heard while the wake word is not wanted (the listener is taking an
@@ -196,7 +202,11 @@ impl Trigger {
             // Speech starts: the model hears the last seconds as if it had run all along.
             self.running = true;
             self.wake.reset();
-            let replay = self.audio_since(self.end.saturating_sub(samples(REPLAY_MS)));
+            let from = self
+                .end
+                .saturating_sub(samples(REPLAY_MS))
+                .max(self.reset_at);
+            let replay = self.audio_since(from);
             self.model_steps += replay.len().div_ceil(STEP);
             self.wake.push(&replay)?
         } else {
@@ -328,5 +338,59 @@ impl Trigger {
                 Ok(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! On the fetched models: a wake, acted on, is not heard again when speech starts after
+    //! the reset (the replay starts at the reset); the pre-roll reaches back before it.
+
+    use super::*;
+    use crate::config::TerminalConfig;
+    use crate::tts::Tts;
+
+    #[test]
+    fn a_wake_acted_on_is_not_replayed_and_the_pre_roll_reaches_back() {
+        let config = TerminalConfig::with_fetched_models();
+        let stt = Arc::new(Stt::load(&config.stt).unwrap());
+        let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap();
+        let mut trigger = Trigger::new(wake, stt, &config.wake, &config.listen);
+        trigger.inline_checks(true);
+        let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts).unwrap();
+        let mut say = |text: &str| {
+            tts.synthesize(text)
+                .unwrap()
+                .clip
+                .at_rate(SPEECH_RATE)
+                .samples
+        };
+        let mut audio = vec![0.0; samples(2000)];
+        audio.extend(say("Hey Jarvis!"));
+        let mut woke = None;
+        for chunk in audio.chunks(STEP) {
+            if let Some(wake) = trigger.push(chunk).unwrap() {
+                woke = Some(wake);
+                break;
+            }
+        }
+        let wake = woke.expect("the wake word was not heard");
+        assert!(wake.score >= config.wake.threshold);
+        assert_eq!(
+            wake.at - wake.from,
+            samples(config.wake.pre_roll_ms as usize)
+        );
+        assert_eq!(trigger.audio_since(wake.from).len(), wake.at - wake.from);
+        // Acted on; a moment later someone speaks (the model starts again on voice).
+        trigger.reset();
+        let steps = trigger.model_steps();
+        let speech = say("The kettle is on, and the bread is in the oven.");
+        for chunk in speech.chunks(STEP) {
+            assert_eq!(trigger.push(chunk).unwrap(), None);
+        }
+        assert!(
+            trigger.model_steps() > steps,
+            "the model never ran on the speech"
+        );
     }
 }
