@@ -252,9 +252,16 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         };
         if std::env::var_os("HEARTH_BENCH_TRACE").is_some() {
             for line in log.lines().filter(|l| {
-                ["wake word", "heard", "early", "timeline", "listening", "endpoint"]
-                    .iter()
-                    .any(|k| l.contains(k))
+                [
+                    "wake word",
+                    "heard",
+                    "early",
+                    "timeline",
+                    "listening",
+                    "endpoint",
+                ]
+                .iter()
+                .any(|k| l.contains(k))
             }) {
                 eprintln!("    {line}");
             }
