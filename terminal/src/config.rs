@@ -216,7 +216,7 @@ impl Default for VoiceConfig {
             playback_lead_ms: 160,
             echo_cancel: true,
             echo_filter_ms: 100,
-            echo_preprocess: true,
+            echo_preprocess: false,
             echo_delay_ms: 0,
         }
     }

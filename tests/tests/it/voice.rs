@@ -324,6 +324,15 @@ async fn the_wake_word_over_the_reply_cancels_it_and_the_next_question_is_answer
         heard >= 1,
         "the barge-in came while the reply played: {cancel:?}"
     );
+    if !words(&second.text).contains(&"france".to_string()) {
+        // What the listener heard and did, for the failure message.
+        let log = std::fs::read_to_string(&term.log).unwrap_or_default();
+        for l in log.lines().filter(|l| {
+            l.contains("wake") || l.contains("heard") || l.contains("early") || l.contains("barge")
+        }) {
+            eprintln!("terminal: {l}");
+        }
+    }
     assert!(
         words(&second.text).contains(&"france".to_string()),
         "{second:?}"
