@@ -41,7 +41,7 @@ const REPLIES: [&str; 4] = [
 ];
 
 /// CPU time this thread has used, from the scheduler's own accounting (nanoseconds).
-fn thread_cpu() -> Option<Duration> {
+pub(crate) fn thread_cpu() -> Option<Duration> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(ns))

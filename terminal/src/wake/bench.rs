@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use super::trigger::Trigger;
 use super::{phrase, WakeWord, STEP};
-use crate::audio::{wav, SPEECH_RATE};
+use crate::audio::SPEECH_RATE;
+use crate::bench::thread_cpu;
 use crate::config::{TerminalConfig, WakeConfig};
 use crate::stt::Stt;
 use crate::tts::Tts;
@@ -64,15 +65,8 @@ struct Positive {
 
 /// Speaks `text` with espeak-ng `voice` (16 kHz, silence trimmed).
 fn espeak(voice: &str, text: &str, dir: &Path) -> anyhow::Result<Vec<f32>> {
-    let path = dir.join("said.wav");
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", voice, "-w"])
-        .arg(&path)
-        .arg(text)
-        .status()
-        .map_err(|e| anyhow::anyhow!("espeak-ng is needed (apt install espeak-ng): {e}"))?;
-    anyhow::ensure!(status.success(), "espeak-ng failed on voice {voice}");
-    Ok(trim(wav::read(&path)?.at_rate(SPEECH_RATE).samples))
+    let clip = crate::bench::espeak_voice(text, voice, &dir.join("said.wav"))?;
+    Ok(trim(clip.at_rate(SPEECH_RATE).samples))
 }
 
 /// Drops leading and trailing silence.
@@ -227,13 +221,6 @@ fn hear(
         return Ok((true, request.starts_with(first)));
     }
     Ok((false, false))
-}
-
-/// CPU time of this thread.
-fn thread_cpu() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
 }
 
 /// Runs the set and prints its tables.
