@@ -86,6 +86,11 @@ pub struct TtsConfig {
     pub max_piece_words: usize,
     /// Speaking pace: above 1 is slower, below faster.
     pub length_scale: f32,
+    /// How much the voice varies its sound (VITS `noise_scale`); unset, the voice's own. 0
+    /// speaks the same text the same way every time.
+    pub noise_scale: Option<f32>,
+    /// How much the voice varies its timing (VITS `noise_w`); unset, the voice's own.
+    pub noise_w: Option<f32>,
     /// The speaker, for voices with several.
     pub speaker: Option<i64>,
     /// A reply's first words are synthesized alone, up to its first clause or this many words
@@ -102,6 +107,8 @@ impl Default for TtsConfig {
             threads: 2,
             max_piece_words: 8,
             length_scale: 1.0,
+            noise_scale: None,
+            noise_w: None,
             speaker: None,
             first_piece_words: 3,
         }
@@ -576,6 +583,13 @@ impl TerminalConfig {
         }
         if !(t.length_scale >= 0.25 && t.length_scale <= 4.0) {
             return bad("tts.length_scale must be 0.25 to 4".into());
+        }
+        if [t.noise_scale, t.noise_w]
+            .into_iter()
+            .flatten()
+            .any(|n| !(0.0..=2.0).contains(&n))
+        {
+            return bad("tts.noise_scale and tts.noise_w must be 0 to 2".into());
         }
         let v = &self.voice;
         if !(10..=500).contains(&v.echo_filter_ms) || v.echo_delay_ms > 500 {

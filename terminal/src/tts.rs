@@ -55,6 +55,8 @@ pub struct Tts {
     piper: Piper,
     rate: u32,
     length_scale: f32,
+    noise_scale: Option<f32>,
+    noise_w: Option<f32>,
     speaker: Option<i64>,
 }
 
@@ -129,6 +131,8 @@ impl Tts {
             piper: Piper::from_session(session, model_config),
             rate,
             length_scale: config.length_scale,
+            noise_scale: config.noise_scale,
+            noise_w: config.noise_w,
             speaker: config.speaker,
         })
     }
@@ -158,8 +162,8 @@ impl Tts {
                 false,
                 self.speaker,
                 Some(self.length_scale),
-                None,
-                None,
+                self.noise_scale,
+                self.noise_w,
             )
         };
         let (samples, rate) = created.map_err(|e| TtsError::Synthesis {

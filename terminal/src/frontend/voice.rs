@@ -248,6 +248,17 @@ impl Mic {
         }
     }
 
+    /// Whether the source is read as fast as the models go (a file not paced, or the test
+    /// room): nothing in it waits for a check running beside it.
+    fn unpaced(&self) -> bool {
+        match self {
+            Mic::File(f) => !f.realtime,
+            Mic::Device(_) => false,
+            #[cfg(test)]
+            Mic::Room(_) => true,
+        }
+    }
+
     /// Whether the source paces itself like a microphone.
     fn realtime(&self) -> bool {
         match self {
@@ -444,8 +455,7 @@ impl Listener {
     /// speech queued has played. After the end of a file, silence is heard at the pace of a
     /// microphone, so that speech plays out in real time.
     fn run(&mut self, mut mic: Mic) {
-        self.trigger
-            .inline_checks(!mic.realtime() && matches!(mic, Mic::File(_)));
+        self.trigger.inline_checks(mic.unpaced());
         let mut state = self.idle();
         let mut utterance: Vec<f32> = Vec::new();
         let mut at = 0usize;
@@ -923,9 +933,19 @@ mod tests {
         }
     }
 
-    /// A reply in the terminal's own voice (Piper).
+    /// The listener's log lines, printed with a failing test's output.
+    fn logs() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("hearth_terminal=debug")
+            .with_test_writer()
+            .try_init();
+    }
+
+    /// A reply in the terminal's own voice (Piper), spoken the same way every run.
     fn piper(text: &str) -> Vec<f32> {
-        let config = TerminalConfig::with_fetched_models();
+        let mut config = TerminalConfig::with_fetched_models();
+        config.tts.noise_scale = Some(0.0);
+        config.tts.noise_w = Some(0.0);
         let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts).unwrap();
         tts.synthesize(text)
             .unwrap()
@@ -1008,10 +1028,7 @@ mod tests {
                 "remind",
             ),
         ];
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("hearth_terminal=debug")
-            .with_test_writer()
-            .try_init();
+        logs();
         for (clip, first) in cases {
             let (inputs, _, _) = listen(clip, &[], &[], Recorder::default());
             let Some(Input::Said { text, .. }) = inputs.first() else {
@@ -1115,6 +1132,7 @@ mod tests {
         // The reply plays, coming back 25 ms late at -6 dB; "hey jarvis" over it, 6 dB
         // quieter than the echo (the person is further from the microphone than the speaker),
         // then a request.
+        logs();
         let dir = tempfile::tempdir().unwrap();
         let reply = piper(REPLY);
         let gain = 0.5;

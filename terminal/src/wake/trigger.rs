@@ -84,6 +84,17 @@ pub struct Trigger {
     /// Check on the calling thread (audio that is not paced, such as a file read as fast as
     /// the models go: a check in the background would fall behind it).
     inline_checks: bool,
+    /// Checks running in the background, joined when the trigger goes: whisper still running
+    /// while the process exits brings it down.
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Trigger {
+    fn drop(&mut self) {
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Trigger {
@@ -119,6 +130,7 @@ impl Trigger {
             armed: true,
             model_steps: 0,
             inline_checks: false,
+            threads: Vec::new(),
         }
     }
 
@@ -296,10 +308,14 @@ impl Trigger {
                         .spawn(move || {
                             let _ = tx.send(stt.transcribe_after(&audio, &phrase));
                         });
-                if let Err(e) = spawned {
-                    tracing::warn!(error = %e, "cannot start the wake-word check");
-                    self.candidate = None;
-                    return Ok(None);
+                self.threads.retain(|t| !t.is_finished());
+                match spawned {
+                    Ok(handle) => self.threads.push(handle),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot start the wake-word check");
+                        self.candidate = None;
+                        return Ok(None);
+                    }
                 }
             }
             if let Some(candidate) = self.candidate.as_mut() {
@@ -352,7 +368,10 @@ mod tests {
 
     #[test]
     fn a_wake_acted_on_is_not_replayed_and_the_pre_roll_reaches_back() {
-        let config = TerminalConfig::with_fetched_models();
+        let mut config = TerminalConfig::with_fetched_models();
+        // The same speech every run.
+        config.tts.noise_scale = Some(0.0);
+        config.tts.noise_w = Some(0.0);
         let stt = Arc::new(Stt::load(&config.stt).unwrap());
         let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap();
         let mut trigger = Trigger::new(wake, stt, &config.wake, &config.listen);
