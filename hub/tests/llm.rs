@@ -104,6 +104,42 @@ async fn sentences_stream_before_the_reply_is_done() {
 }
 
 #[tokio::test]
+async fn a_long_first_sentence_starts_with_its_first_clause() {
+    let (llm, _t) = LlmHandle::start(smollm2()).await.unwrap();
+    let system = hearth_hub::config::ConversationConfig::default().system_prompt;
+    let request = GenerateRequest {
+        messages: vec![
+            ChatMessage::new(Role::System, system),
+            ChatMessage::new(
+                Role::User,
+                "Tell me a short story about a lighthouse keeper.",
+            ),
+        ],
+        max_tokens: Some(60),
+        ..GenerateRequest::chat(Vec::new())
+    };
+    let mut rx = llm.generate(request, CancellationToken::new()).unwrap();
+    let mut chunks = Vec::new();
+    let text = loop {
+        match rx.recv().await.unwrap() {
+            LlmEvent::Sentence(s) => chunks.push(s),
+            LlmEvent::Done(stats) => break stats.text,
+            LlmEvent::Failed(e) => panic!("{e}"),
+        }
+    };
+    // Greedy SmolLM2 opens the story with a long sentence that has a clause in it
+    // (`llm.first_clause_words` = 4 by default): that clause comes alone, first.
+    let first = &chunks[0];
+    assert!(first.ends_with(','), "{chunks:?}");
+    assert!(first.split_whitespace().count() >= 4, "{chunks:?}");
+    assert!(
+        !chunks[1].ends_with(','),
+        "only the first chunk is a clause: {chunks:?}"
+    );
+    assert_eq!(chunks.join(" "), text, "the chunks are the whole text");
+}
+
+#[tokio::test]
 async fn cancelling_stops_generation_early() {
     let (llm, _t) = LlmHandle::start(smollm2()).await.unwrap();
     let cancel = CancellationToken::new();

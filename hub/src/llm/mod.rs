@@ -48,6 +48,10 @@ pub struct LlmConfig {
     pub gpu_layers: u32,
     /// The most tokens in one reply.
     pub max_reply_tokens: u32,
+    /// A reply's first chunk goes to the terminal at its first clause (a comma, semicolon or
+    /// dash after this many words or more), so that speech starts before a long first
+    /// sentence is written; 0: whole sentences only.
+    pub first_clause_words: u32,
     /// Sampling temperature; 0 means greedy (deterministic).
     pub temperature: f32,
     /// Nucleus sampling threshold, used when temperature > 0.
@@ -78,6 +82,7 @@ impl Default for LlmConfig {
             batch_tokens: 512,
             gpu_layers: 0,
             max_reply_tokens: 256,
+            first_clause_words: 4,
             temperature: 0.0,
             top_p: 0.95,
             seed: 42,

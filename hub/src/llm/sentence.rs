@@ -1,13 +1,28 @@
 //! Splits streamed model text into sentences, so that the terminal can start speaking the first
-//! sentence while the model writes the second.
+//! sentence while the model writes the second. A reply's first chunk may end sooner, at its
+//! first clause, so that speech starts while the model is still writing a long first sentence.
 
 /// Accumulates text pieces and hands out complete sentences.
 #[derive(Debug, Default)]
 pub struct SentenceSplitter {
     buf: String,
+    /// The first chunk may end at a clause (`,` `;` or a dash) with at least this many words
+    /// before it; 0: sentences only.
+    first_clause_words: usize,
+    /// Whether a chunk has been handed out.
+    started: bool,
 }
 
 impl SentenceSplitter {
+    /// A splitter whose first chunk ends at the first clause of `words` words or more
+    /// (`llm.first_clause_words`), the rest at sentence ends.
+    pub fn with_first_clause(words: usize) -> Self {
+        SentenceSplitter {
+            first_clause_words: words,
+            ..SentenceSplitter::default()
+        }
+    }
+
     /// Adds a piece of text and returns the sentences it completed, trimmed.
     pub fn push(&mut self, piece: &str) -> Vec<String> {
         self.buf.push_str(piece);
@@ -17,6 +32,7 @@ impl SentenceSplitter {
             let sentence = sentence.trim();
             if !sentence.is_empty() {
                 out.push(sentence.to_string());
+                self.started = true;
             }
         }
         out
@@ -30,13 +46,22 @@ impl SentenceSplitter {
     }
 
     /// The byte index just after the first sentence end that is followed by whitespace, or a
-    /// newline. A full stop after an abbreviation ("Dr.", "e.g.", "1.") is not an end.
+    /// newline. A full stop after an abbreviation ("Dr.", "e.g.", "1.") is not an end. Before
+    /// the first chunk, a clause end after enough words is one too.
     fn boundary(&self) -> Option<usize> {
+        let clause = !self.started && self.first_clause_words > 0;
         let mut chars = self.buf.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
             let next = chars.peek().map(|&(_, n)| n);
             let end = i + c.len_utf8();
             if c == '\n' && !self.buf[..i].trim().is_empty() {
+                return Some(end);
+            }
+            if clause
+                && matches!(c, ',' | ';' | '—' | '–')
+                && next.is_some_and(char::is_whitespace)
+                && self.buf[..i].split_whitespace().count() >= self.first_clause_words
+            {
                 return Some(end);
             }
             if matches!(c, '.' | '!' | '?' | '…')
@@ -85,6 +110,33 @@ mod tests {
             ]),
             vec!["The moon is bright tonight.", "It is full!", "Is it not?"]
         );
+    }
+
+    #[test]
+    fn the_first_chunk_may_end_at_a_clause_and_the_rest_at_sentences() {
+        let mut s = SentenceSplitter::with_first_clause(4);
+        // Too few words before the comma: the sentence goes on.
+        assert!(s.push("Sure, once upon a time").is_empty());
+        assert_eq!(
+            s.push(", in a town by the sea, there lived"),
+            vec!["Sure, once upon a time,"]
+        );
+        // After the first chunk, commas no longer end one; a number's comma never does.
+        assert!(s.push(" a keeper with 1,000 lamps").is_empty());
+        assert_eq!(
+            s.push(". He was"),
+            vec!["in a town by the sea, there lived a keeper with 1,000 lamps."]
+        );
+        assert_eq!(s.finish().as_deref(), Some("He was"));
+        // Off: sentences only.
+        assert_eq!(
+            split_stream(&["Once upon a time, in a town, a keeper. Yes."]),
+            vec!["Once upon a time, in a town, a keeper.", "Yes."]
+        );
+        // A short sentence ends first.
+        let mut s = SentenceSplitter::with_first_clause(4);
+        assert_eq!(s.push("It is noon. Then, a"), vec!["It is noon."]);
+        assert!(s.push(" b, c").is_empty());
     }
 
     #[test]
