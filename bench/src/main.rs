@@ -120,6 +120,13 @@ enum Bench {
         /// The terminal's speech-to-text engine.
         #[arg(long, default_value = "whisper", value_parser = ["whisper", "moonshine"])]
         stt_engine: String,
+        /// A `[listen]` setting for the terminal, `KEY=VALUE` (repeatable), to compare
+        /// endpointing settings: `--listen early_decode_ms=150`.
+        #[arg(long = "listen")]
+        listen: Vec<String>,
+        /// A `[hub]`'s `[llm]` setting, `KEY=VALUE` (repeatable): `--llm first_clause_words=0`.
+        #[arg(long = "llm")]
+        llm: Vec<String>,
     },
     /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
     Memory {
@@ -187,11 +194,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Bench::Voice {
             requests,
             stt_engine,
+            listen,
+            llm,
         } => {
             let opts = hearth_bench::voice::VoiceBenchOptions {
                 requests: requests.max(1),
                 model: cli.model.clone(),
                 stt_engine,
+                listen,
+                llm,
             };
             runtime.block_on(hearth_bench::voice::run(opts))
         }

@@ -37,6 +37,10 @@ pub struct VoiceBenchOptions {
     pub model: Option<PathBuf>,
     /// The terminal's `stt.engine` ("whisper" or "moonshine").
     pub stt_engine: String,
+    /// The terminal's `[listen]` settings to change, as `KEY=VALUE` TOML lines.
+    pub listen: Vec<String>,
+    /// The hub's `[llm]` settings to change, as `KEY=VALUE` TOML lines.
+    pub llm: Vec<String>,
 }
 
 /// A request's audio: the WAV file and where speech ends in it, in ms.
@@ -166,6 +170,29 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
+/// `toml` with `settings` (`KEY=VALUE` lines) put at the top of its `[section]`, added if
+/// missing. A key the section already has is an error (TOML refuses duplicates).
+fn set_in_section(toml: &str, section: &str, settings: &[String]) -> anyhow::Result<String> {
+    let header = format!("[{section}]");
+    let lines = settings.join("\n");
+    let Some(at) = toml.find(&header) else {
+        return Ok(format!("{toml}\n{header}\n{lines}\n"));
+    };
+    let body = &toml[at + header.len()..];
+    let body = &body[..body.find("\n[").unwrap_or(body.len())];
+    for setting in settings {
+        let key = setting.split('=').next().unwrap_or("").trim();
+        anyhow::ensure!(
+            !body
+                .lines()
+                .any(|l| l.split('=').next().unwrap_or("").trim() == key),
+            "the test hub config already sets {section}.{key}"
+        );
+    }
+    let end = at + header.len();
+    Ok(format!("{}\n{lines}{}", &toml[..end], &toml[end..]))
+}
+
 /// Runs the benchmark and prints its table.
 pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -175,11 +202,15 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         let test_model = hearth_tests::smollm2().display().to_string();
         toml = toml.replace(&test_model, &model.display().to_string());
     }
+    if !opts.llm.is_empty() {
+        toml = set_in_section(&toml, "llm", &opts.llm)?;
+    }
     let config = dir.path().join("hub.toml");
     std::fs::write(&config, toml)?;
     let hub = Hub::launch(&config, port, dir.path()).await?;
     let hub_pid = hub.child.id();
     let mut rows: Vec<(Request, Option<Stages>, String)> = Vec::new();
+    let mut hub_lines = 0;
     for i in 0..opts.requests {
         let voice = VOICES[i % VOICES.len()];
         let request = REQUESTS[(i / VOICES.len() + i) % REQUESTS.len()];
@@ -195,10 +226,13 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         let out_arg = out.to_string_lossy().into_owned();
         let config = dir.path().join(format!("terminal-{id}.toml"));
         // The default engine is left unsaid, so that an older terminal can be measured too.
-        let engine = match opts.stt_engine.as_str() {
+        let mut engine = match opts.stt_engine.as_str() {
             "whisper" => String::new(),
             other => format!("[stt]\nengine = \"{other}\"\n"),
         };
+        if !opts.listen.is_empty() {
+            engine.push_str(&format!("[listen]\n{}\n", opts.listen.join("\n")));
+        }
         std::fs::write(
             &config,
             format!(
@@ -265,6 +299,23 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
             }) {
                 eprintln!("    {line}");
             }
+            // The hub's side of the turn: when it heard the utterance, recalled, started and
+            // finished answering (its log from this request on).
+            let hub_log = hub.log_text();
+            for line in hub_log.lines().skip(hub_lines).filter(|l| {
+                [
+                    "utterance",
+                    "memory context",
+                    "answering",
+                    "answered",
+                    "chunk",
+                ]
+                .iter()
+                .any(|k| l.contains(k))
+            }) {
+                eprintln!("    hub: {line}");
+            }
+            hub_lines = hub_log.lines().count();
         }
         eprintln!(
             "{i:>2} {:<9} {:<58} heard {heard:<50} {}",

@@ -220,6 +220,7 @@ fn hear(
         let first = p.request.split_whitespace().next().unwrap_or_default();
         return Ok((true, request.starts_with(first)));
     }
+    tracing::debug!(voice = p.voice, pause = p.pause, request = %p.request, best = trigger.best(), "not heard");
     Ok((false, false))
 }
 

@@ -87,6 +87,8 @@ pub struct Trigger {
     /// Checks running in the background, joined when the trigger goes: whisper still running
     /// while the process exits brings it down.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The best score since the last reset (the bench's per-clip figure).
+    best: f32,
 }
 
 impl Drop for Trigger {
@@ -131,6 +133,7 @@ impl Trigger {
             model_steps: 0,
             inline_checks: false,
             threads: Vec::new(),
+            best: 0.0,
         }
     }
 
@@ -165,10 +168,16 @@ impl Trigger {
             .collect()
     }
 
+    /// The best score since the last reset.
+    pub fn best(&self) -> f32 {
+        self.best
+    }
+
     /// Forgets scores, candidates and the audio heard so far as far as the model goes
     /// (after the listener acted on a wake, or listened for another reason); the pre-roll
     /// and the count go on.
     pub fn reset(&mut self) {
+        self.best = 0.0;
         self.wake.reset();
         self.candidate = None;
         self.armed = true;
@@ -229,6 +238,7 @@ impl Trigger {
         } else {
             0.0
         };
+        self.best = self.best.max(peak);
         if let Some(d) = detection {
             self.candidate = None;
             self.armed = false;
