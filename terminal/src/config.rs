@@ -272,7 +272,7 @@ impl Default for WakeConfig {
             threshold: 0.5,
             refractory_ms: 2000,
             phases: 2,
-            verify_threshold: 0.1,
+            verify_threshold: 0.025,
             phrase: "hey jarvis".to_string(),
             pre_roll_ms: 1500,
             vad_gate: true,
