@@ -68,6 +68,9 @@ pcm.fromfile {{
 
 #[test]
 fn voice_mode_hears_and_plays_through_real_cpal_streams() {
+    if hearth_terminal::wake::skip_without_onnxruntime() {
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()

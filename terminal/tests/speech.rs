@@ -58,6 +58,9 @@ fn speech_at_another_rate_is_transcribed_and_bad_audio_does_no_harm() {
 
 #[test]
 fn the_wake_word_fires_on_hey_jarvis_only() {
+    if hearth_terminal::wake::skip_without_onnxruntime() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let c = config();
     let mut wake = WakeWord::load(&c.voice.onnxruntime, &c.wake).unwrap();
@@ -84,7 +87,7 @@ fn the_wake_word_fires_on_hey_jarvis_only() {
 }
 
 #[test]
-fn missing_and_corrupt_models_are_clear_errors() {
+fn a_cut_whisper_model_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     // A truncated copy of the real whisper model: refused before whisper.cpp reads it.
     let real = std::fs::read(config().stt.model).unwrap();
@@ -97,7 +100,14 @@ fn missing_and_corrupt_models_are_clear_errors() {
     .unwrap_err();
     assert!(matches!(err, SttError::Invalid { .. }), "{err}");
     assert!(err.to_string().contains("cut.bin"), "{err}");
+}
 
+#[test]
+fn missing_and_corrupt_wake_models_are_clear_errors() {
+    if hearth_terminal::wake::skip_without_onnxruntime() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
     let c = config();
     let garbage = dir.path().join("garbage.onnx");
     std::fs::write(&garbage, vec![7u8; 4096]).unwrap();
@@ -123,6 +133,9 @@ fn missing_and_corrupt_models_are_clear_errors() {
 fn piper_speech_is_heard_back_by_whisper_and_a_bad_voice_is_a_clear_error() {
     use hearth_terminal::config::TtsConfig;
     use hearth_terminal::tts::{Tts, TtsError};
+    if hearth_terminal::wake::skip_without_onnxruntime() {
+        return;
+    }
     let c = config();
     let mut tts = Tts::load(&c.voice.onnxruntime, &c.tts).unwrap();
     let spoken = tts
@@ -209,6 +222,9 @@ fn assert_heard(heard: &str, words: &[&str]) {
 fn moonshine_hears_espeak_piper_and_a_person_and_bad_audio_does_no_harm() {
     use hearth_terminal::bench::wer::{word_errors, JFK_TEXT};
     use hearth_terminal::tts::Tts;
+    if hearth_terminal::wake::skip_without_onnxruntime() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let c = config();
     // One thread, as stt.threads says; the result does not depend on it.
@@ -258,6 +274,9 @@ fn moonshine_hears_espeak_piper_and_a_person_and_bad_audio_does_no_harm() {
 
 #[test]
 fn moonshine_base_loads_the_same_way() {
+    if hearth_terminal::wake::skip_without_onnxruntime() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let stt = Stt::load(&moonshine("moonshine-base-en")).unwrap();
     let clip = espeak(dir.path(), "What is the weather like in the kitchen today?");
@@ -267,6 +286,9 @@ fn moonshine_base_loads_the_same_way() {
 
 #[test]
 fn missing_and_corrupt_moonshine_files_are_clear_errors() {
+    if hearth_terminal::wake::skip_without_onnxruntime() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let good = moonshine("moonshine-tiny-en").moonshine_model;
     let copy = |to: &Path| {

@@ -969,6 +969,9 @@ mod tests {
 
     #[test]
     fn an_invited_answer_needs_no_wake_word_and_proactive_speech_starts_with_an_earcon() {
+        if crate::wake::skip_without_onnxruntime() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let answer = espeak(
             dir.path(),
@@ -1005,6 +1008,9 @@ mod tests {
 
     #[test]
     fn a_request_run_straight_on_from_the_wake_word_keeps_its_first_word() {
+        if crate::wake::skip_without_onnxruntime() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         // Two espeak voices, each running the request straight on from "hey jarvis"; en-us's
         // peaks under the threshold (0.3 to 0.5) and is confirmed by speech to text. (espeak,
@@ -1042,6 +1048,9 @@ mod tests {
 
     #[test]
     fn the_wake_word_during_speech_stops_it_within_300_ms_of_audio() {
+        if crate::wake::skip_without_onnxruntime() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         // After two seconds: the echo canceller mutes the microphone over the first second of
         // sound the terminal plays, while it learns the room (`audio::echo::LEARN_MS`).
@@ -1099,6 +1108,9 @@ mod tests {
 
     #[test]
     fn the_reply_heard_by_the_microphone_is_not_taken_for_the_user() {
+        if crate::wake::skip_without_onnxruntime() {
+            return;
+        }
         // Listening all the time, in a room where the reply comes back 40 ms late at -6 dB.
         let reply = piper(REPLY);
         let room = silence(reply.len() as f32 / SPEECH_RATE as f32 + 1.5);
@@ -1129,6 +1141,9 @@ mod tests {
 
     #[test]
     fn the_wake_word_over_the_reply_interrupts_it_and_what_follows_is_heard() {
+        if crate::wake::skip_without_onnxruntime() {
+            return;
+        }
         // The reply plays, coming back 25 ms late at -6 dB; "hey jarvis" over it, 6 dB
         // quieter than the echo (the person is further from the microphone than the speaker),
         // then a request.

@@ -68,12 +68,24 @@ pub enum WakeError {
     },
 }
 
+/// The environment variable that says onnxruntime cannot be loaded on this machine; its value
+/// says why. `scripts/cross-pi` sets it to `qemu-user` for what it runs under qemu-user, where
+/// `dlopen` of onnxruntime's aarch64 library segfaults: [`load_runtime`] refuses with an error
+/// instead, and the tests that need onnxruntime skip ([`skip_without_onnxruntime`]).
+pub const NO_ONNXRUNTIME: &str = "HEARTH_NO_ONNXRUNTIME";
+
 /// Loads onnxruntime once per process, from `path`.
 pub fn load_runtime(path: &Path) -> Result<(), WakeError> {
     static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
     let path = expand_home(path);
     LOADED
         .get_or_init(|| {
+            if let Some(why) = std::env::var_os(NO_ONNXRUNTIME) {
+                return Err(format!(
+                    "{NO_ONNXRUNTIME}={} says it cannot be loaded on this machine",
+                    why.to_string_lossy()
+                ));
+            }
             if !path.is_file() {
                 return Err("no such file".to_string());
             }
@@ -83,6 +95,27 @@ pub fn load_runtime(path: &Path) -> Result<(), WakeError> {
         })
         .clone()
         .map_err(|reason| WakeError::Runtime { path, reason })
+}
+
+/// For a test that needs onnxruntime: true where [`NO_ONNXRUNTIME`] is set, after a line on
+/// stderr that names the test and says why it is skipped. The line goes to stderr directly,
+/// past the test harness's capture of `eprintln!`, so that a passing run shows it too.
+pub fn skip_without_onnxruntime() -> bool {
+    let Some(why) = std::env::var_os(NO_ONNXRUNTIME) else {
+        return false;
+    };
+    // The test harness names each test's thread after the test.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    let line = format!(
+        "SKIPPED {test}: it needs onnxruntime, which {NO_ONNXRUNTIME}={} says cannot be \
+         loaded here; it runs in the native suite\n",
+        why.to_string_lossy()
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    true
 }
 
 fn session(path: &Path) -> Result<Session, WakeError> {
