@@ -153,7 +153,7 @@ impl Default for ListenConfig {
             silence_ms: 800,
             complete_silence_ms: 400,
             incomplete_silence_ms: 1200,
-            early_decode_ms: 300,
+            early_decode_ms: 150,
             max_utterance_ms: 15_000,
             no_speech_ms: 5_000,
             vad_threshold: 0.5,
