@@ -4,7 +4,8 @@
 
 use hearth_hub::config::LlmConfig;
 use hearth_hub::llm::{
-    ChatMessage, GenerateRequest, LlmError, LlmEvent, LlmHandle, Role, TemplateSource,
+    ChatMessage, GenerateRequest, GenerationStats, LlmError, LlmEvent, LlmHandle, Role,
+    TemplateSource,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +72,19 @@ async fn reusing_the_kv_cache_gives_the_same_answer_as_a_cold_start() {
     assert_eq!(cold_second, second);
 }
 
+/// Streams `request` to its end: the chunks as they came, and the stats.
+async fn stream(llm: &LlmHandle, request: GenerateRequest) -> (Vec<String>, GenerationStats) {
+    let mut rx = llm.generate(request, CancellationToken::new()).unwrap();
+    let mut chunks = Vec::new();
+    loop {
+        match rx.recv().await.unwrap() {
+            LlmEvent::Sentence(s) => chunks.push(s),
+            LlmEvent::Done(stats) => return (chunks, stats),
+            LlmEvent::Failed(e) => panic!("{e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn sentences_stream_before_the_reply_is_done() {
     let (llm, _t) = LlmHandle::start(smollm2()).await.unwrap();
@@ -85,22 +99,10 @@ async fn sentences_stream_before_the_reply_is_done() {
         ignore_eos: false,
         ..GenerateRequest::chat(Vec::new())
     };
-    let mut rx = llm.generate(request, CancellationToken::new()).unwrap();
-    let mut sentences = 0;
-    loop {
-        match rx.recv().await.unwrap() {
-            LlmEvent::Sentence(s) => {
-                assert!(!s.trim().is_empty());
-                sentences += 1;
-            }
-            LlmEvent::Done(stats) => {
-                assert!(stats.generated_tokens > 0);
-                break;
-            }
-            LlmEvent::Failed(e) => panic!("{e}"),
-        }
-    }
-    assert!(sentences >= 2, "{sentences} sentences");
+    let (sentences, stats) = stream(&llm, request).await;
+    assert!(stats.generated_tokens > 0);
+    assert!(sentences.iter().all(|s| !s.trim().is_empty()));
+    assert!(sentences.len() >= 2, "{sentences:?}");
 }
 
 #[tokio::test]
@@ -118,15 +120,8 @@ async fn a_long_first_sentence_starts_with_its_first_clause() {
         max_tokens: Some(60),
         ..GenerateRequest::chat(Vec::new())
     };
-    let mut rx = llm.generate(request, CancellationToken::new()).unwrap();
-    let mut chunks = Vec::new();
-    let text = loop {
-        match rx.recv().await.unwrap() {
-            LlmEvent::Sentence(s) => chunks.push(s),
-            LlmEvent::Done(stats) => break stats.text,
-            LlmEvent::Failed(e) => panic!("{e}"),
-        }
-    };
+    let (chunks, stats) = stream(&llm, request).await;
+    let text = stats.text;
     // Greedy SmolLM2 opens the story with a long sentence that has a clause in it
     // (`llm.first_clause_words` = 4 by default): that clause comes alone, first.
     let first = &chunks[0];

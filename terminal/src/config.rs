@@ -98,6 +98,18 @@ pub struct TtsConfig {
     pub first_piece_words: usize,
 }
 
+impl TtsConfig {
+    /// This voice without its noise (`noise_scale` and `noise_w` 0): a text is spoken the
+    /// same way every time.
+    pub fn without_noise(&self) -> TtsConfig {
+        TtsConfig {
+            noise_scale: Some(0.0),
+            noise_w: Some(0.0),
+            ..self.clone()
+        }
+    }
+}
+
 impl Default for TtsConfig {
     fn default() -> Self {
         TtsConfig {

@@ -159,12 +159,7 @@ fn piper_speech_is_heard_back_by_whisper_and_a_bad_voice_is_a_clear_error() {
     assert!(tts.synthesize(" ... ").unwrap().clip.samples.is_empty());
 
     // Without the voice's noise, a text is spoken the same way every time.
-    let steady = TtsConfig {
-        noise_scale: Some(0.0),
-        noise_w: Some(0.0),
-        ..c.tts.clone()
-    };
-    let mut tts = Tts::load(&c.voice.onnxruntime, &steady).unwrap();
+    let mut tts = Tts::load(&c.voice.onnxruntime, &c.tts.without_noise()).unwrap();
     let text = "Remember to water the plants.";
     let first = tts.synthesize(text).unwrap().clip.samples;
     assert!(!first.is_empty());

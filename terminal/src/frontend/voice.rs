@@ -943,10 +943,8 @@ mod tests {
 
     /// A reply in the terminal's own voice (Piper), spoken the same way every run.
     fn piper(text: &str) -> Vec<f32> {
-        let mut config = TerminalConfig::with_fetched_models();
-        config.tts.noise_scale = Some(0.0);
-        config.tts.noise_w = Some(0.0);
-        let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts).unwrap();
+        let config = TerminalConfig::with_fetched_models();
+        let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts.without_noise()).unwrap();
         tts.synthesize(text)
             .unwrap()
             .clip

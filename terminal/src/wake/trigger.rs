@@ -382,15 +382,13 @@ mod tests {
         if crate::wake::skip_without_onnxruntime() {
             return;
         }
-        let mut config = TerminalConfig::with_fetched_models();
-        // The same speech every run.
-        config.tts.noise_scale = Some(0.0);
-        config.tts.noise_w = Some(0.0);
+        let config = TerminalConfig::with_fetched_models();
         let stt = Arc::new(Stt::load(&config.stt).unwrap());
         let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap();
         let mut trigger = Trigger::new(wake, stt, &config.wake, &config.listen);
         trigger.inline_checks(true);
-        let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts).unwrap();
+        // The same speech every run.
+        let mut tts = Tts::load(&config.voice.onnxruntime, &config.tts.without_noise()).unwrap();
         let mut say = |text: &str| {
             tts.synthesize(text)
                 .unwrap()
