@@ -198,7 +198,8 @@ pub struct VoiceConfig {
     pub playback_lead_ms: u32,
     /// Take the terminal's own speech out of what the microphone hears (speexdsp's acoustic
     /// echo canceller, with what the speaker plays as the reference), so that the wake word
-    /// still works while it speaks and its words are never taken for the user's.
+    /// still works while it speaks and its words are never taken for the user's. For a sound
+    /// card only: a WAV file (`--input-wav`) does not hear the speaker.
     pub echo_cancel: bool,
     /// The canceller's filter length: it cancels echoes that arrive up to this long after the
     /// sound played (the sound card's latency and the room's reverberation together).

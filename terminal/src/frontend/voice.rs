@@ -148,7 +148,12 @@ impl VoiceFrontend {
         };
         let speech = SpeechOut::start(tts, &config.tts);
         let listen = config.listen.clone();
-        let echo = config.voice.echo();
+        // A file never hears the speaker: a canceller there would only have the person's
+        // voice to adapt on while a reply plays, and it would bend that voice.
+        let echo = match &mic {
+            MicSpec::File(..) => None,
+            MicSpec::Device(_) => config.voice.echo(),
+        };
         let (tx, rx) = mpsc::channel(8);
         let (control, controls) = std_mpsc::channel();
         let (done_tx, done) = oneshot::channel();
