@@ -519,7 +519,11 @@ pub(crate) fn render(
         }
         let content = &contents[index];
         if !content.is_empty() {
-            tokens.extend(vocab.tokenize(content.as_bytes(), tokens.is_empty(), false));
+            let plain = vocab.tokenize(content.as_bytes(), tokens.is_empty(), false);
+            if plain != vocab.tokenize(content.as_bytes(), tokens.is_empty(), true) {
+                warn_control_text(index + 1 == messages.len(), messages[index].role);
+            }
+            tokens.extend(plain);
         }
         rest = after;
     }
@@ -533,6 +537,24 @@ pub(crate) fn render(
         tokens.remove(0);
     }
     Ok(tokens)
+}
+
+/// Says that a message holds the text of the model's control tokens, which it reads as plain
+/// text: loudly for what was said this turn (an injection attempt, or an odd paste), quietly
+/// for history and memory, which repeat it on every later turn.
+fn warn_control_text(said_now: bool, role: Role) {
+    let role = role.as_str();
+    if said_now {
+        tracing::warn!(
+            role,
+            "a message holds control-token text (such as <|im_start|>); it is read as plain text"
+        );
+    } else {
+        tracing::debug!(
+            role,
+            "an earlier message holds control-token text; it is read as plain text"
+        );
+    }
 }
 
 /// The plainest generation loop llama-cpp-2 allows, for the benchmark to compare the hub's

@@ -347,6 +347,7 @@ async fn household_under_attack(broker: Broker) -> anyhow::Result<()> {
         answered_injection,
         "the injected utterance was not answered"
     );
+    logged(&hub.log, &["control-token text", "read as plain text"], 1).await?;
 
     // 7. A burst of 1,000 sealed utterances from the bedroom: a few are taken, the rest are
     //    dropped with one "busy", and the kitchen, asking meanwhile, is answered after at
@@ -440,7 +441,9 @@ async fn household_under_attack(broker: Broker) -> anyhow::Result<()> {
         logged(&hub.log, &["MQTT login refused", "for the hub alone"], 1).await?;
     } else {
         // mosquitto names each client by its username, so the attacker's session is the
-        // bedroom's whatever client id it asks for.
+        // bedroom's whatever client id it asks for: its log says so, and the kitchen's
+        // session is never the one closed. (The hub's own login is not the attacker's to try
+        // here: paired terminals never hold it.)
         let (_second, _) = connect(
             port,
             "hearth-terminal-kitchen",
@@ -448,6 +451,22 @@ async fn household_under_attack(broker: Broker) -> anyhow::Result<()> {
             &stolen.password(),
         )
         .await?;
+        let broker_log = d.join("mosquitto.log");
+        logged(
+            &broker_log,
+            &["New client connected", "as bedroom (", "u'bedroom'"],
+            2,
+        )
+        .await?;
+        let text = std::fs::read_to_string(&broker_log)?;
+        for line in text.lines() {
+            let took = line.contains("as hearth-terminal-kitchen")
+                || (line.contains("already connected") && line.contains("kitchen"));
+            assert!(
+                !took,
+                "the bedroom's login took the kitchen's session: {line}"
+            );
+        }
     }
 
     // And the kitchen goes on: every question it asked was answered, the hub never went
