@@ -336,7 +336,8 @@ pub struct SttConfig {
     /// the window gets the full one.
     pub audio_ctx: u32,
     /// Fit the encoder window to each utterance's length (plus a margin) instead: several
-    /// times faster on short requests. Overrides `audio_ctx`.
+    /// times faster on short requests, with as few misheard words (README, the word error
+    /// rate). Overrides `audio_ctx`, which then bounds nothing.
     pub fit_audio_ctx: bool,
 }
 
@@ -350,7 +351,7 @@ impl Default for SttConfig {
             language: "en".to_string(),
             threads: 2,
             audio_ctx: 768,
-            fit_audio_ctx: false,
+            fit_audio_ctx: true,
         }
     }
 }

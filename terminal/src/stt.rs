@@ -141,8 +141,9 @@ impl Stt {
     }
 }
 
-/// Trims a model's output and drops what whisper writes for non-speech ("[BLANK_AUDIO]",
-/// "(wind blowing)", "[Music]").
+/// Trims a model's output, drops what whisper writes for non-speech ("[BLANK_AUDIO]",
+/// "(wind blowing)", "[Music]"), and keeps a sentence the model wrote over and over once
+/// (see [`without_repeats`]).
 pub fn clean(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut depth = 0u32;
@@ -154,7 +155,86 @@ pub fn clean(text: &str) -> String {
             _ => {}
         }
     }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    without_repeats(&out.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// A small decoder that loses its place in the audio writes the request again and again
+/// ("Turn off the lights. Turn off the lights. Turn off the"), until its token limit: a
+/// sentence said before is dropped, and so is an unfinished tail that only restarts one.
+/// Nobody asks the same thing twice in one breath, and a repeat would not change the request.
+fn without_repeats(text: &str) -> String {
+    // A sentence's words, lower-cased, one space apart.
+    let key = |s: &str| -> String {
+        s.split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut kept: Vec<&str> = Vec::new();
+    let mut said: Vec<String> = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest
+            .find(['.', '?', '!'])
+            .map(|i| {
+                let after = &rest[i..];
+                i + after
+                    .find(|c: char| !matches!(c, '.' | '?' | '!'))
+                    .unwrap_or(after.len())
+            })
+            .unwrap_or(rest.len());
+        let (sentence, after) = rest.split_at(end);
+        rest = after.trim_start();
+        let words = key(sentence);
+        let finished = sentence.ends_with(['.', '?', '!']);
+        let again = !words.is_empty() && said.contains(&words);
+        // An unfinished tail that starts a sentence said before: one more repeat, cut off.
+        let restart = !finished && said.iter().any(|s| s.starts_with(&words));
+        if !again && !restart {
+            kept.push(sentence.trim());
+            said.push(words);
+        }
+    }
+    looped_tail_cut(&kept.join(" "))
+}
+
+/// The same loop without sentence ends ("remind me to go hey jarvis remind me to go hey
+/// jarvis remind me"): where the words end in two or more copies of one run of at least
+/// three words (the last copy may be cut short), the text stops after the first copy.
+fn looped_tail_cut(text: &str) -> String {
+    // Each word's key and the byte where it (with what follows up to the next word) ends.
+    let mut words: Vec<(String, usize)> = Vec::new();
+    for (start, word) in text.split(' ').scan(0, |at, w| {
+        let start = *at;
+        *at += w.len() + 1;
+        Some((start, w))
+    }) {
+        let key: String = word
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        words.push((key, start + word.len()));
+    }
+    let n = words.len();
+    let mut cut = n;
+    for period in 3..=n / 2 {
+        // The loop's start: the tail where every word repeats the one `period` before it.
+        let mut start = n;
+        while start > period && words[start - 1].0 == words[start - 1 - period].0 {
+            start -= 1;
+        }
+        let first_copy = start - period;
+        if n - first_copy >= 2 * period {
+            cut = cut.min(first_copy + period);
+        }
+    }
+    match cut {
+        0 => String::new(),
+        _ if cut == n => text.to_string(),
+        _ => text[..words[cut - 1].1].to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -168,5 +248,42 @@ mod tests {
             clean(" Remind me (laughs) to water   the plants."),
             "Remind me to water the plants."
         );
+    }
+
+    #[test]
+    fn a_sentence_written_over_and_over_is_kept_once() {
+        assert_eq!(
+            clean("Turn off the lights. Turn off the lights. turn off the lights! Turn off the"),
+            "Turn off the lights."
+        );
+        assert_eq!(
+            clean("Remind me to water the plants tomorrow at 8. Remind me to water the plants tomorrow at 8. Remind me to"),
+            "Remind me to water the plants tomorrow at 8."
+        );
+        // Different sentences, an unfinished last one, and "Dr." stay as said.
+        assert_eq!(
+            clean("What time is it? Tell me. Tell me a story"),
+            "What time is it? Tell me. Tell me a story"
+        );
+        assert_eq!(
+            clean("Ask Dr. Smith. Then call Mum... Thanks!"),
+            "Ask Dr. Smith. Then call Mum... Thanks!"
+        );
+        assert_eq!(
+            clean("What did I say about my sister's birthday? What did I say about my sister"),
+            "What did I say about my sister's birthday?"
+        );
+        assert_eq!(
+            clean("hey jarvis remind me to go hey jarvis remind me to go hey jarvis remind"),
+            "hey jarvis remind me to go"
+        );
+        // A word or two said over and over is how people talk.
+        assert_eq!(
+            clean("no no no it is very very very good"),
+            "no no no it is very very very good"
+        );
+        assert_eq!(clean("No. No. No."), "No.");
+        assert_eq!(clean(""), "");
+        assert_eq!(clean("..."), "...");
     }
 }

@@ -99,6 +99,7 @@ impl Whisper {
         if let Some(ctx) = self.audio_ctx(samples.len()) {
             params.set_audio_ctx(ctx);
         }
+        params.set_max_tokens(max_tokens(audio.len()));
         state
             .full(params, audio)
             .map_err(|source| SttError::Whisper {
@@ -139,8 +140,20 @@ impl Whisper {
     }
 }
 
-/// Frames of margin over the clip's length when the encoder window is fitted (2.5 s).
-const FIT_MARGIN_FRAMES: usize = 128;
+/// At most this many tokens per second of audio, plus [`SPARE_TOKENS`]: speech comes to about
+/// three a second, and a decoder that loses its place (it does, most often in a fitted
+/// window) repeats the request until it is stopped, which takes time as well as words.
+const TOKENS_PER_SECOND: usize = 6;
+const SPARE_TOKENS: usize = 8;
+
+/// whisper's token limit for `samples` of audio.
+fn max_tokens(samples: usize) -> i32 {
+    let seconds = samples.div_ceil(SPEECH_RATE as usize);
+    (seconds * TOKENS_PER_SECOND + SPARE_TOKENS).min(224) as i32
+}
+
+/// Frames of margin over the clip's length when the encoder window is fitted (1.3 s; a margin of 2.5 s misheard more words on the word-error-rate set, and took longer).
+const FIT_MARGIN_FRAMES: usize = 64;
 
 /// Checks a whisper ggml file's header before whisper.cpp reads it: its magic, hyperparameters
 /// in a sane range, and at least the bytes the header implies for the mel filters.
