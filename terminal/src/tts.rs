@@ -117,6 +117,10 @@ impl Tts {
             .map_err(|e| voice(&model, e.to_string()))?
             .with_intra_threads(config.threads as usize)
             .map_err(|e| voice(&model, e.to_string()))?
+            // Its threads sleep rather than spin between operators and after a piece: a
+            // spinning thread takes the core the hub or the listener needs next.
+            .with_intra_op_spinning(false)
+            .map_err(|e| voice(&model, e.to_string()))?
             // Inputs change length with every sentence: a memory pattern and a growing arena
             // only hold on to the largest sentence's buffers.
             .with_memory_pattern(false)
