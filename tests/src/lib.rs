@@ -185,7 +185,7 @@ password = "{PASSWORD}"
 
 [llm]
 model = "{model}"
-threads = 2
+threads = 1
 threads_batch = 2
 context_tokens = 2048
 max_reply_tokens = 96

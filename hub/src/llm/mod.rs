@@ -36,7 +36,10 @@ pub struct LlmConfig {
     pub chat_template_fallback: String,
     /// Use this template name even when the GGUF has its own.
     pub chat_template_override: String,
-    /// Threads for generation. Set it: llama.cpp's default oversubscribes small machines.
+    /// Threads for generation. Set it: llama.cpp's default oversubscribes small machines. Each
+    /// token's graph has hundreds of steps at which the threads wait for each other, and
+    /// waiting passively (`OMP_WAIT_POLICY=passive`, which keeps idle threads off the CPU) costs
+    /// a wake-up each time: on 2 shared cores one thread generates faster than two.
     pub threads: u32,
     /// Threads for prompt evaluation.
     pub threads_batch: u32,
@@ -76,7 +79,7 @@ impl Default for LlmConfig {
             model: PathBuf::from("~/.cache/hearth/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
             chat_template_fallback: "chatml".to_string(),
             chat_template_override: String::new(),
-            threads: 2,
+            threads: 1,
             threads_batch: 2,
             context_tokens: 4096,
             batch_tokens: 512,
