@@ -274,6 +274,11 @@ pub struct WakeConfig {
     /// Run the model only around speech (voice activity in the last two seconds, replayed
     /// when speech starts); idle listening then costs the voice-activity detector alone.
     pub vad_gate: bool,
+    /// The speech-to-text engine that checks low scores. whisper, told the phrase, spells
+    /// the name far more reliably than Moonshine, which takes no prompt ("Hey Jarvis" came out
+    /// as "Hey, John"); with `stt.engine = "moonshine"` this loads whisper's `stt.model` too,
+    /// for the checks alone.
+    pub check_engine: SttEngine,
 }
 
 impl Default for WakeConfig {
@@ -289,6 +294,7 @@ impl Default for WakeConfig {
             phrase: "hey jarvis".to_string(),
             pre_roll_ms: 1500,
             vad_gate: true,
+            check_engine: SttEngine::Whisper,
         }
     }
 }

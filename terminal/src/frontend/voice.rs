@@ -35,7 +35,7 @@ use crate::config::{ListenConfig, TerminalConfig};
 use crate::endpoint::{End, Endpointer};
 use crate::stt::{Stt, SttError, Transcript};
 use crate::tts::Tts;
-use crate::wake::trigger::{Trigger, Wake};
+use crate::wake::trigger::{checker, Trigger, Wake};
 use crate::wake::{phrase, WakeWord, STEP};
 
 /// What the front end tells the listener.
@@ -136,7 +136,8 @@ impl VoiceFrontend {
         };
         let stt = Arc::new(Stt::load(&config.stt)?);
         let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake)?;
-        let trigger = Trigger::new(wake, stt.clone(), &config.wake, &config.listen);
+        let checker = checker(&stt, &config.stt, &config.wake)?;
+        let trigger = Trigger::new(wake, checker, &config.wake, &config.listen);
         let phrase = config.wake.phrase.clone();
         let tts = Tts::load(&config.voice.onnxruntime, &config.tts)?;
         let sink = match &config.voice.output_wav {
@@ -874,7 +875,12 @@ mod tests {
         let stt = Arc::new(Stt::load(&config.stt).unwrap());
         let wake = WakeWord::load(&config.voice.onnxruntime, &config.wake).unwrap();
         let mut listener = Listener {
-            trigger: Trigger::new(wake, stt.clone(), &config.wake, &config.listen),
+            trigger: Trigger::new(
+                wake,
+                checker(&stt, &config.stt, &config.wake).unwrap(),
+                &config.wake,
+                &config.listen,
+            ),
             stt,
             phrase: config.wake.phrase.clone(),
             endpoint: Endpointer::new(&config.listen),

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::trigger::Trigger;
+use super::trigger::{checker, Trigger};
 use super::{phrase, WakeWord, STEP};
 use crate::audio::SPEECH_RATE;
 use crate::bench::thread_cpu;
@@ -257,7 +257,8 @@ pub fn run(
         ("after", config.wake.clone()),
     ] {
         let wake = WakeWord::load(&config.voice.onnxruntime, &wake_config)?;
-        let mut trigger = Trigger::new(wake, stt.clone(), &wake_config, &config.listen);
+        let checker = checker(&stt, &config.stt, &wake_config)?;
+        let mut trigger = Trigger::new(wake, checker, &wake_config, &config.listen);
         trigger.inline_checks(true);
         let mut by_voice: Vec<(&str, Tally, Tally)> = Vec::new();
         for p in &positives {

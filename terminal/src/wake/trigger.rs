@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use super::{phrase, WakeError, WakeWord, STEP};
 use crate::audio::SPEECH_RATE;
-use crate::config::{ListenConfig, WakeConfig};
+use crate::config::{ListenConfig, SttConfig, WakeConfig};
 use crate::endpoint::FRAME;
 use crate::stt::{Stt, SttError, Transcript};
 
@@ -108,6 +108,24 @@ impl std::fmt::Debug for Trigger {
             .field("model_steps", &self.model_steps)
             .finish_non_exhaustive()
     }
+}
+
+/// The speech to text that checks low scores: `stt` itself when it runs `wake.check_engine`
+/// or no check runs, otherwise that engine loaded with the same `[stt]` settings (whisper,
+/// which can be told the phrase, while Moonshine transcribes the requests).
+pub fn checker(
+    stt: &Arc<Stt>,
+    stt_config: &SttConfig,
+    wake: &WakeConfig,
+) -> Result<Arc<Stt>, SttError> {
+    if wake.verify_threshold <= 0.0 || stt.engine() == wake.check_engine {
+        return Ok(stt.clone());
+    }
+    let config = SttConfig {
+        engine: wake.check_engine,
+        ..stt_config.clone()
+    };
+    Ok(Arc::new(Stt::load(&config)?))
 }
 
 fn samples(ms: usize) -> usize {
