@@ -142,7 +142,8 @@ pub struct ListenConfig {
     pub incomplete_silence_ms: u32,
     /// Start transcribing after this much silence, while the endpointer still waits for
     /// `silence_ms`: if the person says no more, the transcript is ready that much sooner.
-    /// 0 (or `silence_ms` and above) waits for the end.
+    /// 0 (or `silence_ms` and above) waits for the end. Speech going on drops it, and no other
+    /// starts until a dropped one has finished.
     pub early_decode_ms: u32,
     /// The longest utterance; longer speech is cut here.
     pub max_utterance_ms: u32,
@@ -165,7 +166,7 @@ impl Default for ListenConfig {
             silence_ms: 800,
             complete_silence_ms: 400,
             incomplete_silence_ms: 1200,
-            early_decode_ms: 150,
+            early_decode_ms: 80,
             max_utterance_ms: 15_000,
             no_speech_ms: 5_000,
             vad_threshold: 0.5,

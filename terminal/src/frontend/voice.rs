@@ -187,6 +187,7 @@ impl VoiceFrontend {
                     inputs: tx,
                     controls,
                     early: None,
+                    dropped: None,
                     early_used: 0,
                 };
                 listener.run(mic);
@@ -452,6 +453,9 @@ struct Listener {
     inputs: mpsc::Sender<Input>,
     controls: std_mpsc::Receiver<Control>,
     early: Option<Early>,
+    /// An early transcription dropped while still running: no other starts until it ends, so
+    /// that a person pausing often never has two decoding at once.
+    dropped: Option<std_mpsc::Receiver<Result<Transcript, SttError>>>,
     /// Transcripts that came from an early transcription.
     early_used: usize,
 }
@@ -606,7 +610,11 @@ impl Listener {
             .is_some_and(|e| e.voiced_frames != voiced)
         {
             tracing::debug!("speech went on; the early transcription is dropped");
-            self.early = None;
+            self.dropped = self
+                .early
+                .take()
+                .filter(|e| e.heard.is_none())
+                .map(|e| e.result);
             self.endpoint.default_silence();
         }
         if let Some(early) = self.early.as_mut() {
@@ -634,6 +642,12 @@ impl Listener {
         let after = self.listen.early_decode_ms;
         if after == 0 || after >= self.listen.silence_ms || self.endpoint.quiet_ms() < after {
             return None;
+        }
+        if let Some(dropped) = &self.dropped {
+            if let Err(std_mpsc::TryRecvError::Empty) = dropped.try_recv() {
+                return None;
+            }
+            self.dropped = None;
         }
         let (tx, rx) = std_mpsc::channel();
         let stt = self.stt.clone();
@@ -891,6 +905,7 @@ mod tests {
             inputs: tx,
             controls: receiver,
             early: None,
+            dropped: None,
             early_used: 0,
         };
         listener.run(mic);
