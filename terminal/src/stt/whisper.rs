@@ -144,6 +144,8 @@ impl Whisper {
 /// three a second, and a decoder that loses its place (it does, most often in a fitted
 /// window) repeats the request until it is stopped, which takes time as well as words.
 const TOKENS_PER_SECOND: usize = 6;
+/// Tokens allowed beyond [`TOKENS_PER_SECOND`], so that a clip of a second still has room
+/// for a short sentence and its punctuation.
 const SPARE_TOKENS: usize = 8;
 
 /// whisper's token limit for `samples` of audio.
@@ -152,7 +154,8 @@ fn max_tokens(samples: usize) -> i32 {
     (seconds * TOKENS_PER_SECOND + SPARE_TOKENS).min(224) as i32
 }
 
-/// Frames of margin over the clip's length when the encoder window is fitted (1.3 s; a margin of 2.5 s misheard more words on the word-error-rate set, and took longer).
+/// Frames of margin over the clip's length when the encoder window is fitted (1.3 s; a
+/// margin of 2.5 s misheard more words on the word-error-rate set, and took longer).
 const FIT_MARGIN_FRAMES: usize = 64;
 
 /// Checks a whisper ggml file's header before whisper.cpp reads it: its magic, hyperparameters
