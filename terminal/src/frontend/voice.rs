@@ -598,6 +598,13 @@ impl Listener {
         }
     }
 
+    /// Forgets the early transcription; one still decoding holds back the next.
+    fn drop_early(&mut self) {
+        if let Some(early) = self.early.take().filter(|e| e.heard.is_none()) {
+            self.dropped = Some(early.result);
+        }
+    }
+
     /// Starts transcribing in the background once the person has been quiet for
     /// `early_decode_ms`; drops that transcription if they speak again. Once it is in, the
     /// silence wait moves: shorter when it reads as a finished request, longer when it stops
@@ -610,11 +617,7 @@ impl Listener {
             .is_some_and(|e| e.voiced_frames != voiced)
         {
             tracing::debug!("speech went on; the early transcription is dropped");
-            self.dropped = self
-                .early
-                .take()
-                .filter(|e| e.heard.is_none())
-                .map(|e| e.result);
+            self.drop_early();
             self.endpoint.default_silence();
         }
         if let Some(early) = self.early.as_mut() {
@@ -675,7 +678,7 @@ impl Listener {
     fn start_listening(&mut self, at: usize, utterance: &mut Vec<f32>) -> State {
         tracing::info!("listener: listening");
         self.playback.push(&earcon(Earcon::Listening).samples);
-        self.early = None;
+        self.drop_early();
         self.endpoint.reset();
         utterance.clear();
         State::Listening {

@@ -125,7 +125,16 @@ pub fn checker(
         engine: wake.check_engine,
         ..stt_config.clone()
     };
-    Ok(Arc::new(Stt::load(&config)?))
+    let loaded = Stt::load(&config).inspect_err(|_| {
+        tracing::error!(
+            engine = %wake.check_engine,
+            "the wake word's check cannot load its engine; fetch its model, or set \
+             wake.check_engine to the engine in stt.engine, or wake.verify_threshold = 0 \
+             for no check"
+        );
+    })?;
+    tracing::info!(engine = %wake.check_engine, "the wake word's low scores are checked by a second engine");
+    Ok(Arc::new(loaded))
 }
 
 fn samples(ms: usize) -> usize {
