@@ -148,10 +148,13 @@ const TOKENS_PER_SECOND: usize = 6;
 /// for a short sentence and its punctuation.
 const SPARE_TOKENS: usize = 8;
 
+/// The most whisper writes in one segment: half its 448-token text context.
+const SEGMENT_TOKENS: usize = 224;
+
 /// whisper's token limit for `samples` of audio.
 fn max_tokens(samples: usize) -> i32 {
     let seconds = samples.div_ceil(SPEECH_RATE as usize);
-    (seconds * TOKENS_PER_SECOND + SPARE_TOKENS).min(224) as i32
+    (seconds * TOKENS_PER_SECOND + SPARE_TOKENS).min(SEGMENT_TOKENS) as i32
 }
 
 /// Frames of margin over the clip's length when the encoder window is fitted (1.3 s; a
