@@ -160,7 +160,8 @@ pub fn clean(text: &str) -> String {
 
 /// A small decoder that loses its place in the audio writes the request again and again
 /// ("Turn off the lights. Turn off the lights. Turn off the"), until its token limit: a
-/// sentence said before is dropped, and so is an unfinished tail that only restarts one.
+/// sentence said before is dropped, and so is an unfinished tail that only restarts one, or a
+/// sentence that a longer one says again within it.
 /// Nobody asks the same thing twice in one breath, and a repeat would not change the request.
 fn without_repeats(text: &str) -> String {
     // A sentence's words, lower-cased, one space apart.
@@ -196,6 +197,19 @@ fn without_repeats(text: &str) -> String {
             said.push(words);
         }
     }
+    // A sentence written again inside a longer one ("Remind me to go. Hey Jarvis remind me
+    // to go."): the longer one says it all.
+    let padded: Vec<String> = said.iter().map(|w| format!(" {w} ")).collect();
+    let inside = |i: usize| {
+        said[i].split(' ').count() >= 3
+            && (0..said.len()).any(|j| {
+                j != i && padded[j].len() > padded[i].len() && padded[j].contains(&padded[i])
+            })
+    };
+    let kept: Vec<&str> = (0..kept.len())
+        .filter(|&i| !inside(i))
+        .map(|i| kept[i])
+        .collect();
     looped_tail_cut(&kept.join(" "))
 }
 
@@ -283,6 +297,20 @@ mod tests {
             "no no no it is very very very good"
         );
         assert_eq!(clean("No. No. No."), "No.");
+        // The request, then the request again after the wake phrase.
+        assert_eq!(
+            clean("remind me to water the plants tomorrow morning. Hey Jarvis remind me to water the plants tomorrow morning."),
+            "Hey Jarvis remind me to water the plants tomorrow morning."
+        );
+        assert_eq!(
+            clean("Turn off the lights. Turn off the lights in the kitchen. Thanks."),
+            "Turn off the lights in the kitchen. Thanks."
+        );
+        // A short sentence inside a longer one is not a copy of it.
+        assert_eq!(
+            clean("Tell me. Tell me a story about it."),
+            "Tell me. Tell me a story about it."
+        );
         assert_eq!(clean(""), "");
         assert_eq!(clean("..."), "...");
     }
