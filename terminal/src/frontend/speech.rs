@@ -2,7 +2,8 @@
 //! synthesizes text into it, and the sinks that audio is played into.
 //!
 //! The listener thread is the audio clock: every 80 ms step it takes one step of microphone
-//! audio and plays one step from the playback queue. Text goes to the speaker thread piece by
+//! audio and plays one step from the playback queue; audio that comes while nothing plays is
+//! played at once, between steps ([`Playback::await_audio`]). Text goes to the speaker thread piece by
 //! piece ([`crate::tts::pieces`]); each piece is synthesized while the one before it plays. A
 //! barge-in bumps the queue's generation: what is queued is dropped at once, and pieces still
 //! being synthesized for the old generation are dropped when they finish.
@@ -12,7 +13,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crate::audio::{wav, Clip, SPEECH_RATE};
@@ -53,6 +54,8 @@ pub fn earcon(which: Earcon) -> Clip {
 #[derive(Debug, Default)]
 pub struct Playback {
     state: Mutex<Queue>,
+    /// Signalled when a piece is delivered.
+    delivered: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -112,7 +115,27 @@ impl Playback {
         }
         q.queued_total += samples.len() as u64;
         q.samples.extend(samples);
+        self.delivered.notify_all();
         true
+    }
+
+    /// When nothing is queued but a piece is on its way, waits for it until `until`; true
+    /// when audio came meanwhile (the listener then plays it at once, not at its next step).
+    pub fn await_audio(&self, until: Instant) -> bool {
+        let mut q = self.lock();
+        if !q.samples.is_empty() {
+            return false;
+        }
+        while q.samples.is_empty() && q.pending > 0 {
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            q = match self.delivered.wait_timeout(q, left) {
+                Ok((q, _)) => q,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        !q.samples.is_empty()
     }
 
     /// Queues audio at once (the listening earcon).
@@ -430,6 +453,32 @@ mod tests {
         assert!(p.expect(g2) && p.deliver(g2, &[0.3; 10]));
         assert_eq!(p.take(100), vec![0.3; 10]);
         assert!(!p.busy());
+    }
+
+    #[test]
+    fn the_listener_waits_between_steps_only_for_a_piece_on_its_way() {
+        let p = Arc::new(Playback::default());
+        let soon = || Instant::now() + std::time::Duration::from_secs(5);
+        // Nothing on its way: no wait.
+        assert!(!p.await_audio(soon()));
+        // A piece on its way comes while the listener waits.
+        let g = p.generation();
+        assert!(p.expect(g));
+        let speaker = {
+            let p = p.clone();
+            std::thread::spawn(move || p.deliver(g, &[0.1; 10]))
+        };
+        assert!(p.await_audio(soon()));
+        assert!(speaker.join().unwrap());
+        // Audio already queued plays at the step, as before.
+        assert!(!p.await_audio(soon()));
+        assert_eq!(p.take(100).len(), 10);
+        // A piece that fails (no audio) ends the wait too; so does the deadline.
+        assert!(p.expect(g));
+        assert!(p.deliver(g, &[]));
+        assert!(!p.await_audio(soon()));
+        assert!(p.expect(g));
+        assert!(!p.await_audio(Instant::now() + std::time::Duration::from_millis(20)));
     }
 
     #[test]

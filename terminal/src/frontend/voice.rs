@@ -397,7 +397,10 @@ impl FileMic {
     }
 }
 
-/// Keeps a loop at the pace of audio: one step ([`STEP`] samples, 80 ms) at a time.
+/// One step of audio: [`STEP`] samples, 80 ms.
+const STEP_TIME: Duration = Duration::from_millis(STEP as u64 * 1000 / SPEECH_RATE as u64);
+
+/// Keeps a loop at the pace of audio: one step at a time.
 struct Pace {
     since: Instant,
     steps: u32,
@@ -412,8 +415,7 @@ impl Pace {
 
     fn wait(&mut self) {
         self.steps += 1;
-        let step = Duration::from_secs(STEP as u64) / SPEECH_RATE;
-        let due = self.since + step * self.steps;
+        let due = self.since + STEP_TIME * self.steps;
         if let Some(left) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(left);
         }
@@ -471,6 +473,7 @@ impl Listener {
         let mut at = 0usize;
         let (mut follow_up, mut finishing, mut closed) = (false, false, false);
         let mut pace = mic.realtime().then(Pace::new);
+        let mut last_step = Instant::now();
         loop {
             loop {
                 match self.controls.try_recv() {
@@ -492,6 +495,23 @@ impl Listener {
             if finishing && input_done && !self.speaking() {
                 break;
             }
+            // Between two steps, an early transcript may end the utterance (not for a file
+            // read as fast as it goes: nothing there waits for the clock).
+            // A reply's first audio, too, plays when it comes.
+            if !mic.unpaced() {
+                let due = last_step + STEP_TIME;
+                if let State::Listening { since, woken } = state {
+                    if let Some(end) = self.await_early(due, woken) {
+                        self.finish(end, since, woken, &utterance);
+                        utterance.clear();
+                        state = self.idle();
+                    }
+                }
+                if self.playback.await_audio(due) {
+                    let into = last_step.elapsed().as_secs_f64() * f64::from(SPEECH_RATE);
+                    self.play_step(at.saturating_sub(STEP), (into as usize).min(STEP));
+                }
+            }
             let mut chunk = match mic.next_step() {
                 Some(chunk) => chunk,
                 None => {
@@ -508,22 +528,12 @@ impl Listener {
             if let Some(pace) = pace.as_mut() {
                 pace.wait();
             }
+            last_step = Instant::now();
             // The echo of what the speaker played meanwhile goes, before anything listens.
             if let Some(echo) = self.echo.as_mut() {
                 echo.cancel(&mut chunk);
             }
-            // A step of audio, and what the speaker wants ahead of it.
-            let queued = self.sink.queued();
-            let ahead = self.sink.lead().saturating_sub(queued);
-            let out = self.playback.take(STEP + ahead);
-            if out.is_empty() {
-                self.sink.idle();
-            } else {
-                self.sink.play(at, &out);
-            }
-            if let Some(echo) = self.echo.as_mut() {
-                echo.played(&out, queued);
-            }
+            self.play_step(at, 0);
             if follow_up && state == State::Waiting && !self.speaking() {
                 follow_up = false;
                 tracing::info!("listening for an answer without the wake word");
@@ -579,6 +589,23 @@ impl Listener {
         }
     }
 
+    /// Hands the speaker what it plays until the next step, and what it wants ahead of that.
+    /// `at` is where the microphone step just heard began; `into` is how far the listener is
+    /// into the next (0 at a step, more when audio came in between two).
+    fn play_step(&mut self, at: usize, into: usize) {
+        let queued = self.sink.queued();
+        let ahead = self.sink.lead().saturating_sub(queued);
+        let out = self.playback.take(STEP - into + ahead);
+        if out.is_empty() {
+            self.sink.idle();
+        } else {
+            self.sink.play(at + into, &out);
+        }
+        if let Some(echo) = self.echo.as_mut() {
+            echo.played(&out, queued + into);
+        }
+    }
+
     /// Whether speech is queued, on its way, or handed to the speaker and not played yet.
     fn speaking(&self) -> bool {
         self.playback.busy() || self.sink.queued() > 0
@@ -625,22 +652,7 @@ impl Listener {
                 return None;
             }
             let heard = early.result.try_recv().ok()?;
-            let text = match &heard {
-                Ok(t) if woken => phrase::request(&t.text, &self.phrase),
-                Ok(t) => t.text.clone(),
-                Err(_) => String::new(),
-            };
-            early.heard = Some(heard);
-            let l = &self.listen;
-            let wait = match crate::endpoint::reads_complete(&text) {
-                Some(true) if l.complete_silence_ms > 0 => l.complete_silence_ms,
-                Some(false) => l.incomplete_silence_ms,
-                _ => l.silence_ms,
-            };
-            self.endpoint.set_silence_ms(wait);
-            let quiet = self.endpoint.quiet_ms();
-            tracing::debug!(%text, wait_ms = wait, quiet_ms = quiet, "early transcript in");
-            return (quiet >= wait).then_some(End::Silence);
+            return self.early_in(heard, woken);
         }
         let after = self.listen.early_decode_ms;
         if after == 0 || after >= self.listen.silence_ms || self.endpoint.quiet_ms() < after {
@@ -673,6 +685,41 @@ impl Listener {
             });
         }
         None
+    }
+
+    /// The early transcript is in: the silence wait moves (shorter when it reads as a
+    /// finished request, longer when it stops on a word that needs another); returns the end
+    /// when that wait is already over.
+    fn early_in(&mut self, heard: Result<Transcript, SttError>, woken: bool) -> Option<End> {
+        let text = match &heard {
+            Ok(t) if woken => phrase::request(&t.text, &self.phrase),
+            Ok(t) => t.text.clone(),
+            Err(_) => String::new(),
+        };
+        let took_ms = heard.as_ref().map_or(0, |t| t.took.as_millis() as u64);
+        if let Some(early) = self.early.as_mut() {
+            early.heard = Some(heard);
+        }
+        let l = &self.listen;
+        let wait = match crate::endpoint::reads_complete(&text) {
+            Some(true) if l.complete_silence_ms > 0 => l.complete_silence_ms,
+            Some(false) => l.incomplete_silence_ms,
+            _ => l.silence_ms,
+        };
+        self.endpoint.set_silence_ms(wait);
+        let quiet = self.endpoint.quiet_ms();
+        tracing::debug!(%text, wait_ms = wait, quiet_ms = quiet, stt_ms = took_ms, "early transcript in");
+        (quiet >= wait).then_some(End::Silence)
+    }
+
+    /// Waits until `until` (when the next microphone step is due) for an early transcription
+    /// still running, so that a transcript coming in between two steps is acted on at once,
+    /// not up to a step later; returns the end when its silence wait is already over.
+    fn await_early(&mut self, until: Instant, woken: bool) -> Option<End> {
+        let early = self.early.as_ref().filter(|e| e.heard.is_none())?;
+        let left = until.checked_duration_since(Instant::now())?;
+        let heard = early.result.recv_timeout(left).ok()?;
+        self.early_in(heard, woken)
     }
 
     fn start_listening(&mut self, at: usize, utterance: &mut Vec<f32>) -> State {
