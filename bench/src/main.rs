@@ -124,9 +124,17 @@ enum Bench {
         /// endpointing settings: `--listen early_decode_ms=150`.
         #[arg(long = "listen")]
         listen: Vec<String>,
+        /// An `[stt]` setting for the terminal, `KEY=VALUE` (repeatable): `--stt threads=1`.
+        #[arg(long = "stt")]
+        stt: Vec<String>,
         /// A `[hub]`'s `[llm]` setting, `KEY=VALUE` (repeatable): `--llm first_clause_words=0`.
         #[arg(long = "llm")]
         llm: Vec<String>,
+        /// A pause this long (ms) in the middle of each request that can take one, after words
+        /// that read as a finished request ("set a timer | for twenty minutes"): counts the
+        /// requests the endpointer cuts off there.
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u32,
     },
     /// Memory ingest rate, write latency, hybrid retrieval p50/p99 and disk size.
     Memory {
@@ -195,14 +203,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             requests,
             stt_engine,
             listen,
+            stt,
             llm,
+            pause_ms,
         } => {
             let opts = hearth_bench::voice::VoiceBenchOptions {
                 requests: requests.max(1),
                 model: cli.model.clone(),
                 stt_engine,
                 listen,
+                stt,
                 llm,
+                pause_ms,
             };
             runtime.block_on(hearth_bench::voice::run(opts))
         }

@@ -15,14 +15,16 @@ use std::time::Duration;
 use anyhow::Context;
 use hearth_tests::{bin, wait_for_log, Hub, Terminal};
 
-/// The requests, after "hey jarvis"; each is said by each voice in turn.
+/// The requests, after "hey jarvis"; each is said by each voice in turn. `|` is where a
+/// person might stop for a moment (`--pause-ms`); there, what comes before it reads as a
+/// finished request, which is what an endpointer that ends such requests sooner can cut.
 const REQUESTS: [&str; 6] = [
     "what time is it",
-    "set a timer for twenty minutes",
-    "remind me to water the plants tomorrow morning",
-    "what is the capital of france",
-    "tell me a short story about a lighthouse keeper",
-    "how many days are there in a leap year",
+    "set a timer | for twenty minutes",
+    "remind me to water the plants | tomorrow morning",
+    "what is the capital | of france",
+    "tell me a short story | about a lighthouse keeper",
+    "how many days are there | in a leap year",
 ];
 
 /// The voices: Piper, then espeak-ng ones.
@@ -39,8 +41,12 @@ pub struct VoiceBenchOptions {
     pub stt_engine: String,
     /// The terminal's `[listen]` settings to change, as `KEY=VALUE` TOML lines.
     pub listen: Vec<String>,
+    /// The terminal's `[stt]` settings to change, as `KEY=VALUE` TOML lines.
+    pub stt: Vec<String>,
     /// The hub's `[llm]` settings to change, as `KEY=VALUE` TOML lines.
     pub llm: Vec<String>,
+    /// A pause this long (ms) where a request has a `|`; 0: none.
+    pub pause_ms: u32,
 }
 
 /// A request's audio: the WAV file and where speech ends in it, in ms.
@@ -49,17 +55,71 @@ struct Request {
     voice: &'static str,
     wav: PathBuf,
     speech_end_ms: f64,
+    /// Where speech starts again after a pause, in ms.
+    resumes_ms: Option<f64>,
 }
 
 /// Synthesises "hey jarvis, <request>" with `voice` into `dir`, with a second of silence
-/// before and eight after (the terminal keeps hearing silence while it answers).
-fn synthesise(dir: &Path, i: usize, voice: &'static str, request: &str) -> anyhow::Result<Request> {
-    let raw = dir.join(format!("raw-{i}.wav"));
+/// before and eight after (the terminal keeps hearing silence while it answers), and
+/// `pause_ms` of silence at the request's `|`.
+fn synthesise(
+    dir: &Path,
+    i: usize,
+    voice: &'static str,
+    request: &str,
+    pause_ms: u32,
+) -> anyhow::Result<Request> {
     let text = format!("hey jarvis {request}");
+    let parts: Vec<&str> = if pause_ms > 0 {
+        text.split('|').map(str::trim).collect()
+    } else {
+        vec![text.as_str()]
+    };
+    let text = text.replace(" |", "");
+    let mut rate = 0;
+    let mut spoken: Vec<Vec<i16>> = Vec::new();
+    for (k, part) in parts.iter().enumerate() {
+        let raw = dir.join(format!("raw-{i}-{k}.wav"));
+        let (speech, r) = speak(voice, &part.replace(" |", ""), &raw)?;
+        rate = r;
+        spoken.push(speech);
+    }
+    let pause = vec![0i16; pause_ms as usize * rate / 1000];
+    let speech: Vec<i16> = spoken.join(pause.as_slice());
+    let wav = dir.join(format!("request-{i}.wav"));
+    let mut writer = hound::WavWriter::create(
+        &wav,
+        hound::WavSpec {
+            channels: 1,
+            sample_rate: rate as u32,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        },
+    )?;
+    for &s in std::iter::repeat_n(&0i16, rate)
+        .chain(&speech)
+        .chain(std::iter::repeat_n(&0i16, 8 * rate))
+    {
+        writer.write_sample(s)?;
+    }
+    writer.finalize()?;
+    let ms = |samples: usize| samples as f64 * 1000.0 / rate as f64;
+    Ok(Request {
+        text,
+        voice,
+        wav,
+        speech_end_ms: ms(rate + speech.len()),
+        resumes_ms: (spoken.len() > 1).then(|| ms(rate + spoken[0].len() + pause.len())),
+    })
+}
+
+/// `text` said by `voice` (written to `raw` on the way), from its first sample over the noise
+/// floor to its last, and the sample rate.
+fn speak(voice: &str, text: &str, raw: &Path) -> anyhow::Result<(Vec<i16>, usize)> {
     let status = if voice == "piper" {
         std::process::Command::new(bin("hearth-terminal"))
-            .args(["say", "--whole", &text, "--out"])
-            .arg(&raw)
+            .args(["say", "--whole", text, "--out"])
+            .arg(raw)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
@@ -67,8 +127,8 @@ fn synthesise(dir: &Path, i: usize, voice: &'static str, request: &str) -> anyho
     } else {
         std::process::Command::new("espeak-ng")
             .args(["-v", voice, "-w"])
-            .arg(&raw)
-            .arg(&text)
+            .arg(raw)
+            .arg(text)
             .status()
             .context("run espeak-ng (apt install espeak-ng)")?
     };
@@ -76,7 +136,7 @@ fn synthesise(dir: &Path, i: usize, voice: &'static str, request: &str) -> anyho
         status.success(),
         "synthesising {text:?} with {voice} failed"
     );
-    let mut reader = hound::WavReader::open(&raw)?;
+    let mut reader = hound::WavReader::open(raw)?;
     let spec = reader.spec();
     anyhow::ensure!(
         spec.sample_format == hound::SampleFormat::Int && spec.bits_per_sample == 16,
@@ -94,29 +154,10 @@ fn synthesise(dir: &Path, i: usize, voice: &'static str, request: &str) -> anyho
         .iter()
         .rposition(|s| s.unsigned_abs() > 328)
         .unwrap_or(0);
-    let speech = &mono[first..=last.max(first)];
-    let rate = spec.sample_rate as usize;
-    let wav = dir.join(format!("request-{i}.wav"));
-    let mut writer = hound::WavWriter::create(
-        &wav,
-        hound::WavSpec {
-            channels: 1,
-            ..spec
-        },
-    )?;
-    for &s in std::iter::repeat_n(&0i16, rate)
-        .chain(speech)
-        .chain(std::iter::repeat_n(&0i16, 8 * rate))
-    {
-        writer.write_sample(s)?;
-    }
-    writer.finalize()?;
-    Ok(Request {
-        text,
-        voice,
-        wav,
-        speech_end_ms: (rate + speech.len()) as f64 * 1000.0 / rate as f64,
-    })
+    Ok((
+        mono[first..=last.max(first)].to_vec(),
+        spec.sample_rate as usize,
+    ))
 }
 
 /// CPU time of process `pid` so far, in clock ticks.
@@ -170,27 +211,45 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-/// `toml` with `settings` (`KEY=VALUE` lines) put at the top of its `[section]`, added if
-/// missing. A key the section already has is an error (TOML refuses duplicates).
+/// `toml` with `settings` (`KEY=VALUE` lines) in its `[section]`, added if missing: a key
+/// the section already sets is replaced where it stands, a new one goes at the top.
 fn set_in_section(toml: &str, section: &str, settings: &[String]) -> anyhow::Result<String> {
     let header = format!("[{section}]");
-    let lines = settings.join("\n");
-    let Some(at) = toml.find(&header) else {
-        return Ok(format!("{toml}\n{header}\n{lines}\n"));
-    };
-    let body = &toml[at + header.len()..];
-    let body = &body[..body.find("\n[").unwrap_or(body.len())];
+    let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
     for setting in settings {
-        let key = setting.split('=').next().unwrap_or("").trim();
         anyhow::ensure!(
-            !body
-                .lines()
-                .any(|l| l.split('=').next().unwrap_or("").trim() == key),
-            "the test hub config already sets {section}.{key}"
+            setting.contains('=') && !key(setting).is_empty(),
+            "--{section} takes KEY=VALUE, not {setting:?}"
         );
     }
-    let end = at + header.len();
-    Ok(format!("{}\n{lines}{}", &toml[..end], &toml[end..]))
+    let mut out: Vec<String> = Vec::new();
+    let mut unset: Vec<&String> = settings.iter().collect();
+    let mut inside = false;
+    let mut top = None;
+    for line in toml.lines() {
+        if line.trim_start().starts_with('[') {
+            inside = line.trim() == header;
+            out.push(line.to_string());
+            if inside {
+                top = Some(out.len());
+            }
+            continue;
+        }
+        match unset.iter().position(|s| inside && key(s) == key(line)) {
+            Some(i) => out.push(unset.remove(i).clone()),
+            None => out.push(line.to_string()),
+        }
+    }
+    let rest: Vec<String> = unset.into_iter().cloned().collect();
+    match top {
+        Some(at) => out.splice(at..at, rest).for_each(drop),
+        None if !rest.is_empty() => {
+            out.push(header);
+            out.extend(rest);
+        }
+        None => {}
+    }
+    Ok(out.join("\n") + "\n")
 }
 
 /// Runs the benchmark and prints its table.
@@ -209,12 +268,12 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
     std::fs::write(&config, toml)?;
     let hub = Hub::launch(&config, port, dir.path()).await?;
     let hub_pid = hub.child.id();
-    let mut rows: Vec<(Request, Option<Stages>, String)> = Vec::new();
+    let mut rows: Vec<(Request, Option<Stages>, String, bool)> = Vec::new();
     let mut hub_lines = 0;
     for i in 0..opts.requests {
         let voice = VOICES[i % VOICES.len()];
         let request = REQUESTS[(i / VOICES.len() + i) % REQUESTS.len()];
-        let req = synthesise(dir.path(), i, voice, request)?;
+        let req = synthesise(dir.path(), i, voice, request, opts.pause_ms)?;
         // The hub finishes the last turn (the rest of its reply, memory writes) first: on
         // this machine it shares the cores with the terminal, which a household's does not.
         if let Some(pid) = hub_pid {
@@ -226,21 +285,21 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         let out_arg = out.to_string_lossy().into_owned();
         let config = dir.path().join(format!("terminal-{id}.toml"));
         // The default engine is left unsaid, so that an older terminal can be measured too.
-        let mut engine = match opts.stt_engine.as_str() {
-            "whisper" => String::new(),
-            other => format!("[stt]\nengine = \"{other}\"\n"),
-        };
-        if !opts.listen.is_empty() {
-            engine.push_str(&format!("[listen]\n{}\n", opts.listen.join("\n")));
+        let mut stt = opts.stt.clone();
+        if opts.stt_engine != "whisper" {
+            stt.push(format!("engine = \"{}\"", opts.stt_engine));
         }
-        std::fs::write(
-            &config,
-            format!(
-                "[terminal]\nid = \"{id}\"\nroom = \"{id}\"\n[hub]\nport = {port}\nusername = \"{}\"\npassword = \"{}\"\n{engine}",
-                hearth_tests::USER,
-                hearth_tests::PASSWORD,
-            ),
-        )?;
+        let mut toml = format!(
+            "[terminal]\nid = \"{id}\"\nroom = \"{id}\"\n[hub]\nport = {port}\nusername = \"{}\"\npassword = \"{}\"\n",
+            hearth_tests::USER,
+            hearth_tests::PASSWORD,
+        );
+        for (section, settings) in [("stt", &stt), ("listen", &opts.listen)] {
+            if !settings.is_empty() {
+                toml = set_in_section(&toml, section, settings)?;
+            }
+        }
+        std::fs::write(&config, toml)?;
         let terminal = Terminal::launch(
             dir.path(),
             &config,
@@ -270,7 +329,14 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
             .unwrap_or_default();
         let m = marks(&log);
         let at = |event: &str| m.iter().find(|(e, _)| e == event).map(|(_, t)| *t);
+        // Ended before the speech did: at the pause, or as speech resumed after it, before
+        // the voice detector heard that (what followed was not part of the request).
+        let cut = match (req.resumes_ms, at("mic"), at("endpoint")) {
+            (Some(_), Some(mic), Some(endpoint)) => endpoint < mic + req.speech_end_ms,
+            _ => false,
+        };
         let stages = match (reached, at("mic")) {
+            _ if cut => None,
             (Ok(_), Some(mic)) => {
                 let end = mic + req.speech_end_ms;
                 let after = |event: &str| at(event).map_or(f64::NAN, |t| t - end);
@@ -321,14 +387,14 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
             "{i:>2} {:<9} {:<58} heard {heard:<50} {}",
             req.voice,
             req.text,
-            stages.map_or("no reply".to_string(), |s| format!(
+            stages.map_or(if cut { "cut off at the pause" } else { "no reply" }.to_string(), |s| format!(
                 "endpoint {:.0} transcript {:.0} sent {:.0} first chunk {:.0} first sample {:.0} ms",
                 s.endpoint, s.transcript, s.sent, s.first_chunk, s.first_sample
             ))
         );
-        rows.push((req, stages, heard));
+        rows.push((req, stages, heard, cut));
     }
-    let done: Vec<Stages> = rows.iter().filter_map(|(_, s, _)| *s).collect();
+    let done: Vec<Stages> = rows.iter().filter_map(|(_, s, _, _)| *s).collect();
     println!(
         "voice turn end to end, stt.engine = {}: {} of {} requests answered (\"hey jarvis\" run straight on; voices {}), ms after the end of speech",
         opts.stt_engine,
@@ -336,6 +402,14 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         rows.len(),
         VOICES.join(", ")
     );
+    let paused = rows.iter().filter(|(r, ..)| r.resumes_ms.is_some()).count();
+    if paused > 0 {
+        let cut = rows.iter().filter(|(.., cut)| *cut).count();
+        println!(
+            "cut off at a {} ms pause: {cut} of {paused} requests with one (not in the stages)",
+            opts.pause_ms
+        );
+    }
     println!("{:<44} {:>8} {:>8}", "stage", "p50", "p90");
     let stage = |name: &str, f: fn(&Stages) -> f64| {
         let mut v: Vec<f64> = done.iter().map(f).filter(|x| x.is_finite()).collect();
@@ -360,4 +434,27 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         percentile(&mut after_endpoint, 0.9)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_in_section;
+
+    #[test]
+    fn a_setting_replaces_the_same_key_and_adds_a_new_one_or_a_section() {
+        let toml = "[mqtt]\nport = 1\n[llm]\nthreads = 1\nthreads_batch = 2\n";
+        let set = |s: &[&str], section| {
+            let s: Vec<String> = s.iter().map(|s| s.to_string()).collect();
+            set_in_section(toml, section, &s)
+        };
+        assert_eq!(
+            set(&["threads_batch = 1", "first_clause_words=0"], "llm").unwrap(),
+            "[mqtt]\nport = 1\n[llm]\nfirst_clause_words=0\nthreads = 1\nthreads_batch = 1\n"
+        );
+        assert_eq!(
+            set(&["silence_ms = 600"], "listen").unwrap(),
+            format!("{toml}[listen]\nsilence_ms = 600\n")
+        );
+        assert!(set(&["threads"], "llm").is_err());
+    }
 }
