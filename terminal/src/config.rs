@@ -135,8 +135,9 @@ pub struct ListenConfig {
     /// transcript moved the wait (below).
     pub silence_ms: u32,
     /// When the early transcript reads as a finished request, the utterance ends after this
-    /// much silence instead (0: always wait `silence_ms`). It pays with a fast engine, whose
-    /// early transcript is ready this soon.
+    /// much silence instead (0: always wait `silence_ms`). A person who pauses longer after
+    /// words that read as finished ("set a timer ... for twenty minutes") is cut off there;
+    /// README's spoken-turn section measures how often.
     pub complete_silence_ms: u32,
     /// When it stops on a word another must follow ("remind me to", "and"), wait this long.
     pub incomplete_silence_ms: u32,
