@@ -4,7 +4,8 @@
 //! The utterance ends after `silence_ms` without voice once speech was heard, at
 //! `max_utterance_ms` in any case, or after `no_speech_ms` if nobody speaks at all. The
 //! listener moves the silence wait once it has an early transcript ([`reads_complete`]): a
-//! request that reads as finished ends sooner, one that stops on "and" or "the" waits longer.
+//! request that reads as finished ends sooner, one that stops on "and" or "the" (or a timer or
+//! reminder without its time) waits longer.
 
 use crate::config::ListenConfig;
 
@@ -146,9 +147,102 @@ const GOES_ON: &[&str] = &[
     "can", "could", "would", "will", "should", "please", "also", "like",
 ];
 
-/// Whether a transcript reads as a finished request: some words, and not stopping on a
-/// comma, a dash or a word that another must follow ("remind me to", "the"). `None` when
-/// it has no words.
+/// Words that ask for a time: a timer or reminder request without one goes on ("set a
+/// timer ... for twenty minutes", "remind me to water the plants ... tomorrow").
+const ASKS_FOR_TIME: &[&str] = &["timer", "remind", "reminder", "alarm", "wake"];
+
+/// Words that ask about a timer or a reminder, or stop one, rather than set it.
+const NOT_SETTING: &[&str] = &[
+    "cancel",
+    "stop",
+    "delete",
+    "remove",
+    "clear",
+    "off",
+    "left",
+    "remaining",
+    "how",
+    "what",
+    "what's",
+    "whats",
+    "which",
+    "list",
+    "pause",
+    "resume",
+    "reminders",
+    "timers",
+    "alarms",
+];
+
+/// Words that give a time (with any word holding a digit).
+const TIME_WORDS: &[&str] = &[
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "fifteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "ninety",
+    "hundred",
+    "half",
+    "quarter",
+    "an",
+    "second",
+    "seconds",
+    "minute",
+    "minutes",
+    "hour",
+    "hours",
+    "day",
+    "days",
+    "week",
+    "weeks",
+    "month",
+    "today",
+    "tonight",
+    "tomorrow",
+    "morning",
+    "afternoon",
+    "evening",
+    "night",
+    "noon",
+    "midday",
+    "midnight",
+    "o'clock",
+    "am",
+    "pm",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "weekend",
+    "later",
+    "soon",
+    "next",
+    "every",
+    "when",
+    "before",
+    "after",
+];
+
+/// Whether a transcript reads as a finished request: some words, not stopping on a comma, a
+/// dash or a word that another must follow ("remind me to", "the"), and not a timer or
+/// reminder without a time. `None` when it has no words.
 pub fn reads_complete(text: &str) -> Option<bool> {
     let text = text.trim();
     let last = text
@@ -157,6 +251,19 @@ pub fn reads_complete(text: &str) -> Option<bool> {
         .trim_end_matches(['.', '?', '!'])
         .to_lowercase();
     if last.is_empty() || text.ends_with([',', '-', ';', ':']) || text.ends_with("...") {
+        return Some(false);
+    }
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let asks_for_time = words.iter().any(|w| ASKS_FOR_TIME.contains(&w.as_str()))
+        && !words.iter().any(|w| NOT_SETTING.contains(&w.as_str()));
+    let has_time = words
+        .iter()
+        .any(|w| w.contains(|c: char| c.is_ascii_digit()) || TIME_WORDS.contains(&w.as_str()));
+    if asks_for_time && !has_time {
         return Some(false);
     }
     let word = last.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
@@ -187,6 +294,22 @@ mod tests {
         assert_eq!(reads_complete("So, um,"), Some(false));
         assert_eq!(reads_complete("What's the weather like in"), Some(false));
         assert_eq!(reads_complete("  "), None);
+        // A timer or a reminder goes on until it has a time.
+        assert_eq!(reads_complete("Set a timer."), Some(false));
+        assert_eq!(reads_complete("Santa timer"), Some(false));
+        assert_eq!(reads_complete("Remind me to water the plants"), Some(false));
+        assert_eq!(reads_complete("Wake me up"), Some(false));
+        assert_eq!(reads_complete("Santa timer 420 minutes"), Some(true));
+        assert_eq!(reads_complete("Set a timer for half an hour."), Some(true));
+        assert_eq!(
+            reads_complete("Remind me to water the plants tomorrow morning"),
+            Some(true)
+        );
+        assert_eq!(reads_complete("Remind me at 7 to call Mum."), Some(true));
+        // Asking about one, or stopping one, needs no time.
+        assert_eq!(reads_complete("Cancel the timer."), Some(true));
+        assert_eq!(reads_complete("How long is left on the timer?"), Some(true));
+        assert_eq!(reads_complete("What reminders do I have?"), Some(true));
     }
 
     #[test]

@@ -495,9 +495,9 @@ impl Listener {
             if finishing && input_done && !self.speaking() {
                 break;
             }
-            // Between two steps, an early transcript may end the utterance (not for a file
-            // read as fast as it goes: nothing there waits for the clock).
-            // A reply's first audio, too, plays when it comes.
+            // Between two steps, an early transcript may end the utterance, and a reply's
+            // first audio plays as it comes (not for a file read as fast as it goes: nothing
+            // there waits for the clock).
             if !mic.unpaced() {
                 let due = last_step + STEP_TIME;
                 if let State::Listening { since, woken } = state {
