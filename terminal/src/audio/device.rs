@@ -281,6 +281,20 @@ impl Capture {
     }
 
     /// The next step of audio; `None` when the device stopped delivering (for 5 s).
+    /// Whether a whole step is here already, so that [`Capture::next_step`] will not wait.
+    pub fn ready(&mut self) -> bool {
+        while self.pending.len() < STEP {
+            let Ok(buffer) = self.audio.try_recv() else {
+                return false;
+            };
+            match &mut self.resampler {
+                Some(r) => r.push(&buffer, &mut self.pending),
+                None => self.pending.extend_from_slice(&buffer),
+            }
+        }
+        true
+    }
+
     pub fn next_step(&mut self) -> Option<Vec<f32>> {
         while self.pending.len() < STEP {
             match self.audio.recv_timeout(Duration::from_secs(5)) {

@@ -255,6 +255,14 @@ impl Mic {
         }
     }
 
+    /// Whether a whole step is here already, so that `next_step` will not wait.
+    fn step_ready(&mut self) -> bool {
+        match self {
+            Mic::Device(d) => d.ready(),
+            _ => true,
+        }
+    }
+
     /// Whether the source is read as fast as the models go (a file not paced, or the test
     /// room): nothing in it waits for a check running beside it.
     fn unpaced(&self) -> bool {
@@ -414,11 +422,16 @@ impl Pace {
     }
 
     fn wait(&mut self) {
+        let due = self.next_due();
         self.steps += 1;
-        let due = self.since + STEP_TIME * self.steps;
         if let Some(left) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(left);
         }
+    }
+
+    /// When the next step is due.
+    fn next_due(&self) -> Instant {
+        self.since + STEP_TIME * (self.steps + 1)
     }
 }
 
@@ -498,8 +511,14 @@ impl Listener {
             // Between two steps, an early transcript may end the utterance, and a reply's
             // first audio plays as it comes (not for a file read as fast as it goes: nothing
             // there waits for the clock).
-            if !mic.unpaced() {
-                let due = last_step + STEP_TIME;
+            // When the next step is already due (the listener fell behind), nothing waits.
+            let due = match &pace {
+                _ if mic.unpaced() => None,
+                Some(pace) => Some(pace.next_due()),
+                None if !mic.step_ready() => Some(last_step + STEP_TIME),
+                None => None,
+            };
+            if let Some(due) = due.filter(|due| *due > Instant::now()) {
                 if let State::Listening { since, woken } = state {
                     if let Some(end) = self.await_early(due, woken) {
                         self.finish(end, since, woken, &utterance);
@@ -508,7 +527,8 @@ impl Listener {
                     }
                 }
                 if self.playback.await_audio(due) {
-                    let into = last_step.elapsed().as_secs_f64() * f64::from(SPEECH_RATE);
+                    let into = (Instant::now() + STEP_TIME).saturating_duration_since(due);
+                    let into = into.as_secs_f64() * f64::from(SPEECH_RATE);
                     self.play_step(at.saturating_sub(STEP), (into as usize).min(STEP));
                 }
             }
