@@ -161,7 +161,7 @@ pub fn clean(text: &str) -> String {
 /// A small decoder that loses its place in the audio writes the request again and again
 /// ("Turn off the lights. Turn off the lights. Turn off the"), until its token limit: a
 /// sentence said before is dropped, and so is an unfinished tail that only restarts one, or a
-/// sentence that a longer one says again within it.
+/// sentence that a later one says again after a few words.
 /// Nobody asks the same thing twice in one breath, and a repeat would not change the request.
 fn without_repeats(text: &str) -> String {
     // A sentence's words, lower-cased, one space apart.
@@ -197,13 +197,15 @@ fn without_repeats(text: &str) -> String {
             said.push(words);
         }
     }
-    // A sentence written again inside a longer one ("Remind me to go. Hey Jarvis remind me
-    // to go."): the longer one says it all.
-    let padded: Vec<String> = said.iter().map(|w| format!(" {w} ")).collect();
+    // A sentence written again at the end of a later one, after a few words ("Remind me to
+    // go. Hey Jarvis remind me to go."): the decoder started over, and the later one says it
+    // all. ("What time is it? What time is it in Tokyo?" asks two things.)
     let inside = |i: usize| {
+        let tail = format!(" {}", said[i]);
         said[i].split(' ').count() >= 3
-            && (0..said.len()).any(|j| {
-                j != i && padded[j].len() > padded[i].len() && padded[j].contains(&padded[i])
+            && said[i + 1..].iter().any(|later| {
+                later.ends_with(&tail)
+                    && (1..=3).contains(&later[..later.len() - tail.len()].split(' ').count())
             })
     };
     let kept: Vec<&str> = (0..kept.len())
@@ -303,8 +305,17 @@ mod tests {
             "Hey Jarvis remind me to water the plants tomorrow morning."
         );
         assert_eq!(
-            clean("Turn off the lights. Turn off the lights in the kitchen. Thanks."),
-            "Turn off the lights in the kitchen. Thanks."
+            clean("Turn off the lights. Please turn off the lights. Thanks."),
+            "Please turn off the lights. Thanks."
+        );
+        // A longer request that only starts like the first is a second request.
+        assert_eq!(
+            clean("What time is it? What time is it in Tokyo?"),
+            "What time is it? What time is it in Tokyo?"
+        );
+        assert_eq!(
+            clean("Set an alarm for 7. Set an alarm for 7:30 too."),
+            "Set an alarm for 7. Set an alarm for 7:30 too."
         );
         // A short sentence inside a longer one is not a copy of it.
         assert_eq!(
