@@ -136,10 +136,11 @@ pub struct ListenConfig {
     pub silence_ms: u32,
     /// When the early transcript reads as a finished request, the utterance ends after this
     /// much silence instead (0: always wait `silence_ms`). A person who pauses longer after
-    /// words that read as finished ("set a timer ... for twenty minutes") is cut off there;
-    /// README's spoken-turn section measures how often.
+    /// words that read as finished ("tell me a short story ... about a lighthouse keeper") is
+    /// cut off there; README's spoken-turn section measures how often.
     pub complete_silence_ms: u32,
-    /// When it stops on a word another must follow ("remind me to", "and"), wait this long.
+    /// When it stops on a word another must follow ("remind me to", "and"), or is a timer or
+    /// reminder without its time ("set a timer"), wait this long.
     pub incomplete_silence_ms: u32,
     /// Start transcribing after this much silence, while the endpointer still waits for
     /// `silence_ms`: if the person says no more, the transcript is ready that much sooner.

@@ -151,7 +151,8 @@ const GOES_ON: &[&str] = &[
 /// timer ... for twenty minutes", "remind me to water the plants ... tomorrow").
 const ASKS_FOR_TIME: &[&str] = &["timer", "remind", "reminder", "alarm", "wake"];
 
-/// Words that ask about a timer or a reminder, or stop one, rather than set it.
+/// Words that, before the timer or reminder is named, ask about one or stop one rather than
+/// set it ("cancel the timer", "how long is left on the timer").
 const NOT_SETTING: &[&str] = &[
     "cancel",
     "stop",
@@ -166,9 +167,23 @@ const NOT_SETTING: &[&str] = &[
     "what's",
     "whats",
     "which",
+    "why",
     "list",
     "pause",
     "resume",
+    "snooze",
+    "dismiss",
+    "silence",
+    "disable",
+    "reset",
+    "restart",
+    "check",
+    "turn",
+    "is",
+    "are",
+    "was",
+    "did",
+    "does",
     "reminders",
     "timers",
     "alarms",
@@ -198,8 +213,6 @@ const TIME_WORDS: &[&str] = &[
     "hundred",
     "half",
     "quarter",
-    "an",
-    "second",
     "seconds",
     "minute",
     "minutes",
@@ -221,8 +234,6 @@ const TIME_WORDS: &[&str] = &[
     "midday",
     "midnight",
     "o'clock",
-    "am",
-    "pm",
     "monday",
     "tuesday",
     "wednesday",
@@ -258,8 +269,16 @@ pub fn reads_complete(text: &str) -> Option<bool> {
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect();
-    let asks_for_time = words.iter().any(|w| ASKS_FOR_TIME.contains(&w.as_str()))
-        && !words.iter().any(|w| NOT_SETTING.contains(&w.as_str()));
+    // A question about one ("is the timer done?") is finished as it is.
+    let named = words
+        .iter()
+        .position(|w| ASKS_FOR_TIME.contains(&w.as_str()))
+        .filter(|_| !text.ends_with('?'));
+    let asks_for_time = named.is_some_and(|at| {
+        !words[..at]
+            .iter()
+            .any(|w| NOT_SETTING.contains(&w.as_str()))
+    });
     let has_time = words
         .iter()
         .any(|w| w.contains(|c: char| c.is_ascii_digit()) || TIME_WORDS.contains(&w.as_str()));
@@ -310,6 +329,15 @@ mod tests {
         assert_eq!(reads_complete("Cancel the timer."), Some(true));
         assert_eq!(reads_complete("How long is left on the timer?"), Some(true));
         assert_eq!(reads_complete("What reminders do I have?"), Some(true));
+        assert_eq!(reads_complete("Is the timer done?"), Some(true));
+        assert_eq!(reads_complete("Snooze the alarm."), Some(true));
+        // What the reminder is about may hold such words; it still needs its time.
+        assert_eq!(
+            reads_complete("Remind me to turn off the oven."),
+            Some(false)
+        );
+        assert_eq!(reads_complete("Set an alarm."), Some(false));
+        assert_eq!(reads_complete("Remind me that I am out."), Some(false));
     }
 
     #[test]
