@@ -130,9 +130,9 @@ enum Bench {
         /// A `[hub]`'s `[llm]` setting, `KEY=VALUE` (repeatable): `--llm first_clause_words=0`.
         #[arg(long = "llm")]
         llm: Vec<String>,
-        /// A pause this long (ms) in the middle of each request that can take one, after words
-        /// that read as a finished request ("set a timer | for twenty minutes"): counts the
-        /// requests the endpointer cuts off there.
+        /// A pause this long (ms) in the middle of each request that can take one ("tell me a
+        /// short story | about a lighthouse keeper"): counts the requests the endpointer cuts
+        /// off there.
         #[arg(long, default_value_t = 0)]
         pause_ms: u32,
     },

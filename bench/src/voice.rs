@@ -16,8 +16,9 @@ use anyhow::Context;
 use hearth_tests::{bin, wait_for_log, Hub, Terminal};
 
 /// The requests, after "hey jarvis"; each is said by each voice in turn. `|` is where a
-/// person might stop for a moment (`--pause-ms`); there, what comes before it reads as a
-/// finished request, which is what an endpointer that ends such requests sooner can cut.
+/// person might stop for a moment (`--pause-ms`): what comes before it is a request on its
+/// own ("tell me a short story"), or would be but for its time ("set a timer"), which is
+/// where an endpointer that ends finished requests sooner can cut.
 const REQUESTS: [&str; 6] = [
     "what time is it",
     "set a timer | for twenty minutes",
@@ -55,8 +56,8 @@ struct Request {
     voice: &'static str,
     wav: PathBuf,
     speech_end_ms: f64,
-    /// Where speech starts again after a pause, in ms.
-    resumes_ms: Option<f64>,
+    /// Whether it has a pause in it.
+    paused: bool,
 }
 
 /// Synthesises "hey jarvis, <request>" with `voice` into `dir`, with a second of silence
@@ -109,7 +110,7 @@ fn synthesise(
         voice,
         wav,
         speech_end_ms: ms(rate + speech.len()),
-        resumes_ms: (spoken.len() > 1).then(|| ms(rate + spoken[0].len() + pause.len())),
+        paused: spoken.len() > 1,
     })
 }
 
@@ -216,10 +217,15 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 fn set_in_section(toml: &str, section: &str, settings: &[String]) -> anyhow::Result<String> {
     let header = format!("[{section}]");
     let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
-    for setting in settings {
+    for (i, setting) in settings.iter().enumerate() {
         anyhow::ensure!(
             setting.contains('=') && !key(setting).is_empty(),
             "--{section} takes KEY=VALUE, not {setting:?}"
+        );
+        anyhow::ensure!(
+            settings[..i].iter().all(|s| key(s) != key(setting)),
+            "{section}.{} is set twice",
+            key(setting)
         );
     }
     let mut out: Vec<String> = Vec::new();
@@ -331,8 +337,8 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         let at = |event: &str| m.iter().find(|(e, _)| e == event).map(|(_, t)| *t);
         // Ended before the speech did: at the pause, or as speech resumed after it, before
         // the voice detector heard that (what followed was not part of the request).
-        let cut = match (req.resumes_ms, at("mic"), at("endpoint")) {
-            (Some(_), Some(mic), Some(endpoint)) => endpoint < mic + req.speech_end_ms,
+        let cut = match (at("mic"), at("endpoint")) {
+            (Some(mic), Some(endpoint)) => req.paused && endpoint < mic + req.speech_end_ms,
             _ => false,
         };
         let stages = match (reached, at("mic")) {
@@ -402,7 +408,7 @@ pub async fn run(opts: VoiceBenchOptions) -> anyhow::Result<()> {
         rows.len(),
         VOICES.join(", ")
     );
-    let paused = rows.iter().filter(|(r, ..)| r.resumes_ms.is_some()).count();
+    let paused = rows.iter().filter(|(r, ..)| r.paused).count();
     if paused > 0 {
         let cut = rows.iter().filter(|(.., cut)| *cut).count();
         println!(
@@ -456,5 +462,6 @@ mod tests {
             format!("{toml}[listen]\nsilence_ms = 600\n")
         );
         assert!(set(&["threads"], "llm").is_err());
+        assert!(set(&["threads = 1", "threads=2"], "llm").is_err());
     }
 }
