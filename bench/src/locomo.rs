@@ -530,6 +530,9 @@ pub fn ablations(base: &RetrievalConfig) -> Vec<(String, RetrievalConfig)> {
         with("no substance re-ranking (w_substance = 0)", &|c| {
             c.w_substance = 0.0
         }),
+        with("no addressed penalty (w_addressed = 0)", &|c| {
+            c.w_addressed = 0.0
+        }),
         with("questions weigh fully (question_weight = 1)", &|c| {
             c.question_weight = 1.0
         }),

@@ -90,6 +90,10 @@ pub struct RetrievalConfig {
     pub w_substance: f32,
     /// The word count at which a memory gets all of `w_substance`.
     pub substance_words: usize,
+    /// Taken off in the re-ranking pass when the question names someone and a memory with no
+    /// speaker's name only speaks to them ("Thanks, Tom!"): whoever said it was not Tom, and
+    /// it tells of Tom less often than BM25's match on the name says.
+    pub w_addressed: f32,
 
     /// Added in the re-ranking pass when the question asks when ("When did...") and the
     /// memory says when ("yesterday", "last Friday", "two weeks ago", "in 2019").
@@ -136,6 +140,7 @@ impl Default for RetrievalConfig {
             time_grace_days: 7,
             w_substance: 0.2,
             substance_words: 40,
+            w_addressed: 0.3,
             w_when: 0.4,
         }
     }
@@ -398,6 +403,16 @@ fn rerank(
             h.score += config.w_substance * words as f32 / config.substance_words as f32;
         }
     }
+    if config.w_addressed > 0.0 {
+        let names = named(query);
+        for h in hits.iter_mut() {
+            if speaker_of(&h.memory.text).is_none()
+                && names.iter().any(|n| addresses(&h.memory.text, n))
+            {
+                h.score -= config.w_addressed;
+            }
+        }
+    }
     if config.w_when > 0.0 && asks_when(query) {
         for h in hits.iter_mut() {
             h.signals.tells_when = tells_when(&h.memory.text);
@@ -406,6 +421,40 @@ fn rerank(
             }
         }
     }
+}
+
+/// The names a question mentions: its capitalised words after the first ("What did Tom's
+/// sister say?" names "Tom").
+fn named(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .skip(1)
+        .filter(|w| w.chars().next().is_some_and(char::is_uppercase) && *w != "I")
+        .map(|w| w.trim_end_matches("'s").to_string())
+        .collect()
+}
+
+/// Whether `text` speaks to `name` ("Thanks, Tom!", "Hey Tom, ...", "Tom, ...") and names
+/// them in no other way: then whoever said it was not Tom.
+fn addresses(text: &str, name: &str) -> bool {
+    let mut spoken_to = false;
+    for (at, _) in text.match_indices(name) {
+        let before = text[..at].trim_end();
+        let after = text[at + name.len()..].chars().next();
+        let greeting = ["Hey", "Hi", "Hello", "Thanks"].iter().any(|g| {
+            before
+                .strip_suffix(g)
+                .is_some_and(|b| !b.ends_with(char::is_alphanumeric))
+        });
+        let vocative = (before.is_empty() || before.ends_with(',') || greeting)
+            && matches!(after, Some(',' | '!' | '.' | '?') | None);
+        if !vocative {
+            return false;
+        }
+        spoken_to = true;
+    }
+    spoken_to
 }
 
 /// The lowest and highest of `values` (`(f32::MAX, f32::MIN)` when there are none).
@@ -723,6 +772,69 @@ mod tests {
             retrieve(&m, "film in August", None, 1, now, &c, &l).unwrap()[0]
                 .signals
                 .period
+        );
+    }
+
+    #[test]
+    fn a_name_used_only_to_speak_to_someone_is_told_apart() {
+        assert_eq!(named("What did Caroline's sister research?"), ["Caroline"]);
+        assert_eq!(
+            named("Where does Tom live now, and does I matter?"),
+            ["Tom"]
+        );
+        assert!(named("Tom moved where?").is_empty());
+        for text in [
+            "Thanks, Tom!",
+            "Hey Tom, how was the trip?",
+            "Tom, your dentist called.",
+            "That sounds great, Tom.",
+        ] {
+            assert!(addresses(text, "Tom"), "{text}");
+        }
+        for text in [
+            "Tom moved to York.",
+            "Thanks, Tom! Tom's sister called.",
+            "I told Tom.",
+            "Tommy, hi.",
+            "They Tom, no.",
+        ] {
+            assert!(!addresses(text, "Tom"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_memory_that_only_speaks_to_the_one_asked_about_ranks_lower() {
+        let m = Memories::temporary(3).unwrap();
+        let v = [1.0, 0.0, 0.0];
+        remember(&m, "Good luck with the research, Caroline!", 2, 0.5, v);
+        remember(&m, "Researching adoption agencies is my dream.", 2, 0.5, v);
+        // With a speaker's name the memory says who said it: no penalty.
+        remember(&m, "Mel: Good luck with the research, Caroline!", 2, 0.5, v);
+        let l = LifecycleConfig::default();
+        let q = "What did Caroline research?";
+        let texts = |c: &RetrievalConfig| -> Vec<String> {
+            retrieve(&m, q, None, 3, NOW, c, &l)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.memory.text)
+                .collect()
+        };
+        let off = RetrievalConfig {
+            w_addressed: 0.0,
+            ..RetrievalConfig::default()
+        };
+        let on = RetrievalConfig {
+            w_addressed: 3.0,
+            ..off.clone()
+        };
+        assert_eq!(texts(&off)[2], "Researching adoption agencies is my dream.");
+        assert_eq!(
+            texts(&on),
+            [
+                "Mel: Good luck with the research, Caroline!",
+                "Researching adoption agencies is my dream.",
+                "Good luck with the research, Caroline!",
+            ]
         );
     }
 
