@@ -264,11 +264,7 @@ pub fn reads_complete(text: &str) -> Option<bool> {
     if last.is_empty() || text.ends_with([',', '-', ';', ':']) || text.ends_with("...") {
         return Some(false);
     }
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words = crate::stt::words(text);
     // A question about one ("is the timer done?") is finished as it is.
     let named = words
         .iter()

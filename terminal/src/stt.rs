@@ -158,20 +158,22 @@ pub fn clean(text: &str) -> String {
     without_repeats(&out.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
+/// The lower-cased words of a transcript: runs of letters, digits and apostrophes.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
 /// A small decoder that loses its place in the audio writes the request again and again
 /// ("Turn off the lights. Turn off the lights. Turn off the"), until its token limit: a
 /// sentence said before is dropped, and so is an unfinished tail that only restarts one, or a
 /// sentence that a later one says again after a few words.
 /// Nobody asks the same thing twice in one breath, and a repeat would not change the request.
 fn without_repeats(text: &str) -> String {
-    // A sentence's words, lower-cased, one space apart.
-    let key = |s: &str| -> String {
-        s.split(|c: char| !c.is_alphanumeric() && c != '\'')
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    // A sentence's words, one space apart.
+    let key = |s: &str| words(s).join(" ");
     let mut kept: Vec<&str> = Vec::new();
     let mut said: Vec<String> = Vec::new();
     let mut rest = text;
