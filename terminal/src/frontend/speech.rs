@@ -464,9 +464,15 @@ mod tests {
         // A piece on its way comes while the listener waits.
         let g = p.generation();
         assert!(p.expect(g));
+        // The piece comes a while after the listener begins to wait: delivered before, it
+        // would be queued audio, played at the step (below). Under qemu-user on a busy
+        // machine a thread can start before the spawner goes on, hence the head start.
         let speaker = {
             let p = p.clone();
-            std::thread::spawn(move || p.deliver(g, &[0.1; 10]))
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                p.deliver(g, &[0.1; 10])
+            })
         };
         assert!(p.await_audio(soon()));
         assert!(speaker.join().unwrap());
