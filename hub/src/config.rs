@@ -61,6 +61,9 @@ pub struct HubConfig {
     pub emotion: crate::emotion::EmotionConfig,
     /// Pairing, sealed messages and load limits.
     pub trust: crate::trust::TrustConfig,
+    /// What each language-model job (answers, history compression, graph writes, Pixie)
+    /// runs with.
+    pub roles: crate::llm::RolesConfig,
 }
 
 impl HubConfig {
@@ -195,6 +198,18 @@ impl HubConfig {
         if llm.queue_capacity == 0 {
             return bad("llm.queue_capacity must be at least 1".into());
         }
+        self.roles.check().map_err(ConfigError::Invalid)?;
+        let c = &self.conversation;
+        if c.history_budget_tokens > 0
+            && (c.keep_recent_turns == 0
+                || c.summary_tokens == 0
+                || c.summary_tokens >= c.history_budget_tokens)
+        {
+            return bad(format!(
+                "with conversation.history_budget_tokens ({}) set, conversation.keep_recent_turns must be at least 1 and conversation.summary_tokens ({}) between 1 and the budget",
+                c.history_budget_tokens, c.summary_tokens
+            ));
+        }
         let l = &self.memory.lifecycle;
         if !(l.short_term_ttl_hours > 0.0
             && l.base_strength_days > 0.0
@@ -306,6 +321,18 @@ mod tests {
             (
                 "pixie.quiet_hours",
                 Box::new(|c| c.pixie.quiet_hours = "late".into()),
+            ),
+            (
+                "summary_tokens",
+                Box::new(|c| c.conversation.summary_tokens = 900),
+            ),
+            (
+                "keep_recent_turns",
+                Box::new(|c| c.conversation.keep_recent_turns = 0),
+            ),
+            (
+                "roles.pixie.temperature",
+                Box::new(|c| c.roles.pixie.temperature = 7.0),
             ),
         ];
         for (needle, mutate) in cases {

@@ -1,4 +1,10 @@
-//! Short conversation history per room, turned into the chat messages of the next prompt.
+//! Conversation history per room, turned into the chat messages of the next prompt.
+//!
+//! A room keeps its newest exchanges word for word and, once they pass a token budget, older
+//! ones are folded by the preprocessor (`preprocess.rs`) into a summary that stays in the
+//! prompt after the system prompt. [`Conversations::fold_due`] hands out the exchanges to fold
+//! and [`Conversations::folded`] takes the summary back, unless the room changed meanwhile
+//! (cleared, forgotten, trimmed): what was forgotten never comes back through a summary.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -11,8 +17,19 @@ use serde::{Deserialize, Serialize};
 pub struct ConversationConfig {
     /// The fixed system prompt. Its tokens are evaluated once and kept in the KV cache.
     pub system_prompt: String,
-    /// How many past exchanges (user + assistant) per room go into the prompt.
+    /// The most past exchanges (user + assistant) per room kept word for word in the prompt;
+    /// older ones are folded into the room's summary (or dropped when
+    /// `history_budget_tokens` is 0).
     pub history_turns: usize,
+    /// When a room's history (summary and exchanges) passes this many tokens (estimated at 3
+    /// characters a token, which overestimates English), its older exchanges are folded into
+    /// a summary by the preprocessor role; 0: never fold, drop beyond `history_turns`.
+    pub history_budget_tokens: usize,
+    /// The newest exchanges never folded.
+    pub keep_recent_turns: usize,
+    /// The most tokens (estimated) of a room's summary; beyond it the model's sentences go
+    /// first, then the oldest of the person's statements.
+    pub summary_tokens: usize,
     /// The most characters of utterance text the hub accepts.
     pub max_utterance_chars: usize,
     /// When another room is being answered and this one's answer has not started after this
@@ -34,6 +51,9 @@ impl Default for ConversationConfig {
                 Answer in a few short spoken sentences, without lists or markup."
                 .to_string(),
             history_turns: 6,
+            history_budget_tokens: 600,
+            keep_recent_turns: 2,
+            summary_tokens: 200,
             max_utterance_chars: 2000,
             one_moment_ms: 1000,
             one_moment_text: "One moment.".to_string(),
@@ -43,11 +63,43 @@ impl Default for ConversationConfig {
     }
 }
 
-/// Recent exchanges per room.
+impl ConversationConfig {
+    /// When a room's history is folded.
+    pub fn budget(&self) -> Budget {
+        Budget {
+            tokens: self.history_budget_tokens,
+            keep_recent: self.keep_recent_turns,
+            summary_tokens: self.summary_tokens,
+        }
+    }
+}
+
+/// When a room's older exchanges are folded into its summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// Estimated tokens of history above which older exchanges are folded; 0: never.
+    pub tokens: usize,
+    /// The newest exchanges never folded.
+    pub keep_recent: usize,
+    /// The most estimated tokens of a summary.
+    pub summary_tokens: usize,
+}
+
+/// Tokens `text` takes, estimated high (3 characters a token; English runs about 4 with the
+/// tokenizers hearth's models use), so that a budget in estimated tokens holds in real ones.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(3)
+}
+
+/// The prompt's label for a room's summary.
+const SUMMARY_LABEL: &str = "[EARLIER IN THIS CONVERSATION]";
+
+/// Recent exchanges per room, and a summary of older ones.
 #[derive(Debug)]
 pub struct Conversations {
     turns_per_room: usize,
     max_rooms: usize,
+    budget: Budget,
     rooms: HashMap<String, Room>,
     clock: u64,
 }
@@ -55,7 +107,27 @@ pub struct Conversations {
 #[derive(Debug, Default)]
 struct Room {
     exchanges: VecDeque<Exchange>,
+    /// The preprocessor's summary of exchanges folded out of `exchanges`.
+    summary: String,
     last_used: u64,
+    /// Changes when the room's history is cut (trimmed, forgotten): a fold handed out before
+    /// then is refused.
+    epoch: u64,
+    /// How many of the oldest exchanges a fold out now holds (0: none is out).
+    folding: usize,
+}
+
+/// Older exchanges of one room handed to the preprocessor.
+#[derive(Debug, Clone)]
+pub struct Fold {
+    /// The room.
+    pub room: String,
+    /// The room's summary so far.
+    pub summary: String,
+    /// The exchanges to fold (user, assistant), oldest first.
+    pub exchanges: Vec<(String, String)>,
+    ids: Vec<String>,
+    epoch: u64,
 }
 
 #[derive(Debug)]
@@ -73,16 +145,29 @@ impl Conversations {
         Conversations {
             turns_per_room,
             max_rooms: max_rooms.max(1),
+            budget: Budget::default(),
             rooms: HashMap::new(),
             clock: 0,
         }
     }
 
-    /// The messages for answering `text` in `room`: system prompt, the room's history, then
-    /// the new user message.
+    /// Folds older exchanges into a summary within `budget` (a zero budget drops them).
+    pub fn with_budget(self, budget: Budget) -> Conversations {
+        Conversations { budget, ..self }
+    }
+
+    /// The messages for answering `text` in `room`: the system prompt (with the room's
+    /// summary after it), the room's exchanges, then the new user message.
     pub fn prompt(&self, room: &str, system: &str, text: &str) -> Vec<ChatMessage> {
+        let r = self.rooms.get(room);
+        let system = match r.map(|r| r.summary.as_str()) {
+            Some(summary) if !summary.is_empty() => {
+                format!("{system}\n\n{SUMMARY_LABEL} {summary}")
+            }
+            _ => system.to_string(),
+        };
         let mut messages = vec![ChatMessage::new(Role::System, system)];
-        if let Some(r) = self.rooms.get(room) {
+        if let Some(r) = r {
             for e in &r.exchanges {
                 messages.push(ChatMessage::new(Role::User, e.user.clone()));
                 messages.push(ChatMessage::new(Role::Assistant, e.assistant.clone()));
@@ -103,6 +188,80 @@ impl Conversations {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The summary of `room`'s folded exchanges ("" when none).
+    pub fn summary(&self, room: &str) -> &str {
+        self.rooms.get(room).map_or("", |r| r.summary.as_str())
+    }
+
+    /// The estimated tokens of `room`'s history: its summary and its exchanges.
+    pub fn history_tokens(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, |r| {
+            estimate_tokens(&r.summary)
+                + r.exchanges
+                    .iter()
+                    .map(|e| estimate_tokens(&e.user) + estimate_tokens(&e.assistant))
+                    .sum::<usize>()
+        })
+    }
+
+    /// The older exchanges of `room` to fold, when its history is over the budget (or holds
+    /// more than `history_turns` exchanges) and no fold is out: all but the newest
+    /// `keep_recent`. The room waits for [`Conversations::folded`] before it hands out another.
+    pub fn fold_due(&mut self, room: &str) -> Option<Fold> {
+        if self.budget.tokens == 0 {
+            return None;
+        }
+        let tokens = self.history_tokens(room);
+        let r = self.rooms.get_mut(room)?;
+        let over = tokens > self.budget.tokens || r.exchanges.len() > self.turns_per_room;
+        let keep = self.budget.keep_recent.min(self.turns_per_room);
+        if r.folding > 0 || !over || r.exchanges.len() <= keep {
+            return None;
+        }
+        let n = r.exchanges.len() - keep;
+        r.folding = n;
+        let folded = r.exchanges.iter().take(n);
+        Some(Fold {
+            room: room.to_string(),
+            summary: r.summary.clone(),
+            exchanges: folded
+                .clone()
+                .map(|e| (e.user.clone(), e.assistant.clone()))
+                .collect(),
+            ids: folded.map(|e| e.id.clone()).collect(),
+            epoch: r.epoch,
+        })
+    }
+
+    /// The preprocessor's `summary` of `fold` (which holds the room's summary before it):
+    /// the folded exchanges leave the room and the summary takes their place, unless the
+    /// room's history was cut meanwhile. False when it was refused.
+    pub fn folded(&mut self, fold: &Fold, summary: &str) -> bool {
+        let Some(r) = self.rooms.get_mut(&fold.room) else {
+            return false;
+        };
+        if r.epoch != fold.epoch || r.folding == 0 {
+            return false;
+        }
+        r.folding = 0;
+        let ids = r.exchanges.iter().take(fold.ids.len()).map(|e| &e.id);
+        if !ids.eq(fold.ids.iter()) {
+            return false;
+        }
+        r.exchanges.drain(..fold.ids.len());
+        r.summary = summary.trim().to_string();
+        true
+    }
+
+    /// The fold of `fold.room` ended without a summary: the room may hand out another.
+    pub fn fold_failed(&mut self, fold: &Fold) {
+        if let Some(r) = self.rooms.get_mut(&fold.room) {
+            if r.epoch == fold.epoch {
+                r.folding = 0;
+            }
+        }
     }
 
     /// What the assistant last said in `room`, if it said anything.
@@ -127,7 +286,18 @@ impl Conversations {
         } else {
             r.exchanges[i].assistant = heard.to_string();
         }
+        // A fold out now that holds this exchange holds what was not heard: refused.
+        if i < r.folding {
+            self.clock += 1;
+            r.epoch = self.clock;
+            r.folding = 0;
+        }
         true
+    }
+
+    /// Whether a fold of `room` is out (tests wait for it).
+    pub fn folding(&self, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.folding > 0)
     }
 
     /// Drops every room's history ("forget everything"); returns how many exchanges went.
@@ -138,7 +308,8 @@ impl Conversations {
 
     /// Drops, in every room, the exchanges in which the user (or the reply) said one of
     /// `said` (forgotten memories' texts): what is forgotten is not kept in the prompt
-    /// either. Returns how many went.
+    /// either. Every room's summary goes too, since it may say the same in other words.
+    /// Returns how many exchanges went.
     pub fn forget(&mut self, said: &[String]) -> usize {
         let said: Vec<String> = said
             .iter()
@@ -146,7 +317,14 @@ impl Conversations {
             .filter(|s| !s.is_empty())
             .collect();
         let mut dropped = 0;
+        if said.is_empty() {
+            return 0;
+        }
         for room in self.rooms.values_mut() {
+            self.clock += 1;
+            room.epoch = self.clock;
+            room.folding = 0;
+            room.summary.clear();
             let before = room.exchanges.len();
             // The reply may have repeated the fact too.
             room.exchanges.retain(|e| {
@@ -177,15 +355,32 @@ impl Conversations {
                 self.rooms.remove(&oldest);
             }
         }
-        let r = self.rooms.entry(room.to_string()).or_default();
+        let clock = self.clock;
+        let r = self.rooms.entry(room.to_string()).or_insert_with(|| Room {
+            epoch: clock,
+            ..Room::default()
+        });
         r.last_used = self.clock;
         r.exchanges.push_back(Exchange {
             id: id.to_string(),
             user: user.to_string(),
             assistant: assistant.to_string(),
         });
-        while r.exchanges.len() > self.turns_per_room {
+        // Folding keeps the history short; while a fold is late (the model busy or down) the
+        // room keeps up to twice `history_turns`, and the oldest beyond that are dropped.
+        let most = if self.budget.tokens == 0 {
+            self.turns_per_room
+        } else {
+            self.turns_per_room * 2
+        };
+        while r.exchanges.len() > most {
             r.exchanges.pop_front();
+            if r.folding > 0 {
+                // The fold out now starts with the one just dropped: it will be refused.
+                self.clock += 1;
+                r.epoch = self.clock;
+                r.folding = 0;
+            }
         }
     }
 }

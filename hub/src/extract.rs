@@ -13,8 +13,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::llm::{json_schema_grammar, ChatMessage, GenerateRequest, LlmError, LlmHandle, Role};
+use crate::llm::{
+    json_schema_grammar, ChatMessage, GenerateRequest, JobRole, LlmError, LlmHandle, Role,
+};
 use crate::memory::graph::{proposal_schema, GraphError, Node, Plan, Proposal};
+use crate::memory::rolelog::Signal;
 use crate::memory::{Memories, MemoryId};
 
 pub use crate::memory::graph::GraphConfig;
@@ -106,13 +109,15 @@ impl GraphWriter {
         &self.config
     }
 
+    /// The model's answer, whether it hit the token limit, and the messages it was given.
     async fn ask(
         &self,
         system: &str,
         user: String,
         grammar: &str,
-    ) -> Result<(String, bool), LlmError> {
+    ) -> Result<(String, bool, Vec<ChatMessage>), LlmError> {
         let request = GenerateRequest::structured(
+            JobRole::MemoryWriter,
             vec![
                 ChatMessage::new(Role::System, system),
                 ChatMessage::new(Role::User, user),
@@ -120,8 +125,9 @@ impl GraphWriter {
             grammar.to_string(),
             self.config.max_tokens,
         );
+        let given = self.llm.given(&request);
         let (_, stats) = self.llm.complete(request).await?;
-        Ok((stats.text, stats.truncated))
+        Ok((stats.text, stats.truncated, given))
     }
 
     /// Runs the three phases for `facts`, learnt from memory `source`. An `Err` means the
@@ -133,9 +139,10 @@ impl GraphWriter {
         now_ms: u64,
     ) -> Result<Extraction, LlmError> {
         let listed: String = facts.iter().map(|f| format!("- {f}\n")).collect();
+        let generation = self.memories.role_log().generation();
 
         // Phase 1: search queries.
-        let (raw, _) = self
+        let (raw, _, _) = self
             .ask(
                 QUERY_SYSTEM,
                 format!(
@@ -187,13 +194,8 @@ impl GraphWriter {
         } else {
             shown.iter().map(|n| format!("{}\n", n.line())).collect()
         };
-        let (raw, truncated) = self
-            .ask(
-                PROPOSE_SYSTEM,
-                format!("New facts:\n{listed}Existing nodes:\n{nodes}Operations:"),
-                &grammar,
-            )
-            .await?;
+        let propose = format!("New facts:\n{listed}Existing nodes:\n{nodes}Operations:");
+        let (raw, truncated, messages) = self.ask(PROPOSE_SYSTEM, propose, &grammar).await?;
 
         // Phase 3: code checks and writes, or rejects.
         let outcome = match serde_json::from_str::<Proposal>(&raw) {
@@ -212,6 +214,29 @@ impl GraphWriter {
                 })
             }
         };
+        // The proposal, and whether the code took it, for the memory writer's role log.
+        let signal = if outcome.is_ok() {
+            Signal::Accepted
+        } else {
+            Signal::Rejected
+        };
+        let (memories, logged) = (Arc::clone(&self.memories), raw.clone());
+        let now = now_ms;
+        let log = tokio::task::spawn_blocking(move || {
+            memories.role_log().record(
+                JobRole::MemoryWriter,
+                "",
+                &messages,
+                &logged,
+                &[signal],
+                now,
+                generation,
+            )
+        })
+        .await;
+        if let Ok(Err(e)) = log {
+            tracing::warn!(error = %e, "cannot write the role log");
+        }
         match &outcome {
             Ok(plan) => tracing::info!(
                 memory = ?source,

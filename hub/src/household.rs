@@ -53,6 +53,9 @@ pub struct Household {
     /// The memory last stored from each room and when, for "forget that" and "I meant
     /// 4813".
     pub last_stored: HashMap<String, (MemoryId, u64)>,
+    /// Each room's last answer in the role log and when, for what follows it (a
+    /// correction, "forget that").
+    pub last_answer: HashMap<String, (u64, u64)>,
     /// Each room's forget request waiting for a yes ("that's 3 memories: ... shall I?").
     pub pending_forget: HashMap<String, PendingForget>,
     /// Pixie tasks being run now.
@@ -164,6 +167,7 @@ impl Household {
             mood,
             last_turn: HashMap::new(),
             last_stored: HashMap::new(),
+            last_answer: HashMap::new(),
             pending_forget: HashMap::new(),
             running: HashSet::new(),
             in_flight: HashMap::new(),

@@ -17,6 +17,7 @@ pub mod llm;
 pub mod memory;
 pub mod outbox;
 pub mod pixie;
+pub mod preprocess;
 pub mod rooms;
 pub mod say;
 pub mod service;
@@ -80,6 +81,7 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     let (llm, llm_thread) = LlmHandle::start(config.llm.clone())
         .await
         .context("cannot start the language model")?;
+    let llm = llm.with_roles(config.roles.clone());
     let mut vital = vital::Vital::default();
     let (embedder, embed_thread) = Embedder::start(config.embeddings.clone())
         .await
@@ -158,9 +160,18 @@ pub fn assemble(
     stop: CancellationToken,
     tasks: TaskTracker,
 ) -> (Arc<Pipeline>, Arc<Runner>, mpsc::Receiver<Outgoing>) {
+    let llm = llm.with_roles(config.roles.clone());
+    if let Err(e) = subconscious
+        .memories()
+        .role_log()
+        .keep(config.roles.log_entries)
+    {
+        tracing::error!(error = %e, "cannot trim the role log to roles.log_entries");
+    }
     let conversation = &config.conversation;
     let home = Arc::new(Home::new(Household::new(
-        Conversations::new(conversation.history_turns, conversation.max_rooms),
+        Conversations::new(conversation.history_turns, conversation.max_rooms)
+            .with_budget(conversation.budget()),
         Mood::resting(&config.emotion, hearth_shared::now_ms()),
     )));
     let (out, outgoing) = Outbox::new(256);

@@ -13,9 +13,11 @@ use tokio_util::task::TaskTracker;
 use crate::controls::Correction;
 use crate::extract::GraphWriter;
 use crate::llm::embed::Embedder;
+use crate::llm::{ChatMessage, JobRole};
 use crate::memory::facts;
 use crate::memory::kind::classify;
 use crate::memory::retrieval::{render_context, retrieve};
+use crate::memory::rolelog::Signal;
 use crate::memory::MemoryConfig;
 use crate::memory::{Embedding, Memories, MemoriesError, Memory, MemoryId, NewMemory, Speaker};
 
@@ -525,6 +527,15 @@ impl Subconscious {
                 forgotten += usize::from(memories.forget(id)?);
             }
             memories.reprofile(now_ms)?;
+            // What was forgotten leaves the training log too; a failure there is logged and
+            // does not stop the rest of the forgetting.
+            match memories.role_log().forget(&said) {
+                Ok(0) => {}
+                Ok(dropped) => tracing::info!(dropped, "forgotten text left the role log"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot drop forgotten text from the role log")
+                }
+            }
             Ok((forgotten, said))
         })
         .await;
@@ -532,6 +543,54 @@ impl Subconscious {
             tracing::error!(error = %e, "forgetting panicked");
             Ok((0, Vec::new()))
         })
+    }
+
+    /// Where the role log stands, read as a job begins (see [`Subconscious::log_job`]).
+    pub fn log_generation(&self) -> u64 {
+        self.memories.role_log().generation()
+    }
+
+    /// Logs a language-model job of `role` that began at `generation` in the role log; its
+    /// id, unless the log keeps nothing, something was forgotten since the job began, or it
+    /// could not write (a warning: the log never stops a turn).
+    pub async fn log_job(
+        &self,
+        role: JobRole,
+        room: &str,
+        messages: Vec<ChatMessage>,
+        output: String,
+        outcome: Vec<Signal>,
+        generation: u64,
+    ) -> Option<u64> {
+        let (memories, room) = (Arc::clone(&self.memories), room.to_string());
+        let now = hearth_shared::now_ms();
+        let logged = tokio::task::spawn_blocking(move || {
+            memories
+                .role_log()
+                .record(role, &room, &messages, &output, &outcome, now, generation)
+        })
+        .await;
+        match logged {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, %role, "cannot write the role log");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, %role, "writing the role log panicked");
+                None
+            }
+        }
+    }
+
+    /// Adds `signal` to what followed role-log entry `id`.
+    pub async fn signal(&self, id: u64, signal: Signal) {
+        let memories = Arc::clone(&self.memories);
+        let marked =
+            tokio::task::spawn_blocking(move || memories.role_log().mark(id, signal)).await;
+        if let Ok(Err(e)) = marked {
+            tracing::warn!(error = %e, id, ?signal, "cannot mark the role log");
+        }
     }
 
     /// The memory with id `id`, if it is stored.

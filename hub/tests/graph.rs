@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use hearth_hub::config::LlmConfig;
 use hearth_hub::extract::{GraphConfig, GraphWriter};
-use hearth_hub::llm::{ChatMessage, GenerateRequest, LlmEvent, LlmHandle, Role};
+use hearth_hub::llm::{ChatMessage, GenerateRequest, JobRole, LlmEvent, LlmHandle, Role};
 use hearth_hub::memory::graph::proposal_schema;
 use hearth_hub::memory::Memories;
 use tokio_util::sync::CancellationToken;
@@ -127,12 +127,12 @@ async fn background_work_gives_way_to_a_conversation() {
     let (llm, _t) = LlmHandle::start(llm_config()).await.unwrap();
     // A fixed length (no grammar: a finished grammar allows nothing but end-of-turn).
     let background = GenerateRequest {
-        messages: vec![ChatMessage::new(Role::User, "Tell a long story.")],
-        max_tokens: Some(400),
         ignore_eos: true,
-        grammar: None,
-        background: true,
-        lane: String::new(),
+        ..GenerateRequest::background(
+            JobRole::Pixie,
+            vec![ChatMessage::new(Role::User, "Tell a long story.")],
+            400,
+        )
     };
     let mut bg = llm.generate(background, CancellationToken::new()).unwrap();
     // Let the background job start, then ask a question.

@@ -163,7 +163,7 @@ impl super::model::Model for Session<'_> {
     ) -> Result<GenerationStats, LlmError> {
         let started = Instant::now();
         let max_tokens = request.max_tokens.unwrap_or(self.config.max_reply_tokens) as usize;
-        let mut sampler = self.sampler(request.grammar.as_deref())?;
+        let mut sampler = self.sampler(request)?;
         let tokens = self.fit_prompt(request, max_tokens)?;
         // An abandoned job costs no prompt evaluation.
         if cancel.is_cancelled() || events.is_closed() {
@@ -335,9 +335,9 @@ impl Session<'_> {
 
     /// The sampler chain. A grammar goes FIRST: llama.cpp aborts the process when top-k runs
     /// before it. Structured output is always greedy.
-    fn sampler(&self, grammar: Option<&str>) -> Result<LlamaSampler, LlmError> {
+    fn sampler(&self, request: &GenerateRequest) -> Result<LlamaSampler, LlmError> {
         let c = self.config;
-        if let Some(grammar) = grammar {
+        if let Some(grammar) = request.grammar.as_deref() {
             let constrained = LlamaSampler::grammar(self.model, grammar, "root")
                 .map_err(|e| LlmError::Grammar(format!("llama.cpp refused the grammar: {e}")))?;
             return Ok(LlamaSampler::chain_simple([
@@ -345,12 +345,13 @@ impl Session<'_> {
                 LlamaSampler::greedy(),
             ]));
         }
-        Ok(if c.temperature <= 0.0 {
+        let temperature = request.temperature.unwrap_or(c.temperature);
+        Ok(if temperature <= 0.0 {
             LlamaSampler::greedy()
         } else {
             LlamaSampler::chain_simple([
                 LlamaSampler::top_p(c.top_p, 1),
-                LlamaSampler::temp(c.temperature),
+                LlamaSampler::temp(temperature),
                 LlamaSampler::dist(c.seed),
             ])
         })

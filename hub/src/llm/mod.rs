@@ -10,6 +10,7 @@ mod engine;
 mod fair;
 pub mod gguf;
 pub mod model;
+pub mod roles;
 #[cfg(test)]
 pub mod scripted;
 pub mod sentence;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use engine::bare_generation_loop;
 use gguf::GgufError;
+pub use roles::{JobRole, RoleConfig, RolesConfig};
 use serde::{Deserialize, Serialize};
 
 /// The language model and how it runs.
@@ -155,10 +157,14 @@ pub struct GenerateRequest {
     pub background: bool,
     /// The lane (the room) of a conversation: lanes take turns, so no room starves.
     pub lane: String,
+    /// What the job is for; `[roles.<name>]` applies to it as it is queued.
+    pub role: JobRole,
+    /// Sampling temperature; `None` takes `llm.temperature`.
+    pub temperature: Option<f32>,
 }
 
 impl GenerateRequest {
-    /// A chat request with the configured reply length.
+    /// An answer (the consciousness) with the configured reply length.
     pub fn chat(messages: Vec<ChatMessage>) -> GenerateRequest {
         GenerateRequest {
             messages,
@@ -167,11 +173,14 @@ impl GenerateRequest {
             grammar: None,
             background: false,
             lane: String::new(),
+            role: JobRole::Consciousness,
+            temperature: None,
         }
     }
 
-    /// Background work constrained by `grammar`, at most `max_tokens` long.
+    /// Background work for `role`, constrained by `grammar`, at most `max_tokens` long.
     pub fn structured(
+        role: JobRole,
         messages: Vec<ChatMessage>,
         grammar: String,
         max_tokens: u32,
@@ -183,6 +192,26 @@ impl GenerateRequest {
             grammar: Some(grammar),
             background: true,
             lane: String::new(),
+            role,
+            temperature: None,
+        }
+    }
+
+    /// Background free text for `role`, at most `max_tokens` long.
+    pub fn background(
+        role: JobRole,
+        messages: Vec<ChatMessage>,
+        max_tokens: u32,
+    ) -> GenerateRequest {
+        GenerateRequest {
+            messages,
+            max_tokens: Some(max_tokens),
+            ignore_eos: false,
+            grammar: None,
+            background: true,
+            lane: String::new(),
+            role,
+            temperature: None,
         }
     }
 }
@@ -319,6 +348,7 @@ pub struct LlmHandle {
     jobs: mpsc::Sender<Job>,
     info: Arc<ModelInfo>,
     capacity: usize,
+    roles: Arc<RolesConfig>,
 }
 
 impl std::fmt::Debug for LlmHandle {
@@ -347,6 +377,7 @@ impl LlmHandle {
                 jobs: jobs_tx,
                 info: Arc::new(info),
                 capacity,
+                roles: Arc::default(),
             },
             thread,
         ))
@@ -372,6 +403,15 @@ impl LlmHandle {
             jobs: jobs_tx,
             info: Arc::new(info),
             capacity,
+            roles: Arc::default(),
+        }
+    }
+
+    /// The same model, with `[roles.<name>]` applied to every job queued through it.
+    pub fn with_roles(self, roles: RolesConfig) -> LlmHandle {
+        LlmHandle {
+            roles: Arc::new(roles),
+            ..self
         }
     }
 
@@ -380,13 +420,22 @@ impl LlmHandle {
         &self.info
     }
 
+    /// The messages the model is given for `request`, its role's settings applied (what
+    /// the role log keeps).
+    pub fn given(&self, request: &GenerateRequest) -> Vec<ChatMessage> {
+        let mut seen = request.clone();
+        self.roles.apply(&mut seen);
+        seen.messages
+    }
+
     /// Queues a request. Events arrive on the returned receiver; dropping it, or cancelling
     /// `cancel`, stops the generation early.
     pub fn generate(
         &self,
-        request: GenerateRequest,
+        mut request: GenerateRequest,
         cancel: CancellationToken,
     ) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
+        self.roles.apply(&mut request);
         let (events, rx) = mpsc::channel(64);
         let job = Job {
             request,

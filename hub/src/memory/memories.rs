@@ -9,6 +9,7 @@ use super::graph::{Graph, GraphError};
 use super::lifecycle::{LifecycleConfig, Sweep};
 use super::profile::{consolidate, Profile};
 use super::record::{Memory, MemoryId, NewMemory};
+use super::rolelog::RoleLog;
 use super::store::{MemoryError, MemoryStore};
 use super::vectors::{BruteForce, VectorIndex};
 
@@ -74,6 +75,7 @@ pub struct Memories {
     /// A memory's passages; it scores as its best one.
     passages: RwLock<BruteForce>,
     graph: Graph,
+    role_log: RoleLog,
 }
 
 impl std::fmt::Debug for Memories {
@@ -128,11 +130,17 @@ impl Memories {
         }
         Ok(Memories {
             graph: Graph::open(&store)?,
+            role_log: RoleLog::open(&store)?,
             store,
             fulltext,
             vectors: RwLock::new(vectors),
             passages: RwLock::new(passages),
         })
+    }
+
+    /// The language-model jobs logged per role, in the same store.
+    pub fn role_log(&self) -> &RoleLog {
+        &self.role_log
     }
 
     /// The sled store.

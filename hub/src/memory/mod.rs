@@ -13,6 +13,7 @@ pub mod memories;
 pub mod profile;
 pub mod record;
 pub mod retrieval;
+pub mod rolelog;
 pub mod store;
 pub mod vectors;
 pub mod when;

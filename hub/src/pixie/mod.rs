@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use hearth_shared::{Speech, SpeechReason};
 use jiff::tz::TimeZone;
 
-use crate::llm::{json_schema_grammar, ChatMessage, GenerateRequest, LlmHandle, Role};
+use crate::llm::{json_schema_grammar, ChatMessage, GenerateRequest, JobRole, LlmHandle, Role};
 use crate::rooms::Rooms;
 use interrupt::{decide, Decision, QuietHours, Situation};
 use phrase::PhraseError;
@@ -555,7 +555,7 @@ pub async fn split_with_llm(llm: &LlmHandle, body: &str) -> Option<(String, Stri
     ];
     let request = GenerateRequest {
         background: false,
-        ..GenerateRequest::structured(messages, grammar, 80)
+        ..GenerateRequest::structured(JobRole::Pixie, messages, grammar, 80)
     };
     let (_, stats) = llm.complete(request).await.ok()?;
     #[derive(serde::Deserialize)]

@@ -13,7 +13,8 @@ use tokio_util::task::TaskTracker;
 use super::tasks::{self, Task, Work};
 use super::{Delivery, Pixie};
 use crate::household::Home;
-use crate::llm::{json_schema_grammar, GenerateRequest, LlmHandle};
+use crate::llm::{json_schema_grammar, GenerateRequest, JobRole, LlmHandle};
+use crate::memory::rolelog::Signal;
 use crate::memory::Memories;
 use crate::memory::MemoryConfig;
 use crate::outbox::{Message, Outbox};
@@ -159,11 +160,20 @@ impl Runner {
     /// interrupting?" decision.
     async fn reflect(&self, task: Task, room: String, _running: Running) {
         let exchanges = self.home.with(|h| h.conversations.exchanges(&room));
+        let generation = self.subconscious.log_generation();
         if !exchanges.is_empty() {
-            let request = json_schema_grammar(&tasks::reflection_schema())
-                .map(|g| GenerateRequest::structured(tasks::reflection_prompt(&exchanges), g, 160));
+            let request = json_schema_grammar(&tasks::reflection_schema()).map(|g| {
+                GenerateRequest::structured(
+                    JobRole::Pixie,
+                    tasks::reflection_prompt(&exchanges),
+                    g,
+                    160,
+                )
+            });
+            let mut given = Vec::new();
             let written = match request {
                 Ok(request) => {
+                    given = self.llm.given(&request);
                     self.llm
                         .complete_until(request, self.stop.child_token())
                         .await
@@ -176,13 +186,31 @@ impl Runner {
                     // Not done: the task stays in the queue for the next start.
                     return;
                 }
-                Ok((_, stats)) => match tasks::parse_reflection(&stats.text) {
-                    Some(r) => self.reflected(&room, r).await,
-                    None => {
-                        tracing::warn!(room, "the reflection was not usable; dropped");
-                        tracing::debug!(room, output = %stats.text, "the unusable reflection");
+                Ok((_, stats)) => {
+                    let reflection = tasks::parse_reflection(&stats.text);
+                    let signal = if reflection.is_some() {
+                        Signal::Accepted
+                    } else {
+                        Signal::Rejected
+                    };
+                    self.subconscious
+                        .log_job(
+                            JobRole::Pixie,
+                            &room,
+                            given,
+                            stats.text.clone(),
+                            vec![signal],
+                            generation,
+                        )
+                        .await;
+                    match reflection {
+                        Some(r) => self.reflected(&room, r).await,
+                        None => {
+                            tracing::warn!(room, "the reflection was not usable; dropped");
+                            tracing::debug!(room, output = %stats.text, "the unusable reflection");
+                        }
                     }
-                },
+                }
                 Err(e) => tracing::warn!(room, error = %e, "cannot reflect now; dropped"),
             }
         }

@@ -8,7 +8,8 @@ use hearth_shared::{now_ms, Utterance};
 use super::{Outcome, Pipeline, Turn};
 use crate::controls::{self, Control};
 use crate::household::PendingForget;
-use crate::llm::{ChatMessage, GenerateRequest, Role};
+use crate::llm::{ChatMessage, GenerateRequest, JobRole, Role};
+use crate::memory::rolelog::Signal;
 use crate::memory::{Memory, MemoryId};
 use crate::pixie::reminders::{self, Request};
 use crate::say;
@@ -84,8 +85,12 @@ impl Pipeline {
                     .map(|(id, _)| id);
                 match s.correct(u, &c, last, now).await {
                     Ok(Corrected::Done { old, new }) => {
-                        self.home
-                            .with(|h| h.last_stored.insert(u.room.clone(), (new.id, now)));
+                        // The old value leaves the room's history and summaries too.
+                        self.home.with(|h| {
+                            h.last_stored.insert(u.room.clone(), (new.id, now));
+                            h.conversations.forget(&[spoken(&old.text).to_string()]);
+                        });
+                        self.signal_last_answer(&u.room, Signal::Corrected).await;
                         tracing::info!(old = old.id, new = new.id, "memory corrected");
                         say::corrected(spoken(&new.text).trim())
                     }
@@ -106,7 +111,10 @@ impl Pipeline {
                     None => Ok(None),
                 };
                 match found {
-                    Ok(Some(m)) => self.forget_or_ask(u, vec![m], Forgot::Last, alone).await,
+                    Ok(Some(m)) => {
+                        self.signal_last_answer(&u.room, Signal::Forgotten).await;
+                        self.forget_or_ask(u, vec![m], Forgot::Last, alone).await
+                    }
                     Ok(None) => say::NOTHING_TO_FORGET.to_string(),
                     Err(e) => {
                         tracing::error!(error = %e, "memory search failed");
@@ -132,7 +140,13 @@ impl Pipeline {
             Control::ForgetAbout(topic) | Control::DeleteIfStored(topic) => {
                 match s.about(&topic, true, now_ms()).await {
                     Ok(found) if found.is_empty() && only_if_stored => return None,
-                    Ok(found) if found.is_empty() => say::nothing_about(&topic),
+                    Ok(found) if found.is_empty() => {
+                        // Nothing stored (it may have faded), but a room's summary may
+                        // still say it.
+                        self.home
+                            .with(|h| h.conversations.forget(std::slice::from_ref(&topic)));
+                        say::nothing_about(&topic)
+                    }
                     // "Delete X" may be meant for an app: asked about first, always.
                     Ok(found) => {
                         let at_once = alone && !only_if_stored;
@@ -178,7 +192,7 @@ impl Pipeline {
         ];
         let request = GenerateRequest {
             background: false,
-            ..GenerateRequest::structured(messages, grammar, 48)
+            ..GenerateRequest::structured(JobRole::MemoryWriter, messages, grammar, 48)
         };
         let (_, stats) = self.llm.complete(request).await.ok()?;
         let control = controls::parse_forget_answer(&stats.text, text);
@@ -239,6 +253,7 @@ impl Pipeline {
             h.last_stored.retain(|_, (id, _)| !ids.contains(id));
             if everything {
                 h.last_stored.clear();
+                h.last_answer.clear();
                 h.conversations.clear()
             } else {
                 h.conversations.forget(&said)
@@ -278,6 +293,10 @@ impl Pipeline {
         let now = now_ms();
         tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
             let nodes = memories.graph().clear()?;
+            let logged = memories.role_log().clear().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot clear the role log");
+                0
+            });
             let pending = pixie.reminders().pending()?;
             for r in &pending {
                 pixie.reminders().cancel(r.id, now)?;
@@ -288,6 +307,7 @@ impl Pipeline {
             }
             tracing::info!(
                 nodes,
+                logged,
                 reminders = pending.len(),
                 tasks = tasks.len(),
                 "forgot everything else"

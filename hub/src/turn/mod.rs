@@ -37,15 +37,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
+use crate::conversation::Fold;
 use crate::emotion;
 use crate::guard::{Guard, Pass};
 use crate::household::{Cancelled, Home, Why};
-use crate::llm::{ChatMessage, GenerateRequest, LlmError, LlmEvent, LlmHandle};
+use crate::llm::{ChatMessage, GenerateRequest, JobRole, LlmError, LlmEvent, LlmHandle};
 use crate::memory::retrieval::RetrievalConfig;
+use crate::memory::rolelog::Signal;
 use crate::memory::MemoryId;
 use crate::outbox::{Message, Outbox};
 use crate::pixie::tasks::Work;
 use crate::pixie::Pixie;
+use crate::preprocess::Folded;
 use crate::subconscious::{Recall, Subconscious};
 
 /// Everything a turn needs. Cheap to share: the pipeline is behind an `Arc` and each turn is
@@ -135,6 +138,13 @@ pub struct Turn {
     /// Not to be stored whatever it is: a correction ("not Paris but Rome") of nothing
     /// stored, which the model answers.
     pub no_memory: bool,
+    /// Tokens of the prompt as the model's template rendered it (0 until it answered).
+    pub prompt_tokens: usize,
+    /// The answer's entry in the role log.
+    pub logged: Option<u64>,
+    /// Where the role log stood when the prompt was made: a forget since then keeps the
+    /// answer out of it.
+    pub log_generation: u64,
 }
 
 impl Pipeline {
@@ -184,6 +194,9 @@ impl Pipeline {
             stored: None,
             guarded: None,
             no_memory: false,
+            prompt_tokens: 0,
+            logged: None,
+            log_generation: 0,
         }
     }
 
@@ -215,9 +228,57 @@ impl Pipeline {
         }
         self.settle(&mut turn);
         if !in_code {
+            self.log(&mut turn).await;
             self.remember(&mut turn).await;
+            Arc::clone(&self).fold(&turn.utterance.room);
         }
         turn
+    }
+
+    /// Logs the answer for the consciousness role: the prompt, what was said of the reply,
+    /// and how it ended. What follows in the room (a correction, "forget that") is added to
+    /// it later.
+    async fn log(&self, turn: &mut Turn) {
+        if turn.prompt.is_empty() {
+            return;
+        }
+        let (signal, output) = match turn.outcome {
+            Outcome::Finished => (Signal::Finished, turn.reply.clone()),
+            Outcome::Interrupted(_) => (Signal::Interrupted, turn.heard.clone()),
+            Outcome::Open | Outcome::InCode(_) | Outcome::Failed => (Signal::Failed, String::new()),
+        };
+        let mut outcome = vec![signal];
+        if turn.guarded.is_some() {
+            outcome.push(Signal::Guarded);
+        }
+        let room = &turn.utterance.room;
+        let logged = self
+            .subconscious
+            .log_job(
+                JobRole::Consciousness,
+                room,
+                turn.prompt.clone(),
+                output,
+                outcome,
+                turn.log_generation,
+            )
+            .await;
+        if let Some(id) = logged {
+            let at = now_ms();
+            self.home
+                .with(|h| h.last_answer.insert(room.clone(), (id, at)));
+        }
+        turn.logged = logged;
+    }
+
+    /// Adds `signal` to the room's last answer in the role log, when it came within
+    /// `memory.correction_window_s`.
+    async fn signal_last_answer(&self, room: &str, signal: Signal) {
+        let window = self.config.memory.correction_window_s * 1000;
+        let last = self.home.with(|h| h.last_answer.get(room).copied());
+        if let Some((id, _)) = last.filter(|(_, at)| now_ms().saturating_sub(*at) <= window) {
+            self.subconscious.signal(id, signal).await;
+        }
     }
 
     /// Scores the user's emotion for this turn and moves Hearth's mood; logs both with their
@@ -294,7 +355,8 @@ impl Pipeline {
         } else {
             format!("{context}[USER SAID THIS TURN] {}", u.text)
         };
-        let system = &self.config.conversation.system_prompt;
+        turn.log_generation = self.subconscious.log_generation();
+        let system = (self.config.roles).answer_prompt(&self.config.conversation.system_prompt);
         turn.prompt = self
             .home
             .with(|h| h.conversations.prompt(&u.room, system, &text));
@@ -410,6 +472,7 @@ impl Pipeline {
                     }
                     // What the room's history keeps is what was said, never the raw text.
                     turn.reply = said.join(" ");
+                    turn.prompt_tokens = stats.prompt_tokens;
                     turn.guarded = ended;
                     return;
                 }
@@ -485,19 +548,79 @@ impl Pipeline {
                 tracing::error!(error = %e, "cannot schedule a reflection");
             }
         }
-        if turn.no_memory {
+        if !turn.no_memory {
+            let context = before.map(|b| format!("Hearth: {b}"));
+            let vector = turn.recall.vector.take();
+            turn.stored = self
+                .subconscious
+                .ingest(u, vector, context.as_deref(), now)
+                .await;
+            if let Some(id) = turn.stored {
+                self.home
+                    .with(|h| h.last_stored.insert(u.room.clone(), (id, now)));
+            }
+        }
+    }
+
+    /// When the room's history is over its budget, the preprocessor folds its older
+    /// exchanges into the room's summary, on a task of its own: it is background work that
+    /// any conversation goes before, and shutdown stops it.
+    fn fold(self: Arc<Self>, room: &str) {
+        let Some(fold) = self.home.with(|h| h.conversations.fold_due(room)) else {
+            return;
+        };
+        let tasks = self.tasks.clone();
+        tasks.spawn(async move {
+            let generation = self.subconscious.log_generation();
+            let limit = self.config.conversation.summary_tokens;
+            let folded = tokio::select! {
+                f = crate::preprocess::summarise(&self.llm, &fold, limit) => f,
+                () = self.stop.cancelled() => None,
+            };
+            match folded {
+                Some(folded) => self.folded(&fold, folded, generation).await,
+                None => self.home.with(|h| h.conversations.fold_failed(&fold)),
+            }
+        });
+    }
+
+    /// A fold is written: the room takes the summary (unless its history was cut
+    /// meanwhile), and the job is logged.
+    async fn folded(&self, fold: &Fold, folded: Folded, generation: u64) {
+        let room = fold.room.as_str();
+        let (taken, tokens) = self.home.with(|h| {
+            let taken = h.conversations.folded(fold, &folded.summary);
+            (taken, h.conversations.history_tokens(room))
+        });
+        tracing::info!(
+            room,
+            folded = fold.exchanges.len(),
+            summary_chars = folded.summary.len(),
+            model_text_kept = folded.kept,
+            taken,
+            history_tokens = tokens,
+            "folded older exchanges into the room's summary"
+        );
+        tracing::debug!(room, summary = %folded.summary, "the room's summary");
+        if !taken {
+            // The room forgot or was cut meanwhile: nothing of it is logged either.
             return;
         }
-        let context = before.map(|b| format!("Hearth: {b}"));
-        let vector = turn.recall.vector.take();
-        turn.stored = self
-            .subconscious
-            .ingest(u, vector, context.as_deref(), now)
+        let signal = if folded.kept {
+            Signal::Accepted
+        } else {
+            Signal::Rejected
+        };
+        self.subconscious
+            .log_job(
+                JobRole::Preprocessor,
+                room,
+                folded.given,
+                folded.written,
+                vec![signal],
+                generation,
+            )
             .await;
-        if let Some(id) = turn.stored {
-            self.home
-                .with(|h| h.last_stored.insert(u.room.clone(), (id, now)));
-        }
     }
 
     /// Sends chunk `turn.seq` of the reply.

@@ -323,6 +323,8 @@ async fn forget_everything_asks_then_wipes_memories_reminders_and_history() {
     hub.ask("u3", "Tell me a story about a fox").await;
     hub.received("u3").await;
     assert!(!hub.history().is_empty());
+    let log = hub.pipeline.subconscious.memories().role_log().clone();
+    assert!(!log.is_empty());
     hub.ask("u4", "Forget everything.").await;
     let question = hub.received("u4").await.chunks.join(" ");
     assert!(
@@ -344,6 +346,53 @@ async fn forget_everything_asks_then_wipes_memories_reminders_and_history() {
     assert!(hub.pipeline.pixie.tasks().pending().unwrap().is_empty());
     assert!(hub.history().is_empty());
     assert!(hub.pipeline.subconscious.memories().graph().is_empty());
+    assert!(log.is_empty(), "the role log says what was said");
+}
+
+/// Issue 18: every answer goes into the role log with its prompt, what was said and how it
+/// ended; a correction in the room is added to the answer before it, and "forget that"
+/// takes the answer that said it out of the log.
+#[tokio::test]
+async fn every_answer_is_logged_with_what_followed_it() {
+    use crate::llm::JobRole;
+    use crate::memory::rolelog::Signal;
+    let mut hub = hub();
+    let log = hub.pipeline.subconscious.memories().role_log().clone();
+    let turn = hub.ask("u1", "Tell me a story about a fox").await;
+    hub.received("u1").await;
+    let entries = log.entries(Some(JobRole::Consciousness)).unwrap();
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!((e.room.as_str(), e.output.as_str()), ("kitchen", STORY));
+    let contents: Vec<&str> = e.messages.iter().map(|m| m.content.as_str()).collect();
+    let prompt: Vec<&str> = turn.prompt.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, prompt);
+    assert_eq!(e.outcome, [Signal::Finished]);
+    assert_eq!(turn.logged, Some(e.id));
+
+    let told = hub.ask("u2", "My locker code is 4711").await;
+    hub.received("u2").await;
+    hub.ask("u3", "Actually, my locker code is 4712.").await;
+    hub.received("u3").await;
+    let outcome = log.get(told.logged.unwrap()).unwrap().unwrap().outcome;
+    assert_eq!(outcome, [Signal::Finished, Signal::Corrected]);
+    assert_eq!(
+        log.get(e.id).unwrap().unwrap().outcome,
+        [Signal::Finished],
+        "only the room's last answer"
+    );
+
+    let told = hub.ask("u4", "My bike lock code is 3321").await;
+    hub.received("u4").await;
+    hub.ask("u5", "Forget that.").await;
+    hub.received("u5").await;
+    assert!(hub.stored().iter().all(|m| !m.contains("3321")));
+    assert!(
+        log.get(told.logged.unwrap()).unwrap().is_none(),
+        "the answer that said it left the log"
+    );
+    assert!(log.get(e.id).unwrap().is_some());
+    assert_eq!(log.entries(Some(JobRole::Preprocessor)).unwrap().len(), 0);
 }
 
 #[tokio::test]
@@ -763,4 +812,5 @@ async fn a_reply_that_repeats_itself_is_said_once_and_the_model_stops() {
     assert_eq!(hub.history()[0].1, "Sure! I am always here for you.");
 }
 
+mod history;
 mod scenarios;

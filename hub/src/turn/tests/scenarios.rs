@@ -92,7 +92,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 /// The models a scenario runs with.
 #[derive(Clone)]
-enum Models {
+pub(super) enum Models {
     /// The scripted model and the bag-of-words embedder.
     Scripted,
     /// The test models: SmolLM2 and all-MiniLM-L6-v2 through llama.cpp.
@@ -118,7 +118,7 @@ impl Models {
 }
 
 /// The test models (greedy SmolLM2 writing at most `max_reply_tokens`, MiniLM embeddings).
-async fn real_models(max_reply_tokens: u32) -> Models {
+pub(super) async fn real_models(max_reply_tokens: u32) -> Models {
     let config = crate::llm::LlmConfig {
         model: hearth_tests::smollm2(),
         threads: 2,

@@ -1,0 +1,375 @@
+//! The role log: language-model jobs with their role, room, messages and output, and the
+//! outcome signals that came after (the reply heard whole or cut off, a correction or "forget
+//! that" that followed, the code keeping or refusing what the model wrote). It is what a
+//! role's training examples are drawn from.
+//!
+//! It lives in the memory store's database (tree `role_log`), so backup, restore and wipe
+//! cover it; forgetting drops every entry that says what was forgotten, and "forget
+//! everything" drops them all. A job that began before a forget is not logged after it
+//! ([`RoleLog::generation`]): its messages may say what was forgotten. It keeps at most the
+//! number of entries it is given, the oldest going first. Writes are not flushed one by one:
+//! a crash may lose the last half second of the log, never a memory.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::store::MemoryStore;
+use super::MemoryError;
+use crate::llm::{ChatMessage, JobRole};
+
+/// What followed a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// The reply was said whole.
+    Finished,
+    /// The reply was cut short (barge-in, a newer utterance, "stop").
+    Interrupted,
+    /// The output guard changed or ended the reply (labels, a loop).
+    Guarded,
+    /// The next turn in the room corrected a fact.
+    Corrected,
+    /// The next turn in the room asked to forget what was just said.
+    Forgotten,
+    /// The code kept what the model wrote (a graph proposal, a summary, a reflection).
+    Accepted,
+    /// The code refused it, or used its own instead.
+    Rejected,
+    /// The job failed.
+    Failed,
+}
+
+/// One message of a logged job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Said {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// One logged job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Its id: later entries have higher ones.
+    pub id: u64,
+    /// When it ran, in ms since the epoch.
+    pub at_ms: u64,
+    /// The role's name (`consciousness`, `preprocessor`, ...).
+    pub role: String,
+    /// The room it was for ("" for household-wide work).
+    pub room: String,
+    /// The messages the model was given.
+    pub messages: Vec<Said>,
+    /// What it wrote (for an answer: what was said of it).
+    pub output: String,
+    /// What followed, in order.
+    pub outcome: Vec<Signal>,
+}
+
+/// How many entries the log keeps until told otherwise (`roles.log_entries`).
+pub const DEFAULT_ENTRIES: usize = 5000;
+
+/// The role log in a memory store.
+#[derive(Debug, Clone)]
+pub struct RoleLog {
+    store: MemoryStore,
+    entries: sled::Tree,
+    keep: Arc<AtomicUsize>,
+    /// Entries in the tree (sled's `len` walks the whole tree).
+    count: Arc<AtomicUsize>,
+    /// Counts forgets and clears.
+    generation: Arc<AtomicU64>,
+}
+
+impl RoleLog {
+    /// The log in `store`, keeping [`DEFAULT_ENTRIES`].
+    pub fn open(store: &MemoryStore) -> Result<RoleLog, MemoryError> {
+        let entries = store.tree("role_log")?;
+        let count = entries.len();
+        Ok(RoleLog {
+            store: store.clone(),
+            entries,
+            keep: Arc::new(AtomicUsize::new(DEFAULT_ENTRIES)),
+            count: Arc::new(AtomicUsize::new(count)),
+            generation: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Keeps at most `keep` entries (the oldest go first, now and from then on); 0 keeps
+    /// none and logs nothing.
+    pub fn keep(&self, keep: usize) -> Result<(), MemoryError> {
+        self.keep.store(keep, Ordering::Relaxed);
+        self.trim(keep)
+    }
+
+    /// Changes with every forget and clear. A job reads it as it begins and hands it to
+    /// [`RoleLog::record`], which logs nothing if a forget came in between.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Logs a job that began at `generation`. Returns the entry's id: `None` when the log
+    /// keeps nothing, or something was forgotten since the job began.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        role: JobRole,
+        room: &str,
+        messages: &[ChatMessage],
+        output: &str,
+        outcome: &[Signal],
+        at_ms: u64,
+        generation: u64,
+    ) -> Result<Option<u64>, MemoryError> {
+        let keep = self.keep.load(Ordering::Relaxed);
+        if keep == 0 || generation != self.generation() {
+            return Ok(None);
+        }
+        let id = self.store.next_id()?;
+        let entry = Entry {
+            id,
+            at_ms,
+            role: role.name().to_string(),
+            room: room.to_string(),
+            messages: messages
+                .iter()
+                .map(|m| Said {
+                    role: m.role.as_str().to_string(),
+                    content: m.content.clone(),
+                })
+                .collect(),
+            output: output.to_string(),
+            outcome: outcome.to_vec(),
+        };
+        let bytes = serde_json::to_vec(&entry).expect("an entry serialises");
+        let before = self
+            .entries
+            .insert(id.to_be_bytes(), bytes)
+            .map_err(|e| self.store.storage(e))?;
+        if before.is_none() {
+            self.count.fetch_add(1, Ordering::SeqCst);
+        }
+        self.trim(keep)?;
+        Ok(Some(id))
+    }
+
+    /// Drops the oldest entries beyond `keep`.
+    fn trim(&self, keep: usize) -> Result<(), MemoryError> {
+        while self.count.load(Ordering::SeqCst) > keep {
+            match self.entries.pop_min().map_err(|e| self.store.storage(e))? {
+                Some(_) => {
+                    self.count.fetch_sub(1, Ordering::SeqCst);
+                }
+                None => {
+                    self.count.store(0, Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `signal` to entry `id`'s outcome, in one step (an entry forgotten meanwhile
+    /// stays gone). False when the entry is gone.
+    pub fn mark(&self, id: u64, signal: Signal) -> Result<bool, MemoryError> {
+        let mut found = false;
+        self.entries
+            .fetch_and_update(id.to_be_bytes(), |old| {
+                let old = old?;
+                found = true;
+                let Ok(mut entry) = serde_json::from_slice::<Entry>(old) else {
+                    return Some(old.to_vec());
+                };
+                if !entry.outcome.contains(&signal) {
+                    entry.outcome.push(signal);
+                }
+                Some(serde_json::to_vec(&entry).expect("an entry serialises"))
+            })
+            .map_err(|e| self.store.storage(e))?;
+        Ok(found)
+    }
+
+    /// Entry `id`.
+    pub fn get(&self, id: u64) -> Result<Option<Entry>, MemoryError> {
+        match self
+            .entries
+            .get(id.to_be_bytes())
+            .map_err(|e| self.store.storage(e))?
+        {
+            Some(bytes) => Ok(Some(self.decode(id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry, oldest first; with `role`, that role's only.
+    pub fn entries(&self, role: Option<JobRole>) -> Result<Vec<Entry>, MemoryError> {
+        let mut out = Vec::new();
+        for item in self.entries.iter() {
+            let (key, value) = item.map_err(|e| self.store.storage(e))?;
+            let id = key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            let entry = self.decode(id, &value)?;
+            if role.is_none_or(|r| r.name() == entry.role) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops every entry whose messages or output say one of `said` (forgotten memories'
+    /// texts, compared word by word, case and punctuation aside). Returns how many went.
+    pub fn forget(&self, said: &[String]) -> Result<usize, MemoryError> {
+        let said: Vec<String> = said
+            .iter()
+            .map(|s| crate::words::words(s).join(" "))
+            .filter(|s| !s.is_empty())
+            .collect();
+        if said.is_empty() {
+            return Ok(0);
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut dropped = 0;
+        for entry in self.entries(None)? {
+            let texts = entry
+                .messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .chain([entry.output.as_str()]);
+            let says = texts
+                .map(|t| crate::words::words(t).join(" "))
+                .any(|t| said.iter().any(|s| t.contains(s.as_str())));
+            let removed = says
+                && self
+                    .entries
+                    .remove(entry.id.to_be_bytes())
+                    .map_err(|e| self.store.storage(e))?
+                    .is_some();
+            if removed {
+                self.count.fetch_sub(1, Ordering::SeqCst);
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.store.flush()?;
+        }
+        Ok(dropped)
+    }
+
+    /// Drops every entry ("forget everything"). Returns how many there were.
+    pub fn clear(&self) -> Result<usize, MemoryError> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let n = self.count.swap(0, Ordering::SeqCst);
+        self.entries.clear().map_err(|e| self.store.storage(e))?;
+        self.store.flush()?;
+        Ok(n)
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn decode(&self, id: u64, bytes: &[u8]) -> Result<Entry, MemoryError> {
+        serde_json::from_slice(bytes).map_err(|e| MemoryError::Corrupt {
+            path: "role_log".into(),
+            id,
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Role;
+
+    fn messages(user: &str) -> Vec<ChatMessage> {
+        vec![
+            ChatMessage::new(Role::System, "You are Hearth."),
+            ChatMessage::new(Role::User, user),
+        ]
+    }
+
+    fn record(log: &RoleLog, role: JobRole, text: &str, generation: u64) -> Option<u64> {
+        let signals = [Signal::Finished];
+        log.record(
+            role,
+            "kitchen",
+            &messages(text),
+            "Sure.",
+            &signals,
+            1,
+            generation,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn entries_are_kept_bounded_marked_and_forgotten() {
+        let store = MemoryStore::temporary().unwrap();
+        let log = RoleLog::open(&store).unwrap();
+        let c = JobRole::Consciousness;
+        log.keep(0).unwrap();
+        assert_eq!(record(&log, c, "hi", 0), None, "keep 0 logs nothing");
+        log.keep(3).unwrap();
+        let texts = [
+            "hello",
+            "my locker code is 4471",
+            "what time is it",
+            "thanks",
+        ];
+        let ids: Vec<u64> = texts
+            .iter()
+            .map(|t| record(&log, c, t, 0).unwrap())
+            .collect();
+        record(&log, JobRole::Preprocessor, "fold", 0).unwrap();
+        let all = log.entries(None).unwrap();
+        assert_eq!(all.len(), 3, "the oldest went first");
+        assert_eq!(log.len(), 3);
+        assert!(all.iter().all(|e| e.id != ids[0] && e.id != ids[1]));
+        assert_eq!(log.entries(Some(JobRole::Preprocessor)).unwrap().len(), 1);
+
+        assert!(log.mark(ids[2], Signal::Corrected).unwrap());
+        assert!(log.mark(ids[2], Signal::Corrected).unwrap());
+        assert_eq!(
+            log.get(ids[2]).unwrap().unwrap().outcome,
+            [Signal::Finished, Signal::Corrected],
+            "a signal is added once"
+        );
+        assert!(!log.mark(ids[0], Signal::Forgotten).unwrap(), "gone");
+        assert!(
+            log.get(ids[0]).unwrap().is_none(),
+            "marking brings nothing back"
+        );
+
+        let before = log.generation();
+        assert_eq!(log.forget(&["What time is it?".into()]).unwrap(), 1);
+        assert_eq!(log.len(), 2);
+        assert_eq!(
+            record(&log, c, "my locker code is 4471", before),
+            None,
+            "a job begun before a forget is not logged after it"
+        );
+        assert!(record(&log, c, "hello again", log.generation()).is_some());
+        log.keep(1).unwrap();
+        assert_eq!(
+            log.entries(None).unwrap().len(),
+            1,
+            "a lower bound trims at once"
+        );
+        assert_eq!(log.clear().unwrap(), 1);
+        assert!(log.is_empty());
+
+        // The count survives a restart.
+        record(&log, c, "one", log.generation());
+        drop(log);
+        assert_eq!(RoleLog::open(&store).unwrap().len(), 1);
+    }
+}
