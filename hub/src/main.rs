@@ -112,6 +112,25 @@ enum Command {
         #[command(subcommand)]
         action: MemoryAction,
     },
+    /// Training data for the language-model roles, from the role log (stop the hub first).
+    Train {
+        #[command(subcommand)]
+        action: TrainAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrainAction {
+    /// Write a role's good examples (an answer said whole and not corrected, guarded or
+    /// forgotten; other work the code kept) as chat-format JSON lines with their provenance.
+    Export {
+        /// consciousness, subconscious, preprocessor, memory_writer or pixie.
+        #[arg(long)]
+        role: String,
+        /// Output file (stdout without it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -267,6 +286,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(&cli)?;
             memory_command(&config, action)
         }
+        Some(Command::Train {
+            action: TrainAction::Export { role, out },
+        }) => {
+            let config = load_config(&cli)?;
+            export_examples(&config, role, out.as_deref())
+        }
         Some(Command::Pair {
             id,
             room,
@@ -409,10 +434,17 @@ fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<(
             }
         }
         MemoryAction::Forget { id } => {
-            if !open()?.forget(*id)? {
+            let memories = open()?;
+            let said = memories
+                .store()
+                .get(*id)?
+                .map(|m| hearth_hub::subconscious::spoken(&m.text).to_string());
+            if !memories.forget(*id)? {
                 anyhow::bail!("there is no memory #{id}");
             }
-            println!("forgot #{id}");
+            // What was forgotten leaves the role log too.
+            let dropped = memories.role_log().forget(&Vec::from_iter(said))?;
+            println!("forgot #{id} (and {dropped} role-log entries that said it)");
         }
         MemoryAction::Graph => {
             let memories = open()?;
@@ -513,4 +545,39 @@ fn emotion_command(
         "recall:     {why}: k {} -> {k}, w_recency {:.3} -> {:.3}, w_importance {:.3} -> {:.3}",
         config.memory.recall_k, r.w_recency, shaped.w_recency, r.w_importance, shaped.w_importance
     );
+}
+
+/// `hearth-hub train export`: a role's good examples from the role log, as JSON lines.
+fn export_examples(
+    config: &HubConfig,
+    role: &str,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use hearth_hub::llm::JobRole;
+    use hearth_hub::memory::rolelog::RoleLog;
+    let Some(role) = JobRole::from_name(role) else {
+        let names: Vec<&str> = JobRole::ALL.iter().map(|r| r.name()).collect();
+        anyhow::bail!(
+            "there is no role {role:?}; the roles are {}",
+            names.join(", ")
+        );
+    };
+    let path = config.memory.path.join("store");
+    let store = hearth_hub::memory::MemoryStore::open(&path).with_context(|| {
+        format!(
+            "cannot open the memory store at {} (is the hub running?)",
+            path.display()
+        )
+    })?;
+    let log = RoleLog::open(&store)?;
+    let (written, left) = match out {
+        Some(file) => {
+            let f = std::fs::File::create(file)
+                .with_context(|| format!("cannot create {}", file.display()))?;
+            log.export_jsonl(role, std::io::BufWriter::new(f))?
+        }
+        None => log.export_jsonl(role, std::io::stdout().lock())?,
+    };
+    eprintln!("exported {written} {role} examples ({left} left out: interrupted, corrected, guarded, forgotten or refused)");
+    Ok(())
 }

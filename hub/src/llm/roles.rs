@@ -28,6 +28,20 @@ pub enum JobRole {
 }
 
 impl JobRole {
+    /// Every role.
+    pub const ALL: [JobRole; 5] = [
+        JobRole::Consciousness,
+        JobRole::Subconscious,
+        JobRole::Preprocessor,
+        JobRole::MemoryWriter,
+        JobRole::Pixie,
+    ];
+
+    /// The role named `name` (as [`JobRole::name`] writes it).
+    pub fn from_name(name: &str) -> Option<JobRole> {
+        JobRole::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     /// The role's name, as in `[roles.<name>]` and the logs.
     pub fn name(self) -> &'static str {
         match self {
@@ -115,14 +129,7 @@ impl RolesConfig {
 
     /// Every role with its settings.
     pub fn all(&self) -> [(JobRole, &RoleConfig); 5] {
-        [
-            JobRole::Consciousness,
-            JobRole::Subconscious,
-            JobRole::Preprocessor,
-            JobRole::MemoryWriter,
-            JobRole::Pixie,
-        ]
-        .map(|r| (r, self.get(r)))
+        JobRole::ALL.map(|r| (r, self.get(r)))
     }
 
     /// The system prompt of an answer: `roles.consciousness.system_prompt`, or `built_in`
@@ -220,6 +227,10 @@ mod tests {
         assert_eq!(roles.preprocessor.max_tokens, 120);
         assert_eq!(roles.pixie.temperature, 0.3);
         assert!(toml::from_str::<RolesConfig>("[conscience]\nmax_tokens = 1\n").is_err());
+        for role in JobRole::ALL {
+            assert_eq!(JobRole::from_name(role.name()), Some(role));
+        }
+        assert_eq!(JobRole::from_name("conscience"), None);
         let mut hot = RolesConfig::default();
         hot.memory_writer.temperature = 9.0;
         assert!(hot

@@ -7,8 +7,8 @@
 //! cover it; forgetting drops every entry that says what was forgotten, and "forget
 //! everything" drops them all. A job that began before a forget is not logged after it
 //! ([`RoleLog::generation`]): its messages may say what was forgotten. It keeps at most the
-//! number of entries it is given, the oldest going first. Writes are not flushed one by one:
-//! a crash may lose the last half second of the log, never a memory.
+//! number of entries it is given, the oldest going first. Each entry is flushed as it is
+//! written, like a memory.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -71,6 +71,49 @@ pub struct Entry {
 
 /// How many entries the log keeps until told otherwise (`roles.log_entries`).
 pub const DEFAULT_ENTRIES: usize = 5000;
+
+impl Entry {
+    /// Whether the job is an example worth learning from: an answer said whole, not
+    /// guarded, and not corrected or forgotten after; other work the code kept.
+    pub fn good(&self) -> bool {
+        let has = |s: Signal| self.outcome.contains(&s);
+        let bad = [
+            Signal::Interrupted,
+            Signal::Guarded,
+            Signal::Corrected,
+            Signal::Forgotten,
+            Signal::Rejected,
+            Signal::Failed,
+        ];
+        let wanted = if self.role == JobRole::Consciousness.name() {
+            Signal::Finished
+        } else {
+            Signal::Accepted
+        };
+        has(wanted) && !bad.into_iter().any(has) && !self.output.trim().is_empty()
+    }
+
+    /// The entry as a chat-format training example: its messages, then what the model
+    /// wrote as the assistant's turn, with where it came from.
+    pub fn example(&self) -> serde_json::Value {
+        let mut messages: Vec<serde_json::Value> = self
+            .messages
+            .iter()
+            .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+            .collect();
+        messages.push(serde_json::json!({"role": "assistant", "content": self.output}));
+        serde_json::json!({
+            "messages": messages,
+            "role": self.role,
+            "provenance": {
+                "log_id": self.id,
+                "at_ms": self.at_ms,
+                "room": self.room,
+                "outcome": self.outcome,
+            },
+        })
+    }
+}
 
 /// The role log in a memory store.
 #[derive(Debug, Clone)]
@@ -153,6 +196,7 @@ impl RoleLog {
             self.count.fetch_add(1, Ordering::SeqCst);
         }
         self.trim(keep)?;
+        self.store.flush()?;
         Ok(Some(id))
     }
 
@@ -216,6 +260,27 @@ impl RoleLog {
             }
         }
         Ok(out)
+    }
+
+    /// Writes `role`'s good examples ([`Entry::good`]) to `out`, one JSON object per line
+    /// ([`Entry::example`]). Returns how many were written and how many were left out.
+    pub fn export_jsonl(
+        &self,
+        role: JobRole,
+        mut out: impl std::io::Write,
+    ) -> Result<(usize, usize), ExportError> {
+        let (mut written, mut left) = (0, 0);
+        for entry in self.entries(Some(role))? {
+            if !entry.good() {
+                left += 1;
+                continue;
+            }
+            serde_json::to_writer(&mut out, &entry.example()).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+            written += 1;
+        }
+        out.flush()?;
+        Ok((written, left))
     }
 
     /// Drops every entry whose messages or output say one of `said` (forgotten memories'
@@ -283,6 +348,17 @@ impl RoleLog {
             reason: e.to_string(),
         })
     }
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Store(#[from] MemoryError),
+    /// The output could not be written.
+    #[error("cannot write the examples: {0}")]
+    Write(#[from] std::io::Error),
 }
 
 #[cfg(test)]
@@ -366,6 +442,39 @@ mod tests {
         );
         assert_eq!(log.clear().unwrap(), 1);
         assert!(log.is_empty());
+
+        // Export: good examples only, as chat messages ending in the model's turn.
+        log.keep(100).unwrap();
+        let g = log.generation();
+        let said = |outcome: &[Signal], role| {
+            log.record(role, "hall", &messages("hi"), "Hello!", outcome, 5, g)
+                .unwrap()
+                .unwrap()
+        };
+        let good = said(&[Signal::Finished], c);
+        said(&[Signal::Finished, Signal::Corrected], c);
+        said(&[Signal::Interrupted], c);
+        said(&[Signal::Rejected], JobRole::Preprocessor);
+        said(&[Signal::Accepted], JobRole::Preprocessor);
+        let mut out = Vec::new();
+        assert_eq!(log.export_jsonl(c, &mut out).unwrap(), (1, 2));
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            line["messages"][2],
+            serde_json::json!({"role": "assistant", "content": "Hello!"})
+        );
+        assert_eq!(line["messages"][0]["role"], "system");
+        assert_eq!(line["provenance"]["log_id"], good);
+        assert_eq!(
+            line["provenance"]["outcome"],
+            serde_json::json!(["finished"])
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            log.export_jsonl(JobRole::Preprocessor, &mut out).unwrap(),
+            (1, 1)
+        );
+        log.clear().unwrap();
 
         // The count survives a restart.
         record(&log, c, "one", log.generation());

@@ -12,6 +12,7 @@ mod model_errors;
 mod mosquitto;
 mod reconnect;
 mod reminders;
+mod roles;
 mod rooms;
 mod trust;
 mod voice;
