@@ -328,11 +328,9 @@ impl Conversations {
             let before = room.exchanges.len();
             // The reply may have repeated the fact too.
             room.exchanges.retain(|e| {
-                let user = crate::words::words(&e.user).join(" ");
-                let reply = crate::words::words(&e.assistant).join(" ");
                 !said
                     .iter()
-                    .any(|s| user.contains(s.as_str()) || reply.contains(s.as_str()))
+                    .any(|s| crate::words::says(&e.user, s) || crate::words::says(&e.assistant, s))
             });
             dropped += before - room.exchanges.len();
         }

@@ -55,7 +55,7 @@ pub struct Household {
     pub last_stored: HashMap<String, (MemoryId, u64)>,
     /// Each room's last answer in the role log and when, for what follows it (a
     /// correction, "forget that").
-    pub last_answer: HashMap<String, (u64, u64)>,
+    pub last_answer: HashMap<String, LoggedAnswer>,
     /// Each room's forget request waiting for a yes ("that's 3 memories: ... shall I?").
     pub pending_forget: HashMap<String, PendingForget>,
     /// Pixie tasks being run now.
@@ -147,6 +147,17 @@ pub enum Cancelled {
     Trimmed(String),
     /// No reply of that id is known (too old, or never seen).
     Unknown,
+}
+
+/// A room's last answer in the role log.
+#[derive(Debug, Clone)]
+pub struct LoggedAnswer {
+    /// Its role-log entry.
+    pub id: u64,
+    /// When it was logged, in ms since the epoch.
+    pub at_ms: u64,
+    /// The utterance it answered.
+    pub utterance: String,
 }
 
 /// What an admitted utterance needs to be answered.

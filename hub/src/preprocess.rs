@@ -43,7 +43,7 @@ pub struct Folded {
     pub summary: String,
     /// The messages the model was given.
     pub given: Vec<ChatMessage>,
-    /// What the model wrote.
+    /// What the model wrote, cleaned ([`cleaned`]): what a training example should be.
     pub written: String,
     /// Whether the model's text was used (false: the person's statements alone).
     pub kept: bool,
@@ -75,7 +75,7 @@ pub async fn summarise(llm: &LlmHandle, fold: &Fold, limit: usize) -> Option<Fol
     Some(Folded {
         summary: within(&join(&fold.summary, &new), limit),
         given,
-        written,
+        written: cleaned(&written).join(" "),
         kept,
     })
 }
@@ -95,17 +95,7 @@ pub fn accept(written: &str, exchanges: &[(String, String)]) -> (String, bool) {
         .iter()
         .map(|(u, a)| estimate_tokens(u) + estimate_tokens(a))
         .sum();
-    // Line by line: cleaning joins lines, and a list's items are sentences.
-    let mut sentences: Vec<String> = Vec::new();
-    for line in written.lines() {
-        let cleaned = crate::guard::clean(line);
-        for s in split_sentences(strip_heading(&cleaned)) {
-            let key = words(&s).join(" ");
-            if !key.is_empty() && !sentences.iter().any(|t| words(t).join(" ") == key) {
-                sentences.push(s);
-            }
-        }
-    }
+    let sentences = cleaned(written);
     let summary = sentences.join(" ");
     if summary.is_empty() || estimate_tokens(&summary) > replaced {
         return (statements.join(" "), false);
@@ -116,6 +106,22 @@ pub fn accept(written: &str, exchanges: &[(String, String)]) -> (String, bool) {
     let added = sentences.into_iter().filter(|s| !keeps(&said, s));
     let out: Vec<String> = statements.iter().cloned().chain(added).collect();
     (out.join(" "), true)
+}
+
+/// The sentences of the model's text without labels, role turns, headings and repeats.
+/// Line by line: cleaning joins lines, and a list's items are sentences.
+pub fn cleaned(written: &str) -> Vec<String> {
+    let mut sentences: Vec<String> = Vec::new();
+    for line in written.lines() {
+        let cleaned = crate::guard::clean(line);
+        for s in split_sentences(strip_heading(&cleaned)) {
+            let key = words(&s).join(" ");
+            if !key.is_empty() && !sentences.iter().any(|t| words(t).join(" ") == key) {
+                sentences.push(s);
+            }
+        }
+    }
+    sentences
 }
 
 /// A person's statement in their words: `They said: "...".`

@@ -45,6 +45,18 @@ fn combining(c: char) -> bool {
         | '\u{FE20}'..='\u{FE2F}')
 }
 
+/// Whether `text` says `phrase`: its words hold the phrase's words in a row, case and
+/// punctuation aside, so that "Tom" is not found in "tomorrow".
+pub fn says(text: &str, phrase: &str) -> bool {
+    let phrase = words(phrase);
+    if phrase.is_empty() {
+        return false;
+    }
+    words(text)
+        .windows(phrase.len())
+        .any(|w| w == phrase.as_slice())
+}
+
 /// Shared words over all words (Jaccard) of two texts; 1 when both have none.
 pub fn overlap(a: &str, b: &str) -> f32 {
     use std::collections::HashSet;
@@ -92,6 +104,15 @@ pub fn shared_content_words(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phrase_is_said_in_whole_words() {
+        assert!(says("Tom moved to Leeds.", "tom"));
+        assert!(says("Actually, Tom moved to York!", "tom moved"));
+        assert!(!says("See you tomorrow.", "tom"));
+        assert!(!says("Tom stayed and moved.", "tom moved"));
+        assert!(!says("anything", ""));
+    }
 
     #[test]
     fn one_rule_for_apostrophes_and_hyphens() {

@@ -186,14 +186,8 @@ impl GenerateRequest {
         max_tokens: u32,
     ) -> GenerateRequest {
         GenerateRequest {
-            messages,
-            max_tokens: Some(max_tokens),
-            ignore_eos: false,
             grammar: Some(grammar),
-            background: true,
-            lane: String::new(),
-            role,
-            temperature: None,
+            ..GenerateRequest::background(role, messages, max_tokens)
         }
     }
 
@@ -204,14 +198,10 @@ impl GenerateRequest {
         max_tokens: u32,
     ) -> GenerateRequest {
         GenerateRequest {
-            messages,
             max_tokens: Some(max_tokens),
-            ignore_eos: false,
-            grammar: None,
             background: true,
-            lane: String::new(),
             role,
-            temperature: None,
+            ..GenerateRequest::chat(messages)
         }
     }
 }

@@ -11,7 +11,7 @@
 //! written, like a memory.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,9 @@ pub struct RoleLog {
     count: Arc<AtomicUsize>,
     /// Counts forgets and clears.
     generation: Arc<AtomicU64>,
+    /// Held by every write that changes which entries there are, so that a record, a trim,
+    /// a forget and a clear never interleave (and the count stays true).
+    writing: Arc<Mutex<()>>,
 }
 
 impl RoleLog {
@@ -138,13 +141,19 @@ impl RoleLog {
             keep: Arc::new(AtomicUsize::new(DEFAULT_ENTRIES)),
             count: Arc::new(AtomicUsize::new(count)),
             generation: Arc::new(AtomicU64::new(0)),
+            writing: Arc::default(),
         })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Keeps at most `keep` entries (the oldest go first, now and from then on); 0 keeps
     /// none and logs nothing.
     pub fn keep(&self, keep: usize) -> Result<(), MemoryError> {
         self.keep.store(keep, Ordering::Relaxed);
+        let _writing = self.lock();
         self.trim(keep)
     }
 
@@ -168,6 +177,7 @@ impl RoleLog {
         generation: u64,
     ) -> Result<Option<u64>, MemoryError> {
         let keep = self.keep.load(Ordering::Relaxed);
+        let _writing = self.lock();
         if keep == 0 || generation != self.generation() {
             return Ok(None);
         }
@@ -200,13 +210,11 @@ impl RoleLog {
         Ok(Some(id))
     }
 
-    /// Drops the oldest entries beyond `keep`.
+    /// Drops the oldest entries beyond `keep` (the caller holds the lock).
     fn trim(&self, keep: usize) -> Result<(), MemoryError> {
         while self.count.load(Ordering::SeqCst) > keep {
             match self.entries.pop_min().map_err(|e| self.store.storage(e))? {
-                Some(_) => {
-                    self.count.fetch_sub(1, Ordering::SeqCst);
-                }
+                Some(_) => self.uncount(),
                 None => {
                     self.count.store(0, Ordering::SeqCst);
                     break;
@@ -222,8 +230,8 @@ impl RoleLog {
         let mut found = false;
         self.entries
             .fetch_and_update(id.to_be_bytes(), |old| {
+                found = old.is_some();
                 let old = old?;
-                found = true;
                 let Ok(mut entry) = serde_json::from_slice::<Entry>(old) else {
                     return Some(old.to_vec());
                 };
@@ -233,6 +241,7 @@ impl RoleLog {
                 Some(serde_json::to_vec(&entry).expect("an entry serialises"))
             })
             .map_err(|e| self.store.storage(e))?;
+        self.store.flush()?;
         Ok(found)
     }
 
@@ -294,17 +303,16 @@ impl RoleLog {
         if said.is_empty() {
             return Ok(0);
         }
+        let _writing = self.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         let mut dropped = 0;
         for entry in self.entries(None)? {
-            let texts = entry
+            let mut texts = entry
                 .messages
                 .iter()
                 .map(|m| m.content.as_str())
                 .chain([entry.output.as_str()]);
-            let says = texts
-                .map(|t| crate::words::words(t).join(" "))
-                .any(|t| said.iter().any(|s| t.contains(s.as_str())));
+            let says = texts.any(|t| said.iter().any(|s| crate::words::says(t, s)));
             let removed = says
                 && self
                     .entries
@@ -312,7 +320,7 @@ impl RoleLog {
                     .map_err(|e| self.store.storage(e))?
                     .is_some();
             if removed {
-                self.count.fetch_sub(1, Ordering::SeqCst);
+                self.uncount();
                 dropped += 1;
             }
         }
@@ -324,11 +332,20 @@ impl RoleLog {
 
     /// Drops every entry ("forget everything"). Returns how many there were.
     pub fn clear(&self) -> Result<usize, MemoryError> {
+        let _writing = self.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         let n = self.count.swap(0, Ordering::SeqCst);
         self.entries.clear().map_err(|e| self.store.storage(e))?;
         self.store.flush()?;
         Ok(n)
+    }
+
+    fn uncount(&self) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(1))
+            });
     }
 
     /// How many entries there are.

@@ -159,8 +159,8 @@ impl Runner {
     /// memory; an open topic becomes a follow-up question, asked later through the "worth
     /// interrupting?" decision.
     async fn reflect(&self, task: Task, room: String, _running: Running) {
-        let exchanges = self.home.with(|h| h.conversations.exchanges(&room));
         let generation = self.subconscious.log_generation();
+        let exchanges = self.home.with(|h| h.conversations.exchanges(&room));
         if !exchanges.is_empty() {
             let request = json_schema_grammar(&tasks::reflection_schema()).map(|g| {
                 GenerateRequest::structured(

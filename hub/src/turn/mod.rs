@@ -40,7 +40,7 @@ use crate::config::HubConfig;
 use crate::conversation::Fold;
 use crate::emotion;
 use crate::guard::{Guard, Pass};
-use crate::household::{Cancelled, Home, Why};
+use crate::household::{Cancelled, Home, LoggedAnswer, Why};
 use crate::llm::{ChatMessage, GenerateRequest, JobRole, LlmError, LlmEvent, LlmHandle};
 use crate::memory::retrieval::RetrievalConfig;
 use crate::memory::rolelog::Signal;
@@ -203,7 +203,21 @@ impl Pipeline {
     /// A terminal cancels a reply: stop it if it is still being written, or trim what the
     /// room's history keeps of it.
     pub fn cancel(&self, c: &Cancel) -> Cancelled {
-        let done = self.home.with(|h| h.cancel(c));
+        let (done, logged) = self.home.with(|h| {
+            let done = h.cancel(c);
+            let logged = h
+                .last_answer
+                .values()
+                .find(|a| a.utterance == c.utterance_id)
+                .map(|a| a.id);
+            (done, logged)
+        });
+        // A reply cut off after it was written (and logged) was not said whole.
+        if let (Cancelled::Trimmed(_), Some(id)) = (&done, logged) {
+            let subconscious = self.subconscious.clone();
+            self.tasks
+                .spawn(async move { subconscious.signal(id, Signal::Interrupted).await });
+        }
         tracing::info!(terminal = %c.terminal, id = %c.utterance_id, heard_chunks = ?c.heard_chunks,
             reason = ?c.reason, result = ?done, "reply cancelled");
         done
@@ -264,9 +278,13 @@ impl Pipeline {
             )
             .await;
         if let Some(id) = logged {
-            let at = now_ms();
+            let answer = LoggedAnswer {
+                id,
+                at_ms: now_ms(),
+                utterance: turn.utterance.id.clone(),
+            };
             self.home
-                .with(|h| h.last_answer.insert(room.clone(), (id, at)));
+                .with(|h| h.last_answer.insert(room.clone(), answer));
         }
         turn.logged = logged;
     }
@@ -275,9 +293,9 @@ impl Pipeline {
     /// `memory.correction_window_s`.
     async fn signal_last_answer(&self, room: &str, signal: Signal) {
         let window = self.config.memory.correction_window_s * 1000;
-        let last = self.home.with(|h| h.last_answer.get(room).copied());
-        if let Some((id, _)) = last.filter(|(_, at)| now_ms().saturating_sub(*at) <= window) {
-            self.subconscious.signal(id, signal).await;
+        let last = self.home.with(|h| h.last_answer.get(room).cloned());
+        if let Some(a) = last.filter(|a| now_ms().saturating_sub(a.at_ms) <= window) {
+            self.subconscious.signal(a.id, signal).await;
         }
     }
 
@@ -566,12 +584,13 @@ impl Pipeline {
     /// exchanges into the room's summary, on a task of its own: it is background work that
     /// any conversation goes before, and shutdown stops it.
     fn fold(self: Arc<Self>, room: &str) {
+        // Read before the exchanges are: a forget after it keeps the fold out of the log.
+        let generation = self.subconscious.log_generation();
         let Some(fold) = self.home.with(|h| h.conversations.fold_due(room)) else {
             return;
         };
         let tasks = self.tasks.clone();
         tasks.spawn(async move {
-            let generation = self.subconscious.log_generation();
             let limit = self.config.conversation.summary_tokens;
             let folded = tokio::select! {
                 f = crate::preprocess::summarise(&self.llm, &fold, limit) => f,

@@ -590,7 +590,7 @@ async fn another_terminal_does_not_cancel() {
 #[tokio::test]
 async fn a_late_cancel_trims_the_history_of_a_finished_reply() {
     let mut hub = hub();
-    hub.ask("u1", "Tell me a story").await;
+    let turn = hub.ask("u1", "Tell me a story").await;
     hub.received("u1").await;
     assert_eq!(
         hub.cancel("u1", Some(2)),
@@ -601,6 +601,19 @@ async fn a_late_cancel_trims_the_history_of_a_finished_reply() {
         "Once there was a fox. It lived by a river."
     );
     assert_eq!(hub.cancel("nope", Some(1)), Cancelled::Unknown);
+    // The role log learns that the answer was not heard whole.
+    let log = hub.pipeline.subconscious.memories().role_log().clone();
+    let id = turn.logged.unwrap();
+    for _ in 0..500 {
+        if log.get(id).unwrap().unwrap().outcome.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    use crate::memory::rolelog::Signal;
+    let entry = log.get(id).unwrap().unwrap();
+    assert_eq!(entry.outcome, [Signal::Finished, Signal::Interrupted]);
+    assert!(!entry.good());
 }
 
 #[tokio::test]
