@@ -69,7 +69,6 @@ impl ConversationConfig {
         Budget {
             tokens: self.history_budget_tokens,
             keep_recent: self.keep_recent_turns,
-            summary_tokens: self.summary_tokens,
         }
     }
 }
@@ -81,8 +80,6 @@ pub struct Budget {
     pub tokens: usize,
     /// The newest exchanges never folded.
     pub keep_recent: usize,
-    /// The most estimated tokens of a summary.
-    pub summary_tokens: usize,
 }
 
 /// Tokens `text` takes, estimated high (3 characters a token; English runs about 4 with the
@@ -311,11 +308,7 @@ impl Conversations {
     /// either. Every room's summary goes too, since it may say the same in other words.
     /// Returns how many exchanges went.
     pub fn forget(&mut self, said: &[String]) -> usize {
-        let said: Vec<String> = said
-            .iter()
-            .map(|s| crate::words::words(s).join(" "))
-            .filter(|s| !s.is_empty())
-            .collect();
+        let said = crate::words::phrases(said);
         let mut dropped = 0;
         if said.is_empty() {
             return 0;
@@ -328,9 +321,8 @@ impl Conversations {
             let before = room.exchanges.len();
             // The reply may have repeated the fact too.
             room.exchanges.retain(|e| {
-                !said
-                    .iter()
-                    .any(|s| crate::words::says(&e.user, s) || crate::words::says(&e.assistant, s))
+                !crate::words::says_any(&e.user, &said)
+                    && !crate::words::says_any(&e.assistant, &said)
             });
             dropped += before - room.exchanges.len();
         }

@@ -200,7 +200,7 @@ fn summary_sentences(text: &str) -> Vec<&str> {
 /// word past the first), or, with none, at least half of its content words.
 fn keeps(summary: &str, statement: &str) -> bool {
     let have: std::collections::HashSet<String> = words(summary).into_iter().collect();
-    let said = statement.trim_start_matches("They said: \"");
+    let said = statement.trim_start_matches(STATEMENT);
     let keys: Vec<String> = said
         .split_whitespace()
         .skip(1)

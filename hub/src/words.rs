@@ -45,16 +45,22 @@ fn combining(c: char) -> bool {
         | '\u{FE20}'..='\u{FE2F}')
 }
 
-/// Whether `text` says `phrase`: its words hold the phrase's words in a row, case and
-/// punctuation aside, so that "Tom" is not found in "tomorrow".
-pub fn says(text: &str, phrase: &str) -> bool {
-    let phrase = words(phrase);
-    if phrase.is_empty() {
-        return false;
-    }
-    words(text)
-        .windows(phrase.len())
-        .any(|w| w == phrase.as_slice())
+/// The words of each of `texts`, for [`says_any`]; a text without words is left out.
+pub fn phrases(texts: &[String]) -> Vec<Vec<String>> {
+    texts
+        .iter()
+        .map(|t| words(t))
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Whether `text` says one of `phrases` (from [`phrases`]): its words hold the phrase's
+/// words in a row, case and punctuation aside, so that "Tom" is not found in "tomorrow".
+pub fn says_any(text: &str, phrases: &[Vec<String>]) -> bool {
+    let text = words(text);
+    phrases
+        .iter()
+        .any(|p| text.windows(p.len()).any(|w| w == p.as_slice()))
 }
 
 /// Shared words over all words (Jaccard) of two texts; 1 when both have none.
@@ -107,11 +113,13 @@ mod tests {
 
     #[test]
     fn a_phrase_is_said_in_whole_words() {
+        let says = |text: &str, phrase: &str| says_any(text, &phrases(&[phrase.to_string()]));
         assert!(says("Tom moved to Leeds.", "tom"));
         assert!(says("Actually, Tom moved to York!", "tom moved"));
         assert!(!says("See you tomorrow.", "tom"));
         assert!(!says("Tom stayed and moved.", "tom moved"));
         assert!(!says("anything", ""));
+        assert!(phrases(&["?!".into(), "Tom".into()]) == [["tom"]]);
     }
 
     #[test]

@@ -295,11 +295,7 @@ impl RoleLog {
     /// Drops every entry whose messages or output say one of `said` (forgotten memories'
     /// texts, compared word by word, case and punctuation aside). Returns how many went.
     pub fn forget(&self, said: &[String]) -> Result<usize, MemoryError> {
-        let said: Vec<String> = said
-            .iter()
-            .map(|s| crate::words::words(s).join(" "))
-            .filter(|s| !s.is_empty())
-            .collect();
+        let said = crate::words::phrases(said);
         if said.is_empty() {
             return Ok(0);
         }
@@ -312,7 +308,7 @@ impl RoleLog {
                 .iter()
                 .map(|m| m.content.as_str())
                 .chain([entry.output.as_str()]);
-            let says = texts.any(|t| said.iter().any(|s| crate::words::says(t, s)));
+            let says = texts.any(|t| crate::words::says_any(t, &said));
             let removed = says
                 && self
                     .entries
