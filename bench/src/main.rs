@@ -31,6 +31,15 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// What switching LoRA adapters between roles costs, and the KV prefix kept per adapter.
+    Adapters {
+        /// Conversation turns, each followed by another role's job.
+        #[arg(long, default_value_t = 6)]
+        turns: usize,
+        /// The adapters' rank.
+        #[arg(long, default_value_t = 16)]
+        rank: u64,
+    },
     /// Retrieval recall on LoCoMo conversations (R@1/5/10 per category), ingest time and
     /// retrieval latency.
     Locomo {
@@ -217,6 +226,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 pause_ms,
             };
             runtime.block_on(hearth_bench::voice::run(opts))
+        }
+        Bench::Adapters { turns, rank } => {
+            let opts = hearth_bench::adapters::AdapterBenchOptions { turns, rank };
+            runtime.block_on(hearth_bench::adapters::run(config, opts))
         }
         Bench::Llm { tokens, runs } => {
             let opts = hearth_bench::speed::LlmBenchOptions { tokens, runs };

@@ -109,6 +109,11 @@ impl HubConfig {
         ] {
             *path = expand_home(path);
         }
+        for path in self.roles.adapter_paths() {
+            if !path.as_os_str().is_empty() {
+                *path = expand_home(path);
+            }
+        }
     }
 
     /// The defaults, with `~` expanded.

@@ -78,10 +78,9 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     config.memory.retrieval.zone =
         crate::pixie::phrase::zone(&config.pixie.time_zone).map_err(anyhow::Error::msg)?;
     tracing::info!(model = %config.llm.model.display(), "loading the language model");
-    let (llm, llm_thread) = LlmHandle::start(config.llm.clone())
+    let (llm, llm_thread) = LlmHandle::start_with_roles(config.llm.clone(), config.roles.clone())
         .await
         .context("cannot start the language model")?;
-    let llm = llm.with_roles(config.roles.clone());
     let mut vital = vital::Vital::default();
     let (embedder, embed_thread) = Embedder::start(config.embeddings.clone())
         .await

@@ -5,15 +5,17 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::{mpsc, oneshot};
 
+use super::adapters::{self, Plan};
 use super::sentence::SentenceSplitter;
 use super::LlmConfig;
 use super::{
@@ -96,17 +98,44 @@ fn choose_template(
     }
 }
 
+/// Checks and loads every adapter of `plan`, in its order.
+fn load_adapters(
+    model: &mut LlamaModel,
+    summary: &gguf::GgufSummary,
+    plan: &Plan,
+) -> Result<Vec<LlamaLoraAdapter>, LlmError> {
+    plan.files
+        .iter()
+        .map(|(path, role)| {
+            adapters::check(path, *role, summary)?;
+            let adapter = model
+                .lora_adapter_init(path)
+                .map_err(|e| LlmError::Adapter {
+                    role: role.name(),
+                    path: path.clone(),
+                    reason: format!(
+                        "llama.cpp refused it ({e}); set llm.log_native = true to log its reason"
+                    ),
+                })?;
+            tracing::info!(adapter = %path.display(), role = %role, "LoRA adapter loaded");
+            Ok(adapter)
+        })
+        .collect()
+}
+
 /// The thread body: load, report readiness, then serve jobs until every handle is gone.
 pub(crate) fn run(
     config: LlmConfig,
+    plan: Plan,
     jobs: mpsc::Receiver<Job>,
     ready: oneshot::Sender<Result<ModelInfo, LlmError>>,
 ) {
-    let loaded = load_model(&config).and_then(|(model, summary)| {
+    let loaded = load_model(&config).and_then(|(mut model, summary)| {
         let (template, source) = choose_template(&model, &config)?;
-        Ok((model, summary, template, source))
+        let adapters = load_adapters(&mut model, &summary, &plan)?;
+        Ok((model, summary, template, source, adapters))
     });
-    let (model, summary, template, source) = match loaded {
+    let (model, summary, template, source, adapters) = match loaded {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -131,6 +160,10 @@ pub(crate) fn run(
         cached: Vec::new(),
         saved: None,
         config: &config,
+        plan,
+        adapters,
+        active: None,
+        parked: Vec::new(),
     };
     // Render a probe conversation now, so that an unknown template name fails at start-up
     // instead of on the first question.
@@ -165,6 +198,7 @@ impl super::model::Model for Session<'_> {
         let max_tokens = request.max_tokens.unwrap_or(self.config.max_reply_tokens) as usize;
         let mut sampler = self.sampler(request)?;
         let tokens = self.fit_prompt(request, max_tokens)?;
+        let adapter_switch = self.switch_to(self.plan.variant(request.role))?;
         // An abandoned job costs no prompt evaluation.
         if cancel.is_cancelled() || events.is_closed() {
             return Ok(GenerationStats {
@@ -180,6 +214,7 @@ impl super::model::Model for Session<'_> {
         let preempted = GenerationStats {
             prompt_tokens: tokens.len(),
             reused_tokens: keep,
+            adapter_switch,
             preempted: true,
             ..GenerationStats::default()
         };
@@ -250,6 +285,7 @@ impl super::model::Model for Session<'_> {
             reused_tokens: keep,
             generated_tokens: generated,
             prompt_eval,
+            adapter_switch,
             generation,
             cancelled,
             truncated: !ended && !cancelled,
@@ -262,13 +298,18 @@ impl super::model::Model for Session<'_> {
     }
 
     fn checkpoint(&mut self) {
-        self.saved = Some(self.cached.clone());
+        self.saved = Some((self.active, self.cached.clone()));
     }
 
     fn restore(&mut self, preempt: &mut dyn FnMut() -> bool) {
-        let Some(tokens) = self.saved.take() else {
+        let Some((variant, tokens)) = self.saved.take() else {
             return;
         };
+        // Back to the conversation's adapter first: its prefix was parked, not lost.
+        if let Err(e) = self.switch_to(variant) {
+            tracing::warn!(error = %e, "could not switch the adapter back");
+            return;
+        }
         if let Err(e) = self.prefill(&tokens, preempt) {
             tracing::debug!(error = %e, "could not restore the conversation cache");
             self.reset();
@@ -283,15 +324,89 @@ struct Session<'m> {
     template_name: String,
     /// The tokens whose KV entries are in sequence 0 of the context, in order.
     cached: Vec<LlamaToken>,
-    /// A conversation's tokens saved before background work overwrote the cache.
-    saved: Option<Vec<LlamaToken>>,
+    /// A conversation's adapter variant and tokens, saved before background work overwrote
+    /// the cache.
+    saved: Option<(Option<usize>, Vec<LlamaToken>)>,
     config: &'m LlmConfig,
+    /// Which adapter each role runs with.
+    plan: Plan,
+    /// The loaded adapters, by `plan.files`.
+    adapters: Vec<LlamaLoraAdapter>,
+    /// The variant set on the context now (`None`: the base weights); the cache was
+    /// computed with it.
+    active: Option<usize>,
+    /// The KV prefixes of the other variants, at most one each.
+    parked: Vec<Parked>,
+}
+
+/// What `Session::active` says after setting an adapter failed: the context holds no known
+/// variant, so the next job sets its own whatever it is.
+const UNKNOWN: Option<usize> = Some(usize::MAX);
+
+/// A variant's KV prefix, kept while another variant runs.
+struct Parked {
+    variant: Option<usize>,
+    tokens: Vec<LlamaToken>,
+    state: SeqState,
 }
 
 impl Session<'_> {
     fn reset(&mut self) {
         self.ctx.clear_kv_cache();
         self.cached.clear();
+    }
+
+    /// Sets `variant`'s adapter (or none) on the context, unless it is set already. The KV
+    /// prefix computed with the one set now is parked, and `variant`'s own comes back, so a
+    /// conversation's prefix survives another role's job. Returns the time it took.
+    fn switch_to(&mut self, variant: Option<usize>) -> Result<Duration, LlmError> {
+        if variant == self.active {
+            return Ok(Duration::ZERO);
+        }
+        let started = Instant::now();
+        let leaving = self.active;
+        self.parked.retain(|p| p.variant != leaving);
+        if !self.cached.is_empty() {
+            match self.ctx.state_seq_get(0, LlamaStateSeqFlags::empty()) {
+                Ok(state) => self.parked.push(Parked {
+                    variant: leaving,
+                    tokens: std::mem::take(&mut self.cached),
+                    state,
+                }),
+                Err(e) => tracing::debug!(error = %e, "could not park the KV prefix"),
+            }
+        }
+        self.reset();
+        let set = match variant {
+            Some(v) => {
+                let (file, scale) = self.plan.variants[v];
+                self.ctx
+                    .lora_adapter_set(&mut self.adapters[file], scale)
+                    .map_err(|e| e.to_string())
+            }
+            None => match self.adapters.first_mut() {
+                Some(any) => self.ctx.lora_adapter_remove(any).map_err(|e| e.to_string()),
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = set {
+            self.active = UNKNOWN;
+            return Err(LlmError::Inference(format!(
+                "cannot set the LoRA adapter: {e}"
+            )));
+        }
+        self.active = variant;
+        if let Some(i) = self.parked.iter().position(|p| p.variant == variant) {
+            let parked = self.parked.swap_remove(i);
+            match self.ctx.state_seq_set(&parked.state, 0) {
+                Ok(()) => self.cached = parked.tokens,
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not restore a parked KV prefix");
+                    self.reset();
+                }
+            }
+        }
+        Ok(started.elapsed())
     }
 
     fn render(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, LlmError> {

@@ -66,6 +66,12 @@ pub struct GgufSummary {
     pub name: Option<String>,
     /// Whether `tokenizer.chat_template` is present.
     pub has_chat_template: bool,
+    /// `general.type` (`model`, or `adapter` for a LoRA), if present.
+    pub file_type: Option<String>,
+    /// `adapter.type` (`lora`), if present.
+    pub adapter_type: Option<String>,
+    /// Every tensor's name and dimensions (ggml order: the row length first).
+    pub shapes: Vec<(String, Vec<u64>)>,
 }
 
 /// Limits that keep a corrupt header from making us allocate or loop without bound.
@@ -110,6 +116,9 @@ pub fn validate(path: &Path) -> Result<GgufSummary, GgufError> {
         architecture: None,
         name: None,
         has_chat_template: false,
+        file_type: None,
+        adapter_type: None,
+        shapes: Vec::new(),
     };
     let mut alignment: u64 = 32;
     for _ in 0..n_kv {
@@ -118,6 +127,8 @@ pub fn validate(path: &Path) -> Result<GgufSummary, GgufError> {
         match (key.as_str(), ty) {
             ("general.architecture", 8) => summary.architecture = Some(r.string("a value")?),
             ("general.name", 8) => summary.name = Some(r.string("a value")?),
+            ("general.type", 8) => summary.file_type = Some(r.string("a value")?),
+            ("adapter.type", 8) => summary.adapter_type = Some(r.string("a value")?),
             ("general.alignment", 4) => {
                 alignment = u64::from(r.u32("the alignment")?);
                 if alignment == 0 || !alignment.is_power_of_two() {
@@ -141,8 +152,10 @@ pub fn validate(path: &Path) -> Result<GgufSummary, GgufError> {
             return Err(r.corrupt(format!("tensor {name:?} has {n_dims} dimensions")));
         }
         let mut elements: u64 = 1;
+        let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
             let d = r.u64("a tensor dimension")?;
+            dims.push(d);
             elements = elements
                 .checked_mul(d)
                 .ok_or_else(|| r.corrupt(format!("tensor {name:?} is impossibly large")))?;
@@ -156,6 +169,7 @@ pub fn validate(path: &Path) -> Result<GgufSummary, GgufError> {
         }
         .ok_or_else(|| r.corrupt(format!("tensor {name:?} has offset {offset} out of range")))?;
         data_needed = data_needed.max(end);
+        summary.shapes.push((name, dims));
     }
     let data_start = r.pos.div_ceil(alignment) * alignment;
     let needed = data_start.saturating_add(data_needed);
@@ -166,6 +180,65 @@ pub fn validate(path: &Path) -> Result<GgufSummary, GgufError> {
         });
     }
     Ok(summary)
+}
+
+/// One tensor of a LoRA adapter: its name, its dimensions in ggml order (the row length
+/// first) and its values, row by row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterTensor {
+    /// For example `blk.0.attn_q.weight.lora_a`.
+    pub name: String,
+    /// ggml order: `[n_in, rank]` for a `lora_a`, `[rank, n_out]` for a `lora_b`.
+    pub dims: Vec<u64>,
+    /// The values, F32, the first dimension varying fastest.
+    pub data: Vec<f32>,
+}
+
+/// The bytes of a llama.cpp LoRA adapter GGUF (version 3): `general.type` adapter,
+/// `general.architecture` as the base model's, `adapter.type` lora, `adapter.lora.alpha`,
+/// then the F32 tensors, each aligned to 32 bytes. The layout is the one llama.cpp's
+/// `convert_lora_to_gguf.py` writes and `llama-adapter.cpp` reads.
+pub fn adapter_bytes(architecture: &str, alpha: f32, tensors: &[AdapterTensor]) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend((s.len() as u64).to_le_bytes());
+        out.extend(s.as_bytes());
+    }
+    const ALIGN: usize = 32;
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend(4u64.to_le_bytes());
+    for (key, value) in [
+        ("general.type", "adapter"),
+        ("general.architecture", architecture),
+        ("adapter.type", "lora"),
+    ] {
+        string(&mut out, key);
+        out.extend(8u32.to_le_bytes());
+        string(&mut out, value);
+    }
+    string(&mut out, "adapter.lora.alpha");
+    out.extend(6u32.to_le_bytes());
+    out.extend(alpha.to_le_bytes());
+    let mut offset = 0usize;
+    for t in tensors {
+        string(&mut out, &t.name);
+        out.extend((t.dims.len() as u32).to_le_bytes());
+        for d in &t.dims {
+            out.extend(d.to_le_bytes());
+        }
+        out.extend(0u32.to_le_bytes()); // F32
+        out.extend((offset as u64).to_le_bytes());
+        offset += (t.data.len() * 4).div_ceil(ALIGN) * ALIGN;
+    }
+    out.resize(out.len().div_ceil(ALIGN) * ALIGN, 0);
+    for t in tensors {
+        for v in &t.data {
+            out.extend(v.to_le_bytes());
+        }
+        out.resize(out.len().div_ceil(ALIGN) * ALIGN, 0);
+    }
+    out
 }
 
 /// Bytes taken by `elements` values of ggml type `ty`, for the types llama.cpp models use.

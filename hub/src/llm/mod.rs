@@ -5,6 +5,7 @@
 //! reuses whatever prefix of the prompt is still in the KV cache (the fixed system prompt at
 //! least), and streams the reply back as whole sentences while it generates.
 
+pub mod adapters;
 pub mod embed;
 mod engine;
 mod fair;
@@ -237,6 +238,9 @@ pub struct GenerationStats {
     pub generated_tokens: usize,
     /// Time to evaluate the new part of the prompt.
     pub prompt_eval: Duration,
+    /// Time spent switching LoRA adapters for this job (parking one adapter's KV prefix and
+    /// restoring the next one's); zero when the job ran with the adapter already set.
+    pub adapter_switch: Duration,
     /// Time from the first to the last generated token.
     pub generation: Duration,
     /// Whether the request was cancelled before the model finished.
@@ -315,6 +319,16 @@ pub enum LlmError {
         /// Tokens available.
         limit: usize,
     },
+    /// A role's LoRA adapter does not fit the model, or llama.cpp refused it.
+    #[error("roles.{role}.adapter {path} cannot be used: {reason}; point it at a LoRA adapter trained for this model, or leave it empty")]
+    Adapter {
+        /// The role whose setting names it.
+        role: &'static str,
+        /// The adapter path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// llama.cpp failed while evaluating.
     #[error("llama.cpp failed during inference: {0}")]
     Inference(String),
@@ -351,15 +365,26 @@ impl std::fmt::Debug for LlmHandle {
 
 impl LlmHandle {
     /// Starts the inference thread and waits until the model is loaded (or failed to load).
+    /// Every role runs with the base weights and its job's own settings.
     pub async fn start(
         config: LlmConfig,
+    ) -> Result<(LlmHandle, std::thread::JoinHandle<()>), LlmError> {
+        LlmHandle::start_with_roles(config, RolesConfig::default()).await
+    }
+
+    /// [`LlmHandle::start`] with `[roles.<name>]`: each role's adapter is checked and loaded
+    /// before the handle is ready, and each role's settings apply to its jobs.
+    pub async fn start_with_roles(
+        config: LlmConfig,
+        roles: RolesConfig,
     ) -> Result<(LlmHandle, std::thread::JoinHandle<()>), LlmError> {
         let capacity = config.queue_capacity;
         let (jobs_tx, jobs_rx) = mpsc::channel(capacity);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let plan = adapters::Plan::from_roles(&roles);
         let thread = std::thread::Builder::new()
             .name("llm".to_string())
-            .spawn(move || engine::run(config, jobs_rx, ready_tx))
+            .spawn(move || engine::run(config, plan, jobs_rx, ready_tx))
             .map_err(|e| LlmError::Inference(format!("cannot start the inference thread: {e}")))?;
         let info = ready_rx.await.map_err(|_| LlmError::Stopped)??;
         Ok((
@@ -367,7 +392,7 @@ impl LlmHandle {
                 jobs: jobs_tx,
                 info: Arc::new(info),
                 capacity,
-                roles: Arc::default(),
+                roles: Arc::new(roles),
             },
             thread,
         ))

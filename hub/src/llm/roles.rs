@@ -6,6 +6,8 @@
 //! role's job runs with (its system prompt, reply length, temperature); the handle applies the
 //! override as it queues the job, so the code that builds a job never reads the config.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use super::{ChatMessage, GenerateRequest, Role};
@@ -42,6 +44,14 @@ impl JobRole {
         JobRole::ALL.into_iter().find(|r| r.name() == name)
     }
 
+    /// The role's place in [`JobRole::ALL`].
+    pub fn index(self) -> usize {
+        JobRole::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("every role is in ALL")
+    }
+
     /// The role's name, as in `[roles.<name>]` and the logs.
     pub fn name(self) -> &'static str {
         match self {
@@ -72,6 +82,14 @@ pub struct RoleConfig {
     /// Sampling temperature; below 0 keeps `llm.temperature`. Grammar-constrained jobs are
     /// always greedy.
     pub temperature: f32,
+    /// A LoRA adapter (GGUF, trained for this base model) applied to this role's jobs; empty:
+    /// the base weights. `~/` is expanded. Checked against the model at start.
+    pub adapter: PathBuf,
+    /// How strongly the adapter applies (llama.cpp's adapter scale; 1 as trained).
+    pub adapter_scale: f32,
+    /// The system prompt used instead of the full one while an adapter is set: what the
+    /// adapter learned need not be said again (one sentence, say). Empty: the full prompt.
+    pub minimal_prompt: String,
 }
 
 impl Default for RoleConfig {
@@ -80,6 +98,26 @@ impl Default for RoleConfig {
             system_prompt: String::new(),
             max_tokens: 0,
             temperature: -1.0,
+            adapter: PathBuf::new(),
+            adapter_scale: 1.0,
+            minimal_prompt: String::new(),
+        }
+    }
+}
+
+impl RoleConfig {
+    /// Whether an adapter is set.
+    pub fn has_adapter(&self) -> bool {
+        !self.adapter.as_os_str().is_empty()
+    }
+
+    /// The system prompt that replaces the job's: the minimal one while an adapter is set
+    /// (when there is one), else `system_prompt`; empty keeps the job's own.
+    pub fn prompt(&self) -> &str {
+        if self.has_adapter() && !self.minimal_prompt.is_empty() {
+            &self.minimal_prompt
+        } else {
+            &self.system_prompt
         }
     }
 }
@@ -132,10 +170,11 @@ impl RolesConfig {
         JobRole::ALL.map(|r| (r, self.get(r)))
     }
 
-    /// The system prompt of an answer: `roles.consciousness.system_prompt`, or `built_in`
+    /// The system prompt of an answer: `roles.consciousness.minimal_prompt` while it has an
+    /// adapter, else `roles.consciousness.system_prompt`, or `built_in`
     /// (`conversation.system_prompt`) when that is empty.
     pub fn answer_prompt<'a>(&'a self, built_in: &'a str) -> &'a str {
-        match self.consciousness.system_prompt.as_str() {
+        match self.consciousness.prompt() {
             "" => built_in,
             set => set,
         }
@@ -150,22 +189,40 @@ impl RolesConfig {
                     c.temperature
                 ));
             }
+            if !(c.adapter_scale > 0.0 && c.adapter_scale <= 10.0) {
+                return Err(format!(
+                    "roles.{role}.adapter_scale ({}) must be above 0 and at most 10",
+                    c.adapter_scale
+                ));
+            }
         }
         Ok(())
     }
 
-    /// Applies the settings of the request's role: its system prompt replaces the leading
-    /// system message (or leads, when there is none), and its reply length and temperature
-    /// replace the job's. The consciousness's system prompt is not replaced here: the turn
+    /// Every role's adapter path, to expand `~/` in.
+    pub fn adapter_paths(&mut self) -> [&mut PathBuf; 5] {
+        [
+            &mut self.consciousness.adapter,
+            &mut self.subconscious.adapter,
+            &mut self.preprocessor.adapter,
+            &mut self.memory_writer.adapter,
+            &mut self.pixie.adapter,
+        ]
+    }
+
+    /// Applies the settings of the request's role: its system prompt ([`RoleConfig::prompt`])
+    /// replaces the leading system message (or leads, when there is none), and its reply
+    /// length and temperature replace the job's. The consciousness's system prompt is not replaced here: the turn
     /// pipeline composes it ([`RolesConfig::answer_prompt`]) with the room's summary after it.
     pub fn apply(&self, request: &mut GenerateRequest) {
         let c = self.get(request.role);
-        if !c.system_prompt.is_empty() && request.role != JobRole::Consciousness {
+        let prompt = c.prompt();
+        if !prompt.is_empty() && request.role != JobRole::Consciousness {
             match request.messages.first_mut() {
-                Some(m) if m.role == Role::System => m.content = c.system_prompt.clone(),
+                Some(m) if m.role == Role::System => m.content = prompt.to_string(),
                 _ => request
                     .messages
-                    .insert(0, ChatMessage::new(Role::System, c.system_prompt.clone())),
+                    .insert(0, ChatMessage::new(Role::System, prompt.to_string())),
             }
         }
         if c.max_tokens > 0 {
