@@ -37,6 +37,9 @@ pub struct ConversationConfig {
     pub one_moment_ms: u64,
     /// What it says then.
     pub one_moment_text: String,
+    /// Other names the assistant answers as (a persona's; one word each): their labels are
+    /// its own to the guard, dropped at the start of a reply and ending it later.
+    pub assistant_names: Vec<String>,
     /// At shutdown, replies and background work in flight are cancelled; the hub waits this
     /// many ms for them to stop before it goes offline anyway.
     pub shutdown_wait_ms: u64,
@@ -57,6 +60,7 @@ impl Default for ConversationConfig {
             max_utterance_chars: 2000,
             one_moment_ms: 1000,
             one_moment_text: "One moment.".to_string(),
+            assistant_names: Vec::new(),
             shutdown_wait_ms: 5000,
             max_rooms: 64,
         }

@@ -57,6 +57,8 @@ pub struct Guard {
     said: Vec<Vec<String>>,
     /// Whether a sentence has been said (a leading role marker is only allowed before).
     started: bool,
+    /// Other names the assistant goes by (lower case), whose labels are its own.
+    names: Vec<String>,
 }
 
 impl Guard {
@@ -65,9 +67,18 @@ impl Guard {
         Guard::default()
     }
 
+    /// A guard for a new reply of an assistant that also goes by `names` (a persona's): a
+    /// label of one of them ("Brick: ...") is its own, like "Hearth:".
+    pub fn with_names(names: &[String]) -> Guard {
+        Guard {
+            names: names.iter().map(|n| n.to_lowercase()).collect(),
+            ..Guard::default()
+        }
+    }
+
     /// Decides what becomes of the next sentence the model wrote.
     pub fn pass(&mut self, sentence: &str) -> Pass {
-        let (cleaned, other_turn) = strip(sentence, !self.started);
+        let (cleaned, other_turn) = strip(sentence, !self.started, &self.names);
         let (cleaned, looped) = cut_loop(&cleaned);
         let words = words(&cleaned);
         if !words.is_empty() && self.repeats(&words) {
@@ -105,14 +116,14 @@ impl Guard {
 /// `text` cleaned of labels, role markers and special tokens, and cut before any turn the
 /// model began writing for someone else; for model text that is spoken whole.
 pub fn clean(text: &str) -> String {
-    let (cleaned, _) = strip(text, true);
+    let (cleaned, _) = strip(text, true, &[]);
     cut_loop(&cleaned).0
 }
 
 /// Removes labels, special tokens and role markers from `text`. A role marker at the start
 /// of the reply (`at_start`) that is the assistant's own is dropped; any other cuts the text
 /// there, and the flag says so.
-fn strip(text: &str, at_start: bool) -> (String, bool) {
+fn strip(text: &str, at_start: bool, names: &[String]) -> (String, bool) {
     // A template turn written out: the user's is another turn, the model's own is dropped.
     let mut text = text
         .replace("<start_of_turn>user", "\nUser:")
@@ -122,7 +133,7 @@ fn strip(text: &str, at_start: bool) -> (String, bool) {
     }
     let text = strip_labels(&text);
     let text = strip_angle_tokens(&text);
-    let (text, cut) = cut_at_role(&text, at_start);
+    let (text, cut) = cut_at_role(&text, at_start, names);
     (tidy(&text), cut)
 }
 
@@ -180,9 +191,9 @@ fn strip_spans(text: &str, open: char, close: char, remove: impl Fn(&str) -> boo
     out
 }
 
-/// Finds role markers ("User:", "Hearth:"): the assistant's own at the very start is dropped;
-/// any other cuts the text before it (true: the model began another turn).
-fn cut_at_role(text: &str, at_start: bool) -> (String, bool) {
+/// Finds role markers ("User:", "Hearth:", or one of `names`): the assistant's own at the very
+/// start is dropped; any other cuts the text before it (true: the model began another turn).
+fn cut_at_role(text: &str, at_start: bool, names: &[String]) -> (String, bool) {
     let mut start = 0;
     let mut first = true;
     for (i, c) in text.char_indices() {
@@ -202,12 +213,13 @@ fn cut_at_role(text: &str, at_start: bool) -> (String, bool) {
             continue;
         }
         let at_very_start = lead.is_empty() && first;
-        if OWN_ROLES.contains(&word.as_str()) && at_very_start && at_start {
+        let own = OWN_ROLES.contains(&word.as_str()) || names.contains(&word);
+        if own && at_very_start && at_start {
             start = i + 1;
             first = false;
             continue;
         }
-        if OWN_ROLES.contains(&word.as_str()) || OTHER_ROLES.contains(&word.as_str()) {
+        if own || OTHER_ROLES.contains(&word.as_str()) {
             return (text[start..word_start].to_string(), true);
         }
     }
@@ -346,6 +358,22 @@ mod tests {
         // Its own marker later in the reply is a new turn too.
         let (said, _) = run(&["Hi.", "Hearth: Hi again."]);
         assert_eq!(said, ["Hi."]);
+    }
+
+    #[test]
+    fn another_name_of_the_assistant_labels_its_own_turn() {
+        let mut guard = Guard::with_names(&["Brick".to_string()]);
+        assert_eq!(
+            guard.pass("Brick: Right away, sir."),
+            Pass::Say("Right away, sir.".into())
+        );
+        assert!(matches!(guard.pass("Brick: And more."), Pass::End(..)));
+        // Without the name, it is not a label.
+        let mut plain = Guard::new();
+        assert_eq!(
+            plain.pass("Brick: Right away, sir."),
+            Pass::Say("Brick: Right away, sir.".into())
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod say;
 pub mod service;
 pub mod subconscious;
 pub mod tls;
+pub mod train;
 pub mod trust;
 pub mod turn;
 pub mod vital;

@@ -130,6 +130,50 @@ enum TrainAction {
         /// Output file (stdout without it).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Only the examples whose output starts with this text: those that show the
+        /// behaviour being taught (a persona's opening words, say).
+        #[arg(long)]
+        starting_with: Option<String>,
+    },
+    /// Fit a LoRA adapter for llm.model to exported examples, on the CPU, and write it as a
+    /// llama.cpp LoRA GGUF for roles.<name>.adapter.
+    Fit {
+        /// The role the adapter is for: where an example's system prompt starts with the
+        /// role's full prompt, it is trained with roles.<role>.minimal_prompt instead.
+        #[arg(long, default_value = "consciousness")]
+        role: String,
+        /// Chat-format JSON lines, as `train export` writes them.
+        #[arg(long)]
+        data: PathBuf,
+        /// The adapter file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The adapter's rank.
+        #[arg(long, default_value_t = 8)]
+        rank: usize,
+        /// Its scaling numerator (updates are scaled by alpha / rank).
+        #[arg(long, default_value_t = 16.0)]
+        alpha: f32,
+        /// The projections adapted in every block, comma-separated (all of them unless
+        /// given): attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down.
+        #[arg(
+            long,
+            default_value = "attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down",
+            value_delimiter = ','
+        )]
+        targets: Vec<String>,
+        /// Passes over the examples.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// AdamW's learning rate.
+        #[arg(long, default_value_t = 1e-3)]
+        learning_rate: f64,
+        /// Examples are cut to this many tokens.
+        #[arg(long, default_value_t = 512)]
+        max_tokens: usize,
+        /// Seeds the adapter's initial values and the examples' order.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -287,10 +331,53 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             memory_command(&config, action)
         }
         Some(Command::Train {
-            action: TrainAction::Export { role, out },
+            action:
+                TrainAction::Export {
+                    role,
+                    out,
+                    starting_with,
+                },
         }) => {
             let config = load_config(&cli)?;
-            export_examples(&config, role, out.as_deref())
+            export_examples(&config, role, out.as_deref(), starting_with.as_deref())
+        }
+        Some(Command::Train {
+            action:
+                TrainAction::Fit {
+                    role,
+                    data,
+                    out,
+                    rank,
+                    alpha,
+                    targets,
+                    epochs,
+                    learning_rate,
+                    max_tokens,
+                    seed,
+                },
+        }) => {
+            // candle's thread pool spins after every element-wise op, which on a shared
+            // 2-core machine made each step three times slower; its matrix products still
+            // use every core. It reads this once, so it is set before any tensor exists.
+            if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+                std::env::set_var("CANDLE_NUM_THREADS", "1");
+            }
+            let config = load_config(&cli)?;
+            let targets = targets
+                .iter()
+                .map(|t| t.trim().parse())
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let opts = hearth_hub::train::TrainOptions {
+                rank: *rank,
+                alpha: *alpha,
+                targets,
+                epochs: *epochs,
+                learning_rate: *learning_rate,
+                max_tokens: *max_tokens,
+                seed: *seed,
+                shorten: shortened_prompt(&config, role)?,
+            };
+            fit_adapter(&config, data, out, &opts)
         }
         Some(Command::Pair {
             id,
@@ -547,21 +634,97 @@ fn emotion_command(
     );
 }
 
+/// The role called `name`, or an error listing the roles.
+fn role_named(name: &str) -> anyhow::Result<hearth_hub::llm::JobRole> {
+    use hearth_hub::llm::JobRole;
+    JobRole::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = JobRole::ALL.iter().map(|r| r.name()).collect();
+        anyhow::anyhow!(
+            "there is no role {name:?}; the roles are {}",
+            names.join(", ")
+        )
+    })
+}
+
+/// How `role`'s examples get its minimal prompt, when it has one: the consciousness's full
+/// prompt (`roles.consciousness.system_prompt`, or `conversation.system_prompt`) is replaced
+/// where it leads; every other role's system message is replaced whole, as the hub does.
+fn shortened_prompt(
+    config: &HubConfig,
+    role: &str,
+) -> anyhow::Result<Option<hearth_hub::train::Shorten>> {
+    use hearth_hub::llm::JobRole;
+    use hearth_hub::train::Shorten;
+    let role = role_named(role)?;
+    let c = config.roles.get(role);
+    let minimal = c.minimal_prompt.clone();
+    if minimal.is_empty() {
+        eprintln!("roles.{role}.minimal_prompt is not set: the examples keep their prompts");
+        return Ok(None);
+    }
+    Ok(Some(match role {
+        JobRole::Consciousness => Shorten::Prefix {
+            full: match c.system_prompt.as_str() {
+                "" => config.conversation.system_prompt.clone(),
+                full => full.to_string(),
+            },
+            minimal,
+        },
+        _ => Shorten::Whole { minimal },
+    }))
+}
+
+/// `hearth-hub train fit`: fits an adapter, one progress line per step on stderr.
+fn fit_adapter(
+    config: &HubConfig,
+    data: &std::path::Path,
+    out: &std::path::Path,
+    opts: &hearth_hub::train::TrainOptions,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    eprintln!(
+        "fitting a rank-{} adapter for {} to {} ({} epochs)",
+        opts.rank,
+        config.llm.model.display(),
+        data.display(),
+        opts.epochs
+    );
+    let fitted = hearth_hub::train::fit_adapter(&config.llm, data, out, opts, |p| {
+        let per_step = started.elapsed().as_secs_f64() / p.step as f64;
+        let left = per_step * (p.total_steps - p.step) as f64;
+        eprintln!(
+            "step {}/{} (epoch {}): loss {:.3}, {:.1} s a step, about {:.0} s left",
+            p.step,
+            p.total_steps,
+            p.epoch + 1,
+            p.loss,
+            per_step,
+            left
+        );
+    })?;
+    let report = &fitted.report;
+    eprintln!(
+        "wrote {} in {:.0} s: {} examples ({} with the minimal prompt, {} too long to learn from), loss {:.3} in the first epoch and {:.3} in the last",
+        out.display(),
+        report.elapsed.as_secs_f64(),
+        report.examples_used,
+        fitted.shortened,
+        report.examples_skipped,
+        report.first_epoch_loss,
+        report.final_loss
+    );
+    Ok(())
+}
+
 /// `hearth-hub train export`: a role's good examples from the role log, as JSON lines.
 fn export_examples(
     config: &HubConfig,
     role: &str,
     out: Option<&std::path::Path>,
+    starting_with: Option<&str>,
 ) -> anyhow::Result<()> {
-    use hearth_hub::llm::JobRole;
     use hearth_hub::memory::rolelog::RoleLog;
-    let Some(role) = JobRole::from_name(role) else {
-        let names: Vec<&str> = JobRole::ALL.iter().map(|r| r.name()).collect();
-        anyhow::bail!(
-            "there is no role {role:?}; the roles are {}",
-            names.join(", ")
-        );
-    };
+    let role = role_named(role)?;
     let path = config.memory.path.join("store");
     let store = hearth_hub::memory::MemoryStore::open(&path).with_context(|| {
         format!(
@@ -574,10 +737,14 @@ fn export_examples(
         Some(file) => {
             let f = std::fs::File::create(file)
                 .with_context(|| format!("cannot create {}", file.display()))?;
-            log.export_jsonl(role, std::io::BufWriter::new(f))?
+            log.export_jsonl(role, starting_with, std::io::BufWriter::new(f))?
         }
-        None => log.export_jsonl(role, std::io::stdout().lock())?,
+        None => log.export_jsonl(role, starting_with, std::io::stdout().lock())?,
     };
-    eprintln!("exported {written} {role} examples ({left} left out: interrupted, corrected, guarded, forgotten or refused)");
+    let unlike = match starting_with {
+        Some(s) => format!(", or not starting with {s:?}"),
+        None => String::new(),
+    };
+    eprintln!("exported {written} {role} examples ({left} left out: interrupted, corrected, guarded, forgotten or refused{unlike})");
     Ok(())
 }

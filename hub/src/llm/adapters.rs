@@ -105,13 +105,16 @@ pub(crate) fn check(path: &Path, role: JobRole, base: &GgufSummary) -> Result<()
             .find(|(n, _)| n == target)
             .map(|(_, dims)| dims.as_slice())
             .ok_or_else(|| refuse(format!("the model has no tensor {target}")))?;
-        // A is [n_in, rank] and B [rank, n_out] in ggml order, for a weight of [n_in, n_out].
+        // A is [n_in, rank] and B [rank, n_out] in ggml order, for a weight of [n_in, n_out];
+        // the token embedding's pair is flipped (llama.cpp looks rows up in B).
         let fits = a.len() == 2
             && b.len() == 2
             && w.len() >= 2
-            && a[0] == w[0]
-            && b[1] == w[1]
-            && a[1] == b[0];
+            && if target.ends_with("token_embd.weight") {
+                w[0] == b[1] && w[1] == a[1]
+            } else {
+                a[0] == w[0] && b[1] == w[1] && a[1] == b[0]
+            };
         if !fits {
             return Err(refuse(format!(
                 "{target} is {w:?} in the model, and its lora_a {a:?} and lora_b {b:?} do not fit it (an adapter for another model?)"
@@ -136,16 +139,7 @@ pub fn random_adapter(
     strength: f32,
 ) -> Result<Vec<u8>, gguf::GgufError> {
     let base = gguf::validate(model)?;
-    let mut state = seed;
-    let mut next = || {
-        // splitmix64
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * strength
-    };
+    let mut rng = SplitMix64::new(seed);
     let mut tensors = Vec::new();
     for (name, dims) in &base.shapes {
         let targeted = name.ends_with(".attn_q.weight") || name.ends_with(".attn_v.weight");
@@ -157,12 +151,47 @@ pub fn random_adapter(
             tensors.push(gguf::AdapterTensor {
                 name: format!("{name}.{half}"),
                 dims: shape.to_vec(),
-                data: (0..shape[0] * shape[1]).map(|_| next()).collect(),
+                data: (0..shape[0] * shape[1])
+                    .map(|_| rng.uniform(strength))
+                    .collect(),
             });
         }
     }
     let architecture = base.architecture.unwrap_or_default();
     Ok(gguf::adapter_bytes(&architecture, rank as f32, &tensors))
+}
+
+/// SplitMix64: a small, seedable generator, for adapters' initial values and the order of
+/// training examples, the same on every machine for the same seed.
+pub(crate) struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// The generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[-bound, bound)`.
+    pub fn uniform(&mut self, bound: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        (2.0 * unit - 1.0) * bound
+    }
+
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -305,6 +305,9 @@ impl super::model::Model for Session<'_> {
         let Some((variant, tokens)) = self.saved.take() else {
             return;
         };
+        if variant == UNKNOWN {
+            return;
+        }
         // Back to the conversation's adapter first: its prefix was parked, not lost.
         if let Err(e) = self.switch_to(variant) {
             tracing::warn!(error = %e, "could not switch the adapter back");
@@ -670,6 +673,71 @@ fn warn_control_text(said_now: bool, role: Role) {
             role,
             "an earlier message holds control-token text; it is read as plain text"
         );
+    }
+}
+
+/// The model's tokenizer and chat template, as the engine renders prompts: what training
+/// tokenises its examples with, so that an adapter learns the very tokens it will be given.
+pub struct Tokenizer {
+    model: LlamaModel,
+    template: LlamaChatTemplate,
+}
+
+impl Tokenizer {
+    /// Loads the vocabulary and the chat template of `config.model` (not its weights).
+    pub fn load(config: &LlmConfig) -> Result<Tokenizer, LlmError> {
+        gguf::validate(&config.model)?;
+        let params = LlamaModelParams::default().with_vocab_only(true);
+        let model = LlamaModel::load_from_file(backend(config.log_native)?, &config.model, &params)
+            .map_err(|e| LlmError::Load {
+                path: config.model.clone(),
+                reason: e.to_string(),
+            })?;
+        let (template, _) = choose_template(&model, config)?;
+        Ok(Tokenizer { model, template })
+    }
+
+    /// The tokens of `messages` followed by `reply` as the assistant's turn, and where the
+    /// reply starts: the prompt is exactly what the engine would evaluate for `messages`, and
+    /// the reply runs through its end-of-turn token.
+    pub fn example(
+        &self,
+        messages: &[ChatMessage],
+        reply: &str,
+    ) -> Result<(Vec<u32>, usize), LlmError> {
+        let prompt = render(&self.model, &self.template, "training", messages)?;
+        let mut whole = messages.to_vec();
+        whole.push(ChatMessage::new(Role::Assistant, reply));
+        let mut tokens = render(&self.model, &self.template, "training", &whole)?;
+        if !tokens.starts_with(&prompt) {
+            return Err(LlmError::Template {
+                template: "training".into(),
+                reason:
+                    "the prompt does not render as the start of the conversation with its reply"
+                        .into(),
+            });
+        }
+        let vocab = self.model.vocab();
+        let end = tokens[prompt.len()..]
+            .iter()
+            .position(|t| vocab.is_eog(*t))
+            .map(|i| prompt.len() + i + 1)
+            .ok_or_else(|| LlmError::Template {
+                template: "training".into(),
+                reason: "the reply has no end-of-turn token after it".into(),
+            })?;
+        tokens.truncate(end);
+        Ok((tokens.iter().map(|t| t.0 as u32).collect(), prompt.len()))
+    }
+
+    /// The text of `tokens` (for progress lines and checks).
+    pub fn text(&self, tokens: &[u32]) -> String {
+        let vocab = self.model.vocab();
+        let bytes: Vec<u8> = tokens
+            .iter()
+            .flat_map(|t| vocab.token_to_piece(LlamaToken(*t as i32), true, None))
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use engine::bare_generation_loop;
+pub use engine::{bare_generation_loop, Tokenizer};
 use gguf::GgufError;
 pub use roles::{JobRole, RoleConfig, RolesConfig};
 use serde::{Deserialize, Serialize};

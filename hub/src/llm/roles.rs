@@ -274,6 +274,26 @@ mod tests {
         roles.apply(&mut bare);
         assert_eq!(bare.messages[0].role, Role::System, "a system prompt leads");
         assert_eq!(bare.temperature, Some(0.7));
+
+        // With an adapter, the minimal prompt is the one used (when there is one).
+        roles.preprocessor.minimal_prompt = "Fold.".into();
+        let mut job = GenerateRequest {
+            role: JobRole::Preprocessor,
+            ..GenerateRequest::chat(vec![ChatMessage::new(Role::User, "hi")])
+        };
+        roles.apply(&mut job);
+        assert_eq!(job.messages[0].content, "Summarise.", "no adapter yet");
+        roles.preprocessor.adapter = "fold.gguf".into();
+        roles.apply(&mut job);
+        assert_eq!(job.messages[0].content, "Fold.");
+        roles.consciousness.adapter = "answer.gguf".into();
+        assert_eq!(
+            roles.answer_prompt("built in"),
+            "Answer.",
+            "no minimal prompt"
+        );
+        roles.consciousness.minimal_prompt = "Be Brick.".into();
+        assert_eq!(roles.answer_prompt("built in"), "Be Brick.");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum Signal {
     Rejected,
     /// The job failed.
     Failed,
+    /// The output stopped at the token limit, not where the model ended it (training
+    /// learns its words but not its end).
+    Truncated,
 }
 
 /// One message of a logged job.
@@ -272,15 +275,19 @@ impl RoleLog {
     }
 
     /// Writes `role`'s good examples ([`Entry::good`]) to `out`, one JSON object per line
-    /// ([`Entry::example`]). Returns how many were written and how many were left out.
+    /// ([`Entry::example`]); with `starting_with`, only those whose output starts with it
+    /// (the examples that show a behaviour being taught). Returns how many were written and
+    /// how many were left out.
     pub fn export_jsonl(
         &self,
         role: JobRole,
+        starting_with: Option<&str>,
         mut out: impl std::io::Write,
     ) -> Result<(usize, usize), ExportError> {
         let (mut written, mut left) = (0, 0);
         for entry in self.entries(Some(role))? {
-            if !entry.good() {
+            let shows = starting_with.is_none_or(|s| entry.output.starts_with(s));
+            if !entry.good() || !shows {
                 left += 1;
                 continue;
             }
@@ -470,7 +477,7 @@ mod tests {
         said(&[Signal::Rejected], JobRole::Preprocessor);
         said(&[Signal::Accepted], JobRole::Preprocessor);
         let mut out = Vec::new();
-        assert_eq!(log.export_jsonl(c, &mut out).unwrap(), (1, 2));
+        assert_eq!(log.export_jsonl(c, None, &mut out).unwrap(), (1, 2));
         let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             line["messages"][2],
@@ -484,8 +491,18 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(
-            log.export_jsonl(JobRole::Preprocessor, &mut out).unwrap(),
+            log.export_jsonl(JobRole::Preprocessor, None, &mut out)
+                .unwrap(),
             (1, 1)
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            log.export_jsonl(c, Some("Hello"), &mut out).unwrap(),
+            (1, 2)
+        );
+        assert_eq!(
+            log.export_jsonl(c, Some("Howdy"), &mut out).unwrap(),
+            (0, 3)
         );
         log.clear().unwrap();
 

@@ -135,6 +135,8 @@ pub struct Turn {
     /// Why the output guard ended the reply early, if it did (a loop, the model writing the
     /// user's turn).
     pub guarded: Option<&'static str>,
+    /// The reply stopped at the token limit.
+    pub truncated: bool,
     /// Not to be stored whatever it is: a correction ("not Paris but Rome") of nothing
     /// stored, which the model answers.
     pub no_memory: bool,
@@ -193,6 +195,7 @@ impl Pipeline {
             outcome: Outcome::Open,
             stored: None,
             guarded: None,
+            truncated: false,
             no_memory: false,
             prompt_tokens: 0,
             logged: None,
@@ -264,6 +267,9 @@ impl Pipeline {
         let mut outcome = vec![signal];
         if turn.guarded.is_some() {
             outcome.push(Signal::Guarded);
+        }
+        if turn.truncated {
+            outcome.push(Signal::Truncated);
         }
         let room = &turn.utterance.room;
         let logged = self
@@ -404,7 +410,7 @@ impl Pipeline {
         // The guard may end the reply early (a loop, the model writing the user's turn):
         // the model's job stops, and the turn is not counted as interrupted.
         let job = turn.cancel.child_token();
-        let mut guard = Guard::new();
+        let mut guard = Guard::with_names(&self.config.conversation.assistant_names);
         let mut ended: Option<&'static str> = None;
         let mut said: Vec<String> = Vec::new();
         let mut events = match self.llm.generate(request, job.clone()) {
@@ -492,6 +498,7 @@ impl Pipeline {
                     turn.reply = said.join(" ");
                     turn.prompt_tokens = stats.prompt_tokens;
                     turn.guarded = ended;
+                    turn.truncated = stats.truncated;
                     return;
                 }
                 LlmEvent::Failed(e) => {
