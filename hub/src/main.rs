@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hearth_hub::backup;
 use hearth_hub::config::{HubConfig, DEFAULT_TOML};
+use hearth_hub::train::TrainOptions;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -149,10 +150,10 @@ enum TrainAction {
         #[arg(long)]
         out: PathBuf,
         /// The adapter's rank.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = TrainOptions::default().rank)]
         rank: usize,
         /// Its scaling numerator (updates are scaled by alpha / rank).
-        #[arg(long, default_value_t = 16.0)]
+        #[arg(long, default_value_t = TrainOptions::default().alpha)]
         alpha: f32,
         /// The projections adapted in every block, comma-separated (all of them unless
         /// given): attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down.
@@ -163,16 +164,16 @@ enum TrainAction {
         )]
         targets: Vec<String>,
         /// Passes over the examples.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = TrainOptions::default().epochs)]
         epochs: usize,
         /// AdamW's learning rate.
-        #[arg(long, default_value_t = 1e-3)]
+        #[arg(long, default_value_t = TrainOptions::default().learning_rate)]
         learning_rate: f64,
         /// Examples are cut to this many tokens.
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = TrainOptions::default().max_tokens)]
         max_tokens: usize,
         /// Seeds the adapter's initial values and the examples' order.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = TrainOptions::default().seed)]
         seed: u64,
     },
 }
@@ -367,7 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|t| t.trim().parse())
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let opts = hearth_hub::train::TrainOptions {
+            let opts = TrainOptions {
                 rank: *rank,
                 alpha: *alpha,
                 targets,
@@ -664,10 +665,9 @@ fn shortened_prompt(
     }
     Ok(Some(match role {
         JobRole::Consciousness => Shorten::Prefix {
-            full: match c.system_prompt.as_str() {
-                "" => config.conversation.system_prompt.clone(),
-                full => full.to_string(),
-            },
+            full: (config.roles)
+                .full_answer_prompt(&config.conversation.system_prompt)
+                .to_string(),
             minimal,
         },
         _ => Shorten::Whole { minimal },
@@ -679,7 +679,7 @@ fn fit_adapter(
     config: &HubConfig,
     data: &std::path::Path,
     out: &std::path::Path,
-    opts: &hearth_hub::train::TrainOptions,
+    opts: &TrainOptions,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     eprintln!(

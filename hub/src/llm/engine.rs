@@ -40,15 +40,22 @@ pub(crate) fn backend(log_native: bool) -> Result<&'static LlamaBackend, LlmErro
 /// Validates the file, then loads it. The validation is what keeps a corrupt file from
 /// aborting the process inside llama.cpp.
 pub(crate) fn load_model(config: &LlmConfig) -> Result<(LlamaModel, gguf::GgufSummary), LlmError> {
+    let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+    load_with(config, &params)
+}
+
+/// `config.model`, validated, then loaded with `params`.
+fn load_with(
+    config: &LlmConfig,
+    params: &LlamaModelParams,
+) -> Result<(LlamaModel, gguf::GgufSummary), LlmError> {
     let summary = gguf::validate(&config.model)?;
     let backend = backend(config.log_native)?;
-    let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
-    let model = LlamaModel::load_from_file(backend, &config.model, &params).map_err(|e| {
-        LlmError::Load {
+    let model =
+        LlamaModel::load_from_file(backend, &config.model, params).map_err(|e| LlmError::Load {
             path: config.model.clone(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     Ok((model, summary))
 }
 
@@ -686,13 +693,8 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// Loads the vocabulary and the chat template of `config.model` (not its weights).
     pub fn load(config: &LlmConfig) -> Result<Tokenizer, LlmError> {
-        gguf::validate(&config.model)?;
         let params = LlamaModelParams::default().with_vocab_only(true);
-        let model = LlamaModel::load_from_file(backend(config.log_native)?, &config.model, &params)
-            .map_err(|e| LlmError::Load {
-                path: config.model.clone(),
-                reason: e.to_string(),
-            })?;
+        let (model, _) = load_with(config, &params)?;
         let (template, _) = choose_template(&model, config)?;
         Ok(Tokenizer { model, template })
     }
@@ -728,16 +730,6 @@ impl Tokenizer {
             })?;
         tokens.truncate(end);
         Ok((tokens.iter().map(|t| t.0 as u32).collect(), prompt.len()))
-    }
-
-    /// The text of `tokens` (for progress lines and checks).
-    pub fn text(&self, tokens: &[u32]) -> String {
-        let vocab = self.model.vocab();
-        let bytes: Vec<u8> = tokens
-            .iter()
-            .flat_map(|t| vocab.token_to_piece(LlamaToken(*t as i32), true, None))
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 

@@ -180,6 +180,15 @@ impl RolesConfig {
         }
     }
 
+    /// The full system prompt of an answer, adapter or not: `roles.consciousness.system_prompt`,
+    /// or `built_in` when that is empty (what training replaces with the minimal one).
+    pub fn full_answer_prompt<'a>(&'a self, built_in: &'a str) -> &'a str {
+        match self.consciousness.system_prompt.as_str() {
+            "" => built_in,
+            set => set,
+        }
+    }
+
     /// A value out of range, named by its key.
     pub fn check(&self) -> Result<(), String> {
         for (role, c) in self.all() {

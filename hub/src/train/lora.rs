@@ -461,17 +461,6 @@ pub struct LoraConfig {
     pub seed: u64,
 }
 
-impl Default for LoraConfig {
-    fn default() -> Self {
-        LoraConfig {
-            rank: 8,
-            alpha: 16.0,
-            targets: vec![Target::AttnQ, Target::AttnV],
-            seed: 0,
-        }
-    }
-}
-
 /// One low-rank update `ΔW = (alpha / rank) · B A` of a weight `W` (out × in).
 struct LoraPair {
     /// `A`, rank × in.
@@ -626,18 +615,6 @@ pub struct FitOptions {
     pub max_tokens: usize,
     /// Seed of the per-epoch shuffling of the examples.
     pub seed: u64,
-}
-
-impl Default for FitOptions {
-    fn default() -> Self {
-        FitOptions {
-            epochs: 2,
-            learning_rate: 5e-4,
-            weight_decay: 0.0,
-            max_tokens: 256,
-            seed: 0,
-        }
-    }
 }
 
 /// Progress of [`fit`], passed to its callback after every optimizer step.
@@ -953,12 +930,20 @@ mod tests {
             Ok(Example { tokens, learn_from })
         };
         let examples = [example("What is the moon?")?, example("Tell me a joke.")?];
-        let mut lora = Lora::new(&base, &LoraConfig::default())?;
+        let lora_config = LoraConfig {
+            rank: 8,
+            alpha: 16.0,
+            targets: vec![Target::AttnQ, Target::AttnV],
+            seed: 0,
+        };
+        let mut lora = Lora::new(&base, &lora_config)?;
         let before = base.loss(&examples[0], Some(&lora))?.to_scalar::<f32>()?;
         let opts = FitOptions {
             epochs: 3,
             learning_rate: 2e-3,
-            ..FitOptions::default()
+            weight_decay: 0.0,
+            max_tokens: 256,
+            seed: 0,
         };
         let mut steps = 0;
         let report = fit(&base, &mut lora, &examples, &opts, |_| steps += 1)?;

@@ -195,9 +195,9 @@ pub fn fit_adapter(
     let fit = FitOptions {
         epochs: opts.epochs,
         learning_rate: opts.learning_rate,
+        weight_decay: 0.0,
         max_tokens: opts.max_tokens,
         seed: opts.seed,
-        ..FitOptions::default()
     };
     let report = lora::fit(&base, &mut lora, &examples, &fit, &mut progress)?;
     crate::files::replace(out, &lora.to_gguf()?)
