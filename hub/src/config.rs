@@ -64,6 +64,8 @@ pub struct HubConfig {
     /// What each language-model job (answers, history compression, graph writes, Pixie)
     /// runs with.
     pub roles: crate::llm::RolesConfig,
+    /// Who answers in which room, and how each persona sounds.
+    pub personas: crate::persona::PersonasConfig,
 }
 
 impl HubConfig {
@@ -78,6 +80,7 @@ impl HubConfig {
             source,
         })?;
         config.expand_paths();
+        config.personas.load().map_err(ConfigError::Invalid)?;
         config.validate()?;
         Ok(config)
     }
@@ -106,6 +109,7 @@ impl HubConfig {
             &mut self.trust.registry,
             &mut self.mqtt.tls_cert,
             &mut self.mqtt.tls_key,
+            &mut self.personas.dir,
         ] {
             *path = expand_home(path);
         }
@@ -204,6 +208,7 @@ impl HubConfig {
             return bad("llm.queue_capacity must be at least 1".into());
         }
         self.roles.check().map_err(ConfigError::Invalid)?;
+        self.personas.check().map_err(ConfigError::Invalid)?;
         let c = &self.conversation;
         if c.history_budget_tokens > 0
             && (c.keep_recent_turns == 0

@@ -137,6 +137,8 @@ struct Exchange {
     id: String,
     user: String,
     assistant: String,
+    /// The persona that answered, if one did.
+    persona: Option<String>,
 }
 
 impl Conversations {
@@ -265,12 +267,13 @@ impl Conversations {
         }
     }
 
-    /// What the assistant last said in `room`, if it said anything.
-    pub fn last_reply(&self, room: &str) -> Option<String> {
+    /// What the assistant last said in `room`, if it said anything, with the name of the
+    /// persona that said it.
+    pub fn last_reply(&self, room: &str) -> Option<(Option<String>, String)> {
         self.rooms
             .get(room)
             .and_then(|r| r.exchanges.back())
-            .map(|e| e.assistant.clone())
+            .map(|e| (e.persona.clone(), e.assistant.clone()))
     }
 
     /// The reply to utterance `id` in `room` was cut short: keep only `heard` of it, or drop
@@ -333,8 +336,16 @@ impl Conversations {
         dropped
     }
 
-    /// Remembers a finished exchange, the answer to utterance `id`.
-    pub fn record(&mut self, room: &str, id: &str, user: &str, assistant: &str) {
+    /// Remembers a finished exchange, the answer to utterance `id`, by `persona` when one
+    /// answered.
+    pub fn record(
+        &mut self,
+        room: &str,
+        id: &str,
+        user: &str,
+        assistant: &str,
+        persona: Option<&str>,
+    ) {
         if self.turns_per_room == 0 || assistant.is_empty() {
             return;
         }
@@ -359,6 +370,7 @@ impl Conversations {
             id: id.to_string(),
             user: user.to_string(),
             assistant: assistant.to_string(),
+            persona: persona.map(str::to_string),
         });
         // Folding keeps the history short; while a fold is late (the model busy or down) the
         // room keeps up to twice `history_turns`, and the oldest beyond that are dropped.
@@ -387,15 +399,21 @@ mod tests {
     fn history_is_per_room_and_bounded() {
         let mut c = Conversations::new(2, 64);
         for i in 0..3 {
-            c.record("kitchen", "id", &format!("q{i}"), &format!("a{i}"));
+            c.record("kitchen", "id", &format!("q{i}"), &format!("a{i}"), None);
         }
-        c.record("study", "id", "hello", "hi");
+        c.record("study", "id", "hello", "hi", Some("Brick"));
         let p = c.prompt("kitchen", "sys", "q3");
         let texts: Vec<&str> = p.iter().map(|m| m.content.as_str()).collect();
         assert_eq!(texts, ["sys", "q1", "a1", "q2", "a2", "q3"]);
         assert_eq!(p[1].role, Role::User);
         assert_eq!(p[2].role, Role::Assistant);
         assert_eq!(c.prompt("hall", "sys", "x").len(), 2);
+        // Each reply is kept under the name of the persona that said it.
+        assert_eq!(c.last_reply("kitchen"), Some((None, "a2".to_string())));
+        assert_eq!(
+            c.last_reply("study"),
+            Some((Some("Brick".to_string()), "hi".to_string()))
+        );
     }
 
     #[test]
@@ -403,7 +421,7 @@ mod tests {
         const MAX_ROOMS: usize = 8;
         let mut c = Conversations::new(1, MAX_ROOMS);
         for i in 0..(MAX_ROOMS + 5) {
-            c.record(&format!("room{i}"), "id", "q", "a");
+            c.record(&format!("room{i}"), "id", "q", "a", None);
         }
         assert_eq!(c.rooms.len(), MAX_ROOMS);
         assert!(!c.rooms.contains_key("room0"));

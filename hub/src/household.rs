@@ -370,7 +370,8 @@ mod tests {
         }
         let (interrupted, kept) = h.finish(&u, 2);
         assert!(interrupted.is_none());
-        h.conversations.record("kitchen", "u1", "hello", &kept);
+        h.conversations
+            .record("kitchen", "u1", "hello", &kept, None);
         let c = Cancel {
             utterance_id: "u1".into(),
             terminal: "k1".into(),

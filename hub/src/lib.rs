@@ -16,6 +16,7 @@ pub mod household;
 pub mod llm;
 pub mod memory;
 pub mod outbox;
+pub mod persona;
 pub mod pixie;
 pub mod preprocess;
 pub mod rooms;
@@ -79,9 +80,16 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     config.memory.retrieval.zone =
         crate::pixie::phrase::zone(&config.pixie.time_zone).map_err(anyhow::Error::msg)?;
     tracing::info!(model = %config.llm.model.display(), "loading the language model");
-    let (llm, llm_thread) = LlmHandle::start_with_roles(config.llm.clone(), config.roles.clone())
-        .await
-        .context("cannot start the language model")?;
+    let (llm, llm_thread) = LlmHandle::start_with_personas(
+        config.llm.clone(),
+        config.roles.clone(),
+        &config.personas.adapters(),
+    )
+    .await
+    .context("cannot start the language model")?;
+    for p in &config.personas.loaded {
+        tracing::info!(persona = %p.name, adapter = p.has_adapter(), voice = ?p.voice(), "persona");
+    }
     let mut vital = vital::Vital::default();
     let (embedder, embed_thread) = Embedder::start(config.embeddings.clone())
         .await
@@ -186,6 +194,7 @@ pub fn assemble(
         wake: Arc::clone(&wake),
         tasks: tasks.clone(),
         stop: stop.clone(),
+        personas: config.personas.clone(),
     });
     let pipeline = Arc::new(Pipeline {
         config,

@@ -135,6 +135,10 @@ enum TrainAction {
         /// behaviour being taught (a persona's opening words, say).
         #[arg(long)]
         starting_with: Option<String>,
+        /// Only the answers of this persona (those whose system prompt holds its codex):
+        /// the examples for its own adapter.
+        #[arg(long)]
+        persona: Option<String>,
     },
     /// Fit a LoRA adapter for llm.model to exported examples, on the CPU, and write it as a
     /// llama.cpp LoRA GGUF for roles.<name>.adapter.
@@ -175,6 +179,10 @@ enum TrainAction {
         /// Seeds the adapter's initial values and the examples' order.
         #[arg(long, default_value_t = TrainOptions::default().seed)]
         seed: u64,
+        /// The adapter is this persona's (its file's adapter): its codex is trained as its
+        /// minimal codex, after the answer prompt, instead of the role's prompts.
+        #[arg(long)]
+        persona: Option<String>,
     },
 }
 
@@ -337,10 +345,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     role,
                     out,
                     starting_with,
+                    persona,
                 },
         }) => {
             let config = load_config(&cli)?;
-            export_examples(&config, role, out.as_deref(), starting_with.as_deref())
+            let persona = persona
+                .as_deref()
+                .map(|p| persona_named(&config, p))
+                .transpose()?;
+            export_examples(
+                &config,
+                role,
+                out.as_deref(),
+                starting_with.as_deref(),
+                persona,
+            )
         }
         Some(Command::Train {
             action:
@@ -355,6 +374,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     learning_rate,
                     max_tokens,
                     seed,
+                    persona,
                 },
         }) => {
             // candle's thread pool spins after every element-wise op, which on a shared
@@ -376,7 +396,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 learning_rate: *learning_rate,
                 max_tokens: *max_tokens,
                 seed: *seed,
-                shorten: shortened_prompt(&config, role)?,
+                shorten: match persona {
+                    Some(name) => {
+                        anyhow::ensure!(
+                            role_named(role)? == hearth_hub::llm::JobRole::Consciousness,
+                            "a persona's adapter is for its answers: --role consciousness"
+                        );
+                        persona_prompt(&config, persona_named(&config, name)?)
+                    }
+                    None => shortened_prompt(&config, role)?,
+                },
             };
             fit_adapter(&config, data, out, &opts)
         }
@@ -647,6 +676,38 @@ fn role_named(name: &str) -> anyhow::Result<hearth_hub::llm::JobRole> {
     })
 }
 
+/// The persona called `name` in `personas.dir`, or an error listing them.
+fn persona_named<'a>(
+    config: &'a HubConfig,
+    name: &str,
+) -> anyhow::Result<&'a hearth_hub::persona::Persona> {
+    config.personas.find(name).ok_or_else(|| {
+        let names: Vec<&str> = config.personas.names().collect();
+        anyhow::anyhow!(
+            "there is no persona {name:?} in personas.dir ({}); the personas are {names:?}",
+            config.personas.dir.display()
+        )
+    })
+}
+
+/// How a persona's answers are trained for its adapter ([`Persona::shortened`]).
+///
+/// [`Persona::shortened`]: hearth_hub::persona::Persona::shortened
+fn persona_prompt(
+    config: &HubConfig,
+    persona: &hearth_hub::persona::Persona,
+) -> Option<hearth_hub::train::Shorten> {
+    let built_in = &config.conversation.system_prompt;
+    let Some((full, minimal)) = persona.shortened(&config.roles, built_in) else {
+        eprintln!(
+            "persona {}'s minimal_codex is not set: the examples keep their prompts",
+            persona.name
+        );
+        return None;
+    };
+    Some(hearth_hub::train::Shorten::Prefix { full, minimal })
+}
+
 /// How `role`'s examples get its minimal prompt, when it has one: the consciousness's full
 /// prompt (`roles.consciousness.system_prompt`, or `conversation.system_prompt`) is replaced
 /// where it leads; every other role's system message is replaced whole, as the hub does.
@@ -722,6 +783,7 @@ fn export_examples(
     role: &str,
     out: Option<&std::path::Path>,
     starting_with: Option<&str>,
+    persona: Option<&hearth_hub::persona::Persona>,
 ) -> anyhow::Result<()> {
     use hearth_hub::memory::rolelog::RoleLog;
     let role = role_named(role)?;
@@ -733,18 +795,30 @@ fn export_examples(
         )
     })?;
     let log = RoleLog::open(&store)?;
+    let shows = |e: &hearth_hub::memory::rolelog::Entry| {
+        let system = e
+            .messages
+            .first()
+            .filter(|m| m.role == "system")
+            .map_or("", |m| m.content.as_str());
+        starting_with.is_none_or(|s| e.output.starts_with(s))
+            && persona.is_none_or(|p| p.prompted(system))
+    };
     let (written, left) = match out {
         Some(file) => {
             let f = std::fs::File::create(file)
                 .with_context(|| format!("cannot create {}", file.display()))?;
-            log.export_jsonl(role, starting_with, std::io::BufWriter::new(f))?
+            log.export_jsonl_where(role, shows, std::io::BufWriter::new(f))?
         }
-        None => log.export_jsonl(role, starting_with, std::io::stdout().lock())?,
+        None => log.export_jsonl_where(role, shows, std::io::stdout().lock())?,
     };
-    let unlike = match starting_with {
+    let mut unlike = match starting_with {
         Some(s) => format!(", or not starting with {s:?}"),
         None => String::new(),
     };
+    if let Some(p) = persona {
+        unlike.push_str(&format!(", or not {}'s", p.name));
+    }
     eprintln!("exported {written} {role} examples ({left} left out: interrupted, corrected, guarded, forgotten or refused{unlike})");
     Ok(())
 }

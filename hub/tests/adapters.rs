@@ -7,7 +7,7 @@ use std::path::Path;
 use hearth_hub::config::LlmConfig;
 use hearth_hub::llm::adapters::random_adapter;
 use hearth_hub::llm::{
-    ChatMessage, GenerateRequest, JobRole, LlmError, LlmHandle, Role, RolesConfig,
+    ChatMessage, GenerateRequest, JobRole, LlmError, LlmHandle, PersonaJob, Role, RolesConfig,
 };
 
 fn smollm2() -> LlmConfig {
@@ -127,4 +127,49 @@ async fn a_missing_or_foreign_adapter_is_an_error_at_start() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("architecture"), "{err}");
+    // A persona's adapter is checked the same way, and the error names the persona.
+    let personas = [("Brick".to_string(), gemma.clone(), 1.0)];
+    let err = LlmHandle::start_with_personas(smollm2(), RolesConfig::default(), &personas)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("persona Brick's adapter") && err.contains("architecture"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_personas_adapter_shapes_its_answers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = dir.path().join("brick.gguf");
+    std::fs::write(
+        &adapter,
+        random_adapter(&hearth_tests::smollm2(), 8, 11, 0.08).unwrap(),
+    )
+    .unwrap();
+    let personas = [("Brick".to_string(), adapter, 1.0)];
+    let (llm, _t) = LlmHandle::start_with_personas(smollm2(), RolesConfig::default(), &personas)
+        .await
+        .unwrap();
+    let ask = |persona: Option<&str>| GenerateRequest {
+        persona: persona.map(|name| PersonaJob {
+            name: name.into(),
+            ..PersonaJob::default()
+        }),
+        ..GenerateRequest::chat(chat(&["What is the moon?"]))
+    };
+    let (_, plain) = llm.complete(ask(None)).await.unwrap();
+    let (_, brick) = llm.complete(ask(Some("Brick"))).await.unwrap();
+    let (_, nova) = llm.complete(ask(Some("Nova"))).await.unwrap();
+    let (_, again) = llm.complete(ask(None)).await.unwrap();
+    assert_ne!(brick.text, plain.text, "Brick's adapter shapes his answer");
+    assert!(!brick.adapter_switch.is_zero() && !nova.adapter_switch.is_zero());
+    // A persona without an adapter answers with the base weights, and switching back
+    // reuses the base weights' prefix.
+    assert_eq!(
+        (nova.text.as_str(), again.text.as_str()),
+        (plain.text.as_str(), plain.text.as_str())
+    );
+    assert!(again.reused_tokens > 0, "{again:?}");
 }

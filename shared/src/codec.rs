@@ -186,12 +186,25 @@ mod tests {
             seq: 3,
             text: "Sure.".into(),
             is_final: true,
+            voice: None,
+        });
+        round_trip(ReplyChunk {
+            utterance_id: "u-2".into(),
+            seq: 0,
+            text: "Hm.".into(),
+            is_final: false,
+            voice: Some(Voice {
+                persona: "Brick".into(),
+                length_scale: Some(1.5),
+                ..Voice::default()
+            }),
         });
         round_trip(Speech {
             id: "s-1".into(),
             text: "Time to water the plants.".into(),
             reason: SpeechReason::Reminder,
             expects_answer: true,
+            voice: None,
         });
         round_trip(Cancel {
             utterance_id: "u-1".into(),
@@ -207,12 +220,58 @@ mod tests {
     }
 
     #[test]
+    fn a_voice_is_checked_against_the_synthesizers_ranges() {
+        let voice = Voice {
+            persona: "Brick".into(),
+            model: Some("en_US-joe-medium".into()),
+            speaker: Some(0),
+            length_scale: Some(1.6),
+            noise_scale: Some(0.5),
+            noise_w: Some(0.8),
+        };
+        assert_eq!(voice.check(), Ok(()));
+        let bad = [
+            Voice {
+                persona: " ".into(),
+                ..voice.clone()
+            },
+            Voice {
+                model: Some("../x".into()),
+                ..voice.clone()
+            },
+            Voice {
+                length_scale: Some(9.0),
+                ..voice.clone()
+            },
+            Voice {
+                noise_w: Some(f32::NAN),
+                ..voice.clone()
+            },
+        ];
+        for (v, field) in bad
+            .iter()
+            .zip(["persona", "model", "length_scale", "noise_w"])
+        {
+            let err = v.check().unwrap_err();
+            assert!(err.contains(field), "{err}");
+        }
+        // A chunk from a revision-3 hub has no voice.
+        let old: ReplyChunk = crate::decode(
+            br#"{"v":1,"utterance_id":"u","seq":0,"text":"Hi.","final":true}"#,
+            1024,
+        )
+        .unwrap();
+        assert_eq!(old.voice, None);
+    }
+
+    #[test]
     fn reply_chunk_uses_final_on_the_wire() {
         let bytes = encode(&ReplyChunk {
             utterance_id: "u".into(),
             seq: 0,
             text: "Hi.".into(),
             is_final: false,
+            voice: None,
         });
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["final"], false);

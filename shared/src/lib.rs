@@ -18,7 +18,7 @@ mod topic;
 pub use codec::{decode, encode, DecodeError, DEFAULT_MAX_PAYLOAD};
 pub use message::{
     AudioFeatures, Cancel, CancelReason, ErrorCode, ErrorReport, HubPresence, Presence, ReplyChunk,
-    Speech, SpeechReason, Utterance, WireMessage,
+    Speech, SpeechReason, Utterance, Voice, WireMessage,
 };
 pub use topic::{valid_terminal_id, Channel, TopicError, Topics};
 
@@ -30,9 +30,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// 2 adds [`Cancel`] (terminal -> hub), announced by the capability [`CAPABILITY_CANCEL`] in a
 /// terminal's presence; 3 adds [sealed](seal) payloads for paired terminals, the hub's
 /// presence per terminal on [`Channel::Hub`] with a heartbeat, and the seal counter of a
-/// terminal's Last Will in its presence. A revision never changes the `"v"` field or an
-/// existing topic, so a hub of revision 3 serves unpaired revision-1 terminals unchanged.
-pub const PROTOCOL_REVISION: u32 = 3;
+/// terminal's Last Will in its presence; 4 adds the persona's [`Voice`] to reply chunks and
+/// speech. A revision never changes the `"v"` field or an existing topic, so a hub of
+/// revision 4 serves unpaired revision-1 terminals unchanged.
+pub const PROTOCOL_REVISION: u32 = 4;
 
 /// The presence capability of a terminal that sends [`Cancel`].
 pub const CAPABILITY_CANCEL: &str = "cancel";

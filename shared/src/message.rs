@@ -159,10 +159,79 @@ pub struct ReplyChunk {
     /// Whether this is the last chunk of the reply.
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// The voice to speak it with: the persona's that answers (revision 4). `None`: the
+    /// terminal's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<Voice>,
 }
 
 impl WireMessage for ReplyChunk {
     const KIND: &'static str = "reply chunk";
+}
+
+/// How a persona sounds, in a reply chunk or speech (revision 4): a Piper voice the terminal
+/// knows by name, or settings of the terminal's own voice. Each unset field keeps the
+/// terminal's setting, so a terminal that lacks the named voice still speaks, in its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Voice {
+    /// The persona that speaks, for logs and a text terminal's label ("Brick").
+    pub persona: String,
+    /// A Piper voice by the name the terminal's `tts.voices` gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The speaker of a voice with several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<u32>,
+    /// Piper's length scale: above 1 speaks slower, below 1 faster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_scale: Option<f32>,
+    /// Piper's noise scale (how much the voice varies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_scale: Option<f32>,
+    /// Piper's noise width (how much phoneme lengths vary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_w: Option<f32>,
+}
+
+impl Voice {
+    /// Checks the values a terminal would pass to its synthesizer: a persona name of 1 to 64
+    /// bytes without control characters, a model name of letters, digits, `-`, `_` and `.`
+    /// up to 64 bytes, a length scale of 0.25 to 4 and noise settings of 0 to 2 (the
+    /// terminal's own ranges). The error names the field.
+    pub fn check(&self) -> Result<(), String> {
+        if self.persona.trim().is_empty()
+            || self.persona.len() > 64
+            || self.persona.chars().any(char::is_control)
+        {
+            return Err("voice.persona must be 1 to 64 bytes with no control characters".into());
+        }
+        if let Some(m) = &self.model {
+            let named = m
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if m.is_empty() || m.len() > 64 || !named {
+                return Err(format!(
+                    "voice.model {m:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+                ));
+            }
+        }
+        let within = |v: Option<f32>, lo: f32, hi: f32| v.is_none_or(|v| v >= lo && v <= hi);
+        let shown = |v: Option<f32>| v.map_or("unset".to_string(), |v| v.to_string());
+        if !within(self.length_scale, 0.25, 4.0) {
+            return Err(format!(
+                "voice.length_scale ({}) must be 0.25 to 4",
+                shown(self.length_scale)
+            ));
+        }
+        if !within(self.noise_scale, 0.0, 2.0) || !within(self.noise_w, 0.0, 2.0) {
+            return Err(format!(
+                "voice.noise_scale ({}) and voice.noise_w ({}) must be 0 to 2",
+                shown(self.noise_scale),
+                shown(self.noise_w)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Why the hub speaks first.
@@ -189,6 +258,10 @@ pub struct Speech {
     /// Whether the terminal should listen for an answer without the wake word.
     #[serde(default)]
     pub expects_answer: bool,
+    /// The voice to speak it with: the room's persona's (revision 4). `None`: the
+    /// terminal's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<Voice>,
 }
 
 impl WireMessage for Speech {

@@ -96,6 +96,9 @@ pub struct TtsConfig {
     /// A reply's first words are synthesized alone, up to its first clause or this many words
     /// (0: whole sentences), so that the first audio comes sooner.
     pub first_piece_words: usize,
+    /// More Piper voices, by the name a persona's voice gives (`model` in the hub's persona
+    /// file): each an ONNX model with its `.onnx.json` beside it, loaded at start.
+    pub voices: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl TtsConfig {
@@ -123,6 +126,7 @@ impl Default for TtsConfig {
             noise_w: None,
             speaker: None,
             first_piece_words: 3,
+            voices: Default::default(),
         }
     }
 }
@@ -614,6 +618,18 @@ impl TerminalConfig {
         {
             return bad("tts.noise_scale and tts.noise_w must be 0 to 2".into());
         }
+        for (name, path) in &t.voices {
+            let named = hearth_shared::Voice {
+                persona: "tts.voices".into(),
+                model: Some(name.clone()),
+                ..Default::default()
+            };
+            if named.check().is_err() || path.as_os_str().is_empty() {
+                return bad(format!(
+                    "tts.voices.{name:?} must be named with 1 to 64 letters, digits, '-', '_' or '.' and name a Piper voice"
+                ));
+            }
+        }
         let v = &self.voice;
         if !(10..=500).contains(&v.echo_filter_ms) || v.echo_delay_ms > 500 {
             return bad(
@@ -674,6 +690,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("echo_filter_ms"));
+        let mut c = TerminalConfig::default();
+        c.tts.voices.insert("../amy".into(), "amy.onnx".into());
+        assert!(c.validate().unwrap_err().to_string().contains("tts.voices"));
         let err = toml::from_str::<TerminalConfig>("[hub]\nprot = 1\n").unwrap_err();
         assert!(err.to_string().contains("prot"));
         let err = toml::from_str::<TerminalConfig>("[stt]\nengine = \"vosk\"\n").unwrap_err();

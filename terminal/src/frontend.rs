@@ -8,7 +8,7 @@ pub mod voice;
 
 use std::future::Future;
 
-use hearth_shared::{AudioFeatures, SpeechReason};
+use hearth_shared::{AudioFeatures, SpeechReason, Voice};
 
 /// Something the person did.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +51,8 @@ pub enum Output {
         text: String,
         /// Whether it starts the reply.
         first: bool,
+        /// The voice of the persona that answers; `None`: the terminal's own.
+        voice: Option<Voice>,
     },
     /// The reply is complete.
     ReplyEnd,
@@ -63,6 +65,8 @@ pub enum Output {
         /// Whether the hub waits for an answer (a voice front end listens without the wake
         /// word).
         expects_answer: bool,
+        /// The voice of the room's persona; `None`: the terminal's own.
+        voice: Option<Voice>,
     },
     /// Something went wrong; a sentence for the person.
     Problem(String),

@@ -150,7 +150,9 @@ pub async fn run<F: Frontend>(
                         }
                         let first = *next_seq == 0;
                         if !chunk.text.is_empty() {
-                            frontend.present(Output::ReplyChunk { text: chunk.text, first });
+                            // Checked (and a bad one logged) once per reply.
+                            let voice = if first { checked(chunk.voice) } else { chunk.voice.filter(|v| v.check().is_ok()) };
+                            frontend.present(Output::ReplyChunk { text: chunk.text, first, voice });
                         }
                         if chunk.is_final {
                             frontend.present(Output::ReplyEnd);
@@ -165,6 +167,7 @@ pub async fn run<F: Frontend>(
                         text: speech.text,
                         reason: speech.reason,
                         expects_answer: speech.expects_answer,
+                        voice: checked(speech.voice),
                     }),
                     LinkEvent::Error(report) => {
                         tracing::warn!(code = ?report.code, message = %report.message, "hub reported an error");
@@ -187,4 +190,16 @@ pub async fn run<F: Frontend>(
             }
         }
     }
+}
+
+/// A persona's voice from the hub, when its values are ones the synthesizer takes; else the
+/// terminal's own voice speaks, and the reason is logged.
+fn checked(voice: Option<hearth_shared::Voice>) -> Option<hearth_shared::Voice> {
+    voice.filter(|v| match v.check() {
+        Ok(()) => true,
+        Err(reason) => {
+            tracing::warn!(%reason, "the hub sent a voice this terminal cannot use; speaking with its own");
+            false
+        }
+    })
 }

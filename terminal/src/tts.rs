@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use ort::session::Session;
 use piper_rs::{ModelConfig, Piper};
 
+use hearth_shared::Voice;
+
 use crate::audio::Clip;
 use crate::config::{expand_home, TtsConfig};
 
@@ -53,6 +55,12 @@ static ESPEAK: Mutex<()> = Mutex::new(());
 /// A loaded Piper voice. Blocking: run it off the async runtime.
 pub struct Tts {
     piper: Piper,
+    /// `tts.voices`, by name, with each one's number of speakers.
+    others: Vec<(String, Piper, u32)>,
+    /// How many speakers the voice has.
+    speakers: u32,
+    /// Voices asked for that are not in `tts.voices` (each is logged once).
+    missing: Vec<String>,
     rate: u32,
     length_scale: f32,
     noise_scale: Option<f32>,
@@ -79,7 +87,8 @@ pub struct Spoken {
 }
 
 impl Tts {
-    /// Loads the voice in `config`, with onnxruntime from `onnxruntime`.
+    /// Loads the voice in `config` and its other voices (`tts.voices`), with onnxruntime
+    /// from `onnxruntime`.
     pub fn load(onnxruntime: &Path, config: &TtsConfig) -> Result<Tts, TtsError> {
         crate::wake::load_runtime(onnxruntime)?;
         use_espeak_data(config)?;
@@ -88,51 +97,21 @@ impl Tts {
             .voice_config
             .as_deref()
             .map(expand_home)
-            .unwrap_or_else(|| {
-                let mut p = model.clone().into_os_string();
-                p.push(".json");
-                PathBuf::from(p)
-            });
-        let voice = |path: &Path, reason: String| TtsError::Voice {
-            path: path.to_path_buf(),
-            reason,
-        };
-        for path in [&model, &json] {
-            if !path.is_file() {
-                return Err(voice(
-                    path,
-                    "no such file (scripts/fetch-models piper-joe piper-joe-config fetches the default voice)"
-                        .into(),
-                ));
-            }
+            .unwrap_or_else(|| beside(&model));
+        let (piper, rate, speakers) = load_voice(&model, &json, config.threads, DEFAULT_HINT)?;
+        let mut others = Vec::new();
+        for (name, path) in &config.voices {
+            let model = expand_home(path);
+            let hint = format!("tts.voices.{name} names it; point it at a Piper voice's .onnx, with its .onnx.json beside it");
+            let (piper, _, speakers) = load_voice(&model, &beside(&model), config.threads, &hint)?;
+            tracing::info!(voice = %name, model = %model.display(), "Piper voice loaded");
+            others.push((name.clone(), piper, speakers));
         }
-        let text = std::fs::read_to_string(&json).map_err(|e| voice(&json, e.to_string()))?;
-        let model_config: ModelConfig = serde_json::from_str(&text)
-            .map_err(|e| voice(&json, format!("not a Piper voice config: {e}")))?;
-        let rate = model_config.audio.sample_rate;
-        if !(8_000..=48_000).contains(&rate) {
-            return Err(voice(&json, format!("sample rate {rate} is out of range")));
-        }
-        let session = Session::builder()
-            .map_err(|e| voice(&model, e.to_string()))?
-            .with_intra_threads(config.threads as usize)
-            .map_err(|e| voice(&model, e.to_string()))?
-            // Its threads sleep rather than spin between operators and after a piece: a
-            // spinning thread takes the core the hub or the listener needs next.
-            .with_intra_op_spinning(false)
-            .map_err(|e| voice(&model, e.to_string()))?
-            // Inputs change length with every sentence: a memory pattern and a growing arena
-            // only hold on to the largest sentence's buffers.
-            .with_memory_pattern(false)
-            .map_err(|e| voice(&model, e.to_string()))?
-            .with_prepacking(false)
-            .map_err(|e| voice(&model, e.to_string()))?
-            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-            .map_err(|e| voice(&model, e.to_string()))?
-            .commit_from_file(&model)
-            .map_err(|e| voice(&model, e.to_string()))?;
         Ok(Tts {
-            piper: Piper::from_session(session, model_config),
+            piper,
+            others,
+            speakers,
+            missing: Vec::new(),
             rate,
             length_scale: config.length_scale,
             noise_scale: config.noise_scale,
@@ -148,6 +127,13 @@ impl Tts {
 
     /// Speaks `text`. Text with nothing to say gives an empty clip.
     pub fn synthesize(&mut self, text: &str) -> Result<Spoken, TtsError> {
+        self.synthesize_as(text, None)
+    }
+
+    /// Speaks `text` with a persona's `voice`: its named Piper voice when this terminal has
+    /// it (`tts.voices`), else the terminal's own, with each setting the voice gives in
+    /// place of the terminal's.
+    pub fn synthesize_as(&mut self, text: &str, voice: Option<&Voice>) -> Result<Spoken, TtsError> {
         let started = Instant::now();
         let text = text.trim();
         if !text.chars().any(char::is_alphanumeric) {
@@ -159,15 +145,38 @@ impl Tts {
                 took: started.elapsed(),
             });
         }
+        let v = voice.cloned().unwrap_or_default();
+        // A speaker belongs to the voice it was set for: the persona's to its named voice
+        // (or to the terminal's own when it names none), the terminal's to its own.
+        let (piper, speakers, speaker) = match v.model.as_deref() {
+            Some(name) => match self.others.iter_mut().find(|(n, _, _)| n == name) {
+                Some((_, piper, speakers)) => (piper, *speakers, v.speaker.map(i64::from)),
+                None => {
+                    if !self.missing.iter().any(|m| m == name) {
+                        tracing::warn!(voice = name, persona = %v.persona,
+                            "no such voice in tts.voices; speaking with the terminal's own voice, in the persona's settings");
+                        self.missing.push(name.to_string());
+                    }
+                    (&mut self.piper, self.speakers, self.speaker)
+                }
+            },
+            None => (
+                &mut self.piper,
+                self.speakers,
+                v.speaker.map(i64::from).or(self.speaker),
+            ),
+        };
+        // One the voice does not have would fail every piece in onnxruntime.
+        let speaker = speaker.filter(|s| (0..i64::from(speakers)).contains(s));
         let created = {
             let _espeak = ESPEAK.lock().unwrap_or_else(|e| e.into_inner());
-            self.piper.create(
+            piper.create(
                 text,
                 false,
-                self.speaker,
-                Some(self.length_scale),
-                self.noise_scale,
-                self.noise_w,
+                speaker,
+                Some(v.length_scale.unwrap_or(self.length_scale)),
+                v.noise_scale.or(self.noise_scale),
+                v.noise_w.or(self.noise_w),
             )
         };
         let (samples, rate) = created.map_err(|e| TtsError::Synthesis {
@@ -182,6 +191,64 @@ impl Tts {
             took: started.elapsed(),
         })
     }
+}
+
+/// A voice's JSON config where Piper puts it: the model's path with `.json` added.
+fn beside(model: &Path) -> PathBuf {
+    let mut p = model.to_path_buf().into_os_string();
+    p.push(".json");
+    PathBuf::from(p)
+}
+
+/// What a missing default voice's error suggests.
+const DEFAULT_HINT: &str =
+    "scripts/fetch-models piper-joe piper-joe-config fetches the default voice";
+
+/// Loads the Piper voice `model` with its config `json`, on `threads` onnxruntime threads;
+/// returns it with its sample rate and number of speakers. A missing file's error ends with
+/// `hint`.
+fn load_voice(
+    model: &Path,
+    json: &Path,
+    threads: u32,
+    hint: &str,
+) -> Result<(Piper, u32, u32), TtsError> {
+    let voice = |path: &Path, reason: String| TtsError::Voice {
+        path: path.to_path_buf(),
+        reason,
+    };
+    for path in [model, json] {
+        if !path.is_file() {
+            return Err(voice(path, format!("no such file ({hint})")));
+        }
+    }
+    let text = std::fs::read_to_string(json).map_err(|e| voice(json, e.to_string()))?;
+    let model_config: ModelConfig = serde_json::from_str(&text)
+        .map_err(|e| voice(json, format!("not a Piper voice config: {e}")))?;
+    let rate = model_config.audio.sample_rate;
+    if !(8_000..=48_000).contains(&rate) {
+        return Err(voice(json, format!("sample rate {rate} is out of range")));
+    }
+    let session = Session::builder()
+        .map_err(|e| voice(model, e.to_string()))?
+        .with_intra_threads(threads as usize)
+        .map_err(|e| voice(model, e.to_string()))?
+        // Its threads sleep rather than spin between operators and after a piece: a
+        // spinning thread takes the core the hub or the listener needs next.
+        .with_intra_op_spinning(false)
+        .map_err(|e| voice(model, e.to_string()))?
+        // Inputs change length with every sentence: a memory pattern and a growing arena
+        // only hold on to the largest sentence's buffers.
+        .with_memory_pattern(false)
+        .map_err(|e| voice(model, e.to_string()))?
+        .with_prepacking(false)
+        .map_err(|e| voice(model, e.to_string()))?
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+        .map_err(|e| voice(model, e.to_string()))?
+        .commit_from_file(model)
+        .map_err(|e| voice(model, e.to_string()))?;
+    let speakers = model_config.num_speakers.max(1);
+    Ok((Piper::from_session(session, model_config), rate, speakers))
 }
 
 /// Points espeak-ng (inside piper-rs, which reads `PIPER_ESPEAKNG_DATA_DIRECTORY` once) at the

@@ -341,3 +341,65 @@ fn missing_and_corrupt_moonshine_files_are_clear_errors() {
     std::fs::write(foreign.join("encoder_model.ort"), vec![7u8; 4096]).unwrap();
     expect(load(&foreign).unwrap_err(), "encoder_model.ort");
 }
+
+#[test]
+fn a_personas_voice_sets_the_pace_and_picks_a_named_voice() {
+    use hearth_shared::Voice;
+    use hearth_terminal::config::TtsConfig;
+    use hearth_terminal::tts::Tts;
+    if hearth_terminal::wake::skip_without_onnxruntime() {
+        return;
+    }
+    let c = config();
+    // A second voice by name: the same model, whose config says 16 kHz (so that its clips
+    // tell which voice spoke them).
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.onnx");
+    std::fs::copy(&c.tts.voice, &other).unwrap();
+    let json = std::fs::read_to_string(c.tts.voice.with_extension("onnx.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    json["audio"]["sample_rate"] = 16_000.into();
+    std::fs::write(dir.path().join("other.onnx.json"), json.to_string()).unwrap();
+    let tts_config = TtsConfig {
+        voices: [("other".to_string(), other.clone())].into(),
+        ..c.tts.without_noise()
+    };
+    let mut tts = Tts::load(&c.voice.onnxruntime, &tts_config).unwrap();
+    let text = "Remember to water the plants.";
+    let own = tts.synthesize(text).unwrap().clip.samples;
+    let voice = |model: Option<&str>, pace: Option<f32>| Voice {
+        persona: "Brick".into(),
+        model: model.map(str::to_string),
+        length_scale: pace,
+        ..Voice::default()
+    };
+    // The named voice speaks; one the terminal lacks falls back to its own; either way the
+    // persona's pace applies.
+    let named = tts.synthesize_as(text, Some(&voice(Some("other"), None)));
+    assert_eq!(named.unwrap().clip.rate, 16_000);
+    let missing = tts
+        .synthesize_as(text, Some(&voice(Some("amy"), None)))
+        .unwrap();
+    assert_eq!(
+        (missing.clip.rate, missing.clip.samples),
+        (tts.rate(), own.clone())
+    );
+    let slow = tts
+        .synthesize_as(text, Some(&voice(Some("amy"), Some(2.0))))
+        .unwrap();
+    let ratio = slow.clip.samples.len() as f32 / own.len() as f32;
+    assert!(
+        (1.6..2.4).contains(&ratio),
+        "twice the pace took {ratio:.2} times as long"
+    );
+    // A named voice whose file is missing is an error at start, naming it.
+    let broken = TtsConfig {
+        voices: [("gone".to_string(), dir.path().join("gone.onnx"))].into(),
+        ..c.tts.clone()
+    };
+    let err = Tts::load(&c.voice.onnxruntime, &broken).unwrap_err();
+    assert!(
+        err.to_string().contains("gone.onnx") && err.to_string().contains("tts.voices.gone"),
+        "{err}"
+    );
+}

@@ -8,16 +8,19 @@ use std::path::{Path, PathBuf};
 use super::gguf::{self, GgufSummary};
 use super::{JobRole, LlmError, RolesConfig};
 
-/// Which adapters the roles run with: each file once, and each (file, scale) a variant whose
-/// KV prefix is its own.
+/// Which adapters the roles and personas run with: each file once, and each (file, scale) a
+/// variant whose KV prefix is its own.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Plan {
-    /// The adapter files, each loaded once, with the first role that names it (for errors).
-    pub files: Vec<(PathBuf, JobRole)>,
+    /// The adapter files, each loaded once, with the first setting that names it (for
+    /// errors: "roles.pixie.adapter", "persona Brick's adapter").
+    pub files: Vec<(PathBuf, String)>,
     /// (index into `files`, scale).
     pub variants: Vec<(usize, f32)>,
     /// Each role's variant, by [`JobRole::index`]; `None`: the base weights.
     pub by_role: [Option<usize>; 5],
+    /// Each persona's variant, for its answers, by persona name.
+    pub by_persona: Vec<(String, usize)>,
 }
 
 impl Plan {
@@ -25,42 +28,66 @@ impl Plan {
     pub fn from_roles(roles: &RolesConfig) -> Plan {
         let mut plan = Plan::default();
         for (role, c) in roles.all() {
-            if !c.has_adapter() {
-                continue;
+            if c.has_adapter() {
+                let setting = format!("roles.{role}.adapter");
+                plan.by_role[role.index()] = Some(plan.add(&c.adapter, c.adapter_scale, setting));
             }
-            let file = match plan.files.iter().position(|(p, _)| *p == c.adapter) {
-                Some(i) => i,
-                None => {
-                    plan.files.push((c.adapter.clone(), role));
-                    plan.files.len() - 1
-                }
-            };
-            let wanted = (file, c.adapter_scale);
-            let variant = match plan.variants.iter().position(|v| *v == wanted) {
-                Some(i) => i,
-                None => {
-                    plan.variants.push(wanted);
-                    plan.variants.len() - 1
-                }
-            };
-            plan.by_role[role.index()] = Some(variant);
         }
         plan
+    }
+
+    /// This plan with each persona's adapter, as (name, file, scale), for its answers.
+    pub fn with_personas(mut self, personas: &[(String, PathBuf, f32)]) -> Plan {
+        for (name, path, scale) in personas {
+            let variant = self.add(path, *scale, format!("persona {name}'s adapter"));
+            self.by_persona.push((name.clone(), variant));
+        }
+        self
+    }
+
+    /// The variant of `path` at `scale`, added when it is new.
+    fn add(&mut self, path: &Path, scale: f32, setting: String) -> usize {
+        let file = match self.files.iter().position(|(p, _)| p == path) {
+            Some(i) => i,
+            None => {
+                self.files.push((path.to_path_buf(), setting));
+                self.files.len() - 1
+            }
+        };
+        let wanted = (file, scale);
+        match self.variants.iter().position(|v| *v == wanted) {
+            Some(i) => i,
+            None => {
+                self.variants.push(wanted);
+                self.variants.len() - 1
+            }
+        }
     }
 
     /// The variant `role`'s jobs run with.
     pub fn variant(&self, role: JobRole) -> Option<usize> {
         self.by_role[role.index()]
     }
+
+    /// The variant a job of `role` runs with for `persona`: a persona's own adapter, for its
+    /// answers, goes before the role's.
+    pub fn variant_for(&self, role: JobRole, persona: Option<&str>) -> Option<usize> {
+        let own = persona
+            .filter(|_| role == JobRole::Consciousness)
+            .and_then(|name| self.by_persona.iter().find(|(n, _)| n == name))
+            .map(|(_, v)| *v);
+        own.or(self.variant(role))
+    }
 }
 
-/// Checks that the file at `path` is a LoRA adapter for the model `base` describes: a GGUF of
-/// `general.type` adapter and `adapter.type` lora, of the model's architecture, whose every
-/// tensor pair fits a tensor of the model. These are the checks llama.cpp makes as it loads
-/// one (and answers only with a log line); making them first gives the reason.
-pub(crate) fn check(path: &Path, role: JobRole, base: &GgufSummary) -> Result<(), LlmError> {
+/// Checks that the file at `path` (named by `setting`) is a LoRA adapter for the model
+/// `base` describes: a GGUF of `general.type` adapter and `adapter.type` lora, of the model's
+/// architecture, whose every tensor pair fits a tensor of the model. These are the checks
+/// llama.cpp makes as it loads one (and answers only with a log line); making them first
+/// gives the reason.
+pub(crate) fn check(path: &Path, setting: &str, base: &GgufSummary) -> Result<(), LlmError> {
     let refuse = |reason: String| LlmError::Adapter {
-        role: role.name(),
+        setting: setting.to_string(),
         path: path.to_path_buf(),
         reason,
     };
@@ -212,6 +239,20 @@ mod tests {
         assert_eq!(plan.variant(JobRole::Pixie), Some(0));
         assert_eq!(plan.variant(JobRole::MemoryWriter), Some(1));
         assert_eq!(plan.variant(JobRole::Preprocessor), None);
+        // A persona's adapter goes before the role's, for its answers only.
+        let plan = plan.with_personas(&[
+            ("Brick".into(), "b.gguf".into(), 1.0),
+            ("Nova".into(), "a.gguf".into(), 0.5),
+        ]);
+        assert_eq!(plan.files.len(), 2);
+        assert_eq!(plan.files[1].1, "persona Brick's adapter");
+        let answer = |persona| plan.variant_for(JobRole::Consciousness, persona);
+        assert_eq!(
+            (answer(Some("Brick")), answer(Some("Nova"))),
+            (Some(2), Some(1))
+        );
+        assert_eq!((answer(Some("Bob")), answer(None)), (Some(0), Some(0)));
+        assert_eq!(plan.variant_for(JobRole::Pixie, Some("Brick")), Some(0));
     }
 
     /// The test model: a written adapter reads back as one, fits the model, and an adapter
@@ -226,10 +267,10 @@ mod tests {
         let read = gguf::validate(&good).unwrap();
         assert_eq!(read.file_type.as_deref(), Some("adapter"));
         assert_eq!(read.shapes.len(), 30 * 2 * 2);
-        check(&good, JobRole::Consciousness, &base).unwrap();
+        check(&good, "roles.consciousness.adapter", &base).unwrap();
 
         let gemma = gguf::validate(&hearth_tests::model("gemma-3-270m-q4_k_m.gguf")).unwrap();
-        let err = check(&good, JobRole::Pixie, &gemma)
+        let err = check(&good, "roles.pixie.adapter", &gemma)
             .unwrap_err()
             .to_string();
         assert!(
@@ -241,19 +282,19 @@ mod tests {
         for (_, dims) in &mut narrow.shapes {
             dims[0] /= 2;
         }
-        let err = check(&good, JobRole::Consciousness, &narrow)
+        let err = check(&good, "roles.consciousness.adapter", &narrow)
             .unwrap_err()
             .to_string();
         assert!(err.contains("do not fit"), "{err}");
 
-        let err = check(&model, JobRole::Consciousness, &base)
+        let err = check(&model, "roles.consciousness.adapter", &base)
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a LoRA adapter"), "{err}");
         let cut = dir.path().join("cut.gguf");
         let bytes = std::fs::read(&good).unwrap();
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        let err = check(&cut, JobRole::Consciousness, &base)
+        let err = check(&cut, "roles.consciousness.adapter", &base)
             .unwrap_err()
             .to_string();
         assert!(err.contains("truncated"), "{err}");

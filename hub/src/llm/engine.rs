@@ -113,18 +113,18 @@ fn load_adapters(
 ) -> Result<Vec<LlamaLoraAdapter>, LlmError> {
     plan.files
         .iter()
-        .map(|(path, role)| {
-            adapters::check(path, *role, summary)?;
+        .map(|(path, setting)| {
+            adapters::check(path, setting, summary)?;
             let adapter = model
                 .lora_adapter_init(path)
                 .map_err(|e| LlmError::Adapter {
-                    role: role.name(),
+                    setting: setting.clone(),
                     path: path.clone(),
                     reason: format!(
                         "llama.cpp refused it ({e}); set llm.log_native = true to log its reason"
                     ),
                 })?;
-            tracing::info!(adapter = %path.display(), role = %role, "LoRA adapter loaded");
+            tracing::info!(adapter = %path.display(), %setting, "LoRA adapter loaded");
             Ok(adapter)
         })
         .collect()
@@ -205,7 +205,8 @@ impl super::model::Model for Session<'_> {
         let max_tokens = request.max_tokens.unwrap_or(self.config.max_reply_tokens) as usize;
         let mut sampler = self.sampler(request)?;
         let tokens = self.fit_prompt(request, max_tokens)?;
-        let adapter_switch = self.switch_to(self.plan.variant(request.role))?;
+        let persona = request.persona.as_ref().map(|p| p.name.as_str());
+        let adapter_switch = self.switch_to(self.plan.variant_for(request.role, persona))?;
         // An abandoned job costs no prompt evaluation.
         if cancel.is_cancelled() || events.is_closed() {
             return Ok(GenerationStats {

@@ -162,6 +162,19 @@ pub struct GenerateRequest {
     pub role: JobRole,
     /// Sampling temperature; `None` takes `llm.temperature`.
     pub temperature: Option<f32>,
+    /// The persona that answers: its adapter and settings go over its role's.
+    pub persona: Option<PersonaJob>,
+}
+
+/// A persona's answer: what of it goes over the consciousness role's settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersonaJob {
+    /// The persona's name (its adapter, when it has one, is loaded under it).
+    pub name: String,
+    /// Its temperature, when it sets one.
+    pub temperature: Option<f32>,
+    /// Its reply length, when it sets one.
+    pub max_tokens: Option<u32>,
 }
 
 impl GenerateRequest {
@@ -176,6 +189,7 @@ impl GenerateRequest {
             lane: String::new(),
             role: JobRole::Consciousness,
             temperature: None,
+            persona: None,
         }
     }
 
@@ -319,11 +333,11 @@ pub enum LlmError {
         /// Tokens available.
         limit: usize,
     },
-    /// A role's LoRA adapter does not fit the model, or llama.cpp refused it.
-    #[error("roles.{role}.adapter {path} cannot be used: {reason}; point it at a LoRA adapter trained for this model, or leave it empty")]
+    /// A role's or a persona's LoRA adapter does not fit the model, or llama.cpp refused it.
+    #[error("{setting} {path} cannot be used: {reason}; point it at a LoRA adapter trained for this model, or leave it empty")]
     Adapter {
-        /// The role whose setting names it.
-        role: &'static str,
+        /// The setting that names it ("roles.pixie.adapter", "persona Brick's adapter").
+        setting: String,
         /// The adapter path.
         path: PathBuf,
         /// What is wrong.
@@ -378,10 +392,20 @@ impl LlmHandle {
         config: LlmConfig,
         roles: RolesConfig,
     ) -> Result<(LlmHandle, std::thread::JoinHandle<()>), LlmError> {
+        LlmHandle::start_with_personas(config, roles, &[]).await
+    }
+
+    /// [`LlmHandle::start_with_roles`] with each persona's adapter, as (name, file, scale),
+    /// checked and loaded too; a persona's answers run with it.
+    pub async fn start_with_personas(
+        config: LlmConfig,
+        roles: RolesConfig,
+        personas: &[(String, PathBuf, f32)],
+    ) -> Result<(LlmHandle, std::thread::JoinHandle<()>), LlmError> {
         let capacity = config.queue_capacity;
         let (jobs_tx, jobs_rx) = mpsc::channel(capacity);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let plan = adapters::Plan::from_roles(&roles);
+        let plan = adapters::Plan::from_roles(&roles).with_personas(personas);
         let thread = std::thread::Builder::new()
             .name("llm".to_string())
             .spawn(move || engine::run(config, plan, jobs_rx, ready_tx))

@@ -221,8 +221,10 @@ impl RolesConfig {
 
     /// Applies the settings of the request's role: its system prompt ([`RoleConfig::prompt`])
     /// replaces the leading system message (or leads, when there is none), and its reply
-    /// length and temperature replace the job's. The consciousness's system prompt is not replaced here: the turn
-    /// pipeline composes it ([`RolesConfig::answer_prompt`]) with the room's summary after it.
+    /// length and temperature replace the job's; a persona's own settings then go over the
+    /// role's. The consciousness's system prompt is not replaced here: the turn pipeline
+    /// composes it ([`RolesConfig::answer_prompt`], the persona's codex) with the room's
+    /// summary after it.
     pub fn apply(&self, request: &mut GenerateRequest) {
         let c = self.get(request.role);
         let prompt = c.prompt();
@@ -239,6 +241,10 @@ impl RolesConfig {
         }
         if c.temperature >= 0.0 {
             request.temperature = Some(c.temperature);
+        }
+        if let Some(p) = &request.persona {
+            request.max_tokens = p.max_tokens.or(request.max_tokens);
+            request.temperature = p.temperature.or(request.temperature);
         }
     }
 }

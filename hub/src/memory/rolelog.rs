@@ -282,12 +282,22 @@ impl RoleLog {
         &self,
         role: JobRole,
         starting_with: Option<&str>,
+        out: impl std::io::Write,
+    ) -> Result<(usize, usize), ExportError> {
+        let shows = |e: &Entry| starting_with.is_none_or(|s| e.output.starts_with(s));
+        self.export_jsonl_where(role, shows, out)
+    }
+
+    /// [`RoleLog::export_jsonl`] of the good examples that `shows` keeps.
+    pub fn export_jsonl_where(
+        &self,
+        role: JobRole,
+        shows: impl Fn(&Entry) -> bool,
         mut out: impl std::io::Write,
     ) -> Result<(usize, usize), ExportError> {
         let (mut written, mut left) = (0, 0);
         for entry in self.entries(Some(role))? {
-            let shows = starting_with.is_none_or(|s| entry.output.starts_with(s));
-            if !entry.good() || !shows {
+            if !entry.good() || !shows(&entry) {
                 left += 1;
                 continue;
             }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_shared::now_ms;
+use hearth_shared::{now_ms, Speech};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,6 +18,7 @@ use crate::memory::rolelog::Signal;
 use crate::memory::Memories;
 use crate::memory::MemoryConfig;
 use crate::outbox::{Message, Outbox};
+use crate::persona::{Persona, PersonasConfig};
 use crate::subconscious::Subconscious;
 
 /// What Pixie's loop works with.
@@ -41,6 +42,8 @@ pub struct Runner {
     pub tasks: TaskTracker,
     /// Cancelled at shutdown.
     pub stop: CancellationToken,
+    /// Whose voice speaks in each room.
+    pub personas: PersonasConfig,
 }
 
 impl Runner {
@@ -85,14 +88,19 @@ impl Runner {
         }
     }
 
-    /// Hands one proactive speech to the transport for each target, and waits until it has.
+    /// Hands one proactive speech to the transport for each target, in the voice of the
+    /// target room's persona, and waits until it has.
     async fn say(&self, d: &Delivery) {
         for (terminal, room) in &d.targets {
             tracing::info!(terminal, room, fallback = d.fallback, why = %d.why, "speaking first");
             tracing::debug!(terminal, text = %d.speech.text, "what is said first");
+            let speech = Speech {
+                voice: self.personas.of_room(room).map(Persona::voice),
+                ..d.speech.clone()
+            };
             if !self
                 .out
-                .send_confirmed(terminal, Message::Speech(d.speech.clone()))
+                .send_confirmed(terminal, Message::Speech(speech))
                 .await
             {
                 tracing::warn!(terminal, "the transport is gone; speech not sent");

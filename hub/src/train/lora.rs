@@ -956,7 +956,7 @@ mod tests {
         std::fs::write(&path, lora.to_gguf()?)?;
         let fits = crate::llm::adapters::check(
             &path,
-            crate::llm::JobRole::Consciousness,
+            "roles.consciousness.adapter",
             &gguf::validate(&model)?,
         );
         assert!(fits.is_ok(), "{fits:?}");

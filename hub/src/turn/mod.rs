@@ -41,11 +41,14 @@ use crate::conversation::Fold;
 use crate::emotion;
 use crate::guard::{Guard, Pass};
 use crate::household::{Cancelled, Home, LoggedAnswer, Why};
-use crate::llm::{ChatMessage, GenerateRequest, JobRole, LlmError, LlmEvent, LlmHandle};
+use crate::llm::{
+    ChatMessage, GenerateRequest, JobRole, LlmError, LlmEvent, LlmHandle, PersonaJob,
+};
 use crate::memory::retrieval::RetrievalConfig;
 use crate::memory::rolelog::Signal;
 use crate::memory::MemoryId;
 use crate::outbox::{Message, Outbox};
+use crate::persona::Persona;
 use crate::pixie::tasks::Work;
 use crate::pixie::Pixie;
 use crate::preprocess::Folded;
@@ -147,6 +150,9 @@ pub struct Turn {
     /// Where the role log stood when the prompt was made: a forget since then keeps the
     /// answer out of it.
     pub log_generation: u64,
+    /// The persona that answers (the room's, or the one the request named); `None`: the
+    /// assistant itself.
+    pub persona: Option<Persona>,
 }
 
 impl Pipeline {
@@ -177,7 +183,8 @@ impl Pipeline {
 
     /// The first stage: the household learns of `u` (a reply in flight for the same terminal
     /// is cancelled; the room counts as answering), and the turn begins.
-    pub fn admit(&self, u: Utterance) -> Turn {
+    pub fn admit(&self, mut u: Utterance) -> Turn {
+        let persona = self.address(&mut u);
         let now = now_ms();
         let admitted = self.home.with(|h| h.admit(&u, &self.stop, now));
         Turn {
@@ -200,7 +207,23 @@ impl Pipeline {
             prompt_tokens: 0,
             logged: None,
             log_generation: 0,
+            persona,
         }
+    }
+
+    /// Who answers `u`: a persona its words name at their start ("ask Brick ...", "Brick,
+    /// ...", a wake phrase), which lose those words, else the room's persona, if any.
+    fn address(&self, u: &mut Utterance) -> Option<Persona> {
+        let picked = self.config.personas.pick(&u.room, &u.text);
+        let persona = picked.persona.cloned();
+        if let Some(p) = &persona {
+            tracing::info!(id = %u.id, room = %u.room, persona = %p.name, addressed = picked.addressed, "persona");
+        }
+        if let Some(request) = picked.request {
+            tracing::debug!(id = %u.id, said = %u.text, %request, "the request without the persona's name");
+            u.text = request;
+        }
+        persona
     }
 
     /// A terminal cancels a reply: stop it if it is still being written, or trim what the
@@ -380,10 +403,14 @@ impl Pipeline {
             format!("{context}[USER SAID THIS TURN] {}", u.text)
         };
         turn.log_generation = self.subconscious.log_generation();
-        let system = (self.config.roles).answer_prompt(&self.config.conversation.system_prompt);
+        let (roles, built_in) = (&self.config.roles, &self.config.conversation.system_prompt);
+        let system = match &turn.persona {
+            Some(p) => p.answer_prompt(roles, built_in),
+            None => roles.answer_prompt(built_in).to_string(),
+        };
         turn.prompt = self
             .home
-            .with(|h| h.conversations.prompt(&u.room, system, &text));
+            .with(|h| h.conversations.prompt(&u.room, &system, &text));
     }
 
     /// Streams the model's reply as chunks. With `others_first` (another room was being
@@ -405,12 +432,21 @@ impl Pipeline {
             } else {
                 String::new()
             },
+            persona: turn.persona.as_ref().map(|p| PersonaJob {
+                name: p.name.clone(),
+                temperature: Some(p.temperature).filter(|t| *t >= 0.0),
+                max_tokens: Some(p.max_tokens).filter(|n| *n > 0),
+            }),
             ..GenerateRequest::chat(turn.prompt.clone())
         };
         // The guard may end the reply early (a loop, the model writing the user's turn):
-        // the model's job stops, and the turn is not counted as interrupted.
+        // the model's job stops, and the turn is not counted as interrupted. Every persona's
+        // name is the assistant's own label.
         let job = turn.cancel.child_token();
-        let mut guard = Guard::with_names(&self.config.conversation.assistant_names);
+        let names: Vec<String> = (self.config.conversation.assistant_names.iter().cloned())
+            .chain(self.config.personas.names().map(String::from))
+            .collect();
+        let mut guard = Guard::with_names(&names);
         let mut ended: Option<&'static str> = None;
         let mut said: Vec<String> = Vec::new();
         let mut events = match self.llm.generate(request, job.clone()) {
@@ -555,9 +591,11 @@ impl Pipeline {
             Outcome::Open | Outcome::InCode(_) | Outcome::Failed => return,
         };
         let u = &turn.utterance;
+        let persona = turn.persona.as_ref().map(|p| p.name.as_str());
         let before = self.home.with(|h| {
             let before = h.conversations.last_reply(&u.room);
-            h.conversations.record(&u.room, &u.id, &u.text, &kept);
+            h.conversations
+                .record(&u.room, &u.id, &u.text, &kept, persona);
             before
         });
         let idle_s = self.config.pixie.reflect_after_idle_s;
@@ -574,7 +612,9 @@ impl Pipeline {
             }
         }
         if !turn.no_memory {
-            let context = before.map(|b| format!("Hearth: {b}"));
+            // The reply it answered, under the name of the persona that said it.
+            let context =
+                before.map(|(name, b)| format!("{}: {b}", name.as_deref().unwrap_or("Hearth")));
             let vector = turn.recall.vector.take();
             turn.stored = self
                 .subconscious
@@ -660,6 +700,7 @@ impl Pipeline {
             seq: turn.seq,
             text,
             is_final,
+            voice: turn.persona.as_ref().map(Persona::voice),
         };
         turn.seq += 1;
         self.out.send(&u.terminal, Message::Reply(chunk)).await;

@@ -80,6 +80,9 @@ fn script(request: &GenerateRequest) -> Result<String, LlmError> {
             User: [PROFILE, CONSOLIDATED FROM MEMORY] what about York?"
             .to_string());
     }
+    if last.to_lowercase().contains("name yourself") {
+        return Ok("Brick: Walls stand.".to_string());
+    }
     if last.contains("say it again") {
         return Ok(format!("Sure! {}", "I am always here for you. ".repeat(20)));
     }
@@ -164,6 +167,8 @@ fn utterance(terminal: &str, room: &str, id: &str, text: &str) -> Utterance {
 struct Received {
     chunks: Vec<String>,
     errors: Vec<ErrorCode>,
+    /// Each chunk's voice (the final one's too): the persona's name and its pace.
+    voices: Vec<Option<(String, Option<f32>)>>,
 }
 
 impl Hub {
@@ -189,6 +194,7 @@ impl Hub {
                 .expect("the outbox is open");
             match o.message {
                 Message::Reply(c) if c.utterance_id == id => {
+                    r.voices.push(c.voice.map(|v| (v.persona, v.length_scale)));
                     if !c.text.is_empty() {
                         r.chunks.push(c.text);
                     }
@@ -823,6 +829,121 @@ async fn a_reply_that_repeats_itself_is_said_once_and_the_model_stops() {
     let r = hub.received("u1").await;
     assert_eq!(r.chunks, ["Sure!", "I am always here for you."]);
     assert_eq!(hub.history()[0].1, "Sure! I am always here for you.");
+}
+
+#[tokio::test]
+async fn each_persona_answers_with_its_codex_in_its_voice_and_the_room_keeps_its_name() {
+    use crate::persona::{Persona, VoiceSettings};
+    let persona = |name: &str, pace: f32| Persona {
+        name: name.into(),
+        codex: format!("You are {name}."),
+        voice: VoiceSettings {
+            length_scale: Some(pace),
+            ..VoiceSettings::default()
+        },
+        ..Persona::default()
+    };
+    let brick = Persona {
+        temperature: 0.2,
+        max_tokens: 40,
+        ..persona("Brick", 1.6)
+    };
+    let mut hub = hub_with(
+        |c| {
+            c.personas.loaded = vec![brick, persona("Nova", 0.8)];
+            c.personas.default = "Nova".into();
+            c.personas.check().unwrap();
+        },
+        |g| Scripted::start(script, g),
+        Gate::default(),
+    );
+    // The room's persona answers, with its codex after the role's prompt, in its voice.
+    let turn = hub.ask("u1", "Tell me a story about a fox").await;
+    assert_eq!(turn.persona.as_ref().map(|p| p.name.as_str()), Some("Nova"));
+    let r = hub.received("u1").await;
+    assert_eq!(r.chunks.len(), 3);
+    assert!(
+        r.voices
+            .iter()
+            .all(|v| *v == Some(("Nova".into(), Some(0.8)))),
+        "{:?}",
+        r.voices
+    );
+    let asked = hub.seen.lock().unwrap()[0].clone();
+    let system = &asked.messages[0].content;
+    assert!(system.ends_with("\n\nYou are Nova."), "{system}");
+    assert_eq!((asked.temperature, asked.max_tokens), (None, None));
+
+    // "Ask Brick ..." picks Brick for this turn: the request loses his name, his settings go
+    // over the role's, and his own label in the reply is not said.
+    let turn = hub.ask("u2", "Ask Brick to name yourself").await;
+    assert_eq!(
+        turn.persona.as_ref().map(|p| p.name.as_str()),
+        Some("Brick")
+    );
+    assert_eq!(turn.utterance.text, "Name yourself");
+    let r = hub.received("u2").await;
+    assert_eq!(r.chunks, ["Walls stand."]);
+    assert_eq!(r.voices[0], Some(("Brick".into(), Some(1.6))));
+    let asked = hub.seen.lock().unwrap()[1].clone();
+    assert!(asked.messages[0].content.ends_with("You are Brick."));
+    let user = &asked.messages.last().unwrap().content;
+    assert!(user.ends_with("] Name yourself"), "{user}");
+    assert_eq!((asked.temperature, asked.max_tokens), (Some(0.2), Some(40)));
+    assert_eq!(asked.persona.map(|p| p.name), Some("Brick".into()));
+
+    // Memory is shared: the history holds both, and Brick's reply is his.
+    assert_eq!(
+        hub.history(),
+        [
+            ("Tell me a story about a fox".to_string(), STORY.to_string()),
+            ("Name yourself".to_string(), "Walls stand.".to_string()),
+        ]
+    );
+    let last = hub
+        .pipeline
+        .home
+        .with(|h| h.conversations.last_reply("kitchen"));
+    assert_eq!(last, Some((Some("Brick".into()), "Walls stand.".into())));
+    // The next turn is the room's persona's again.
+    let turn = hub.ask("u3", "Tell me a story about a fox").await;
+    assert_eq!(turn.persona.map(|p| p.name), Some("Nova".into()));
+    hub.received("u3").await;
+
+    // Pixie speaks in the room's persona's voice.
+    hub.pipeline.home.with(|h| {
+        h.rooms.presence(Presence {
+            terminal: "k1".into(),
+            room: "kitchen".into(),
+            online: true,
+            at_ms: 0,
+            capabilities: vec![],
+            will: None,
+        })
+    });
+    let now = hearth_shared::now_ms();
+    (hub.pipeline.pixie)
+        .set(
+            crate::pixie::reminders::Kind::Reminder,
+            "water the plants",
+            "in 1 second",
+            &[],
+            "kitchen",
+            now,
+        )
+        .unwrap();
+    Arc::clone(&hub.runner).start();
+    let said = loop {
+        let o = tokio::time::timeout(Duration::from_secs(10), hub.outgoing.recv())
+            .await
+            .expect("the reminder is said")
+            .unwrap();
+        if let Message::Speech(s) = o.message {
+            break s;
+        }
+    };
+    assert_eq!(said.voice.map(|v| v.persona), Some("Nova".into()));
+    assert!(hub.pipeline.shutdown(Duration::from_secs(2)).await);
 }
 
 mod history;

@@ -149,12 +149,39 @@ fn speech() -> impl Strategy<Value = Speech> {
         SpeechReason::Pixie,
         SpeechReason::System,
     ]);
-    (text(), text(), reason, any::<bool>()).prop_map(|(id, text, reason, expects_answer)| Speech {
-        id,
-        text,
-        reason,
-        expects_answer,
-    })
+    (text(), text(), reason, any::<bool>(), voice()).prop_map(
+        |(id, text, reason, expects_answer, voice)| Speech {
+            id,
+            text,
+            reason,
+            expects_answer,
+            voice,
+        },
+    )
+}
+
+fn voice() -> impl Strategy<Value = Option<Voice>> {
+    let scale = || proptest::option::of(0.0f32..4.0);
+    proptest::option::of(
+        (
+            text(),
+            proptest::option::of(text()),
+            proptest::option::of(any::<u32>()),
+            scale(),
+            scale(),
+            scale(),
+        )
+            .prop_map(
+                |(persona, model, speaker, length_scale, noise_scale, noise_w)| Voice {
+                    persona,
+                    model,
+                    speaker,
+                    length_scale,
+                    noise_scale,
+                    noise_w,
+                },
+            ),
+    )
 }
 
 fn error_report() -> impl Strategy<Value = ErrorReport> {
@@ -189,14 +216,15 @@ fn cancel() -> impl Strategy<Value = Cancel> {
 }
 
 fn reply_chunk() -> impl Strategy<Value = ReplyChunk> {
-    (text(), any::<u32>(), text(), any::<bool>()).prop_map(|(utterance_id, seq, text, is_final)| {
-        ReplyChunk {
+    (text(), any::<u32>(), text(), any::<bool>(), voice()).prop_map(
+        |(utterance_id, seq, text, is_final, voice)| ReplyChunk {
             utterance_id,
             seq,
             text,
             is_final,
-        }
-    })
+            voice,
+        },
+    )
 }
 
 /// A valid payload of any message type.

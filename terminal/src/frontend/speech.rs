@@ -16,6 +16,8 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use hearth_shared::Voice;
+
 use crate::audio::{wav, Clip, SPEECH_RATE};
 use crate::config::TtsConfig;
 use crate::tts::{pieces, Tts};
@@ -206,6 +208,8 @@ enum Say {
         since: Option<Instant>,
         /// For the first piece of a reply chunk: the chunk's index in the reply.
         mark: Option<u32>,
+        /// The persona's voice; `None`: the terminal's own.
+        voice: Option<Voice>,
     },
     /// Queue a sound (an earcon) in order with the speech around it.
     Clip {
@@ -250,23 +254,30 @@ impl SpeechOut {
     /// (when its first chunk arrived): its first words go alone, and the time to its first
     /// audio is logged.
     pub fn say(&self, text: &str, generation: u64, reply_since: Option<Instant>) {
-        self.say_marked(text, generation, reply_since, None);
+        self.say_marked(text, generation, reply_since, None, None);
     }
 
     /// [`SpeechOut::say`] for reply chunk `mark`, whose start is then tracked
-    /// ([`Playback::heard_chunks`]).
+    /// ([`Playback::heard_chunks`]), in a persona's `voice` (the terminal's own when `None`).
     pub fn say_marked(
         &self,
         text: &str,
         generation: u64,
         reply_since: Option<Instant>,
         mark: Option<u32>,
+        voice: Option<&Voice>,
     ) {
         let first_words = if reply_since.is_some() {
             self.first_words
         } else {
             0
         };
+        // Once per reply (at its first chunk) or speech.
+        if let Some(v) = voice.filter(|_| reply_since.is_some() || mark.is_none()) {
+            tracing::info!(persona = %v.persona, model = ?v.model, speaker = ?v.speaker,
+                length_scale = ?v.length_scale, noise_scale = ?v.noise_scale,
+                noise_w = ?v.noise_w, "speaking in the persona's voice");
+        }
         for (i, text) in pieces(text, first_words, self.max_words)
             .into_iter()
             .enumerate()
@@ -277,6 +288,7 @@ impl SpeechOut {
                 generation,
                 since,
                 mark: mark.filter(|_| i == 0),
+                voice: voice.cloned(),
             });
         }
     }
@@ -313,11 +325,12 @@ fn spawn_speaker(mut tts: Tts, playback: Arc<Playback>) -> std_mpsc::Sender<Say>
                         generation,
                         since,
                         mark,
+                        voice,
                     } => {
                         if playback.generation() != generation {
                             continue;
                         }
-                        let audio = match tts.synthesize(&text) {
+                        let audio = match tts.synthesize_as(&text, voice.as_ref()) {
                             Ok(spoken) => {
                                 tracing::debug!(%text, audio_s = spoken.clip.seconds(),
                                     synth_ms = spoken.took.as_millis() as u64, "synthesized");

@@ -85,10 +85,14 @@ impl Printer {
             Output::HubUnreachable { reason } => {
                 self.line(&format!("hearth: hub unreachable ({reason}); retrying"))
             }
-            Output::ReplyChunk { text, first } => {
+            Output::ReplyChunk { text, first, voice } => {
                 let mut out = std::io::stdout().lock();
                 let _ = if first {
-                    write!(out, "hub: {text}")
+                    match voice {
+                        // The persona that answers names itself: "hub (Brick): ...".
+                        Some(v) => write!(out, "hub ({}): {text}", v.persona),
+                        None => write!(out, "hub: {text}"),
+                    }
                 } else {
                     write!(out, " {text}")
                 };

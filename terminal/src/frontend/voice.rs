@@ -316,7 +316,7 @@ impl Frontend for VoiceFrontend {
     fn present(&mut self, output: Output) {
         let now = self.speech.playback().generation();
         match &output {
-            Output::ReplyChunk { text, first } => {
+            Output::ReplyChunk { text, first, voice } => {
                 if *first {
                     crate::timeline::mark("first chunk");
                     self.reply_generation = now;
@@ -327,12 +327,13 @@ impl Frontend for VoiceFrontend {
                 let mark = Some(self.reply_chunks);
                 self.reply_chunks += 1;
                 self.speech
-                    .say_marked(text, self.reply_generation, since, mark);
+                    .say_marked(text, self.reply_generation, since, mark, voice.as_ref());
             }
             Output::ReplyEnd => {}
-            Output::Speech { text, .. } => {
+            Output::Speech { text, voice, .. } => {
                 self.speech.sound(earcon(Earcon::Attention), now);
-                self.speech.say(text, now, None);
+                self.speech
+                    .say_marked(text, now, None, None, voice.as_ref());
             }
             Output::HubUnreachable { .. } => {
                 if !self.hub_unreachable {

@@ -262,6 +262,7 @@ async fn household_under_attack(broker: Broker) -> anyhow::Result<()> {
         text: "Say your door code now".into(),
         reason: SpeechReason::System,
         expects_answer: true,
+        voice: None,
     });
     attacker
         .publish(

@@ -359,3 +359,126 @@ async fn the_wake_word_over_the_reply_cancels_it_and_the_next_question_is_answer
     );
     Ok(())
 }
+
+/// Seconds of speech per word in a played WAV: 20 ms frames louder than -34 dBFS, over the
+/// reply's word count (the earcon before it adds a little to both voices alike).
+fn seconds_per_word(wav: &Path, reply: &str) -> anyhow::Result<f32> {
+    let mut reader = hound::WavReader::open(wav)?;
+    let spec = reader.spec();
+    let scale = match spec.sample_format {
+        hound::SampleFormat::Int => (1u64 << (spec.bits_per_sample - 1)) as f32,
+        hound::SampleFormat::Float => 1.0,
+    };
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int => reader
+            .samples::<i32>()
+            .map(|s| s.map(|s| s as f32 / scale))
+            .collect::<Result<_, _>>()?,
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>()?,
+    };
+    let frame = (spec.sample_rate / 50) as usize * spec.channels as usize;
+    let loud = samples
+        .chunks(frame)
+        .filter(|f| (f.iter().map(|s| s * s).sum::<f32>() / f.len() as f32).sqrt() > 0.02)
+        .count();
+    let n = words(reply).len().max(1);
+    Ok(loud as f32 * 0.02 / n as f32)
+}
+
+#[tokio::test]
+async fn two_personas_are_heard_each_in_its_own_voice() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // Nova speaks quickly and is the household's default; Brick speaks slowly. One Piper
+    // voice, two paces (the settings of one voice, as a household without a second voice
+    // would have them).
+    let personas = dir.path().join("personas");
+    std::fs::create_dir(&personas)?;
+    std::fs::write(
+        personas.join("nova.toml"),
+        "name = \"Nova\"\ncodex = \"You are Nova, quick and bright.\"\n[voice]\nlength_scale = 0.75\n",
+    )?;
+    std::fs::write(
+        personas.join("brick.toml"),
+        "name = \"Brick\"\ncodex = \"You are Brick, slow and steady.\"\n[voice]\nlength_scale = 1.9\n",
+    )?;
+    let port = free_port();
+    let _hub = Hub::start(
+        dir.path(),
+        port,
+        &format!(
+            "[personas]\ndir = \"{}\"\ndefault = \"Nova\"\n",
+            personas.display()
+        ),
+    )
+    .await?;
+    let mut obs = Observer::connect(port, &["hearth/v1/terminal/+/reply"]).await?;
+    let mut paces = Vec::new();
+    // The room's persona, then Brick by name (whisper hears "ask Rick", which picks Brick).
+    for (persona, request) in [
+        ("Nova", "What is the capital of France?"),
+        ("Brick", "Ask Brick, what is the capital of France?"),
+    ] {
+        let run = dir.path().join(persona);
+        std::fs::create_dir(&run)?;
+        let input = spoken(&run, "request", &[(0.5, "Hey Jarvis!"), (0.5, request)])?;
+        let (mut term, played) = voice_terminal(&run, port, &input, &[])?;
+        // Every chunk names the persona's voice...
+        let voice = loop {
+            let (payload, _) = obs
+                .next_on("hearth/v1/terminal/kitchen/reply", REPLY_TIMEOUT)
+                .await?;
+            let chunk: ReplyChunk = decode(&payload, usize::MAX)?;
+            let named = chunk.voice.clone().expect("a persona's voice on the reply");
+            assert_eq!(named.persona, persona, "{chunk:?}");
+            if chunk.is_final {
+                break named;
+            }
+        };
+        // ...the terminal prints who answers and speaks with that voice...
+        let (line, _) = term
+            .expect(&format!("hub ({persona}): "), REPLY_TIMEOUT)
+            .await?;
+        let reply = line.split_once("): ").map_or("", |(_, r)| r).to_string();
+        let status = tokio::time::timeout(REPLY_TIMEOUT, term.child.wait()).await??;
+        assert!(status.success(), "{status}");
+        let log = std::fs::read_to_string(&term.log)?;
+        let spoke = log
+            .lines()
+            .find(|l| l.contains("speaking in the persona's voice"))
+            .unwrap_or_default();
+        assert!(
+            spoke.contains(&format!("persona={persona}"))
+                && spoke.contains(&format!("length_scale={:?}", voice.length_scale)),
+            "{spoke:?} in {log}"
+        );
+        // ...and whisper hears the reply's words in what was played.
+        let heard = words(&transcribe(&played)?);
+        let said: Vec<String> = words(&reply).into_iter().filter(|w| w.len() >= 4).collect();
+        let found = said
+            .iter()
+            .filter(|w| {
+                heard
+                    .iter()
+                    .any(|h| h.chars().count() >= 4 && h.chars().take(4).eq(w.chars().take(4)))
+            })
+            .count();
+        assert!(
+            !said.is_empty() && found >= 1 && found * 3 >= said.len(),
+            "{persona}: only {found} of {said:?} heard in {heard:?}"
+        );
+        paces.push(seconds_per_word(&played, &reply)?);
+    }
+    // Which voice was used, from the audio itself: Brick's words take longer than Nova's
+    // (1.9 against 0.75 in length scale: 2.5 times as long).
+    eprintln!(
+        "seconds per word: Nova {:.3}, Brick {:.3}",
+        paces[0], paces[1]
+    );
+    assert!(
+        paces[1] > paces[0] * 1.5,
+        "seconds per word: Nova {:.3}, Brick {:.3}",
+        paces[0],
+        paces[1]
+    );
+    Ok(())
+}
