@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_shared::{Cancel, CancelReason, ErrorCode, Presence, Utterance};
+use hearth_shared::{Cancel, CancelReason, ErrorCode, Presence, Speech, Utterance};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -229,6 +229,43 @@ impl Hub {
             heard_chunks,
             reason: CancelReason::BargeIn,
         })
+    }
+
+    /// Starts Pixie's loop with the kitchen's terminal online and a reminder due there in a
+    /// second, and returns the speech it sends ("water the plants").
+    async fn reminder_said(&mut self) -> Speech {
+        self.pipeline.home.with(|h| {
+            h.rooms.presence(Presence {
+                terminal: "k1".into(),
+                room: "kitchen".into(),
+                online: true,
+                at_ms: 0,
+                capabilities: vec![],
+                will: None,
+            })
+        });
+        let now = hearth_shared::now_ms();
+        (self.pipeline.pixie)
+            .set(
+                crate::pixie::reminders::Kind::Reminder,
+                "water the plants",
+                "in 1 second",
+                &[],
+                "kitchen",
+                now,
+            )
+            .unwrap();
+        Arc::clone(&self.runner).start();
+        loop {
+            let o = tokio::time::timeout(Duration::from_secs(10), self.outgoing.recv())
+                .await
+                .expect("the reminder is said")
+                .unwrap();
+            if let Message::Speech(s) = o.message {
+                assert_eq!(o.terminal, "k1");
+                return s;
+            }
+        }
     }
 
     /// Waits until the model has been asked `n` requests.
@@ -726,39 +763,7 @@ async fn each_room_has_its_own_history() {
 #[tokio::test]
 async fn pixie_says_a_due_reminder_in_the_room_it_was_set_for() {
     let mut hub = hub();
-    hub.pipeline.home.with(|h| {
-        h.rooms.presence(Presence {
-            terminal: "k1".into(),
-            room: "kitchen".into(),
-            online: true,
-            at_ms: 0,
-            capabilities: vec![],
-            will: None,
-        })
-    });
-    let now = hearth_shared::now_ms();
-    hub.pipeline
-        .pixie
-        .set(
-            crate::pixie::reminders::Kind::Reminder,
-            "water the plants",
-            "in 1 second",
-            &[],
-            "kitchen",
-            now,
-        )
-        .unwrap();
-    Arc::clone(&hub.runner).start();
-    let said = loop {
-        let o = tokio::time::timeout(Duration::from_secs(10), hub.outgoing.recv())
-            .await
-            .expect("the reminder is said")
-            .unwrap();
-        if let Message::Speech(s) = o.message {
-            assert_eq!(o.terminal, "k1");
-            break s;
-        }
-    };
+    let said = hub.reminder_said().await;
     assert!(said.text.contains("water the plants"), "{said:?}");
     assert!(hub.pipeline.shutdown(Duration::from_secs(2)).await);
 }
@@ -911,37 +916,7 @@ async fn each_persona_answers_with_its_codex_in_its_voice_and_the_room_keeps_its
     hub.received("u3").await;
 
     // Pixie speaks in the room's persona's voice.
-    hub.pipeline.home.with(|h| {
-        h.rooms.presence(Presence {
-            terminal: "k1".into(),
-            room: "kitchen".into(),
-            online: true,
-            at_ms: 0,
-            capabilities: vec![],
-            will: None,
-        })
-    });
-    let now = hearth_shared::now_ms();
-    (hub.pipeline.pixie)
-        .set(
-            crate::pixie::reminders::Kind::Reminder,
-            "water the plants",
-            "in 1 second",
-            &[],
-            "kitchen",
-            now,
-        )
-        .unwrap();
-    Arc::clone(&hub.runner).start();
-    let said = loop {
-        let o = tokio::time::timeout(Duration::from_secs(10), hub.outgoing.recv())
-            .await
-            .expect("the reminder is said")
-            .unwrap();
-        if let Message::Speech(s) = o.message {
-            break s;
-        }
-    };
+    let said = hub.reminder_said().await;
     assert_eq!(said.voice.map(|v| v.persona), Some("Nova".into()));
     assert!(hub.pipeline.shutdown(Duration::from_secs(2)).await);
 }

@@ -149,11 +149,15 @@ async fn hey_jarvis_then_a_request_is_heard_transcribed_and_answered() -> anyhow
     let log = std::fs::read_to_string(&term.log)?;
     assert!(log.contains("first audio of the reply queued"), "{log}");
 
-    // Whisper hears the reply's words in what was played (after the listening earcon). The
-    // 135M model's replies can be odd ("Alma, capital of France") and tiny.en mishears some
-    // words, so a word counts when a heard word starts with the same four letters, and a third
-    // of the reply's longer words must be heard.
-    let heard = words(&transcribe(&played)?);
+    // Whisper hears the reply's words in what was played (after the listening earcon).
+    assert_heard(reply, &played)
+}
+
+/// Whisper hears `reply` in the WAV `played`. The 135M model's replies can be odd ("Alma,
+/// capital of France") and tiny.en mishears some words, so a word counts when a heard word
+/// starts with the same four letters, and a third of the reply's longer words must be heard.
+fn assert_heard(reply: &str, played: &Path) -> anyhow::Result<()> {
+    let heard = words(&transcribe(played)?);
     let said: Vec<String> = words(reply).into_iter().filter(|w| w.len() >= 4).collect();
     let found = said
         .iter()
@@ -163,7 +167,7 @@ async fn hey_jarvis_then_a_request_is_heard_transcribed_and_answered() -> anyhow
                 .any(|h| h.chars().count() >= 4 && h.chars().take(4).eq(w.chars().take(4)))
         })
         .count();
-    assert!(
+    anyhow::ensure!(
         !said.is_empty() && found >= 1 && found * 3 >= said.len(),
         "only {found} of {said:?} heard in the played reply {heard:?}"
     );
@@ -452,20 +456,7 @@ async fn two_personas_are_heard_each_in_its_own_voice() -> anyhow::Result<()> {
             "{spoke:?} in {log}"
         );
         // ...and whisper hears the reply's words in what was played.
-        let heard = words(&transcribe(&played)?);
-        let said: Vec<String> = words(&reply).into_iter().filter(|w| w.len() >= 4).collect();
-        let found = said
-            .iter()
-            .filter(|w| {
-                heard
-                    .iter()
-                    .any(|h| h.chars().count() >= 4 && h.chars().take(4).eq(w.chars().take(4)))
-            })
-            .count();
-        assert!(
-            !said.is_empty() && found >= 1 && found * 3 >= said.len(),
-            "{persona}: only {found} of {said:?} heard in {heard:?}"
-        );
+        assert_heard(&reply, &played).map_err(|e| e.context(persona))?;
         paces.push(seconds_per_word(&played, &reply)?);
     }
     // Which voice was used, from the audio itself: Brick's words take longer than Nova's
