@@ -379,12 +379,22 @@ impl PersonasConfig {
                     .map(|p| (p, 2));
             }
         }
+        // "Nova stop": a bare name before a control ("stop", "never mind", "forget that").
+        if best.is_none() {
+            if let (Some(first), Some(&(_, end))) = (rest.first(), spans.get(start)) {
+                let control = crate::controls::parse(&text[end..]).is_some();
+                best = (self.loaded.iter())
+                    .find(|p| p.name.to_lowercase() == *first)
+                    .filter(|_| control)
+                    .map(|p| (p, 1));
+            }
+        }
         let Some((persona, n)) = best else {
-            return Picked {
+            return self.called_last(text).unwrap_or(Picked {
                 persona: self.of_room(room),
                 addressed: false,
                 request: None,
-            };
+            });
         };
         let end = spans[start + n - 1].1;
         let mut request = text[end..]
@@ -402,6 +412,23 @@ impl PersonasConfig {
             addressed: true,
             request: words(request).first().map(|_| capitalised(request)),
         }
+    }
+}
+
+impl PersonasConfig {
+    /// "Stop, Nova.", "Thanks, Brick!": a persona's name at the end, after a comma.
+    fn called_last(&self, text: &str) -> Option<Picked<'_>> {
+        let &(a, b) = word_spans(text).last()?;
+        let before = text[..a].trim_end();
+        let after = text[b..].trim();
+        let set_off = before.ends_with(',') && after.chars().all(|c| ".!?".contains(c));
+        let persona = self.find(&text[a..b]).filter(|_| set_off)?;
+        let request = format!("{}{after}", before.trim_end_matches(',').trim_end());
+        Some(Picked {
+            persona: Some(persona),
+            addressed: true,
+            request: words(&request).first().map(|_| capitalised(&request)),
+        })
     }
 }
 
@@ -537,6 +564,21 @@ mod tests {
                 "{text}"
             );
         }
+        // Called at the end, or before a control.
+        for (text, who, request) in [
+            ("Stop, Nova.", "Nova", "Stop."),
+            ("Thanks, Brick!", "Brick", "Thanks!"),
+            ("Nova stop", "Nova", "Stop"),
+            ("brick never mind", "Brick", "Never mind"),
+        ] {
+            assert_eq!(
+                pick("study", text),
+                (Some(who), Some(request.to_string())),
+                "{text}"
+            );
+        }
+        assert_eq!(pick("kitchen", "I met Brick"), (Some("Nova"), None));
+        assert_eq!(pick("kitchen", "Brick walls"), (Some("Nova"), None));
         // Only the name: Brick answers the words as they were.
         assert_eq!(pick("kitchen", "Hey Brick"), (Some("Brick"), None));
         // A name inside a word, or one with no persona, picks nothing.
