@@ -42,6 +42,7 @@ pub async fn llm(config: HubConfig, opts: LlmBenchOptions) -> anyhow::Result<()>
         ChatMessage::new(Role::User, PROMPT),
     ];
     let (llm, _thread) = LlmHandle::start(config.llm.clone()).await?;
+    let placed = llm.info().clone();
 
     let mut bare_tps = Vec::new();
     let mut hub_tps = Vec::new();
@@ -98,6 +99,10 @@ pub async fn llm(config: HubConfig, opts: LlmBenchOptions) -> anyhow::Result<()>
         config.llm.threads_batch,
         opts.tokens,
         opts.runs
+    );
+    println!(
+        "backend: {}, layers on a GPU: {} of {} (llm.gpu_layers = {})",
+        placed.backend, placed.gpu_layers, placed.layers, config.llm.gpu_layers
     );
     println!("| measure | median |");
     println!("|---|---|");

@@ -228,3 +228,23 @@ async fn old_turns_are_dropped_to_fit_and_a_huge_message_is_refused() {
         .await
         .unwrap();
 }
+
+/// A build without a GPU backend runs every layer on the CPU whatever `gpu_layers` asks, and
+/// says where the model runs (the start-up log warns about the setting).
+#[tokio::test]
+async fn a_cpu_build_runs_every_layer_on_the_cpu_and_says_so() {
+    if cfg!(any(feature = "cuda", feature = "vulkan")) {
+        return;
+    }
+    let (llm, _t) = LlmHandle::start(LlmConfig {
+        gpu_layers: 99,
+        ..smollm2()
+    })
+    .await
+    .unwrap();
+    let info = llm.info();
+    assert_eq!((info.backend.as_str(), info.gpu_layers), ("CPU", 0));
+    assert_eq!(info.layers, 30, "SmolLM2-135M has 30 blocks");
+    let (sentences, _) = stream(&llm, GenerateRequest::chat(chat("Hello!"))).await;
+    assert!(!sentences.is_empty());
+}

@@ -40,8 +40,28 @@ pub(crate) fn backend(log_native: bool) -> Result<&'static LlamaBackend, LlmErro
 /// Validates the file, then loads it. The validation is what keeps a corrupt file from
 /// aborting the process inside llama.cpp.
 pub(crate) fn load_model(config: &LlmConfig) -> Result<(LlamaModel, gguf::GgufSummary), LlmError> {
+    if config.gpu_layers > 0 && !backend(config.log_native)?.supports_gpu_offload() {
+        tracing::warn!(model = %config.model.display(), gpu_layers = config.gpu_layers,
+            "gpu_layers is set, and this hearth-hub was built without a GPU backend: every layer runs on the CPU (a GPU build is cargo's --features cuda or vulkan; see README)");
+    }
     let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
     load_with(config, &params)
+}
+
+/// Where a model's layers run: the GPUs this build of llama.cpp found ("CPU" when none),
+/// and how many of its `layers` go to them with `gpu_layers` asked for.
+pub(crate) fn placement(gpu_layers: u32, layers: u32) -> (String, u32) {
+    use llama_cpp_2::LlamaBackendDeviceType as Kind;
+    let gpus: Vec<String> = llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .filter(|d| matches!(d.device_type, Kind::Gpu | Kind::IntegratedGpu))
+        .map(|d| format!("{} ({})", d.backend, d.description))
+        .collect();
+    if gpus.is_empty() {
+        ("CPU".to_string(), 0)
+    } else {
+        (gpus.join(", "), gpu_layers.min(layers))
+    }
 }
 
 /// `config.model`, validated, then loaded with `params`.
@@ -178,15 +198,21 @@ pub(crate) fn run(
         let _ = ready.send(Err(e));
         return;
     }
+    let layers = model.n_layer();
+    let (backend, gpu_layers) = placement(config.gpu_layers, layers);
     let info = ModelInfo {
         path: config.model.clone(),
         name: summary.name,
         architecture: summary.architecture,
         template: source,
         context_tokens: session.ctx.n_ctx(),
+        backend,
+        layers,
+        gpu_layers,
     };
     tracing::info!(model = %config.model.display(), name = ?info.name, template = ?info.template,
-        context = info.context_tokens, threads = config.threads, "model loaded");
+        context = info.context_tokens, threads = config.threads, backend = %info.backend,
+        gpu_layers = info.gpu_layers, layers = info.layers, "model loaded");
     if ready.send(Ok(info)).is_err() {
         return;
     }

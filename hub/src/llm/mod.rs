@@ -50,7 +50,8 @@ pub struct LlmConfig {
     pub context_tokens: u32,
     /// Prompt evaluation batch size in tokens.
     pub batch_tokens: u32,
-    /// Layers to offload to a GPU (0 on a CPU-only build).
+    /// Layers to offload to a GPU. A build without a GPU backend (no `cuda` or `vulkan`
+    /// feature) runs them all on the CPU, and says so at start.
     pub gpu_layers: u32,
     /// The most tokens in one reply.
     pub max_reply_tokens: u32,
@@ -289,6 +290,12 @@ pub struct ModelInfo {
     pub template: TemplateSource,
     /// The context window in tokens.
     pub context_tokens: u32,
+    /// Where it runs: the GPUs this build found, or "CPU".
+    pub backend: String,
+    /// Its layers (blocks).
+    pub layers: u32,
+    /// How many of them run on a GPU (0 on a CPU build, whatever `llm.gpu_layers` says).
+    pub gpu_layers: u32,
 }
 
 /// Errors of the language model subsystem.

@@ -111,6 +111,9 @@ impl Scripted {
             architecture: None,
             template: super::TemplateSource::Override("none".into()),
             context_tokens: 4096,
+            backend: "scripted".into(),
+            layers: 0,
+            gpu_layers: 0,
         };
         (LlmHandle::with_model(model, info, capacity), seen)
     }
