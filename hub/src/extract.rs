@@ -226,6 +226,7 @@ impl GraphWriter {
             memories.role_log().record(
                 JobRole::MemoryWriter,
                 "",
+                None,
                 &messages,
                 &logged,
                 &[signal],

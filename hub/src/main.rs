@@ -801,8 +801,13 @@ fn export_examples(
             .first()
             .filter(|m| m.role == "system")
             .map_or("", |m| m.content.as_str());
-        starting_with.is_none_or(|s| e.output.starts_with(s))
-            && persona.is_none_or(|p| p.prompted(system))
+        // An entry names its persona; one logged before personas were does not, and its
+        // system prompt tells.
+        let theirs = |p: &hearth_hub::persona::Persona| match &e.persona {
+            Some(name) => name.eq_ignore_ascii_case(&p.name),
+            None => p.prompted(system),
+        };
+        starting_with.is_none_or(|s| e.output.starts_with(s)) && persona.is_none_or(theirs)
     };
     let (written, left) = match out {
         Some(file) => {

@@ -550,24 +550,29 @@ impl Subconscious {
         self.memories.role_log().generation()
     }
 
-    /// Logs a language-model job of `role` that began at `generation` in the role log; its
-    /// id, unless the log keeps nothing, something was forgotten since the job began, or it
-    /// could not write (a warning: the log never stops a turn).
+    /// Logs a language-model job of `role` (an answer: with its `persona`) that began at
+    /// `generation` in the role log; its id, unless the log keeps nothing, something was
+    /// forgotten since the job began, or it could not write (a warning: the log never stops
+    /// a turn).
+    #[allow(clippy::too_many_arguments)]
     pub async fn log_job(
         &self,
         role: JobRole,
         room: &str,
+        persona: Option<&str>,
         messages: Vec<ChatMessage>,
         output: String,
         outcome: Vec<Signal>,
         generation: u64,
     ) -> Option<u64> {
         let (memories, room) = (Arc::clone(&self.memories), room.to_string());
+        let persona = persona.map(str::to_string);
         let now = hearth_shared::now_ms();
         let logged = tokio::task::spawn_blocking(move || {
-            memories
-                .role_log()
-                .record(role, &room, &messages, &output, &outcome, now, generation)
+            let persona = persona.as_deref();
+            (memories.role_log()).record(
+                role, &room, persona, &messages, &output, &outcome, now, generation,
+            )
         })
         .await;
         match logged {

@@ -70,6 +70,9 @@ pub struct Entry {
     pub output: String,
     /// What followed, in order.
     pub outcome: Vec<Signal>,
+    /// The persona whose answer it was, if one answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persona: Option<String>,
 }
 
 /// How many entries the log keeps until told otherwise (`roles.log_entries`).
@@ -112,6 +115,7 @@ impl Entry {
                 "log_id": self.id,
                 "at_ms": self.at_ms,
                 "room": self.room,
+                "persona": self.persona,
                 "outcome": self.outcome,
             },
         })
@@ -166,13 +170,15 @@ impl RoleLog {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// Logs a job that began at `generation`. Returns the entry's id: `None` when the log
-    /// keeps nothing, or something was forgotten since the job began.
+    /// Logs a job that began at `generation` (an answer with the `persona` that gave it).
+    /// Returns the entry's id: `None` when the log keeps nothing, or something was forgotten
+    /// since the job began.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         role: JobRole,
         room: &str,
+        persona: Option<&str>,
         messages: &[ChatMessage],
         output: &str,
         outcome: &[Signal],
@@ -199,6 +205,7 @@ impl RoleLog {
                 .collect(),
             output: output.to_string(),
             outcome: outcome.to_vec(),
+            persona: persona.map(str::to_string),
         };
         let bytes = serde_json::to_vec(&entry).expect("an entry serialises");
         let before = self
@@ -408,6 +415,7 @@ mod tests {
         log.record(
             role,
             "kitchen",
+            None,
             &messages(text),
             "Sure.",
             &signals,
@@ -477,7 +485,7 @@ mod tests {
         log.keep(100).unwrap();
         let g = log.generation();
         let said = |outcome: &[Signal], role| {
-            log.record(role, "hall", &messages("hi"), "Hello!", outcome, 5, g)
+            log.record(role, "hall", None, &messages("hi"), "Hello!", outcome, 5, g)
                 .unwrap()
                 .unwrap()
         };
@@ -514,6 +522,23 @@ mod tests {
             log.export_jsonl(c, Some("Howdy"), &mut out).unwrap(),
             (0, 3)
         );
+        // An answer keeps the persona that gave it, and its example says so.
+        let signals = [Signal::Finished];
+        let brick = (log.record(
+            c,
+            "hall",
+            Some("Brick"),
+            &messages("hi"),
+            "Hm.",
+            &signals,
+            6,
+            log.generation(),
+        ))
+        .unwrap()
+        .unwrap();
+        let entry = log.entries(Some(c)).unwrap().pop().unwrap();
+        assert_eq!((entry.id, entry.persona.as_deref()), (brick, Some("Brick")));
+        assert_eq!(entry.example()["provenance"]["persona"], "Brick");
         log.clear().unwrap();
 
         // The count survives a restart.

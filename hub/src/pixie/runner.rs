@@ -205,6 +205,7 @@ impl Runner {
                         .log_job(
                             JobRole::Pixie,
                             &room,
+                            None,
                             given,
                             stats.text.clone(),
                             vec![signal],

@@ -300,6 +300,7 @@ impl Pipeline {
             .log_job(
                 JobRole::Consciousness,
                 room,
+                turn.persona.as_ref().map(|p| p.name.as_str()),
                 turn.prompt.clone(),
                 output,
                 outcome,
@@ -681,6 +682,7 @@ impl Pipeline {
             .log_job(
                 JobRole::Preprocessor,
                 room,
+                None,
                 folded.given,
                 folded.written,
                 vec![signal],

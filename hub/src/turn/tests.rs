@@ -910,6 +910,14 @@ async fn each_persona_answers_with_its_codex_in_its_voice_and_the_room_keeps_its
         .home
         .with(|h| h.conversations.last_reply("kitchen"));
     assert_eq!(last, Some((Some("Brick".into()), "Walls stand.".into())));
+    // The role log keeps whose answer each was.
+    let log = hub.pipeline.subconscious.memories().role_log();
+    let personas: Vec<Option<String>> = (log.entries(Some(crate::llm::JobRole::Consciousness)))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.persona)
+        .collect();
+    assert_eq!(personas, [Some("Nova".into()), Some("Brick".into())]);
     // The next turn is the room's persona's again.
     let turn = hub.ask("u3", "Tell me a story about a fox").await;
     assert_eq!(turn.persona.map(|p| p.name), Some("Nova".into()));
