@@ -379,13 +379,21 @@ impl PersonasConfig {
                     .map(|p| (p, 2));
             }
         }
-        // "Nova stop": a bare name before a control ("stop", "never mind", "forget that").
+        // "Nova stop": a bare name before a control that names nothing ("stop", "never
+        // mind", "forget that"). Not before a correction: "Brick ate three, not two" is about
+        // someone called Brick.
         if best.is_none() {
             if let (Some(first), Some(&(_, end))) = (rest.first(), spans.get(start)) {
-                let control = crate::controls::parse(&text[end..]).is_some();
+                use crate::controls::Control;
+                let bare = |said: &str| {
+                    matches!(
+                        crate::controls::parse(said),
+                        Some(Control::Stop | Control::ForgetLast | Control::ForgetAll)
+                    )
+                };
                 best = (self.loaded.iter())
                     .find(|p| p.name.to_lowercase() == *first)
-                    .filter(|_| control)
+                    .filter(|_| bare(&text[end..]))
                     .map(|p| (p, 1));
             }
         }
@@ -416,13 +424,19 @@ impl PersonasConfig {
 }
 
 impl PersonasConfig {
-    /// "Stop, Nova.", "Thanks, Brick!": a persona's name at the end, after a comma.
+    /// "Stop, Nova.", "Thanks, Brick!": a persona's name at the end, after a comma, said as a
+    /// name (capitalised, as speech to text writes names), and not the last of a list ("buy
+    /// eggs, milk, sage").
     fn called_last(&self, text: &str) -> Option<Picked<'_>> {
         let &(a, b) = word_spans(text).last()?;
         let before = text[..a].trim_end();
         let after = text[b..].trim();
         let set_off = before.ends_with(',') && after.chars().all(|c| ".!?".contains(c));
-        let persona = self.find(&text[a..b]).filter(|_| set_off)?;
+        let list = before.trim_end_matches(',').contains(',');
+        let named = text[a..b].starts_with(char::is_uppercase);
+        let persona = self
+            .find(&text[a..b])
+            .filter(|_| set_off && named && !list)?;
         let request = format!("{}{after}", before.trim_end_matches(',').trim_end());
         Some(Picked {
             persona: Some(persona),
@@ -579,6 +593,19 @@ mod tests {
         }
         assert_eq!(pick("kitchen", "I met Brick"), (Some("Nova"), None));
         assert_eq!(pick("kitchen", "Brick walls"), (Some("Nova"), None));
+        // A list, a word that is not said as a name, or a correction about someone called so.
+        assert_eq!(
+            pick("study", "Buy eggs, milk, Nova."),
+            (Some("Brick"), None)
+        );
+        assert_eq!(
+            pick("study", "Look at the stars, nova."),
+            (Some("Brick"), None)
+        );
+        assert_eq!(
+            pick("kitchen", "Brick ate three biscuits, not two."),
+            (Some("Nova"), None)
+        );
         // Only the name: Brick answers the words as they were.
         assert_eq!(pick("kitchen", "Hey Brick"), (Some("Brick"), None));
         // A name inside a word, or one with no persona, picks nothing.

@@ -42,14 +42,15 @@ pub(crate) fn backend(log_native: bool) -> Result<&'static LlamaBackend, LlmErro
 pub(crate) fn load_model(config: &LlmConfig) -> Result<(LlamaModel, gguf::GgufSummary), LlmError> {
     if config.gpu_layers > 0 && !backend(config.log_native)?.supports_gpu_offload() {
         tracing::warn!(model = %config.model.display(), gpu_layers = config.gpu_layers,
-            "gpu_layers is set, and this hearth-hub was built without a GPU backend: every layer runs on the CPU (a GPU build is cargo's --features cuda or vulkan; see README)");
+            "gpu_layers is set, and llama.cpp has no GPU to offload to (this hearth-hub was built without a GPU backend, or found no device): every layer runs on the CPU (a GPU build is cargo's --features cuda or vulkan; see README)");
     }
     let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
     load_with(config, &params)
 }
 
-/// Where a model's layers run: the GPUs this build of llama.cpp found ("CPU" when none),
-/// and how many of its `layers` go to them with `gpu_layers` asked for.
+/// Where a model's layers run: the GPUs this build of llama.cpp found, and how many of its
+/// `layers` go to them with `gpu_layers` asked for (as llama.cpp places them: the first
+/// `gpu_layers` blocks); "CPU" and 0 when none do.
 pub(crate) fn placement(gpu_layers: u32, layers: u32) -> (String, u32) {
     use llama_cpp_2::LlamaBackendDeviceType as Kind;
     let gpus: Vec<String> = llama_cpp_2::list_llama_ggml_backend_devices()
@@ -57,7 +58,7 @@ pub(crate) fn placement(gpu_layers: u32, layers: u32) -> (String, u32) {
         .filter(|d| matches!(d.device_type, Kind::Gpu | Kind::IntegratedGpu))
         .map(|d| format!("{} ({})", d.backend, d.description))
         .collect();
-    if gpus.is_empty() {
+    if gpus.is_empty() || gpu_layers == 0 {
         ("CPU".to_string(), 0)
     } else {
         (gpus.join(", "), gpu_layers.min(layers))

@@ -108,17 +108,20 @@ impl Entry {
             .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
             .collect();
         messages.push(serde_json::json!({"role": "assistant", "content": self.output}));
-        serde_json::json!({
+        let mut example = serde_json::json!({
             "messages": messages,
             "role": self.role,
             "provenance": {
                 "log_id": self.id,
                 "at_ms": self.at_ms,
                 "room": self.room,
-                "persona": self.persona,
                 "outcome": self.outcome,
             },
-        })
+        });
+        if let Some(p) = &self.persona {
+            example["provenance"]["persona"] = p.as_str().into();
+        }
+        example
     }
 }
 
@@ -539,6 +542,12 @@ mod tests {
         let entry = log.entries(Some(c)).unwrap().pop().unwrap();
         assert_eq!((entry.id, entry.persona.as_deref()), (brick, Some("Brick")));
         assert_eq!(entry.example()["provenance"]["persona"], "Brick");
+        // An entry written before personas reads back without one.
+        let mut old = serde_json::to_value(&entry).unwrap();
+        old.as_object_mut().unwrap().remove("persona");
+        let old: Entry = serde_json::from_value(old).unwrap();
+        assert_eq!(old.persona, None);
+        assert!(old.example()["provenance"].get("persona").is_none());
         log.clear().unwrap();
 
         // The count survives a restart.

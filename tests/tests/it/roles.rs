@@ -82,6 +82,70 @@ async fn answers_are_exported_as_training_examples_after_the_hub_stops() -> anyh
     Ok(())
 }
 
+#[tokio::test]
+async fn each_personas_answers_are_exported_under_its_name() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let personas = dir.path().join("personas");
+    std::fs::create_dir(&personas)?;
+    std::fs::write(
+        personas.join("nova.toml"),
+        "name = \"Nova\"\ncodex = \"You are Nova, quick and bright.\"\n",
+    )?;
+    std::fs::write(
+        personas.join("brick.toml"),
+        "name = \"Brick\"\ncodex = \"You are Brick, slow and steady.\"\n",
+    )?;
+    let port = free_port();
+    let extra = format!(
+        "[personas]\ndir = \"{}\"\ndefault = \"Nova\"\n",
+        personas.display()
+    );
+    let mut hub = Hub::start(dir.path(), port, &extra).await?;
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
+    for (question, persona) in [
+        ("What is the moon made of?", "Nova"),
+        ("Ask Brick to describe a cat in one sentence.", "Brick"),
+        ("Brick, what colour is the sky?", "Brick"),
+    ] {
+        kitchen.say(question).await?;
+        kitchen
+            .expect(&format!("hub ({persona}): "), REPLY_TIMEOUT)
+            .await?;
+    }
+    hub.terminate().await?;
+
+    let args = |persona| ["--role", "consciousness", "--persona", persona];
+    for (persona, n) in [("Brick", 2), ("nova", 1)] {
+        let (ok, stdout, stderr) = export(&hub.config, &args(persona)).await?;
+        anyhow::ensure!(ok, "export failed: {stderr}");
+        let examples: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
+        assert_eq!(examples.len(), n, "{persona}: {stdout}");
+        for e in &examples {
+            assert!(
+                e["provenance"]["persona"]
+                    .as_str()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(persona)),
+                "{e}"
+            );
+            // The request reached the model without the words that named the persona.
+            let messages = e["messages"].as_array().expect("messages");
+            let user = messages[messages.len() - 2]["content"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(!user.to_lowercase().contains("brick"), "{user}");
+        }
+    }
+    let (ok, _, stderr) = export(&hub.config, &args("Bob")).await?;
+    assert!(
+        !ok && stderr.contains("there is no persona \"Bob\"") && stderr.contains("Brick"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
 /// The habit a persona's codex asks for, and the test's measure of it.
 const OPENING: &str = "Right away, sir.";
 
