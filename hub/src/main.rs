@@ -135,8 +135,9 @@ enum TrainAction {
         /// behaviour being taught (a persona's opening words, say).
         #[arg(long)]
         starting_with: Option<String>,
-        /// Only the answers of this persona (those whose system prompt holds its codex):
-        /// the examples for its own adapter.
+        /// Only the answers of this persona (the role log names each answer's persona; an
+        /// entry from before personas counts when its system prompt holds the codex): the
+        /// examples for its own adapter.
         #[arg(long)]
         persona: Option<String>,
     },

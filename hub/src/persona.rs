@@ -112,7 +112,12 @@ impl Persona {
     /// The answer's system prompt: `base` (the consciousness role's), then the codex, or
     /// the minimal codex while the adapter is set (when there is one).
     pub fn system_prompt(&self, base: &str) -> String {
-        let codex = if self.has_adapter() && !self.minimal_codex.trim().is_empty() {
+        self.prompt_on(base, self.has_adapter())
+    }
+
+    /// [`Persona::system_prompt`] as it reads with its adapter set (`adapted`) or not.
+    fn prompt_on(&self, base: &str, adapted: bool) -> String {
+        let codex = if adapted && !self.minimal_codex.trim().is_empty() {
             &self.minimal_codex
         } else {
             &self.codex
@@ -129,27 +134,25 @@ impl Persona {
     /// role's full prompt (its minimal one goes with the role's adapter) and the minimal
     /// codex.
     pub fn answer_prompt(&self, roles: &RolesConfig, built_in: &str) -> String {
-        if self.has_adapter() {
-            self.system_prompt(roles.full_answer_prompt(built_in))
+        self.answer_on(roles, built_in, self.has_adapter())
+    }
+
+    /// [`Persona::answer_prompt`] as it reads with its adapter set (`adapted`) or not.
+    fn answer_on(&self, roles: &RolesConfig, built_in: &str, adapted: bool) -> String {
+        let base = if adapted {
+            roles.full_answer_prompt(built_in)
         } else {
-            self.system_prompt(roles.answer_prompt(built_in))
-        }
+            roles.answer_prompt(built_in)
+        };
+        self.prompt_on(base, adapted)
     }
 
     /// What training replaces in its answers for its adapter: its answer prompt without the
     /// adapter, and with it, as the hub says it once the adapter is set. `None` when they are
     /// the same.
     pub fn shortened(&self, roles: &RolesConfig, built_in: &str) -> Option<(String, String)> {
-        let without = Persona {
-            adapter: PathBuf::new(),
-            ..self.clone()
-        };
-        let with = Persona {
-            adapter: PathBuf::from("set"),
-            ..self.clone()
-        };
-        let full = without.answer_prompt(roles, built_in);
-        let minimal = with.answer_prompt(roles, built_in);
+        let full = self.answer_on(roles, built_in, false);
+        let minimal = self.answer_on(roles, built_in, true);
         (full != minimal).then_some((full, minimal))
     }
 

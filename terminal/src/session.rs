@@ -150,8 +150,8 @@ pub async fn run<F: Frontend>(
                         }
                         let first = *next_seq == 0;
                         if !chunk.text.is_empty() {
-                            // Checked (and a bad one logged) once per reply.
-                            let voice = if first { checked(chunk.voice) } else { chunk.voice.filter(|v| v.check().is_ok()) };
+                            // A bad voice is logged once per reply.
+                            let voice = checked(chunk.voice, first);
                             frontend.present(Output::ReplyChunk { text: chunk.text, first, voice });
                         }
                         if chunk.is_final {
@@ -167,7 +167,7 @@ pub async fn run<F: Frontend>(
                         text: speech.text,
                         reason: speech.reason,
                         expects_answer: speech.expects_answer,
-                        voice: checked(speech.voice),
+                        voice: checked(speech.voice, true),
                     }),
                     LinkEvent::Error(report) => {
                         tracing::warn!(code = ?report.code, message = %report.message, "hub reported an error");
@@ -193,12 +193,14 @@ pub async fn run<F: Frontend>(
 }
 
 /// A persona's voice from the hub, when its values are ones the synthesizer takes; else the
-/// terminal's own voice speaks, and the reason is logged.
-fn checked(voice: Option<hearth_shared::Voice>) -> Option<hearth_shared::Voice> {
+/// terminal's own voice speaks, and with `log` the reason is logged.
+fn checked(voice: Option<hearth_shared::Voice>, log: bool) -> Option<hearth_shared::Voice> {
     voice.filter(|v| match v.check() {
         Ok(()) => true,
         Err(reason) => {
-            tracing::warn!(%reason, "the hub sent a voice this terminal cannot use; speaking with its own");
+            if log {
+                tracing::warn!(%reason, "the hub sent a voice this terminal cannot use; speaking with its own");
+            }
             false
         }
     })

@@ -210,6 +210,20 @@ path = "{memory}"
     )
 }
 
+/// Writes persona files (file name, TOML) into `dir/personas` and returns the hub config
+/// section that names that folder, with `default` as every room's persona.
+pub fn personas_toml(dir: &Path, default: &str, files: &[(&str, &str)]) -> anyhow::Result<String> {
+    let personas = dir.join("personas");
+    std::fs::create_dir_all(&personas)?;
+    for (name, toml) in files {
+        std::fs::write(personas.join(name), toml)?;
+    }
+    Ok(format!(
+        "[personas]\ndir = \"{}\"\ndefault = \"{default}\"\n",
+        personas.display()
+    ))
+}
+
 /// Pairs terminal `id` (room `id`) with `hearth-hub --config <hub_config> pair`, as a person
 /// would, and returns the terminal config file it wrote (with a short reconnect backoff
 /// added for tests).

@@ -85,21 +85,21 @@ async fn answers_are_exported_as_training_examples_after_the_hub_stops() -> anyh
 #[tokio::test]
 async fn each_personas_answers_are_exported_under_its_name() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let personas = dir.path().join("personas");
-    std::fs::create_dir(&personas)?;
-    std::fs::write(
-        personas.join("nova.toml"),
-        "name = \"Nova\"\ncodex = \"You are Nova, quick and bright.\"\n",
-    )?;
-    std::fs::write(
-        personas.join("brick.toml"),
-        "name = \"Brick\"\ncodex = \"You are Brick, slow and steady.\"\n",
+    let extra = hearth_tests::personas_toml(
+        dir.path(),
+        "Nova",
+        &[
+            (
+                "nova.toml",
+                "name = \"Nova\"\ncodex = \"You are Nova, quick and bright.\"\n",
+            ),
+            (
+                "brick.toml",
+                "name = \"Brick\"\ncodex = \"You are Brick, slow and steady.\"\n",
+            ),
+        ],
     )?;
     let port = free_port();
-    let extra = format!(
-        "[personas]\ndir = \"{}\"\ndefault = \"Nova\"\n",
-        personas.display()
-    );
     let mut hub = Hub::start(dir.path(), port, &extra).await?;
     let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
     for (question, persona) in [

@@ -395,26 +395,22 @@ async fn two_personas_are_heard_each_in_its_own_voice() -> anyhow::Result<()> {
     // Nova speaks quickly and is the household's default; Brick speaks slowly. One Piper
     // voice, two paces (the settings of one voice, as a household without a second voice
     // would have them).
-    let personas = dir.path().join("personas");
-    std::fs::create_dir(&personas)?;
-    std::fs::write(
-        personas.join("nova.toml"),
-        "name = \"Nova\"\ncodex = \"You are Nova, quick and bright.\"\n[voice]\nlength_scale = 0.75\n",
-    )?;
-    std::fs::write(
-        personas.join("brick.toml"),
-        "name = \"Brick\"\ncodex = \"You are Brick, slow and steady.\"\n[voice]\nlength_scale = 1.9\n",
+    let extra = hearth_tests::personas_toml(
+        dir.path(),
+        "Nova",
+        &[
+            (
+                "nova.toml",
+                "name = \"Nova\"\ncodex = \"You are Nova, quick and bright.\"\n[voice]\nlength_scale = 0.75\n",
+            ),
+            (
+                "brick.toml",
+                "name = \"Brick\"\ncodex = \"You are Brick, slow and steady.\"\n[voice]\nlength_scale = 1.9\n",
+            ),
+        ],
     )?;
     let port = free_port();
-    let _hub = Hub::start(
-        dir.path(),
-        port,
-        &format!(
-            "[personas]\ndir = \"{}\"\ndefault = \"Nova\"\n",
-            personas.display()
-        ),
-    )
-    .await?;
+    let _hub = Hub::start(dir.path(), port, &extra).await?;
     let mut obs = Observer::connect(port, &["hearth/v1/terminal/+/reply"]).await?;
     let mut paces = Vec::new();
     // The room's persona, then Brick by name (whisper hears "ask Rick", which picks Brick).
