@@ -66,6 +66,8 @@ pub struct HubConfig {
     pub roles: crate::llm::RolesConfig,
     /// Who answers in which room, and how each persona sounds.
     pub personas: crate::persona::PersonasConfig,
+    /// The OpenAI-compatible endpoint (off by default).
+    pub api: crate::api::ApiConfig,
 }
 
 impl HubConfig {
@@ -183,6 +185,10 @@ impl HubConfig {
             );
         }
         let llm = &self.llm;
+        if llm.backend == crate::llm::Backend::Openai {
+            llm.openai.check().map_err(ConfigError::Invalid)?;
+        }
+        self.api.check().map_err(ConfigError::Invalid)?;
         if llm.threads == 0 || llm.threads_batch == 0 {
             return bad("llm.threads and llm.threads_batch must be at least 1".into());
         }

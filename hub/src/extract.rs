@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::llm::{
-    json_schema_grammar, ChatMessage, GenerateRequest, JobRole, LlmError, LlmHandle, Role,
+    json_schema_grammar, ChatMessage, GenerateRequest, Grammar, JobRole, LlmError, LlmHandle, Role,
 };
 use crate::memory::graph::{proposal_schema, GraphError, Node, Plan, Proposal};
 use crate::memory::rolelog::Signal;
@@ -78,7 +78,7 @@ pub struct GraphWriter {
     llm: LlmHandle,
     memories: Arc<Memories>,
     config: GraphConfig,
-    query_grammar: Arc<str>,
+    query_grammar: Grammar,
 }
 
 impl std::fmt::Debug for GraphWriter {
@@ -97,7 +97,7 @@ impl GraphWriter {
         config: GraphConfig,
     ) -> Result<GraphWriter, LlmError> {
         Ok(GraphWriter {
-            query_grammar: json_schema_grammar(&queries_schema(config.max_queries))?.into(),
+            query_grammar: json_schema_grammar(&queries_schema(config.max_queries))?,
             llm,
             memories,
             config,
@@ -114,7 +114,7 @@ impl GraphWriter {
         &self,
         system: &str,
         user: String,
-        grammar: &str,
+        grammar: &Grammar,
     ) -> Result<(String, bool, Vec<ChatMessage>), LlmError> {
         let request = GenerateRequest::structured(
             JobRole::MemoryWriter,
@@ -122,7 +122,7 @@ impl GraphWriter {
                 ChatMessage::new(Role::System, system),
                 ChatMessage::new(Role::User, user),
             ],
-            grammar.to_string(),
+            grammar.clone(),
             self.config.max_tokens,
         );
         let given = self.llm.given(&request);

@@ -3,6 +3,7 @@
 //!
 //! `main.rs` is a thin CLI over [`run`]; everything worth testing lives here.
 
+pub mod api;
 pub mod backup;
 pub mod broker;
 pub mod config;
@@ -79,7 +80,14 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     // One calendar: a question's named day is a day in the household's zone.
     config.memory.retrieval.zone =
         crate::pixie::phrase::zone(&config.pixie.time_zone).map_err(anyhow::Error::msg)?;
-    tracing::info!(model = %config.llm.model.display(), "loading the language model");
+    match config.llm.backend {
+        llm::Backend::Llama => {
+            tracing::info!(model = %config.llm.model.display(), "loading the language model")
+        }
+        llm::Backend::Openai => {
+            tracing::info!(url = %config.llm.openai.base_url, model = %config.llm.openai.model, "using the model on an OpenAI-compatible server")
+        }
+    }
     let (llm, llm_thread) = LlmHandle::start_with_personas(
         config.llm.clone(),
         config.roles.clone(),
@@ -120,9 +128,28 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     } else {
         tracing::info!(host = %config.mqtt.host, port = config.mqtt.port, "using an external MQTT broker");
     }
+    // The OpenAI-compatible endpoint, when enabled: bound before serving, so that a port in
+    // use stops the start with a clear error.
+    let api = if config.api.enabled {
+        let bind = config.api.bind.clone();
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("cannot listen on api.bind {bind}"))?;
+        Some(listener)
+    } else {
+        None
+    };
     let (pipeline, runner, outgoing) =
         assemble(config, llm, subconscious, Arc::new(pixie), stop, tasks);
     runner.start();
+    if let Some(listener) = api {
+        let (pipeline, stop) = (Arc::clone(&pipeline), pipeline.stop.clone());
+        pipeline.tasks.clone().spawn(async move {
+            if let Err(e) = api::serve(pipeline, listener, stop).await {
+                tracing::error!(error = %e, "the OpenAI-compatible API stopped");
+            }
+        });
+    }
     // A vital thread that dies stops the service like a signal would, and the hub then exits
     // non-zero so that systemd restarts it.
     let serving = CancellationToken::new();

@@ -34,6 +34,9 @@ enum Command {
     Run,
     /// Print the default config file.
     Config,
+    /// Print the GPU backends this hub was built with and the compute devices llama.cpp
+    /// finds on this machine (where `llm.gpu_layers` can offload to).
+    Devices,
     /// Check that a GGUF model file is complete and loadable, without loading it.
     CheckModel {
         /// The GGUF file.
@@ -251,6 +254,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Config) => {
             print!("{DEFAULT_TOML}");
+            Ok(())
+        }
+        Some(Command::Devices) => {
+            let built: Vec<&str> = [
+                ("CUDA", cfg!(feature = "cuda")),
+                ("Vulkan", cfg!(feature = "vulkan")),
+            ]
+            .into_iter()
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect();
+            let (devices, offload) = hearth_hub::llm::devices()?;
+            if built.is_empty() {
+                println!("GPU backends built in: none (a CPU build; see README for --features cuda or vulkan)");
+            } else {
+                println!("GPU backends built in: {}", built.join(", "));
+            }
+            for line in &devices {
+                println!("device {line}");
+            }
+            if offload {
+                println!("GPU offload: yes (llm.gpu_layers places layers on the GPU)");
+            } else {
+                println!("GPU offload: no GPU found; every layer runs on the CPU");
+            }
             Ok(())
         }
         Some(Command::CheckModel { path }) => {

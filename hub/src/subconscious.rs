@@ -120,6 +120,16 @@ fn told_and_current(m: &Memory, now_ms: u64) -> bool {
         && crate::memory::lifecycle::valid_at(m, now_ms)
 }
 
+/// The user's message with the recalled memory lines (`Recall::context`) in front, as the
+/// model is given it; the message alone when nothing was recalled.
+pub fn with_recall(context: &str, text: &str) -> String {
+    if context.is_empty() {
+        text.to_string()
+    } else {
+        format!("{context}[USER SAID THIS TURN] {text}")
+    }
+}
+
 /// A memory's text without the speaker's name in front (see [`memory_text`]).
 pub fn spoken(text: &str) -> &str {
     match crate::memory::record::speaker_of(text) {

@@ -119,7 +119,7 @@ async fn extraction_yields_valid_json_or_a_clean_rejection() {
 #[test]
 fn the_proposal_schema_becomes_a_grammar() {
     let grammar = hearth_hub::llm::json_schema_grammar(&proposal_schema(&[1, 22])).unwrap();
-    assert!(grammar.contains("root"), "{grammar}");
+    assert!(grammar.gbnf.contains("root"), "{}", grammar.gbnf);
 }
 
 #[tokio::test]

@@ -114,7 +114,17 @@ impl Hub {
     /// Starts the hub with an existing config file (a restart, say) and returns once it is
     /// connected to its broker.
     pub async fn launch(config: &Path, port: u16, dir: &Path) -> anyhow::Result<Hub> {
-        let hub = Hub::spawn(config, port, dir)?;
+        Hub::launch_with(config, port, dir, &[]).await
+    }
+
+    /// [`Hub::launch`] with environment variables set for the hub (an API key, say).
+    pub async fn launch_with(
+        config: &Path,
+        port: u16,
+        dir: &Path,
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<Hub> {
+        let hub = Hub::spawn_with(config, port, dir, envs)?;
         wait_for_log(
             &hub.log,
             "connected to the MQTT broker",
@@ -126,6 +136,16 @@ impl Hub {
 
     /// Starts the hub with a config file and does not wait.
     pub fn spawn(config: &Path, port: u16, dir: &Path) -> anyhow::Result<Hub> {
+        Hub::spawn_with(config, port, dir, &[])
+    }
+
+    /// [`Hub::spawn`] with environment variables set for the hub.
+    pub fn spawn_with(
+        config: &Path,
+        port: u16,
+        dir: &Path,
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<Hub> {
         let log = dir.join(format!("hub-{port}-{}.log", crate::unique()));
         let child = Command::new(bin("hearth-hub"))
             .arg("--config")
@@ -134,6 +154,7 @@ impl Hub {
             // read it.
             .env("RUST_LOG", "info,rumqttd=warn,hearth_hub::turn=debug")
             .env("OMP_WAIT_POLICY", "passive")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)

@@ -48,6 +48,22 @@ pub(crate) fn load_model(config: &LlmConfig) -> Result<(LlamaModel, gguf::GgufSu
     load_with(config, &params)
 }
 
+/// The compute devices this build of llama.cpp found, one line each ("CUDA0: NVIDIA H200
+/// (GPU)"), and whether it can offload layers to one of them.
+pub fn devices() -> Result<(Vec<String>, bool), LlmError> {
+    let offload = backend(false)?.supports_gpu_offload();
+    let lines = llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .map(|d| {
+            format!(
+                "{}: {} ({:?}, backend {})",
+                d.name, d.description, d.device_type, d.backend
+            )
+        })
+        .collect();
+    Ok((lines, offload))
+}
+
 /// Where a model's layers run: the GPUs this build of llama.cpp found, and how many of its
 /// `layers` go to them with `gpu_layers` asked for (as llama.cpp places them: the first
 /// `gpu_layers` blocks); "CPU" and 0 when none do.
@@ -490,7 +506,7 @@ impl Session<'_> {
     /// before it. Structured output is always greedy.
     fn sampler(&self, request: &GenerateRequest) -> Result<LlamaSampler, LlmError> {
         let c = self.config;
-        if let Some(grammar) = request.grammar.as_deref() {
+        if let Some(grammar) = request.grammar.as_ref().map(|g| g.gbnf.as_str()) {
             let constrained = LlamaSampler::grammar(self.model, grammar, "root")
                 .map_err(|e| LlmError::Grammar(format!("llama.cpp refused the grammar: {e}")))?;
             return Ok(LlamaSampler::chain_simple([

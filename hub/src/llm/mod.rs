@@ -11,6 +11,7 @@ mod engine;
 mod fair;
 pub mod gguf;
 pub mod model;
+pub mod openai;
 pub mod roles;
 #[cfg(test)]
 pub mod scripted;
@@ -23,15 +24,33 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use engine::{bare_generation_loop, Tokenizer};
+pub use engine::{bare_generation_loop, devices, Tokenizer};
 use gguf::GgufError;
 pub use roles::{JobRole, RoleConfig, RolesConfig};
 use serde::{Deserialize, Serialize};
+
+/// Where the language model runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// llama.cpp inside the hub, on `llm.model`.
+    #[default]
+    Llama,
+    /// An OpenAI-compatible server, `[llm.openai]` (vLLM, llama.cpp's server, Ollama, another
+    /// hub): the hub loads no model of its own.
+    Openai,
+}
 
 /// The language model and how it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
+    /// Where the model runs: `"llama"` (in the hub) or `"openai"` (a server, `[llm.openai]`).
+    /// With `"openai"`, `model`, the threads, `batch_tokens` and `gpu_layers` are the
+    /// server's business; the sampling settings, `max_reply_tokens` and the queue still apply.
+    pub backend: Backend,
+    /// The OpenAI-compatible server, when `backend = "openai"`.
+    pub openai: openai::OpenAiConfig,
     /// The GGUF model file. `~/` is expanded. Production: a Gemma 4 GGUF.
     pub model: PathBuf,
     /// A llama.cpp template name (`chatml`, `gemma`, `llama3`, ...) used when the GGUF carries
@@ -80,6 +99,8 @@ pub struct LlmConfig {
 impl Default for LlmConfig {
     fn default() -> Self {
         LlmConfig {
+            backend: Backend::Llama,
+            openai: openai::OpenAiConfig::default(),
             model: PathBuf::from("~/.cache/hearth/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
             chat_template_fallback: "chatml".to_string(),
             chat_template_override: String::new(),
@@ -152,8 +173,9 @@ pub struct GenerateRequest {
     pub max_tokens: Option<u32>,
     /// Keep generating past end-of-turn tokens (benchmarks only: it fixes the token count).
     pub ignore_eos: bool,
-    /// A GBNF grammar (from [`json_schema_grammar`], say) that every sampled token must fit.
-    pub grammar: Option<String>,
+    /// The JSON schema (and llama.cpp's grammar for it, from [`json_schema_grammar`]) that
+    /// the output must fit.
+    pub grammar: Option<Grammar>,
     /// Background work (memory extraction): it runs only while no conversation waits, gives
     /// way to one at once and starts again later, and sends no sentences, only `Done`.
     pub background: bool,
@@ -198,7 +220,7 @@ impl GenerateRequest {
     pub fn structured(
         role: JobRole,
         messages: Vec<ChatMessage>,
-        grammar: String,
+        grammar: Grammar,
         max_tokens: u32,
     ) -> GenerateRequest {
         GenerateRequest {
@@ -222,10 +244,26 @@ impl GenerateRequest {
     }
 }
 
-/// The GBNF grammar that llama.cpp derives from a JSON schema.
-pub fn json_schema_grammar(schema: &serde_json::Value) -> Result<String, LlmError> {
-    llama_cpp_2::json_schema_to_grammar(&schema.to_string())
-        .map_err(|e| LlmError::Grammar(format!("cannot turn the JSON schema into a grammar: {e}")))
+/// A constraint on a job's output: a JSON schema, and the GBNF grammar llama.cpp derives
+/// from it. The local engine samples under the grammar; an OpenAI-compatible server is sent
+/// whichever it understands (`llm.openai.constrain`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grammar {
+    /// llama.cpp's GBNF.
+    pub gbnf: String,
+    /// The schema it came from.
+    pub schema: serde_json::Value,
+}
+
+/// `schema` with the GBNF grammar that llama.cpp derives from it.
+pub fn json_schema_grammar(schema: &serde_json::Value) -> Result<Grammar, LlmError> {
+    let gbnf = llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
+        LlmError::Grammar(format!("cannot turn the JSON schema into a grammar: {e}"))
+    })?;
+    Ok(Grammar {
+        gbnf,
+        schema: schema.clone(),
+    })
 }
 
 /// What the inference thread sends back for one request, in order: sentences, then exactly one
@@ -350,6 +388,27 @@ pub enum LlmError {
         /// What is wrong.
         reason: String,
     },
+    /// The OpenAI-compatible model server could not be reached (after the retries).
+    #[error("the model server at {url} is unreachable ({reason})")]
+    Unreachable {
+        /// `llm.openai.base_url`.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The model server answered with an error.
+    #[error("the model server at {url} refused the request ({status}: {message})")]
+    Server {
+        /// `llm.openai.base_url`.
+        url: String,
+        /// The HTTP status (200 for an error inside a stream).
+        status: u16,
+        /// What it said.
+        message: String,
+    },
+    /// A setting is wrong.
+    #[error("{0}")]
+    Config(String),
     /// llama.cpp failed while evaluating.
     #[error("llama.cpp failed during inference: {0}")]
     Inference(String),
@@ -359,6 +418,18 @@ pub enum LlmError {
     /// A grammar (or the schema behind it) was refused.
     #[error("{0}")]
     Grammar(String),
+}
+
+impl LlmError {
+    /// The error as a room hears it: the model server's failures without the address and
+    /// the socket's words (the log has them).
+    pub fn spoken(&self) -> String {
+        match self {
+            LlmError::Unreachable { .. } => "the model server is unreachable".to_string(),
+            LlmError::Server { .. } => "the model server refused the request".to_string(),
+            e => e.to_string(),
+        }
+    }
 }
 
 pub(crate) struct Job {
@@ -409,6 +480,9 @@ impl LlmHandle {
         roles: RolesConfig,
         personas: &[(String, PathBuf, f32)],
     ) -> Result<(LlmHandle, std::thread::JoinHandle<()>), LlmError> {
+        if config.backend == Backend::Openai {
+            return LlmHandle::start_openai(config, roles, personas);
+        }
         let capacity = config.queue_capacity;
         let (jobs_tx, jobs_rx) = mpsc::channel(capacity);
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -418,6 +492,46 @@ impl LlmHandle {
             .spawn(move || engine::run(config, plan, jobs_rx, ready_tx))
             .map_err(|e| LlmError::Inference(format!("cannot start the inference thread: {e}")))?;
         let info = ready_rx.await.map_err(|_| LlmError::Stopped)??;
+        Ok((
+            LlmHandle {
+                jobs: jobs_tx,
+                info: Arc::new(info),
+                capacity,
+                roles: Arc::new(roles),
+            },
+            thread,
+        ))
+    }
+
+    /// The model behind an OpenAI-compatible server (`llm.backend = "openai"`), served by
+    /// the same job loop. Adapters cannot be loaded into a server from here: a role's or a
+    /// persona's is a start error. An unreachable server is only a warning at start.
+    fn start_openai(
+        config: LlmConfig,
+        roles: RolesConfig,
+        personas: &[(String, PathBuf, f32)],
+    ) -> Result<(LlmHandle, std::thread::JoinHandle<()>), LlmError> {
+        let plan = adapters::Plan::from_roles(&roles).with_personas(personas);
+        if let Some((path, setting)) = plan.files.first() {
+            return Err(LlmError::Adapter {
+                setting: setting.clone(),
+                path: path.clone(),
+                reason: "llm.backend = \"openai\" runs the model on a server, which hearth cannot load an adapter into (serve the adapter from the server instead)".to_string(),
+            });
+        }
+        let capacity = config.queue_capacity;
+        let max_background = config.background_queue;
+        let model = openai::OpenAiModel::new(config)?;
+        let info = model.info();
+        let (jobs_tx, jobs_rx) = mpsc::channel(capacity.max(1));
+        let thread = std::thread::Builder::new()
+            .name("llm".to_string())
+            .spawn(move || {
+                let mut model = model;
+                model.probe();
+                model::serve(&mut model, jobs_rx, max_background)
+            })
+            .map_err(|e| LlmError::Inference(format!("cannot start the inference thread: {e}")))?;
         Ok((
             LlmHandle {
                 jobs: jobs_tx,

@@ -398,11 +398,7 @@ impl Pipeline {
         let tone = turn.feeling.as_ref().map_or("", |f| f.tone.as_str());
         let context = format!("{tone}{}", turn.recall.context);
         let u = &turn.utterance;
-        let text = if context.is_empty() {
-            u.text.clone()
-        } else {
-            format!("{context}[USER SAID THIS TURN] {}", u.text)
-        };
+        let text = crate::subconscious::with_recall(&context, &u.text);
         turn.log_generation = self.subconscious.log_generation();
         let (roles, built_in) = (&self.config.roles, &self.config.conversation.system_prompt);
         let system = match &turn.persona {
@@ -444,10 +440,7 @@ impl Pipeline {
         // the model's job stops, and the turn is not counted as interrupted. Every persona's
         // name is the assistant's own label.
         let job = turn.cancel.child_token();
-        let names: Vec<String> = (self.config.conversation.assistant_names.iter().cloned())
-            .chain(self.config.personas.names().map(String::from))
-            .collect();
-        let mut guard = Guard::with_names(&names);
+        let mut guard = self.guard();
         let mut ended: Option<&'static str> = None;
         let mut said: Vec<String> = Vec::new();
         let mut events = match self.llm.generate(request, job.clone()) {
@@ -458,7 +451,7 @@ impl Pipeline {
                     LlmError::Busy { .. } => ErrorCode::Busy,
                     _ => ErrorCode::Inference,
                 };
-                self.error(turn, code, e.to_string()).await;
+                self.error(turn, code, e.spoken()).await;
                 turn.outcome = Outcome::Failed;
                 return;
             }
@@ -540,7 +533,7 @@ impl Pipeline {
                 }
                 LlmEvent::Failed(e) => {
                     tracing::error!(error = %e, id = %turn.utterance.id, "generation failed");
-                    self.error(turn, ErrorCode::Inference, e.to_string()).await;
+                    self.error(turn, ErrorCode::Inference, e.spoken()).await;
                     // End the reply so that the terminal never waits for a chunk that won't
                     // come.
                     self.chunk(turn, String::new(), true).await;
@@ -717,6 +710,15 @@ impl Pipeline {
             message,
         };
         self.out.send(&u.terminal, Message::Error(report)).await;
+    }
+
+    /// The output guard for one reply: the assistant's names and every persona's are its own
+    /// labels.
+    pub fn guard(&self) -> Guard {
+        let names: Vec<String> = (self.config.conversation.assistant_names.iter().cloned())
+            .chain(self.config.personas.names().map(String::from))
+            .collect();
+        Guard::with_names(&names)
     }
 
     /// Says `text` as the whole reply (answers made in code).

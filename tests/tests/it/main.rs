@@ -10,6 +10,7 @@ mod linkage;
 mod memory;
 mod model_errors;
 mod mosquitto;
+mod openai;
 mod reconnect;
 mod reminders;
 mod roles;
