@@ -117,6 +117,11 @@ enum Bench {
         /// (`llm.fair_rooms = false`), to compare.
         #[arg(long)]
         first_come: bool,
+        /// Run twice, the rooms decoded one at a time and together (`llm.parallel` at one
+        /// sequence per terminal), and compare aggregate tokens/s, first-chunk latency and
+        /// fairness.
+        #[arg(long)]
+        concurrent: bool,
     },
     /// A spoken turn end to end: a real hub and, per request, a real voice terminal reading a
     /// WAV file at a microphone's pace; ms from the end of speech to the endpoint decision,
@@ -241,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_tokens,
             busy_room_terminals,
             first_come,
+            concurrent,
         } => {
             let mut config = config;
             config.llm.fair_rooms &= !first_come;
@@ -249,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 utterances,
                 max_tokens,
                 busy_room_terminals,
+                concurrent,
             };
             runtime.block_on(hearth_bench::speed::rooms(config, opts))
         }

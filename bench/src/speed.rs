@@ -460,6 +460,9 @@ pub struct RoomsBenchOptions {
     /// taking turns it gets one room's share of the model; first come, first served, it gets
     /// one terminal's share each, and the other rooms wait longer.
     pub busy_room_terminals: usize,
+    /// Run twice, the rooms decoded one at a time (`llm.parallel = 1`) and together (one
+    /// sequence per terminal), and compare.
+    pub concurrent: bool,
 }
 
 const QUESTIONS: [&str; 8] = [
@@ -483,32 +486,154 @@ struct Sample {
     wait_ms: Option<f64>,
     told_to_wait: bool,
     error: Option<String>,
+    /// The answer as heard (without the "one moment").
+    text: String,
+}
+
+/// One run of the rooms: every sample, and how long it took from the first utterance sent
+/// to the last answer.
+struct RoomsRun {
+    samples: Vec<Sample>,
+    took: Duration,
+}
+
+impl RoomsRun {
+    fn latencies(&self) -> Vec<f64> {
+        self.samples.iter().filter_map(|s| s.latency_ms).collect()
+    }
+
+    fn waits(&self) -> Vec<f64> {
+        self.samples.iter().filter_map(|s| s.wait_ms).collect()
+    }
+
+    fn failed(&self) -> Vec<&Sample> {
+        self.samples.iter().filter(|s| s.error.is_some()).collect()
+    }
+
+    /// Each room's mean wait for its answers' first chunks.
+    fn mean_waits(&self) -> Vec<(&str, f64)> {
+        let mut per_room: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+        for s in &self.samples {
+            if let Some(w) = s.wait_ms {
+                per_room.entry(&s.room).or_default().push(w);
+            }
+        }
+        per_room
+            .iter()
+            .map(|(r, w)| (*r, w.iter().sum::<f64>() / w.len() as f64))
+            .collect()
+    }
+
+    /// The slowest room's mean wait over the quickest's.
+    fn fairness(&self) -> f64 {
+        let means = self.mean_waits();
+        let min = means.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
+        let max = means.iter().map(|m| m.1).fold(0.0, f64::max);
+        max / min
+    }
+}
+
+fn pct(mut v: Vec<f64>, p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// `hearth-bench rooms`: a whole hub in-process and `terminals` simulated terminals that
 /// each send `utterances` utterances at once (each after its previous answer). Prints answer
-/// latency, the wait before each answer starts, fairness across rooms, and what was lost.
+/// latency, the wait before each answer starts, fairness across rooms, and what was lost;
+/// with `concurrent`, the same for the rooms decoded one at a time and together, with the
+/// tokens per second of all answers.
 pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Result<()> {
     anyhow::ensure!(
         opts.terminals > 0 && opts.utterances > 0 && opts.max_tokens > 0,
         "--terminals, --utterances and --max-tokens must be at least 1"
     );
+    config.llm.max_reply_tokens = opts.max_tokens;
+    let all = opts.terminals + opts.busy_room_terminals;
+    config.llm.queue_capacity = config.llm.queue_capacity.max(all * 2);
+    // A terminal's next utterance may arrive while its last turn is still being put away,
+    // and a quick hub answers more than a person would ask: the limits meant for people are
+    // lifted, so that every utterance is answered.
+    config.trust.max_turns = config.trust.max_turns.max(all * 2);
+    config.trust.burst = config.trust.burst.max(opts.utterances as u32);
+    config.trust.per_minute = config.trust.per_minute.max(10_000);
+    config.pixie.quiet_hours = String::new();
+    if !opts.concurrent {
+        let run = run_rooms(&config, &opts).await?;
+        return report_rooms(&config, &opts, &run);
+    }
+    let tokenizer = hearth_hub::llm::Tokenizer::load(&config.llm)?;
+    let mut rows = Vec::new();
+    for parallel in [1, all as u32] {
+        config.llm.parallel = parallel;
+        let run = run_rooms(&config, &opts).await?;
+        let tokens: usize = run
+            .samples
+            .iter()
+            .filter(|s| s.latency_ms.is_some())
+            .map(|s| tokenizer.count(&s.text))
+            .sum();
+        rows.push((parallel, tokens as f64 / run.took.as_secs_f64(), run));
+    }
+    println!(
+        "{} simulated terminals x {} utterances on one hub ({}, {} threads), replies up to {} tokens; each terminal sends its next utterance when its answer ends, without waiting for the others",
+        opts.terminals,
+        opts.utterances,
+        config.llm.model.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
+        config.llm.threads,
+        opts.max_tokens,
+    );
+    println!("| decoding | answered / failed | aggregate tokens/s | first chunk p50 / p99 | answer p50 / p99 | fairness (max / min mean wait per room) | took |");
+    println!("|---|---|---|---|---|---|---|");
+    for (parallel, rate, run) in &rows {
+        let how = if *parallel == 1 {
+            "one at a time (`llm.parallel = 1`)".to_string()
+        } else {
+            format!("together (`llm.parallel = {parallel}`)")
+        };
+        println!(
+            "| {how} | {} / {} | {rate:.1} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.2} | {:.0} s |",
+            run.latencies().len(),
+            run.failed().len(),
+            pct(run.waits(), 0.5),
+            pct(run.waits(), 0.99),
+            pct(run.latencies(), 0.5),
+            pct(run.latencies(), 0.99),
+            run.fairness(),
+            run.took.as_secs_f64(),
+        );
+    }
+    println!(
+        "aggregate tokens/s together / one at a time: {:.2}x",
+        rows[1].1 / rows[0].1
+    );
+    for (_, _, run) in &rows {
+        for s in run.failed().iter().take(5) {
+            println!("failed in {}: {}", s.room, s.error.as_deref().unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
+/// Starts a hub with `config` in-process, runs the simulated terminals against it, and stops
+/// it.
+async fn run_rooms(config: &HubConfig, opts: &RoomsBenchOptions) -> anyhow::Result<RoomsRun> {
+    let mut config = config.clone();
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     config.mqtt.embedded_broker = true;
     config.mqtt.listen = ([127, 0, 0, 1], port).into();
     config.mqtt.host = "127.0.0.1".into();
     config.mqtt.port = port;
-    config.llm.max_reply_tokens = opts.max_tokens;
-    let all = opts.terminals + opts.busy_room_terminals;
-    config.llm.queue_capacity = config.llm.queue_capacity.max(all * 2);
-    config.pixie.quiet_hours = String::new();
     let dir = tempfile::tempdir()?;
     config.memory.path = dir.path().join("memory");
     config.pixie.path = dir.path().join("pixie");
     let shutdown = CancellationToken::new();
     let hub = tokio::spawn(hearth_hub::run(config.clone(), shutdown.clone()));
     eprintln!(
-        "{} terminals (+{} in one busy room) x {} utterances, replies up to {} tokens, rooms {}",
+        "{} terminals (+{} in one busy room) x {} utterances, replies up to {} tokens, rooms {}, {} decoded together",
         opts.terminals,
         opts.busy_room_terminals,
         opts.utterances,
@@ -517,9 +642,9 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
             "take turns"
         } else {
             "first come, first served"
-        }
+        },
+        config.llm.parallel,
     );
-    let started = Instant::now();
     let mut tasks = Vec::new();
     let terminals = (0..opts.terminals)
         .map(|t| (format!("room{t}"), format!("room{t}")))
@@ -531,33 +656,28 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
         }));
     }
     let mut samples = Vec::new();
+    let mut first_sent: Option<Instant> = None;
     for task in tasks {
-        samples.extend(task.await??);
+        let (sent, s) = task.await??;
+        first_sent = Some(first_sent.map_or(sent, |f| f.min(sent)));
+        samples.extend(s);
     }
-    let took = started.elapsed();
+    let took = first_sent.map_or(Duration::ZERO, |f| f.elapsed());
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), hub).await;
+    Ok(RoomsRun { samples, took })
+}
 
-    let pct = |mut v: Vec<f64>, p: f64| -> f64 {
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v.sort_by(f64::total_cmp);
-        v[((v.len() as f64 - 1.0) * p).round() as usize]
-    };
-    let latencies: Vec<f64> = samples.iter().filter_map(|s| s.latency_ms).collect();
-    let waits: Vec<f64> = samples.iter().filter_map(|s| s.wait_ms).collect();
-    let failed: Vec<&Sample> = samples.iter().filter(|s| s.error.is_some()).collect();
-    let mut per_room: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
-    for s in &samples {
-        if let Some(w) = s.wait_ms {
-            per_room.entry(&s.room).or_default().push(w);
-        }
-    }
-    let means: Vec<(&str, f64)> = per_room
-        .iter()
-        .map(|(r, w)| (*r, w.iter().sum::<f64>() / w.len() as f64))
-        .collect();
+/// The table of one run.
+fn report_rooms(
+    config: &HubConfig,
+    opts: &RoomsBenchOptions,
+    run: &RoomsRun,
+) -> anyhow::Result<()> {
+    let latencies = run.latencies();
+    let waits = run.waits();
+    let failed = run.failed();
+    let means = run.mean_waits();
     let min = means.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
     let max = means.iter().map(|m| m.1).fold(0.0, f64::max);
     println!(
@@ -567,13 +687,13 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
         config.llm.model.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
         config.llm.threads,
         opts.max_tokens,
-        took.as_secs_f64()
+        run.took.as_secs_f64()
     );
     println!("| measure | value |");
     println!("|---|---|");
     println!(
         "| utterances sent / answered / failed | {} / {} / {} |",
-        samples.len(),
+        run.samples.len(),
         latencies.len(),
         failed.len()
     );
@@ -589,7 +709,7 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
     );
     println!(
         "| \"one moment\" said | {} |",
-        samples.iter().filter(|s| s.told_to_wait).count()
+        run.samples.iter().filter(|s| s.told_to_wait).count()
     );
     println!("| mean wait per room, min / max | {min:.0} / {max:.0} ms |");
     if let Some(busy) = means.iter().find(|(r, _)| *r == "busy") {
@@ -607,7 +727,7 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
     }
     println!(
         "| fairness (max / min mean wait per room) | {:.2} |",
-        max / min
+        run.fairness()
     );
     for s in failed.iter().take(5) {
         println!("failed in {}: {}", s.room, s.error.as_deref().unwrap_or(""));
@@ -623,7 +743,7 @@ async fn simulated_terminal(
     id: &str,
     room: &str,
     n: usize,
-) -> anyhow::Result<Vec<Sample>> {
+) -> anyhow::Result<(Instant, Vec<Sample>)> {
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
     let mut opts = MqttOptions::new(format!("hearth-bench-{id}"), "127.0.0.1", port);
     opts.set_credentials(&config.mqtt.username, &config.mqtt.password)
@@ -658,6 +778,7 @@ async fn simulated_terminal(
     }
     let one_moment = config.conversation.one_moment_text.clone();
     let mut samples = Vec::new();
+    let mut first_sent = None;
     for i in 0..n {
         let uid = format!("{id}-{i}");
         let u = Utterance {
@@ -671,6 +792,7 @@ async fn simulated_terminal(
             speaker: None,
         };
         let sent = Instant::now();
+        first_sent.get_or_insert(sent);
         client
             .publish(
                 topics.terminal(id, Channel::Utterance)?,
@@ -685,6 +807,7 @@ async fn simulated_terminal(
             wait_ms: None,
             told_to_wait: false,
             error: None,
+            text: String::new(),
         };
         let until = sent + Duration::from_secs(180);
         loop {
@@ -717,8 +840,12 @@ async fn simulated_terminal(
                 }
                 if chunk.seq == 0 && chunk.text == one_moment {
                     sample.told_to_wait = true;
-                } else if sample.wait_ms.is_none() {
-                    sample.wait_ms = Some(ms);
+                } else {
+                    if sample.wait_ms.is_none() {
+                        sample.wait_ms = Some(ms);
+                    }
+                    sample.text.push_str(&chunk.text);
+                    sample.text.push(' ');
                 }
                 if chunk.is_final {
                     sample.latency_ms = Some(ms);
@@ -729,5 +856,5 @@ async fn simulated_terminal(
         samples.push(sample);
     }
     let _ = client.disconnect().await;
-    Ok(samples)
+    Ok((first_sent.unwrap_or_else(Instant::now), samples))
 }

@@ -1,12 +1,14 @@
 //! The OpenAI-compatible endpoint (`[api]`, off by default): `GET /v1/models` and
 //! `POST /v1/chat/completions`, streamed or not, behind a bearer token. Tools a household
-//! already runs (Home Assistant's OpenAI conversation agents, Open WebUI, another hearth hub
+//! already runs (Open WebUI, Home Assistant's community OpenAI-compatible conversation
+//! integrations, another hearth hub
 //! with `llm.backend = "openai"`) talk to hearth's mind through it: the request's last user
 //! message recalls memories as a turn does, the hub's model answers on its own lane of the
 //! queue, and the output guard keeps prompt labels out of the answer. Nothing is stored.
 //!
-//! Constrained output: llama.cpp's `grammar` field, or `response_format` with a JSON schema
-//! (or `json_object`).
+//! Constrained output: `response_format` with a JSON schema (or `json_object`). llama.cpp's
+//! raw `grammar` field is refused: a grammar no token can satisfy aborts llama.cpp, and a
+//! schema's grammar (derived by llama.cpp itself) always has a way through.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -204,8 +206,6 @@ struct ChatRequest {
     response_format: Option<Value>,
     #[serde(default)]
     ignore_eos: bool,
-    #[serde(default)]
-    user: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,13 +230,14 @@ impl InMessage {
     }
 }
 
-/// The request's output constraint: `grammar` (GBNF) first, then `response_format`.
+/// The request's output constraint, from `response_format`.
 fn constraint(request: &ChatRequest) -> Result<Option<Grammar>, String> {
-    if let Some(gbnf) = request.grammar.as_ref().filter(|g| !g.trim().is_empty()) {
-        return Ok(Some(Grammar {
-            gbnf: gbnf.clone(),
-            schema: Value::Null,
-        }));
+    if request
+        .grammar
+        .as_ref()
+        .is_some_and(|g| !g.trim().is_empty())
+    {
+        return Err("a raw GBNF grammar is not accepted (one that no token can satisfy would stop the model); send response_format with a JSON schema".into());
     }
     let Some(format) = &request.response_format else {
         return Ok(None);
@@ -319,12 +320,16 @@ async fn chat(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Respon
         }
     }
     let constrained = grammar.is_some();
+    // Clients often ask for more than a window holds: at most half of it is the answer's.
+    let longest = config.llm.context_tokens / 2;
     let generate = GenerateRequest {
-        max_tokens: request.max_completion_tokens.or(request.max_tokens),
+        max_tokens: (request.max_completion_tokens.or(request.max_tokens))
+            .map(|n| n.clamp(1, longest)),
         temperature: request.temperature,
         grammar,
         ignore_eos: request.ignore_eos,
-        lane: format!("api:{}", request.user.as_deref().unwrap_or("")),
+        // One lane for every client: the rooms take turns with the API as a whole.
+        lane: "api".to_string(),
         ..GenerateRequest::chat(messages)
     };
     tracing::info!(lane = %generate.lane, stream = request.stream, constrained, messages = generate.messages.len(), "api: answering");
@@ -438,7 +443,13 @@ impl Answer {
                 return;
             }
             let (mut ended, mut first) = (false, true);
-            while let Some(event) = events.recv().await {
+            loop {
+                // A client that went away stops the model's job, even while nothing is sent.
+                let event = tokio::select! {
+                    _ = out.closed() => return,
+                    event = events.recv() => event,
+                };
+                let Some(event) = event else { break };
                 let event = match self.step(event, &mut ended) {
                     Step::Nothing => continue,
                     Step::Text(text) if text.is_empty() => continue,
@@ -499,6 +510,13 @@ impl Answer {
                     }))
                     .into_response();
                 }
+                Step::Failed(e @ (LlmError::PromptTooLong { .. } | LlmError::Grammar(_))) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        e.to_string(),
+                    );
+                }
                 Step::Failed(e) => {
                     tracing::error!(error = %e, "api: generation failed");
                     return error(StatusCode::BAD_GATEWAY, "server_error", e.to_string());
@@ -522,13 +540,13 @@ mod tests {
     }
 
     #[test]
-    fn a_constraint_comes_from_the_grammar_or_the_response_format() {
+    fn a_constraint_comes_from_the_response_format_and_never_a_raw_grammar() {
         let none = request(json!({"messages": []}));
         assert_eq!(constraint(&none), Ok(None));
         let text = request(json!({"messages": [], "response_format": {"type": "text"}}));
         assert_eq!(constraint(&text), Ok(None));
         let gbnf = request(json!({"messages": [], "grammar": "root ::= \"yes\""}));
-        assert_eq!(constraint(&gbnf).unwrap().unwrap().gbnf, "root ::= \"yes\"");
+        assert!(constraint(&gbnf).unwrap_err().contains("GBNF"));
         let schema =
             json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]});
         let json_schema = request(

@@ -185,6 +185,12 @@ impl HubConfig {
             );
         }
         let llm = &self.llm;
+        if !(1..=64).contains(&llm.parallel) || llm.parallel > llm.batch_tokens {
+            return bad(format!(
+                "llm.parallel ({}) must be 1 to 64, and at most llm.batch_tokens ({}): each step's batch holds a token of each",
+                llm.parallel, llm.batch_tokens
+            ));
+        }
         if llm.backend == crate::llm::Backend::Openai {
             llm.openai.check().map_err(ConfigError::Invalid)?;
         }

@@ -74,7 +74,12 @@ async fn reusing_the_kv_cache_gives_the_same_answer_as_a_cold_start() {
 
 /// Streams `request` to its end: the chunks as they came, and the stats.
 async fn stream(llm: &LlmHandle, request: GenerateRequest) -> (Vec<String>, GenerationStats) {
-    let mut rx = llm.generate(request, CancellationToken::new()).unwrap();
+    let rx = llm.generate(request, CancellationToken::new()).unwrap();
+    received(rx).await
+}
+
+/// The sentences and the stats of a queued request.
+async fn received(mut rx: tokio::sync::mpsc::Receiver<LlmEvent>) -> (Vec<String>, GenerationStats) {
     let mut chunks = Vec::new();
     loop {
         match rx.recv().await.unwrap() {
@@ -252,4 +257,71 @@ async fn a_cpu_build_runs_every_layer_on_the_cpu_and_says_so() {
     assert_eq!(info.layers, 30, "SmolLM2-135M has 30 blocks");
     let (sentences, _) = stream(&llm, GenerateRequest::chat(chat("Hello!"))).await;
     assert!(!sentences.is_empty());
+}
+
+#[tokio::test]
+async fn rooms_decoded_together_get_the_answers_they_get_alone() {
+    const QUESTIONS: [&str; 4] = [
+        "Name a famous river in Europe.",
+        "How do I keep basil alive?",
+        "What is a nice name for a cat?",
+        "Tell me a fun fact about owls.",
+    ];
+    let request = |q: &str, lane: &str| GenerateRequest {
+        lane: lane.to_string(),
+        ..GenerateRequest::chat(chat(q))
+    };
+    let (alone, _t) = LlmHandle::start(smollm2()).await.unwrap();
+    let mut expected = Vec::new();
+    for q in QUESTIONS {
+        let (_, stats) = alone.complete(request(q, "room")).await.unwrap();
+        assert_eq!(stats.together, 1);
+        expected.push(stats.text);
+    }
+    drop(alone);
+
+    let config = LlmConfig {
+        parallel: 4,
+        context_tokens: 2048,
+        ..smollm2()
+    };
+    let (llm, _t) = LlmHandle::start(config).await.unwrap();
+    // A first answer keeps the model busy (its first sentence is out: it runs alone) while
+    // the four rooms queue up behind it.
+    let mut first = llm
+        .generate(request("Describe a cat.", "hall"), CancellationToken::new())
+        .unwrap();
+    let opening = first.recv().await.unwrap();
+    assert!(matches!(opening, LlmEvent::Sentence(_)), "{opening:?}");
+    let rooms: Vec<_> = QUESTIONS
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let rx = llm.generate(request(q, &format!("room{i}")), CancellationToken::new());
+            tokio::spawn(received(rx.unwrap()))
+        })
+        .collect();
+    assert_eq!(received(first).await.1.together, 1);
+    // A sequence's cells lie elsewhere in the shared KV buffer than a lone one's, so the
+    // attention's vector sums add the same terms in another order: a greedy answer may part
+    // from the lone one at a near tie some tokens in (even identical requests in one batch
+    // do, in different sequences). A sequence given the wrong positions, prefix or logits
+    // would be wrong from its first words.
+    for (i, room) in rooms.into_iter().enumerate() {
+        let (sentences, stats) = room.await.unwrap();
+        assert!(stats.together > 1, "room{i} was answered alone");
+        assert_eq!(
+            sentences.join(" "),
+            stats.text,
+            "room{i} streamed its own sentences"
+        );
+        let words = |t: &str| t.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            words(&stats.text),
+            words(&expected[i]),
+            "room{i}: {:?} alone, {:?} together",
+            expected[i],
+            stats.text
+        );
+    }
 }

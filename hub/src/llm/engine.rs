@@ -23,6 +23,8 @@ use super::{
     TemplateSource,
 };
 
+mod batch;
+
 /// llama.cpp's backend may be initialised once per process; every model shares it.
 pub(crate) fn backend(log_native: bool) -> Result<&'static LlamaBackend, LlmError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
@@ -100,11 +102,21 @@ pub(crate) fn new_context<'m>(
     model: &'m LlamaModel,
     config: &LlmConfig,
 ) -> Result<LlamaContext<'m>, LlmError> {
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.context_tokens))
+    // Decoding together, each conversation (and sequence 0, the one-at-a-time cache) has
+    // `context_tokens` of its own in the shared buffer.
+    let cells = config.context_tokens * (config.parallel.max(1) + u32::from(config.parallel > 1));
+    let mut params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(cells))
         .with_n_batch(config.batch_tokens)
         .with_n_threads(config.threads as i32)
         .with_n_threads_batch(config.threads_batch as i32);
+    if config.parallel > 1 {
+        // Sequence 0 and one per conversation decoded together, in one KV buffer that they
+        // share (a split one would give each a fixed slice).
+        params = params
+            .with_n_seq_max(config.parallel + 1)
+            .with_kv_unified(true);
+    }
     model
         .new_context(backend(config.log_native)?, params)
         .map_err(|e| LlmError::Load {
@@ -208,6 +220,7 @@ pub(crate) fn run(
         adapters,
         active: None,
         parked: Vec::new(),
+        slots: Vec::new(),
     };
     // Render a probe conversation now, so that an unknown template name fails at start-up
     // instead of on the first question.
@@ -222,7 +235,7 @@ pub(crate) fn run(
         name: summary.name,
         architecture: summary.architecture,
         template: source,
-        context_tokens: session.ctx.n_ctx(),
+        context_tokens: session.window() as u32,
         backend,
         layers,
         gpu_layers,
@@ -237,6 +250,14 @@ pub(crate) fn run(
 }
 
 impl super::model::Model for Session<'_> {
+    fn parallel(&self) -> usize {
+        self.config.parallel.max(1) as usize
+    }
+
+    fn generate_together(&mut self, jobs: &[super::model::Together<'_>]) -> Vec<bool> {
+        self.together(jobs)
+    }
+
     fn generate(
         &mut self,
         request: &GenerateRequest,
@@ -287,7 +308,7 @@ impl super::model::Model for Session<'_> {
         let mut cancelled = false;
         let mut ended = false;
         let gen_started = Instant::now();
-        let room = (self.ctx.n_ctx() as usize).saturating_sub(tokens.len());
+        let room = self.window().saturating_sub(tokens.len());
         while generated < max_tokens.min(room) {
             if cancel.is_cancelled() || events.is_closed() {
                 cancelled = true;
@@ -338,6 +359,7 @@ impl super::model::Model for Session<'_> {
             prompt_eval,
             adapter_switch,
             generation,
+            together: 1,
             cancelled,
             truncated: !ended && !cancelled,
             preempted: false,
@@ -391,6 +413,8 @@ struct Session<'m> {
     active: Option<usize>,
     /// The KV prefixes of the other variants, at most one each.
     parked: Vec<Parked>,
+    /// The sequences conversations decoded together keep between groups, by room.
+    slots: Vec<batch::Slot>,
 }
 
 /// What `Session::active` says after setting an adapter failed: the context holds no known
@@ -408,6 +432,7 @@ impl Session<'_> {
     fn reset(&mut self) {
         self.ctx.clear_kv_cache();
         self.cached.clear();
+        self.slots.clear();
     }
 
     /// Sets `variant`'s adapter (or none) on the context, unless it is set already. The KV
@@ -463,6 +488,11 @@ impl Session<'_> {
         Ok(started.elapsed())
     }
 
+    /// One conversation's context window: `context_tokens`, or less if llama.cpp gave less.
+    fn window(&self) -> usize {
+        self.config.context_tokens.min(self.ctx.n_ctx()) as usize
+    }
+
     fn render(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, LlmError> {
         render(self.model, &self.template, &self.template_name, messages)
     }
@@ -474,8 +504,7 @@ impl Session<'_> {
         request: &GenerateRequest,
         reserve: usize,
     ) -> Result<Vec<LlamaToken>, LlmError> {
-        let n_ctx = self.ctx.n_ctx() as usize;
-        let limit = n_ctx.saturating_sub(reserve);
+        let limit = self.window().saturating_sub(reserve);
         let msgs = &request.messages;
         let system = usize::from(msgs.first().is_some_and(|m| m.role == Role::System));
         let mut first = system;
@@ -741,6 +770,14 @@ impl Tokenizer {
         let (model, _) = load_with(config, &params)?;
         let (template, _) = choose_template(&model, config)?;
         Ok(Tokenizer { model, template })
+    }
+
+    /// How many tokens `text` is, as plain text.
+    pub fn count(&self, text: &str) -> usize {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .len()
     }
 
     /// The tokens of `messages` followed by `reply` as the assistant's turn, and where the

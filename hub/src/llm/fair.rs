@@ -29,6 +29,20 @@ impl<T> Lanes<T> {
         }
     }
 
+    /// Puts `item` back at the front of `lane`, whose turn it is next.
+    pub(crate) fn push_front(&mut self, lane: &str, item: T) {
+        match self.lanes.iter().position(|(name, _)| name == lane) {
+            Some(i) => {
+                let (name, mut items) = self.lanes.remove(i).expect("the lane just found");
+                items.push_front(item);
+                self.lanes.push_front((name, items));
+            }
+            None => self
+                .lanes
+                .push_front((lane.to_string(), VecDeque::from([item]))),
+        }
+    }
+
     /// The oldest item of the lane whose turn it is; that lane then goes to the end.
     pub(crate) fn pop(&mut self) -> Option<T> {
         let (lane, mut items) = self.lanes.pop_front()?;
@@ -61,5 +75,18 @@ mod tests {
         let order: Vec<String> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(order, ["k0", "s0", "h0", "k1", "s1", "k2", "k3"]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn an_item_put_back_is_next() {
+        let mut q = Lanes::default();
+        q.push("kitchen", "k0");
+        q.push("study", "s0");
+        q.push("kitchen", "k1");
+        let first = q.pop().unwrap();
+        q.push_front("kitchen", first);
+        q.push_front("hall", "h0");
+        let order: Vec<&str> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(order, ["h0", "k0", "s0", "k1"]);
     }
 }

@@ -94,6 +94,12 @@ pub struct LlmConfig {
     /// Rooms take turns on the model (round-robin lanes, one per room). False: first come,
     /// first served, as `hearth-bench rooms` compares.
     pub fair_rooms: bool,
+    /// Conversations (rooms) decoded together, each its own sequence in the context, in one
+    /// batch per step; 1: one at a time. Above 1 the context holds `context_tokens` for each
+    /// of them and one more (the KV cache's memory grows as much). Several rooms asking
+    /// at once then share each step's pass over the weights (`hearth-bench rooms
+    /// --concurrent` compares).
+    pub parallel: u32,
 }
 
 impl Default for LlmConfig {
@@ -118,6 +124,7 @@ impl Default for LlmConfig {
             log_native: false,
             background_queue: 64,
             fair_rooms: true,
+            parallel: 1,
         }
     }
 }
@@ -296,6 +303,8 @@ pub struct GenerationStats {
     pub adapter_switch: Duration,
     /// Time from the first to the last generated token.
     pub generation: Duration,
+    /// Conversations decoded in the same batches as this one, itself included (1: alone).
+    pub together: usize,
     /// Whether the request was cancelled before the model finished.
     pub cancelled: bool,
     /// Whether generation stopped at the token limit rather than at an end-of-turn token.
@@ -492,15 +501,22 @@ impl LlmHandle {
             .spawn(move || engine::run(config, plan, jobs_rx, ready_tx))
             .map_err(|e| LlmError::Inference(format!("cannot start the inference thread: {e}")))?;
         let info = ready_rx.await.map_err(|_| LlmError::Stopped)??;
-        Ok((
-            LlmHandle {
-                jobs: jobs_tx,
-                info: Arc::new(info),
-                capacity,
-                roles: Arc::new(roles),
-            },
-            thread,
-        ))
+        Ok((LlmHandle::over(jobs_tx, info, capacity, roles), thread))
+    }
+
+    /// A handle on the queue `jobs` of a started inference thread.
+    fn over(
+        jobs: mpsc::Sender<Job>,
+        info: ModelInfo,
+        capacity: usize,
+        roles: RolesConfig,
+    ) -> LlmHandle {
+        LlmHandle {
+            jobs,
+            info: Arc::new(info),
+            capacity,
+            roles: Arc::new(roles),
+        }
     }
 
     /// The model behind an OpenAI-compatible server (`llm.backend = "openai"`), served by
@@ -532,15 +548,7 @@ impl LlmHandle {
                 model::serve(&mut model, jobs_rx, max_background)
             })
             .map_err(|e| LlmError::Inference(format!("cannot start the inference thread: {e}")))?;
-        Ok((
-            LlmHandle {
-                jobs: jobs_tx,
-                info: Arc::new(info),
-                capacity,
-                roles: Arc::new(roles),
-            },
-            thread,
-        ))
+        Ok((LlmHandle::over(jobs_tx, info, capacity, roles), thread))
     }
 
     /// Serves `model` on a new inference thread, with room for `capacity` waiting requests:

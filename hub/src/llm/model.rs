@@ -26,6 +26,33 @@ pub trait Model {
         preempt: &mut dyn FnMut() -> bool,
     ) -> Result<GenerationStats, LlmError>;
 
+    /// How many conversations it decodes together (`llm.parallel`); 1: one at a time.
+    fn parallel(&self) -> usize {
+        1
+    }
+
+    /// Generates several conversations' replies together, each as [`Model::generate`] would
+    /// (no preemption: they are all conversations), and sends each its `Done` or `Failed`
+    /// as soon as it ends, not when the last one does. Returns, per job, whether it ran:
+    /// `false` when it could not join this time (it runs with another adapter, or the
+    /// context has no room left for it); it then goes back to the front of its room's queue.
+    /// Without an engine that batches, they run one after the other.
+    fn generate_together(&mut self, jobs: &[Together<'_>]) -> Vec<bool> {
+        jobs.iter()
+            .map(|j| {
+                let last = match self.generate(j.request, j.events, j.cancel, &mut || false) {
+                    Ok(stats) => LlmEvent::Done(stats),
+                    Err(e) => {
+                        self.reset();
+                        LlmEvent::Failed(e)
+                    }
+                };
+                let _ = j.events.blocking_send(last);
+                true
+            })
+            .collect()
+    }
+
     /// A generation failed: drop any state it may have left half-written.
     fn reset(&mut self) {}
 
@@ -34,6 +61,16 @@ pub trait Model {
 
     /// Background work is done: put the conversation's state back, giving way to `preempt`.
     fn restore(&mut self, _preempt: &mut dyn FnMut() -> bool) {}
+}
+
+/// One of the conversation jobs given to [`Model::generate_together`].
+pub struct Together<'a> {
+    /// What to generate.
+    pub request: &'a GenerateRequest,
+    /// Where its sentences go.
+    pub events: &'a mpsc::Sender<LlmEvent>,
+    /// Its cancellation.
+    pub cancel: &'a CancellationToken,
 }
 
 /// Serves jobs until every handle is gone: conversations first, the rooms in turn, background
@@ -47,9 +84,9 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_ba
     };
     while let Some(job) = queue.next(&mut jobs) {
         let Job {
-            request,
-            events,
-            cancel,
+            mut request,
+            mut events,
+            mut cancel,
         } = job;
         if cancel.is_cancelled() || events.is_closed() {
             tracing::debug!(lane = %request.lane, "a job was cancelled before it started");
@@ -60,6 +97,33 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_ba
             continue;
         }
         let background = request.background;
+        if !background && model.parallel() > 1 {
+            let mut group = vec![Job {
+                request,
+                events,
+                cancel,
+            }];
+            queue.drain(&mut jobs);
+            while group.len() < model.parallel() {
+                let Some(job) = queue.conversation.pop() else {
+                    break;
+                };
+                if job.cancel.is_cancelled() || job.events.is_closed() {
+                    let _ = job.events.blocking_send(LlmEvent::Done(GenerationStats {
+                        cancelled: true,
+                        ..GenerationStats::default()
+                    }));
+                    continue;
+                }
+                group.push(job);
+            }
+            if group.len() > 1 {
+                together(model, group, &mut queue);
+                continue;
+            }
+            let job = group.pop().expect("the job the group started with");
+            (request, events, cancel) = (job.request, job.events, job.cancel);
+        }
         if background {
             model.checkpoint();
         }
@@ -87,6 +151,32 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_ba
         }
     }
     tracing::debug!("inference thread stopping");
+}
+
+/// Runs `group` together; a job that could not join goes back to the front of its lane.
+fn together(model: &mut dyn Model, group: Vec<Job>, queue: &mut JobQueue) {
+    let ran = {
+        let jobs: Vec<Together<'_>> = group
+            .iter()
+            .map(|j| Together {
+                request: &j.request,
+                events: &j.events,
+                cancel: &j.cancel,
+            })
+            .collect();
+        model.generate_together(&jobs)
+    };
+    tracing::debug!(jobs = group.len(), "conversations decoded together");
+    let later: Vec<Job> = group
+        .into_iter()
+        .zip(ran)
+        .filter_map(|(job, ran)| (!ran).then_some(job))
+        .collect();
+    // In reverse, so that each lane's own order is kept at its front.
+    for job in later.into_iter().rev() {
+        let lane = job.request.lane.clone();
+        queue.conversation.push_front(&lane, job);
+    }
 }
 
 /// The two job classes: conversations first, background work only when none waits.

@@ -28,7 +28,7 @@ pub enum Constrain {
     /// `response_format: {"type": "json_schema", ...}`: OpenAI, vLLM, Ollama, llama.cpp's
     /// server, hearth.
     JsonSchema,
-    /// llama.cpp's GBNF in a `grammar` field: llama.cpp's server, hearth.
+    /// llama.cpp's GBNF in a `grammar` field: llama.cpp's server (hearth refuses it).
     Grammar,
     /// The server cannot constrain output: constrained jobs are refused (and logged), never
     /// sent unconstrained.
@@ -206,6 +206,12 @@ impl OpenAiModel {
         }
         if let Some(grammar) = &request.grammar {
             match self.config.openai.constrain {
+                Constrain::JsonSchema if grammar.schema.is_null() => {
+                    return Err(LlmError::Grammar(format!(
+                        "the {} job has a grammar and no JSON schema, and llm.openai.constrain = \"json_schema\" can send only a schema; refused",
+                        request.role.name()
+                    )))
+                }
                 Constrain::JsonSchema => {
                     body["response_format"] = json!({
                         "type": "json_schema",
@@ -353,6 +359,7 @@ impl Model for OpenAiModel {
         let mut text = String::new();
         let mut first: Option<Instant> = None;
         let mut finish = None;
+        let mut done = false;
         let mut pieces = 0;
         // Dropping the response mid-stream closes the connection, which stops the server's
         // generation too.
@@ -372,6 +379,7 @@ impl Model for OpenAiModel {
                 continue;
             };
             if data == "[DONE]" {
+                done = true;
                 break;
             }
             let chunk: Chunk = serde_json::from_str(data).map_err(|e| self.malformed(e))?;
@@ -409,6 +417,10 @@ impl Model for OpenAiModel {
                 }
             }
         }
+        // A stream that ends without its end is an answer cut off, not a whole one.
+        if !done && !stats.cancelled && finish.is_none() {
+            return Err(self.unreachable(&"the answer's stream ended before it did"));
+        }
         if !request.background && !stats.cancelled {
             if let Some(sentence) = splitter.finish() {
                 let _ = events.blocking_send(LlmEvent::Sentence(sentence));
@@ -421,6 +433,7 @@ impl Model for OpenAiModel {
         stats.prompt_eval = first.duration_since(started);
         stats.generation = first.elapsed();
         stats.truncated = finish.as_deref() == Some("length");
+        stats.together = 1;
         stats.text = text.trim().to_string();
         Ok(stats)
     }
