@@ -308,6 +308,28 @@ impl OpenAiModel {
     }
 }
 
+/// The lines of `body`, read on a thread of its own; the channel closes at the end of the
+/// stream, after an error, or when the receiver is dropped (at the next line).
+fn read_lines(body: ureq::Body) -> std::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(64);
+    let spawned = std::thread::Builder::new()
+        .name("llm-stream".to_string())
+        .spawn(move || {
+            for line in BufReader::new(body.into_reader()).lines() {
+                let failed = line.is_err();
+                if tx.send(line).is_err() || failed {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let _ = tx.send(Err(e));
+        return rx;
+    }
+    rx
+}
+
 /// One server-sent chunk of a streamed chat completion.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -347,7 +369,7 @@ impl Model for OpenAiModel {
     ) -> Result<GenerationStats, LlmError> {
         let body = self.body(request)?;
         let started = Instant::now();
-        let Some(mut response) = self.send(&body, cancel)? else {
+        let Some(response) = self.send(&body, cancel)? else {
             return Ok(GenerationStats {
                 cancelled: true,
                 ..GenerationStats::default()
@@ -361,9 +383,12 @@ impl Model for OpenAiModel {
         let mut finish = None;
         let mut done = false;
         let mut pieces = 0;
-        // Dropping the response mid-stream closes the connection, which stops the server's
-        // generation too.
-        for line in BufReader::new(response.body_mut().as_reader()).lines() {
+        // The stream is read on a thread of its own, so that a cancel or a waiting
+        // conversation is noticed while the server sends nothing (a server may send a
+        // constrained answer only when it is whole). Once this loop leaves, the reader stops at
+        // its next line, and the connection closes, which stops the server's generation too.
+        let lines = read_lines(response.into_body());
+        loop {
             if cancel.is_cancelled() || events.is_closed() {
                 stats.cancelled = true;
                 break;
@@ -374,6 +399,11 @@ impl Model for OpenAiModel {
                     ..GenerationStats::default()
                 });
             }
+            let line = match lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => line,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let line = line.map_err(|e| self.unreachable(&e))?;
             let Some(data) = line.strip_prefix("data:").map(str::trim) else {
                 continue;
@@ -571,6 +601,48 @@ mod tests {
             body["messages"][0],
             json!({"role": "user", "content": "Cats?"})
         );
+    }
+
+    #[test]
+    fn a_cancel_is_noticed_while_the_server_sends_nothing() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 65536];
+            let _ = stream.read(&mut buf).unwrap();
+            // Headers and the opening chunk, then silence for longer than the test waits.
+            let opening = format!(
+                "data: {}\n\n",
+                json!({"choices": [{"delta": {"role": "assistant"}}]})
+            );
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+            stream
+                .write_all(format!("{head}{opening}").as_bytes())
+                .unwrap();
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let mut model = model(&url, Constrain::JsonSchema);
+        let request = GenerateRequest::chat(vec![ChatMessage::new(Role::User, "Hi")]);
+        let (tx, _rx) = mpsc::channel(64);
+        let cancel = CancellationToken::new();
+        let later = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            later.cancel();
+        });
+        let started = Instant::now();
+        let stats = model
+            .generate(&request, &tx, &cancel, &mut || false)
+            .unwrap();
+        assert!(stats.cancelled);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(server);
     }
 
     #[test]
