@@ -34,8 +34,8 @@ pub trait Model {
     /// Generates several conversations' replies together, each as [`Model::generate`] would
     /// (no preemption: they are all conversations), and sends each its `Done` or `Failed`
     /// as soon as it ends, not when the last one does. Returns, per job, whether it ran:
-    /// `false` when it could not join this time (it runs with another adapter, or the
-    /// context has no room left for it); it then goes back to the front of its room's queue.
+    /// `false` when it could not join this time (it runs with another adapter); it then goes
+    /// back to the front of its room's queue.
     /// Without an engine that batches, they run one after the other.
     fn generate_together(&mut self, jobs: &[Together<'_>]) -> Vec<bool> {
         jobs.iter()
@@ -83,19 +83,14 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_ba
         ..JobQueue::default()
     };
     while let Some(job) = queue.next(&mut jobs) {
+        if answered_unwanted(&job) {
+            continue;
+        }
         let Job {
             mut request,
             mut events,
             mut cancel,
         } = job;
-        if cancel.is_cancelled() || events.is_closed() {
-            tracing::debug!(lane = %request.lane, "a job was cancelled before it started");
-            let _ = events.blocking_send(LlmEvent::Done(GenerationStats {
-                cancelled: true,
-                ..GenerationStats::default()
-            }));
-            continue;
-        }
         let background = request.background;
         if !background && model.parallel() > 1 {
             let mut group = vec![Job {
@@ -108,14 +103,9 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_ba
                 let Some(job) = queue.conversation.pop() else {
                     break;
                 };
-                if job.cancel.is_cancelled() || job.events.is_closed() {
-                    let _ = job.events.blocking_send(LlmEvent::Done(GenerationStats {
-                        cancelled: true,
-                        ..GenerationStats::default()
-                    }));
-                    continue;
+                if !answered_unwanted(&job) {
+                    group.push(job);
                 }
-                group.push(job);
             }
             if group.len() > 1 {
                 together(model, group, &mut queue);
@@ -151,6 +141,20 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_ba
         }
     }
     tracing::debug!("inference thread stopping");
+}
+
+/// Answers a job cancelled (or abandoned) while it waited, without touching the model;
+/// false when it is still wanted.
+fn answered_unwanted(job: &Job) -> bool {
+    if !job.cancel.is_cancelled() && !job.events.is_closed() {
+        return false;
+    }
+    tracing::debug!(lane = %job.request.lane, "a job was cancelled before it started");
+    let _ = job.events.blocking_send(LlmEvent::Done(GenerationStats {
+        cancelled: true,
+        ..GenerationStats::default()
+    }));
+    true
 }
 
 /// Runs `group` together; a job that could not join goes back to the front of its lane.

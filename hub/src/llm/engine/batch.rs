@@ -64,7 +64,7 @@ struct Shared {
 
 impl Session<'_> {
     /// [`Model::generate_together`](super::super::model::Model::generate_together) on
-    /// llama.cpp: the jobs with the first one's adapter, as many as the context holds.
+    /// llama.cpp: the jobs with the first one's adapter.
     pub(super) fn together(&mut self, jobs: &[Together<'_>]) -> Vec<bool> {
         let mut ran = vec![false; jobs.len()];
         let answer = |ran: &mut Vec<bool>, i: usize, event: LlmEvent| {
