@@ -68,6 +68,8 @@ pub struct HubConfig {
     pub personas: crate::persona::PersonasConfig,
     /// The OpenAI-compatible endpoint (off by default).
     pub api: crate::api::ApiConfig,
+    /// The household's web dashboard (off by default).
+    pub dashboard: crate::dashboard::DashboardConfig,
 }
 
 impl HubConfig {
@@ -195,6 +197,9 @@ impl HubConfig {
             llm.openai.check().map_err(ConfigError::Invalid)?;
         }
         self.api.check().map_err(ConfigError::Invalid)?;
+        self.dashboard
+            .check(!self.mqtt.tls_listen.is_empty())
+            .map_err(ConfigError::Invalid)?;
         if llm.threads == 0 || llm.threads_batch == 0 {
             return bad("llm.threads and llm.threads_batch must be at least 1".into());
         }

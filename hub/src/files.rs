@@ -58,6 +58,25 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     File::open(&folder)?.sync_all()
 }
 
+/// The bytes under `path`: a file's size, or the sum over a folder's files (0 when it is
+/// missing or unreadable). Links are not followed.
+pub fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| disk_usage(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,16 @@ pub struct Guard {
     started: bool,
     /// Other names the assistant goes by (lower case), whose labels are its own.
     names: Vec<String>,
+    /// The words of each sentence of the prompt's instructions (the system prompt, the tone
+    /// line): a reply sentence that copies one is the prompt, not an answer.
+    instructions: Vec<Vec<String>>,
+    /// The instruction the last sentence copied, if it did.
+    echoing: Option<usize>,
 }
+
+/// The fewest words an instruction sentence needs to be recognised when echoed (shorter
+/// ones, "Be brief.", are what an answer may say in its own right).
+const MIN_INSTRUCTION_WORDS: usize = 4;
 
 impl Guard {
     /// A guard for a new reply.
@@ -76,11 +85,53 @@ impl Guard {
         }
     }
 
+    /// The same guard, also skipping sentences that copy one of `instructions` (the text
+    /// the model was instructed with: the system prompt, the tone line).
+    pub fn instructed_by(mut self, instructions: &str) -> Guard {
+        self.instructions = sentences(instructions)
+            .map(words)
+            .filter(|w| w.len() >= MIN_INSTRUCTION_WORDS)
+            .collect();
+        self
+    }
+
+    /// Whether a sentence (or a clause, as the reply streams) of `words` copies an
+    /// instruction: most of its words, or a run of four or more of them word for word. The
+    /// clause after one that did is skipped when it goes on copying the same instruction,
+    /// however short.
+    fn echoes_instructions(&mut self, words: &[String]) -> bool {
+        if words.is_empty() {
+            return false;
+        }
+        let going_on = self
+            .echoing
+            .and_then(|i| self.instructions.get(i))
+            .is_some_and(|i| contains_run(i, words));
+        if going_on {
+            return true;
+        }
+        self.echoing = if words.len() < MIN_INSTRUCTION_WORDS {
+            None
+        } else {
+            self.instructions
+                .iter()
+                .position(|i| jaccard(i, words) >= NEAR_REPEAT_OVERLAP || contains_run(i, words))
+        };
+        self.echoing.is_some()
+    }
+
     /// Decides what becomes of the next sentence the model wrote.
     pub fn pass(&mut self, sentence: &str) -> Pass {
         let (cleaned, other_turn) = strip(sentence, !self.started, &self.names);
         let (cleaned, looped) = cut_loop(&cleaned);
         let words = words(&cleaned);
+        if self.echoes_instructions(&words) {
+            return if other_turn {
+                Pass::End(String::new(), "the model began writing another turn")
+            } else {
+                Pass::Skip
+            };
+        }
         if !words.is_empty() && self.repeats(&words) {
             return Pass::End(String::new(), "the reply began repeating itself");
         }
@@ -276,6 +327,31 @@ fn tidy(text: &str) -> String {
         .to_string()
 }
 
+/// The sentences of `text`: split at line ends, and at `.`, `!` or `?` before a space (so
+/// that "-0.40" stays whole).
+fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().flat_map(|line| {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = line.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            let ends = matches!(b, b'.' | b'!' | b'?')
+                && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace());
+            if ends {
+                out.push(&line[start..=i]);
+                start = i + 1;
+            }
+        }
+        out.push(&line[start..]);
+        out
+    })
+}
+
+/// Whether `run` appears in `words` word for word.
+fn contains_run(words: &[String], run: &[String]) -> bool {
+    !run.is_empty() && words.windows(run.len()).any(|w| w == run)
+}
+
 fn jaccard(a: &[String], b: &[String]) -> f32 {
     let a: std::collections::HashSet<&String> = a.iter().collect();
     let b: std::collections::HashSet<&String> = b.iter().collect();
@@ -289,6 +365,40 @@ fn jaccard(a: &[String], b: &[String]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_that_copies_its_instructions_says_nothing_of_them() {
+        let tone = "[TONE] The user sounds low (valence -0.40, arousal -0.18). Be gentle and warm, and do not be cheerful.";
+        let mut guard = Guard::new().instructed_by(&format!(
+            "You are Hearth, a voice assistant in a home.\n{tone}"
+        ));
+        assert_eq!(
+            guard.pass("[TONE] The user sounds low (valence -0.40, arousal -0.18)."),
+            Pass::Skip
+        );
+        assert_eq!(
+            guard.pass("Be gentle and warm, and do not be cheerful."),
+            Pass::Skip
+        );
+        assert_eq!(
+            guard.pass("You are Hearth, a voice assistant in a home."),
+            Pass::Skip
+        );
+        // Streamed a clause at a time, the copy is caught from its first clause on.
+        let mut guard = Guard::new().instructed_by(tone);
+        assert_eq!(
+            guard.pass("The user sounds low (valence -0.40,"),
+            Pass::Skip
+        );
+        assert_eq!(guard.pass("arousal -0.18)."), Pass::Skip);
+        assert_eq!(guard.pass("I am here."), Pass::Say("I am here.".into()));
+        // An answer that shares a few words with them is an answer.
+        assert_eq!(
+            guard.pass("I am sorry you feel low; a warm drink may help."),
+            Pass::Say("I am sorry you feel low; a warm drink may help.".into())
+        );
+        assert_eq!(guard.pass("Be gentle."), Pass::Say("Be gentle.".into()));
+    }
 
     fn run(sentences: &[&str]) -> (Vec<String>, Option<&'static str>) {
         let mut guard = Guard::new();

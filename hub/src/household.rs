@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conversation::Conversations;
 use crate::emotion::Mood;
+use crate::live::Live;
 use crate::memory::MemoryId;
 use crate::rooms::Rooms;
 
@@ -21,6 +22,8 @@ use crate::rooms::Rooms;
 #[derive(Debug)]
 pub struct Home {
     inner: Mutex<Household>,
+    /// What happens, for watchers (the dashboard). Outside the lock: publishing never waits.
+    pub live: Live,
 }
 
 impl Home {
@@ -28,6 +31,7 @@ impl Home {
     pub fn new(household: Household) -> Home {
         Home {
             inner: Mutex::new(household),
+            live: Live::default(),
         }
     }
 

@@ -9,11 +9,13 @@ pub mod broker;
 pub mod config;
 pub mod controls;
 pub mod conversation;
+pub mod dashboard;
 pub mod emotion;
 pub mod extract;
 pub mod files;
 pub mod guard;
 pub mod household;
+pub mod live;
 pub mod llm;
 pub mod memory;
 pub mod outbox;
@@ -139,6 +141,15 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     } else {
         None
     };
+    let dashboard = if config.dashboard.enabled {
+        let bind = config.dashboard.bind.clone();
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("cannot listen on dashboard.bind {bind}"))?;
+        Some(listener)
+    } else {
+        None
+    };
     let (pipeline, runner, outgoing) =
         assemble(config, llm, subconscious, Arc::new(pixie), stop, tasks);
     runner.start();
@@ -147,6 +158,14 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
         pipeline.tasks.clone().spawn(async move {
             if let Err(e) = api::serve(pipeline, listener, stop).await {
                 tracing::error!(error = %e, "the OpenAI-compatible API stopped");
+            }
+        });
+    }
+    if let Some(listener) = dashboard {
+        let (pipeline, stop) = (Arc::clone(&pipeline), pipeline.stop.clone());
+        pipeline.tasks.clone().spawn(async move {
+            if let Err(e) = dashboard::serve(pipeline, listener, stop).await {
+                tracing::error!(error = %e, "the dashboard stopped");
             }
         });
     }

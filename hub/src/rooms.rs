@@ -89,6 +89,21 @@ impl Rooms {
             .map(|(room, at)| (room.as_str(), *at))
     }
 
+    /// Each terminal's latest presence, by terminal id.
+    pub fn terminals(&self) -> impl Iterator<Item = &Presence> {
+        self.terminals.values()
+    }
+
+    /// The room of terminal `terminal`, when it has announced one.
+    pub fn room_of(&self, terminal: &str) -> Option<&str> {
+        self.terminals.get(terminal).map(|p| p.room.as_str())
+    }
+
+    /// When the user was last heard in `room`.
+    pub fn heard_at(&self, room: &str) -> Option<u64> {
+        self.heard.get(room).copied()
+    }
+
     /// Every room a terminal has announced, online or not, sorted.
     pub fn known(&self) -> Vec<String> {
         let mut rooms: Vec<String> = self.terminals.values().map(|p| p.room.clone()).collect();

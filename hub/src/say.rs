@@ -11,6 +11,8 @@ pub fn corrected(fact: &str) -> String {
 /// A memory write failed.
 pub const CORRECTION_FAILED: &str =
     "Sorry, I could not update that; my memory store reported an error.";
+/// A reply the output guard left nothing of (the model only echoed its instructions).
+pub const NO_WORDS: &str = "Sorry, I lost my words there. Could you ask me again?";
 /// "Forget that" worked.
 pub const FORGOTTEN: &str = "Okay, I have forgotten that.";
 /// "Forget that" failed.

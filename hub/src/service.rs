@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HubConfig;
+use crate::household::Home;
+use crate::live;
 use crate::outbox::{Message, Outgoing};
 use crate::trust::{Gate, Refused};
 use crate::turn::Pipeline;
@@ -57,6 +59,7 @@ pub async fn serve(
     eventloop.set_network_options(net);
     let published = CancellationToken::new();
     let publisher = tokio::spawn(publish(
+        Arc::clone(&pipeline.home),
         client.clone(),
         topics.clone(),
         Arc::clone(&gate),
@@ -130,6 +133,7 @@ pub async fn serve(
 
 /// Publishes the outbox in order until `done`, then what is left in it.
 async fn publish(
+    home: Arc<Home>,
     client: AsyncClient,
     topics: Topics,
     gate: Arc<Gate>,
@@ -143,6 +147,14 @@ async fn publish(
             _ = done.cancelled() => outgoing.try_recv().ok(),
         };
         let Some(o) = next else { return };
+        if o.terminal == live::DASHBOARD {
+            // A reply to a question typed on the dashboard: for its watchers only.
+            tap(&home, &o.terminal, &o.message);
+            if let Some(handed_over) = o.handed_over {
+                let _ = handed_over.send(());
+            }
+            continue;
+        }
         let (channel, payload, kind) = match &o.message {
             Message::Reply(m) => (Channel::Reply, encode(m), ReplyChunk::KIND),
             Message::Speech(m) => (Channel::Speech, encode(m), Speech::KIND),
@@ -158,6 +170,7 @@ async fn publish(
                     tracing::error!(error = %e, terminal = %o.terminal, kind, "cannot publish");
                     continue;
                 }
+                tap(&home, &o.terminal, &o.message);
                 if let Some(handed_over) = o.handed_over {
                     let _ = handed_over.send(());
                 }
@@ -165,6 +178,34 @@ async fn publish(
             Err(e) => tracing::error!(error = %e, "cannot address terminal"),
         }
     }
+}
+
+/// Tells the household's watchers what went to `terminal`.
+fn tap(home: &Home, terminal: &str, message: &Message) {
+    let room = home
+        .with(|h| h.rooms.room_of(terminal).map(str::to_string))
+        .unwrap_or_default();
+    let terminal = terminal.to_string();
+    home.live.send(match message {
+        Message::Reply(m) => live::Event::Reply {
+            terminal,
+            room,
+            utterance_id: m.utterance_id.clone(),
+            seq: m.seq,
+            text: m.text.clone(),
+            last: m.is_final,
+        },
+        Message::Speech(m) => live::Event::Speech {
+            terminal,
+            room,
+            text: m.text.clone(),
+        },
+        Message::Error(m) => live::Event::Error {
+            terminal,
+            room,
+            message: m.message.clone(),
+        },
+    });
 }
 
 /// Lets the event loop send what is queued (the offline presence, the disconnect).
@@ -379,6 +420,12 @@ fn on_presence(
                 }
             }
             tracing::info!(terminal, room = %p.room, online = p.online, paired = opened.room.is_some(), capabilities = ?p.capabilities, "terminal presence");
+            pipeline.home.live.send(live::Event::Presence {
+                terminal: p.terminal.clone(),
+                room: p.room.clone(),
+                online: p.online,
+                at_ms: p.at_ms,
+            });
             pipeline.home.with(|h| h.rooms.presence(p));
             pipeline.wake.notify_one();
         }

@@ -511,6 +511,41 @@ impl Subconscious {
         .expect("the memory write does not panic")
     }
 
+    /// The best `k` memories for `text`, each with its signals, read only (nothing is
+    /// re-warmed or counted): the dashboard's search.
+    pub async fn search(
+        &self,
+        text: &str,
+        k: usize,
+        now_ms: u64,
+    ) -> Result<Vec<crate::memory::retrieval::Hit>, MemoriesError> {
+        let vector = self.embedder.embed_one(text).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot embed the search; searching by words only");
+            None
+        });
+        let (memories, config, query) = (
+            Arc::clone(&self.memories),
+            self.config.clone(),
+            text.to_string(),
+        );
+        tokio::task::spawn_blocking(move || {
+            retrieve(
+                &memories,
+                &query,
+                vector.as_deref(),
+                k,
+                now_ms,
+                &config.retrieval,
+                &config.lifecycle,
+            )
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "memory search panicked");
+            Ok(Vec::new())
+        })
+    }
+
     /// Forgets one memory everywhere (store, full-text and vector index).
     pub async fn forget(&self, id: MemoryId) -> Result<bool, MemoriesError> {
         let memories = Arc::clone(&self.memories);

@@ -4,6 +4,8 @@
 //! The hub links llama.cpp and the voice terminal will link whisper.cpp; the two cannot share a
 //! binary, so these tests drive the real `hearth-hub` and `hearth-terminal` executables.
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -401,6 +403,8 @@ pub fn prompt_leak(line: &str) -> Option<&'static str> {
         "[PROFILE,",
         "[FACT FROM",
         "[TONE]",
+        // The tone line's numbers, echoed without its label.
+        "(valence ",
         "[YOU SAID",
         "[INFERRED",
         "<start_of_turn>",

@@ -10,7 +10,7 @@ use crate::controls::{self, Control};
 use crate::household::PendingForget;
 use crate::llm::{ChatMessage, GenerateRequest, JobRole, Role};
 use crate::memory::rolelog::Signal;
-use crate::memory::{Memory, MemoryId};
+use crate::memory::{MemoriesError, Memory, MemoryId};
 use crate::pixie::reminders::{self, Request};
 use crate::say;
 use crate::subconscious::{spoken, Corrected};
@@ -249,16 +249,7 @@ impl Pipeline {
             }
         };
         let everything = matches!(what, Forgot::Everything);
-        let dropped = self.home.with(|h| {
-            h.last_stored.retain(|_, (id, _)| !ids.contains(id));
-            if everything {
-                h.last_stored.clear();
-                h.last_answer.clear();
-                h.conversations.clear()
-            } else {
-                h.conversations.forget(&said)
-            }
-        });
+        let dropped = self.forgotten_at_home(ids, &said, everything);
         let reminders = if everything {
             match self.forget_the_rest().await {
                 Ok(reminders) => reminders,
@@ -282,6 +273,31 @@ impl Pipeline {
             Forgot::Last => say::FORGOTTEN.to_string(),
             Forgot::About(topic) => say::forgot_about(forgotten, topic),
         }
+    }
+
+    /// Forgets `ids` everywhere, as [`forget_now`](Self::forget_now) does for a request in
+    /// words (the dashboard's forget). Returns how many existed.
+    pub async fn forget_memories(&self, ids: &[MemoryId]) -> Result<usize, MemoriesError> {
+        let (forgotten, said) = self.subconscious.forget_all(ids.to_vec(), now_ms()).await?;
+        let dropped = self.forgotten_at_home(ids, &said, false);
+        tracing::info!(forgotten, dropped, "memories forgotten from the dashboard");
+        Ok(forgotten)
+    }
+
+    /// The household forgets what was forgotten: the rooms' last stored memories and the
+    /// history lines that said it (all of it, for "forget everything"). Returns how many
+    /// history lines went.
+    fn forgotten_at_home(&self, ids: &[MemoryId], said: &[String], everything: bool) -> usize {
+        self.home.with(|h| {
+            h.last_stored.retain(|_, (id, _)| !ids.contains(id));
+            if everything {
+                h.last_stored.clear();
+                h.last_answer.clear();
+                h.conversations.clear()
+            } else {
+                h.conversations.forget(said)
+            }
+        })
     }
 
     /// After the memories, the rest of "forget everything": the memory graph (nodes learnt

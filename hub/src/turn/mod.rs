@@ -41,8 +41,9 @@ use crate::conversation::Fold;
 use crate::emotion;
 use crate::guard::{Guard, Pass};
 use crate::household::{Cancelled, Home, LoggedAnswer, Why};
+use crate::live;
 use crate::llm::{
-    ChatMessage, GenerateRequest, JobRole, LlmError, LlmEvent, LlmHandle, PersonaJob,
+    ChatMessage, GenerateRequest, JobRole, LlmError, LlmEvent, LlmHandle, PersonaJob, Role,
 };
 use crate::memory::retrieval::RetrievalConfig;
 use crate::memory::rolelog::Signal;
@@ -52,6 +53,7 @@ use crate::persona::Persona;
 use crate::pixie::tasks::Work;
 use crate::pixie::Pixie;
 use crate::preprocess::Folded;
+use crate::say;
 use crate::subconscious::{Recall, Subconscious};
 
 /// Everything a turn needs. Cheap to share: the pipeline is behind an `Arc` and each turn is
@@ -187,6 +189,13 @@ impl Pipeline {
         let persona = self.address(&mut u);
         let now = now_ms();
         let admitted = self.home.with(|h| h.admit(&u, &self.stop, now));
+        self.home.live.send(live::Event::Heard {
+            terminal: u.terminal.clone(),
+            room: u.room.clone(),
+            utterance_id: u.id.clone(),
+            text: u.text.clone(),
+            at_ms: now,
+        });
         Turn {
             utterance: u,
             now_ms: now,
@@ -349,6 +358,19 @@ impl Pipeline {
             &config.memory.retrieval,
             &config.emotion,
         );
+        self.home
+            .live
+            .send(live::Event::Emotion(live::EmotionPoint {
+                at_ms: now,
+                room: u.room.clone(),
+                valence: user.valence,
+                arousal: user.arousal,
+                engagement: user.engagement,
+                label: format!("{:?}", user.label()),
+                why: user.explain(),
+                mood_valence: mood.valence,
+                mood_arousal: mood.arousal,
+            }));
         tracing::info!(id = %u.id, room = %u.room, label = ?user.label(), valence = user.valence,
             arousal = user.arousal, engagement = user.engagement, why = %user.explain(),
             mood_valence = mood.valence, mood_arousal = mood.arousal, mood_target = ?target,
@@ -440,7 +462,14 @@ impl Pipeline {
         // the model's job stops, and the turn is not counted as interrupted. Every persona's
         // name is the assistant's own label.
         let job = turn.cancel.child_token();
-        let mut guard = self.guard();
+        let instructions: Vec<&str> = turn
+            .prompt
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .chain(turn.feeling.as_ref().map(|f| f.tone.as_str()))
+            .collect();
+        let mut guard = self.guard().instructed_by(&instructions.join("\n"));
         let mut ended: Option<&'static str> = None;
         let mut said: Vec<String> = Vec::new();
         let mut events = match self.llm.generate(request, job.clone()) {
@@ -508,6 +537,13 @@ impl Pipeline {
                     }
                 }
                 LlmEvent::Done(stats) => {
+                    self.llm.usage().answered(&stats);
+                    // A reply the guard left nothing of (the model only echoed its prompt)
+                    // still answers: the person hears that, not silence.
+                    if said.is_empty() && !turn.cancel.is_cancelled() && !stats.cancelled {
+                        tracing::warn!(id = %turn.utterance.id, "nothing of the reply was fit to say");
+                        self.chunk(turn, say::NO_WORDS.to_string(), false).await;
+                    }
                     // A reply always ends, even a cancelled one (the terminal ignores it then).
                     self.chunk(turn, String::new(), true).await;
                     tracing::info!(id = %turn.utterance.id, chunks = turn.seq, prompt_tokens = stats.prompt_tokens,

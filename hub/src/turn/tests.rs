@@ -80,6 +80,25 @@ fn script(request: &GenerateRequest) -> Result<String, LlmError> {
             User: [PROFILE, CONSOLIDATED FROM MEMORY] what about York?"
             .to_string());
     }
+    if last.contains("echo your tone") {
+        // The tone line as the model read it, without its label, then an answer.
+        let all: String = request
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        let tone = all
+            .split("[TONE] ")
+            .nth(1)
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        if last.contains("only") {
+            return Ok(tone.to_string());
+        }
+        return Ok(format!("{tone} I am here with you."));
+    }
     if last.to_lowercase().contains("name yourself") {
         return Ok("Brick: Walls stand.".to_string());
     }
@@ -824,6 +843,32 @@ async fn no_prompt_label_or_role_marker_reaches_the_terminal() {
     assert_eq!(r.chunks, ["Leeds is lovely."]);
     // The history, which the next prompt is built from, keeps what was said.
     assert_eq!(hub.history()[0].1, "Leeds is lovely.");
+}
+
+#[tokio::test]
+async fn the_tone_line_echoed_without_its_label_never_reaches_the_terminal() {
+    let mut hub = hub();
+    let turn = hub
+        .ask("u1", "I miss her terribly and I am so sad, echo your tone")
+        .await;
+    assert_eq!(turn.outcome, Outcome::Finished);
+    assert!(
+        turn.prompt.iter().any(|m| m.content.contains("[TONE]")),
+        "the turn had no tone line: {:?}",
+        turn.prompt
+    );
+    let r = hub.received("u1").await;
+    assert_eq!(r.chunks, ["I am here with you."]);
+    // A reply that was nothing but the echo still answers, in words of the hub's own.
+    let turn = hub
+        .ask(
+            "u2",
+            "I miss her terribly and I am so sad, echo only your tone",
+        )
+        .await;
+    assert_eq!(turn.outcome, Outcome::Finished);
+    let r = hub.received("u2").await;
+    assert_eq!(r.chunks, [crate::say::NO_WORDS]);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod chat;
+mod dashboard;
 mod emotion;
 mod external_broker;
 mod linkage;

@@ -1,0 +1,722 @@
+//! The household's web dashboard (`[dashboard]`, off by default): rooms and the live
+//! conversation, memories with search and forget, reminders, emotion plots and the hub's
+//! health, served by the hub on its own port.
+//!
+//! - **Server-rendered.** Each page is HTML made here ([`pages`]); the one script and style
+//!   sheet are compiled into the binary, so the page needs nothing beyond the hub (it works
+//!   with the network cut off).
+//! - **Live.** `/events` streams the household's [`Live`](crate::live::Live) feed as
+//!   server-sent events: what was heard, each reply chunk, presence and emotion.
+//! - **Login.** With the household's admin secret set (`HEARTH_ADMIN_SECRET` or
+//!   `dashboard.admin_secret`) every page needs a session: a random token in an `HttpOnly`,
+//!   `SameSite=Strict` cookie, kept hashed in memory, so a restart logs everyone out. Without
+//!   one the dashboard serves loopback only, and says so in the log.
+//! - **Same actions as speech.** Forgetting goes through the turn pipeline's forget (the store,
+//!   both indexes, the graph, the profile's evidence, the role log, the rooms' history);
+//!   a question typed to a room is a turn of that room, answered on the page.
+
+mod pages;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use hearth_shared::{now_ms, Speech, SpeechReason, Utterance};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::Message;
+use crate::pixie::reminders::Kind;
+use crate::turn::Pipeline;
+
+/// The session cookie's name.
+const COOKIE: &str = "hearth_session";
+
+/// `[dashboard]`: the household's web dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve it.
+    pub enabled: bool,
+    /// Where it listens. Loopback by default; anything else needs the admin secret.
+    pub bind: String,
+    /// The environment variable holding the household's admin secret; it wins over
+    /// `admin_secret`.
+    pub admin_secret_env: String,
+    /// The admin secret (12 characters or more), when the environment does not give one.
+    pub admin_secret: String,
+    /// How long a login lasts, in hours.
+    pub session_hours: u64,
+    /// How many memories a search shows.
+    pub search_results: usize,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            enabled: false,
+            bind: "127.0.0.1:8089".to_string(),
+            admin_secret_env: "HEARTH_ADMIN_SECRET".to_string(),
+            admin_secret: String::new(),
+            session_hours: 12,
+            search_results: 10,
+        }
+    }
+}
+
+impl DashboardConfig {
+    /// The admin secret: `admin_secret_env`'s value, else `admin_secret`; `None` when neither
+    /// is set.
+    pub fn secret(&self) -> Option<String> {
+        std::env::var(&self.admin_secret_env)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| Some(self.admin_secret.clone()).filter(|t| !t.trim().is_empty()))
+            .map(|t| t.trim().to_string())
+    }
+
+    /// The settings' errors, in words (only when enabled). `broker_tls`: the broker listens
+    /// with TLS, so the household expects it here too.
+    pub fn check(&self, broker_tls: bool) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let addr: SocketAddr = self.bind.parse().map_err(|e| {
+            format!(
+                "dashboard.bind {:?} is not an address and port ({e})",
+                self.bind
+            )
+        })?;
+        if self.session_hours == 0 {
+            return Err("dashboard.session_hours must be 1 or more".to_string());
+        }
+        match self.secret() {
+            Some(s) if s.chars().count() < 12 => Err(format!(
+                "the admin secret ({} or dashboard.admin_secret) is {} characters; use 12 or more",
+                self.admin_secret_env,
+                s.chars().count()
+            )),
+            None if !addr.ip().is_loopback() => Err(format!(
+                "dashboard.bind {} is beyond this machine: set the admin secret ({} or dashboard.admin_secret) so that the page asks for it",
+                self.bind, self.admin_secret_env
+            )),
+            _ if broker_tls && !addr.ip().is_loopback() => Err(format!(
+                "dashboard.bind {} is beyond this machine and the broker uses TLS, which the dashboard does not serve yet: bind it to 127.0.0.1 and put a TLS proxy in front",
+                self.bind
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+struct Dashboard {
+    pipeline: Arc<Pipeline>,
+    /// The admin secret's SHA-256, when there is one.
+    secret: Option<[u8; 32]>,
+    /// Live sessions: the SHA-256 of each token, and when it expires (ms since the epoch).
+    sessions: Arc<Mutex<HashMap<[u8; 32], u64>>>,
+}
+
+/// Serves the dashboard on `listener` until `stop` fires.
+pub async fn serve(
+    pipeline: Arc<Pipeline>,
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let config = &pipeline.config.dashboard;
+    let secret = config.secret();
+    let addr = listener.local_addr()?;
+    match &secret {
+        Some(_) => tracing::info!(%addr, "serving the dashboard (login with the admin secret)"),
+        None => {
+            tracing::warn!(%addr, "serving the dashboard without a login: anyone on this machine can open it; set {} to ask for one", config.admin_secret_env)
+        }
+    }
+    let state = Dashboard {
+        secret: secret.map(|s| Sha256::digest(s.as_bytes()).into()),
+        sessions: Arc::default(),
+        pipeline: Arc::clone(&pipeline),
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+}
+
+fn router(state: Dashboard) -> Router {
+    let guarded = Router::new()
+        .route("/", get(rooms))
+        .route("/rooms/ask", post(ask))
+        .route("/rooms/announce", post(announce))
+        .route("/memories", get(memories))
+        .route("/memories/:id/forget", post(forget))
+        .route("/reminders", get(reminders).post(set_reminder))
+        .route("/reminders/:id/cancel", post(cancel_reminder))
+        .route("/emotion", get(emotion))
+        .route("/emotion/plot", get(emotion_plot))
+        .route("/health", get(health))
+        .route("/health/table", get(health_table))
+        .route("/api/health", get(health_json))
+        .route("/api/emotion", get(emotion_json))
+        .route("/events", get(events))
+        .route("/logout", post(logout))
+        .route_layer(middleware::from_fn_with_state(state.clone(), gate));
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/assets/app.js", get(script))
+        .route("/assets/app.css", get(style))
+        .merge(guarded)
+        .with_state(state)
+}
+
+/// The session token in the request's cookie, if any.
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// Whether `a` and `b` are equal, in time that does not depend on where they differ.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+impl Dashboard {
+    /// Whether the request carries a live session (always, without an admin secret).
+    fn signed_in(&self, headers: &HeaderMap) -> bool {
+        if self.secret.is_none() {
+            return true;
+        }
+        let Some(token) = session_token(headers) else {
+            return false;
+        };
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = now_ms();
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, expires| *expires > now);
+        sessions.keys().any(|k| same(k, &hash))
+    }
+
+    fn zone(&self) -> &jiff::tz::TimeZone {
+        self.pipeline.pixie.zone()
+    }
+}
+
+/// Lets a request through with a session; sends a page to the login and refuses the rest.
+/// A form from another site (an `Origin` that is not this host) is refused too.
+async fn gate(State(d): State<Dashboard>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if request.method() == Method::POST && !same_origin(headers) {
+        tracing::warn!(path = %request.uri().path(), "dashboard: a form from another site was refused");
+        return (StatusCode::FORBIDDEN, "a request from another site").into_response();
+    }
+    if d.signed_in(headers) {
+        return next.run(request).await;
+    }
+    let page = request.method() == Method::GET
+        && !request.uri().path().starts_with("/api/")
+        && request.uri().path() != "/events";
+    if page {
+        Redirect::to("/login").into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, "log in first").into_response()
+    }
+}
+
+/// Whether a POST's `Origin` (when the browser sent one) is this host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bare = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or(origin);
+    !host.is_empty() && bare == host
+}
+
+async fn login_page(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
+    if d.secret.is_none() || d.signed_in(&headers) {
+        return Redirect::to("/").into_response();
+    }
+    Html(pages::login(None)).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "a request from another site").into_response();
+    }
+    let Some(secret) = d.secret else {
+        return Redirect::to("/").into_response();
+    };
+    let sent: [u8; 32] = Sha256::digest(f.password.trim().as_bytes()).into();
+    if !same(&sent, &secret) {
+        tracing::warn!("dashboard: a login with the wrong secret was refused");
+        // Each wrong guess costs a second.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(pages::login(Some("That is not the admin secret."))),
+        )
+            .into_response();
+    }
+    let mut token = [0u8; 32];
+    use argon2::password_hash::rand_core::RngCore;
+    argon2::password_hash::rand_core::OsRng.fill_bytes(&mut token);
+    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    let hours = d.pipeline.config.dashboard.session_hours;
+    let expires = now_ms() + hours * 3_600_000;
+    d.sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(Sha256::digest(token.as_bytes()).into(), expires);
+    tracing::info!("dashboard: logged in");
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        hours * 3600
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+async fn logout(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
+    if let Some(token) = session_token(&headers) {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        d.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&hash);
+    }
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("app.js"),
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("app.css"),
+    )
+        .into_response()
+}
+
+/// A room as the rooms page shows it.
+#[derive(Debug, Clone, Serialize)]
+struct RoomView {
+    room: String,
+    terminals: Vec<(String, bool)>,
+    heard_ms: Option<u64>,
+    persona: Option<String>,
+}
+
+fn room_views(d: &Dashboard) -> Vec<RoomView> {
+    let personas = &d.pipeline.config.personas;
+    d.pipeline.home.with(|h| {
+        h.rooms
+            .known()
+            .into_iter()
+            .map(|room| RoomView {
+                terminals: h
+                    .rooms
+                    .terminals()
+                    .filter(|p| p.room == room)
+                    .map(|p| (p.terminal.clone(), p.online))
+                    .collect(),
+                heard_ms: h.rooms.heard_at(&room),
+                persona: personas.of_room(&room).map(|p| p.name.clone()),
+                room,
+            })
+            .collect()
+    })
+}
+
+async fn rooms(State(d): State<Dashboard>) -> Html<String> {
+    Html(pages::rooms(&room_views(&d), now_ms(), d.zone()))
+}
+
+#[derive(Deserialize)]
+struct RoomForm {
+    room: String,
+    text: String,
+}
+
+/// A form's failure: 400 with what is wrong.
+fn bad(message: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, message.into()).into_response()
+}
+
+/// A typed question, answered as a turn of the room (its history, its persona); the answer
+/// streams to the page, not to the room's speaker.
+async fn ask(State(d): State<Dashboard>, Form(f): Form<RoomForm>) -> Response {
+    let text = f.text.trim();
+    let room = f.room.trim();
+    let limit = d.pipeline.config.conversation.max_utterance_chars;
+    if room.is_empty() || text.is_empty() {
+        return bad("name a room and say something");
+    }
+    if text.chars().count() > limit {
+        return bad(format!("that is longer than {limit} characters"));
+    }
+    let now = now_ms();
+    let u = Utterance {
+        id: format!("dash-{now}"),
+        terminal: crate::live::DASHBOARD.to_string(),
+        room: room.to_string(),
+        text: text.to_string(),
+        started_at_ms: now,
+        ended_at_ms: now,
+        audio: None,
+        speaker: None,
+    };
+    match d.pipeline.accept(u, d.pipeline.config.trust.max_turns) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(n) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the hub is busy: {n} answers are in flight"),
+        )
+            .into_response(),
+    }
+}
+
+/// Says `text` in the room, on each of its online terminals.
+async fn announce(State(d): State<Dashboard>, Form(f): Form<RoomForm>) -> Response {
+    let text = f.text.trim().to_string();
+    if text.is_empty() {
+        return bad("say something");
+    }
+    let targets: Vec<String> = d.pipeline.home.with(|h| {
+        h.rooms
+            .terminals()
+            .filter(|p| p.online && p.room == f.room.trim())
+            .map(|p| p.terminal.clone())
+            .collect()
+    });
+    if targets.is_empty() {
+        return bad(format!("no terminal is online in the {}", f.room.trim()));
+    }
+    let voice = d
+        .pipeline
+        .config
+        .personas
+        .of_room(f.room.trim())
+        .map(|p| p.voice());
+    for terminal in &targets {
+        let speech = Speech {
+            id: format!("dash-{}", now_ms()),
+            text: text.clone(),
+            reason: SpeechReason::System,
+            expects_answer: false,
+            voice: voice.clone(),
+        };
+        d.pipeline.out.send(terminal, Message::Speech(speech)).await;
+    }
+    tracing::info!(room = %f.room.trim(), terminals = targets.len(), "dashboard: announced");
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn memories(State(d): State<Dashboard>, Query(q): Query<SearchQuery>) -> Response {
+    let now = now_ms();
+    let query = q.q.trim();
+    let hits = if query.is_empty() {
+        Vec::new()
+    } else {
+        let k = d.pipeline.config.dashboard.search_results;
+        match d.pipeline.subconscious.search(query, k, now).await {
+            Ok(hits) => hits,
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard: memory search failed");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the memory search failed: {e}"),
+                )
+                    .into_response();
+            }
+        }
+    };
+    let memories = Arc::clone(d.pipeline.subconscious.memories());
+    let all = tokio::task::spawn_blocking(move || {
+        memories
+            .store()
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match all {
+        Ok(all) => Html(pages::memories(query, &hits, &all, now, d.zone())).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the memory store: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn forget(State(d): State<Dashboard>, Path(id): Path<u64>) -> Response {
+    match d.pipeline.forget_memories(&[id]).await {
+        Ok(0) => (StatusCode::NOT_FOUND, format!("there is no memory #{id}")).into_response(),
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, memory = id, "dashboard: forget failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot forget #{id}: {e}"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn reminders(State(d): State<Dashboard>) -> Response {
+    match d.pipeline.pixie.reminders().pending() {
+        Ok(pending) => {
+            let rooms = d.pipeline.home.with(|h| h.rooms.known());
+            Html(pages::reminders(&pending, &rooms, now_ms(), d.zone())).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the reminders: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReminderForm {
+    what: String,
+    when: String,
+    #[serde(default)]
+    room: String,
+    #[serde(default)]
+    timer: Option<String>,
+}
+
+async fn set_reminder(State(d): State<Dashboard>, Form(f): Form<ReminderForm>) -> Response {
+    let (what, when) = (f.what.trim(), f.when.trim());
+    if when.is_empty() || (what.is_empty() && f.timer.is_none()) {
+        return bad("say what and when");
+    }
+    let kind = if f.timer.is_some() {
+        Kind::Timer
+    } else {
+        Kind::Reminder
+    };
+    let rooms: Vec<String> = Some(f.room.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .into_iter()
+        .collect();
+    match d
+        .pipeline
+        .pixie
+        .set(kind, what, when, &rooms, "dashboard", now_ms())
+    {
+        Ok((r, said)) => {
+            tracing::info!(reminder = r.id, "dashboard: reminder set");
+            d.pipeline.wake.notify_one();
+            (StatusCode::OK, said).into_response()
+        }
+        Err(e) => bad(e.to_string()),
+    }
+}
+
+async fn cancel_reminder(State(d): State<Dashboard>, Path(id): Path<u64>) -> Response {
+    match d.pipeline.pixie.reminders().cancel(id, now_ms()) {
+        Ok(true) => {
+            tracing::info!(reminder = id, "dashboard: reminder cancelled");
+            d.pipeline.wake.notify_one();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            format!("there is no pending reminder #{id}"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot cancel #{id}: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn emotion(State(d): State<Dashboard>) -> Html<String> {
+    Html(pages::emotion(&d.pipeline.home.live.emotions(), d.zone()))
+}
+
+async fn emotion_plot(State(d): State<Dashboard>) -> Html<String> {
+    Html(pages::emotion_plot(
+        &d.pipeline.home.live.emotions(),
+        d.zone(),
+    ))
+}
+
+async fn emotion_json(State(d): State<Dashboard>) -> Json<Vec<crate::live::EmotionPoint>> {
+    Json(d.pipeline.home.live.emotions())
+}
+
+/// The hub's health, as the health page shows it.
+#[derive(Debug, Clone, Serialize)]
+struct Health {
+    model: String,
+    backend: String,
+    gpu_layers: String,
+    context_tokens: u32,
+    tokens_per_s: f32,
+    answer_tokens: u64,
+    queue: (usize, usize),
+    jobs: std::collections::BTreeMap<String, u64>,
+    refused: u64,
+    turns_in_flight: usize,
+    terminals_online: usize,
+    terminals_known: usize,
+    memories: usize,
+    disk: Vec<(String, u64)>,
+}
+
+async fn health_of(d: &Dashboard) -> Health {
+    let p = &d.pipeline;
+    let info = p.llm.info();
+    let usage = p.llm.usage().counts();
+    let (online, known) = p.home.with(|h| {
+        (
+            h.rooms.terminals().filter(|t| t.online).count(),
+            h.rooms.terminals().count(),
+        )
+    });
+    let stores = vec![
+        ("memory".to_string(), p.config.memory.path.clone()),
+        ("reminders".to_string(), p.config.pixie.path.clone()),
+        (
+            "terminal registry".to_string(),
+            p.config.trust.registry.clone(),
+        ),
+    ];
+    let disk = tokio::task::spawn_blocking(move || {
+        stores
+            .into_iter()
+            .map(|(name, path)| (name, crate::files::disk_usage(&path)))
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
+    Health {
+        model: info
+            .name
+            .clone()
+            .unwrap_or_else(|| info.path.display().to_string()),
+        backend: info.backend.clone(),
+        gpu_layers: format!("{} of {}", info.gpu_layers, info.layers),
+        context_tokens: info.context_tokens,
+        tokens_per_s: usage.last_tokens_per_s,
+        answer_tokens: usage.answer_tokens,
+        queue: p.llm.queue(),
+        jobs: usage.jobs,
+        refused: usage.refused,
+        turns_in_flight: p.in_flight.load(std::sync::atomic::Ordering::SeqCst),
+        terminals_online: online,
+        terminals_known: known,
+        memories: p.subconscious.memories().store().len(),
+        disk,
+    }
+}
+
+async fn health(State(d): State<Dashboard>) -> Html<String> {
+    Html(pages::health(&health_of(&d).await))
+}
+
+async fn health_table(State(d): State<Dashboard>) -> Html<String> {
+    Html(pages::health_table(&health_of(&d).await))
+}
+
+async fn health_json(State(d): State<Dashboard>) -> Json<Health> {
+    Json(health_of(&d).await)
+}
+
+/// The live feed as server-sent events, one JSON object each. A watcher that fell behind
+/// is told how many events it missed.
+async fn events(
+    State(d): State<Dashboard>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let mut watcher = d.pipeline.home.live.watch();
+    let stop = d.pipeline.stop.clone();
+    let stream = async_stream(move |tx| async move {
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => return,
+                e = watcher.recv() => e,
+            };
+            let data = match event {
+                Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    serde_json::json!({"kind": "lagged", "missed": n}).to_string()
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if tx.send(Ok(SseEvent::default().data(data))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// A stream fed by a task: `body` gets the sending side and ends the stream by returning (or
+/// sees the client gone when a send fails).
+fn async_stream<T, F, Fut>(body: F) -> impl futures_util::Stream<Item = T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! The dashboard's rules that need no server; the pages themselves are driven in a real
+//! browser by `tests/tests/it/dashboard.rs`.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+
+use super::*;
+
+fn enabled(bind: &str, secret: &str) -> DashboardConfig {
+    DashboardConfig {
+        enabled: true,
+        bind: bind.into(),
+        admin_secret_env: "HEARTH_TEST_NO_SUCH_VARIABLE".into(),
+        admin_secret: secret.into(),
+        ..DashboardConfig::default()
+    }
+}
+
+#[test]
+fn the_dashboard_is_off_by_default_and_leaves_loopback_only_with_a_secret() {
+    let off = DashboardConfig::default();
+    assert!(!off.enabled);
+    assert!(off.check(true).is_ok());
+    // Loopback without a secret: served, open (the log says so).
+    assert!(enabled("127.0.0.1:8089", "").check(false).is_ok());
+    let err = enabled("0.0.0.0:8089", "").check(false).unwrap_err();
+    assert!(err.contains("admin secret"), "{err}");
+    assert!(enabled("0.0.0.0:8089", "a long household secret")
+        .check(false)
+        .is_ok());
+    let err = enabled("127.0.0.1:8089", "short").check(false).unwrap_err();
+    assert!(err.contains("12 or more"), "{err}");
+    let err = enabled("0.0.0.0:8089", "a long household secret")
+        .check(true)
+        .unwrap_err();
+    assert!(err.contains("TLS"), "{err}");
+    let err = enabled("localhost", "").check(false).unwrap_err();
+    assert!(err.contains("address and port"), "{err}");
+    // A config file names the table.
+    let parsed: crate::config::HubConfig =
+        toml::from_str("[dashboard]\nenabled = true\nbind = \"127.0.0.1:9000\"\n").unwrap();
+    assert_eq!(parsed.dashboard.bind, "127.0.0.1:9000");
+}
+
+#[test]
+fn the_session_cookie_is_found_among_others_and_forms_must_come_from_this_host() {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::COOKIE,
+        HeaderValue::from_static("theme=dark; hearth_session=abc123; other=1"),
+    );
+    assert_eq!(session_token(&h).as_deref(), Some("abc123"));
+    assert_eq!(session_token(&HeaderMap::new()), None);
+
+    let mut h = HeaderMap::new();
+    h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8089"));
+    assert!(
+        same_origin(&h),
+        "no Origin (a form without one) is let through"
+    );
+    h.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("http://127.0.0.1:8089"),
+    );
+    assert!(same_origin(&h));
+    h.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("http://evil.example"),
+    );
+    assert!(!same_origin(&h));
+}
+
+#[test]
+fn secrets_compare_whole() {
+    let a: [u8; 32] = Sha256::digest(b"one").into();
+    let b: [u8; 32] = Sha256::digest(b"two").into();
+    assert!(same(&a, &a));
+    assert!(!same(&a, &b));
+}

@@ -1,0 +1,194 @@
+//! The dashboard in a real browser: a headless Chromium (WebDriver) against a real hub with
+//! the test models and a real text terminal, with every host but loopback unresolvable (the
+//! network cut off).
+
+use std::path::Path;
+use std::time::Duration;
+
+use hearth_tests::browser::Browser;
+use hearth_tests::{bin, free_port, wait_for_log, Hub, Terminal};
+
+use crate::REPLY_TIMEOUT;
+
+const SECRET: &str = "the household's long secret";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Where the screenshot goes: `HEARTH_SCREENSHOTS` (README's comes from here), else the
+/// test's folder.
+fn screenshot_path(dir: &Path) -> std::path::PathBuf {
+    std::env::var_os("HEARTH_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.to_path_buf())
+        .join("dashboard-rooms.png")
+}
+
+/// How many valence points the emotion plot shows for `room`.
+fn points(browser: &Browser, room: &str) -> anyhow::Result<usize> {
+    Ok(browser
+        .all(&format!("circle.pt.valence[data-room=\"{room}\"]"))?
+        .len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let (port, web) = (free_port(), free_port());
+    let config = dir.path().join("hub.toml");
+    let extra = format!(
+        "\n[dashboard]\nenabled = true\nbind = \"127.0.0.1:{web}\"\nadmin_secret_env = \"HEARTH_TEST_ADMIN\"\n"
+    );
+    std::fs::write(&config, hearth_tests::hub_toml(dir.path(), port, &extra))?;
+    let mut hub =
+        Hub::launch_with(&config, port, dir.path(), &[("HEARTH_TEST_ADMIN", SECRET)]).await?;
+    wait_for_log(&hub.log, "serving the dashboard", WAIT).await?;
+    let site = format!("http://127.0.0.1:{web}");
+
+    // Without a session, the data behind the pages is refused.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let status = agent.get(format!("{site}/api/health")).call()?.status();
+    assert_eq!(status.as_u16(), 401);
+
+    let browser = Browser::start()?;
+
+    // A wrong password is refused; the right one opens the rooms page.
+    browser.go(&format!("{site}/"))?;
+    let password = browser.find("#password", WAIT)?;
+    assert!(browser.url()?.ends_with("/login"), "{}", browser.url()?);
+    browser.type_into(&password, "not the secret")?;
+    browser.click(&browser.find("#login", WAIT)?)?;
+    browser.find_text("#login-error", "not the admin secret", WAIT)?;
+    let password = browser.find("#password", WAIT)?;
+    browser.type_into(&password, SECRET)?;
+    browser.click(&browser.find("#login", WAIT)?)?;
+    browser.find_text("h1", "Rooms", WAIT)?;
+    browser.find_text("#rooms", "No terminal has come online yet", WAIT)?;
+
+    // Everything on the page came from the hub: the script ran (its live feed is open) and
+    // the style sheet applied, with no other host reachable.
+    browser.until(WAIT, "the live feed open", || {
+        Ok(browser
+            .script("return document.body.classList.contains('live')")?
+            .as_bool()
+            .filter(|live| *live))
+    })?;
+    let foreign = browser.script(
+        "return performance.getEntriesByType('resource').map(r => r.name)\
+         .filter(n => !n.startsWith(location.origin))",
+    )?;
+    assert_eq!(foreign, serde_json::json!([]), "resources from elsewhere");
+    let header = browser
+        .script("return getComputedStyle(document.querySelector('header')).borderBottomStyle")?;
+    assert_eq!(header, "solid", "the style sheet did not apply");
+
+    // A terminal comes online: the page shows it without a reload by hand.
+    let mut kitchen = Terminal::connected(dir.path(), port, "kitchen").await?;
+    browser.find_text("[data-terminal=\"kitchen\"]", "online", WAIT)?;
+
+    // The emotion plot gains a point for a turn just made.
+    browser.go(&format!("{site}/emotion"))?;
+    browser.find("#plot", WAIT)?;
+    let before = points(&browser, "kitchen")?;
+    kitchen
+        .say("My sister Alice moved to Lisbon last spring and I miss her terribly.")
+        .await?;
+    kitchen.expect("hub:", REPLY_TIMEOUT).await?;
+    browser.until(WAIT, "a new point on the emotion plot", || {
+        Ok((points(&browser, "kitchen")? > before).then_some(()))
+    })?;
+    wait_for_log(&hub.log, "what=\"stored\"", Duration::from_secs(30)).await?;
+
+    // A question typed to a room streams its answer onto the page.
+    browser.go(&format!("{site}/"))?;
+    let row = browser.find("tr[data-room=\"kitchen\"]", WAIT)?;
+    browser.until(WAIT, "the live feed open", || {
+        Ok(browser
+            .script("return document.body.classList.contains('live')")?
+            .as_bool()
+            .filter(|live| *live))
+    })?;
+    browser.type_into(
+        &browser.inside(&row, "input.say")?,
+        "Tell me one thing about rivers.",
+    )?;
+    browser.click(&browser.inside(&row, "button.ask")?)?;
+    browser.find_text("#convo li.heard", "Tell me one thing about rivers.", WAIT)?;
+    let answer = browser.find("#convo li.reply.done", REPLY_TIMEOUT)?;
+    let answer = browser.text(&answer)?;
+    assert!(
+        answer.starts_with("kitchen · hearth:") && answer.len() > "kitchen · hearth:".len() + 3,
+        "{answer:?}"
+    );
+    let said = answer.trim_start_matches("kitchen · hearth:").trim();
+    assert!(
+        hearth_tests::prompt_leak(&format!("hub: {said}")).is_none(),
+        "the prompt reached the page: {answer:?}"
+    );
+    std::fs::write(screenshot_path(dir.path()), browser.screenshot()?)?;
+
+    // A remembered fact is found by search, with its signals, and forgotten from the page.
+    browser.go(&format!("{site}/memories?q=Alice%20Lisbon"))?;
+    let hit = browser.find_text("tr.hit", "Lisbon", WAIT)?;
+    let signals = browser.text(&browser.inside(&hit, "td.signals")?)?;
+    assert!(
+        signals.contains("words") && signals.contains("meaning"),
+        "{signals}"
+    );
+    browser.click(&browser.inside(&hit, "button.forget")?)?;
+    browser.until(WAIT, "the page without the forgotten memory", || {
+        let still = browser
+            .all("tr.hit, tr.memory")?
+            .iter()
+            .any(|e| browser.text(e).unwrap_or_default().contains("Lisbon"));
+        Ok((!still).then_some(()))
+    })?;
+
+    // A reminder set on the page is listed with its time, then cancelled.
+    browser.go(&format!("{site}/reminders"))?;
+    browser.type_into(&browser.find("#what", WAIT)?, "water the plants")?;
+    browser.type_into(&browser.find("#when", WAIT)?, "in 2 hours")?;
+    browser.click(&browser.find("#set-reminder", WAIT)?)?;
+    let row = browser.find_text("tr.reminder", "water the plants", WAIT)?;
+    browser.find_text("#status", "remind you", WAIT)?;
+    browser.click(&browser.inside(&row, "button.cancel")?)?;
+    browser.find_text("#reminders", "Nothing pending", WAIT)?;
+    wait_for_log(&hub.log, "dashboard: reminder cancelled", WAIT).await?;
+
+    // The health page names the model and counts the answers' jobs.
+    browser.go(&format!("{site}/health"))?;
+    browser.find_text("#health-table", "consciousness", WAIT)?;
+
+    // Logging out ends the session.
+    browser.click(&browser.find("#logout", WAIT)?)?;
+    browser.find("#password", WAIT)?;
+    browser.go(&format!("{site}/memories"))?;
+    browser.find("#password", WAIT)?;
+    drop(browser);
+
+    // Forgotten from the page means gone from the store and the full-text index (the vector
+    // index is rebuilt from the store), checked with the hub stopped.
+    hub.terminate().await?;
+    let recall = std::process::Command::new(bin("hearth-hub"))
+        .args(["--config"])
+        .arg(&config)
+        .args(["memory", "recall", "Lisbon"])
+        .output()?;
+    let said = String::from_utf8_lossy(&recall.stdout);
+    assert!(recall.status.success(), "{said}");
+    assert!(
+        !said.contains("Lisbon") || said.contains("I don't remember"),
+        "{said}"
+    );
+    let export = std::process::Command::new(bin("hearth-hub"))
+        .args(["--config"])
+        .arg(&config)
+        .args(["memory", "export"])
+        .output()?;
+    assert!(export.status.success());
+    let exported = String::from_utf8_lossy(&export.stdout);
+    assert!(!exported.contains("Lisbon"), "{exported}");
+    Ok(())
+}
