@@ -93,7 +93,7 @@ pub fn estimate_tokens(text: &str) -> usize {
 }
 
 /// The prompt's label for a room's summary.
-const SUMMARY_LABEL: &str = "[EARLIER IN THIS CONVERSATION]";
+pub const SUMMARY_LABEL: &str = "[EARLIER IN THIS CONVERSATION]";
 
 /// Recent exchanges per room, and a summary of older ones.
 #[derive(Debug)]

@@ -70,6 +70,10 @@ pub struct Guard {
 /// ones, "Be brief.", are what an answer may say in its own right).
 const MIN_INSTRUCTION_WORDS: usize = 4;
 
+/// The fewest words of a clause copied word for word from inside an instruction that make
+/// it an echo ("One step at a time." is a fair thing to say to someone stressed).
+const MIN_COPIED_RUN: usize = 6;
+
 impl Guard {
     /// A guard for a new reply.
     pub fn new() -> Guard {
@@ -96,26 +100,28 @@ impl Guard {
     }
 
     /// Whether a sentence (or a clause, as the reply streams) of `words` copies an
-    /// instruction: most of its words, or a run of four or more of them word for word. The
-    /// clause after one that did is skipped when it goes on copying the same instruction,
-    /// however short.
+    /// instruction: most of its words, or six or more of them word for word. The clause
+    /// after one that did is skipped when it goes on copying the same instruction (two
+    /// words or more).
     fn echoes_instructions(&mut self, words: &[String]) -> bool {
         if words.is_empty() {
             return false;
         }
-        let going_on = self
-            .echoing
-            .and_then(|i| self.instructions.get(i))
-            .is_some_and(|i| contains_run(i, words));
+        let going_on = words.len() >= 2
+            && self
+                .echoing
+                .and_then(|i| self.instructions.get(i))
+                .is_some_and(|i| contains_run(i, words));
         if going_on {
             return true;
         }
         self.echoing = if words.len() < MIN_INSTRUCTION_WORDS {
             None
         } else {
-            self.instructions
-                .iter()
-                .position(|i| jaccard(i, words) >= NEAR_REPEAT_OVERLAP || contains_run(i, words))
+            self.instructions.iter().position(|i| {
+                jaccard(i, words) >= NEAR_REPEAT_OVERLAP
+                    || (words.len() >= MIN_COPIED_RUN && contains_run(i, words))
+            })
         };
         self.echoing.is_some()
     }
@@ -398,6 +404,14 @@ mod tests {
             Pass::Say("I am sorry you feel low; a warm drink may help.".into())
         );
         assert_eq!(guard.pass("Be gentle."), Pass::Say("Be gentle.".into()));
+        // A short clause from inside an instruction is fair to say.
+        let mut guard = Guard::new().instructed_by(
+            "[TONE] The user sounds stressed. Be calm, brief and practical: one step at a time.",
+        );
+        assert_eq!(
+            guard.pass("One step at a time."),
+            Pass::Say("One step at a time.".into())
+        );
     }
 
     fn run(sentences: &[&str]) -> (Vec<String>, Option<&'static str>) {

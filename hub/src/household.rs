@@ -198,7 +198,10 @@ impl Household {
         if let Some(old) = self.in_flight.get(&u.terminal) {
             old.cancel.cancel();
         }
-        self.rooms.heard(&u.room, now_ms);
+        // A question typed on the dashboard does not say where the person is.
+        if !crate::live::is_dashboard(&u.terminal) {
+            self.rooms.heard(&u.room, now_ms);
+        }
         let others_first = self.rooms.answering_elsewhere(&u.room);
         self.rooms.answering(&u.room);
         let cancel = parent.child_token();

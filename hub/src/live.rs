@@ -11,9 +11,15 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-/// The terminal id of turns typed on the dashboard: never a real terminal's (topics refuse
+/// How the terminal ids of turns typed on the dashboard begin (`@dashboard-1`, one per
+/// question, so that two never cancel each other): never a real terminal's (topics refuse
 /// `@`), so their replies reach the watchers and no MQTT topic.
 pub const DASHBOARD: &str = "@dashboard";
+
+/// Whether `terminal` is a question typed on the dashboard rather than a real terminal.
+pub fn is_dashboard(terminal: &str) -> bool {
+    terminal.starts_with(DASHBOARD)
+}
 
 /// How many events a slow watcher may fall behind before it loses some.
 const BACKLOG: usize = 1024;

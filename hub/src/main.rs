@@ -24,6 +24,9 @@ struct Cli {
     /// Override llm.model from the config.
     #[arg(long, global = true)]
     model: Option<PathBuf>,
+    /// Serve the dashboard (`dashboard.enabled = true`) whatever the config says.
+    #[arg(long, global = true)]
+    dashboard: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -244,10 +247,15 @@ fn main() -> ExitCode {
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<HubConfig> {
-    Ok(HubConfig::from_args(
-        cli.config.as_deref(),
-        cli.model.as_deref(),
-    )?)
+    let mut config = HubConfig::from_args(cli.config.as_deref(), cli.model.as_deref())?;
+    if cli.dashboard {
+        config.dashboard.enabled = true;
+        config
+            .dashboard
+            .check(!config.mqtt.tls_listen.is_empty())
+            .map_err(anyhow::Error::msg)?;
+    }
+    Ok(config)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -483,13 +491,65 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Runs a memory command on the running hub; false for those that need the store itself
+/// (export, import, sweep).
+fn through_hub(
+    hub: &hearth_hub::dashboard::client::HubClient,
+    action: &MemoryAction,
+) -> anyhow::Result<bool> {
+    match action {
+        MemoryAction::Recall { topic } => {
+            let topic = topic.join(" ");
+            let found = hub.recall(&topic)?;
+            if found.hits.is_empty() && found.graph.is_empty() {
+                println!("I don't remember anything about {topic}.");
+            }
+            for h in found.hits {
+                println!(
+                    "#{} [{}, score {:.3}, {}] {}\n    {}",
+                    h.id, h.state, h.score, h.room, h.text, h.signals
+                );
+            }
+            for line in found.graph {
+                println!("graph {line}");
+            }
+        }
+        MemoryAction::Forget { id } => println!("{}", hub.forget(*id)?),
+        MemoryAction::Correct { id, text } => println!("{}", hub.correct(*id, text)?),
+        MemoryAction::Graph => {
+            let tree = hub.graph()?;
+            if tree.is_empty() {
+                println!("the memory graph is empty");
+            }
+            print!("{tree}");
+        }
+        MemoryAction::Profile => {
+            let profile = hub.profile()?;
+            if profile.is_empty() {
+                println!("no profile yet: it is made by the first sweep");
+            }
+            print!("{profile}");
+        }
+        MemoryAction::Export { .. } | MemoryAction::Import { .. } | MemoryAction::Sweep => {
+            return Ok(false)
+        }
+    }
+    Ok(true)
+}
+
 fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<()> {
     use hearth_hub::memory::{Memories, MemoryStore, NewMemory, Speaker};
+    // While the hub runs, it holds the store: ask it through its dashboard.
+    if let Some(hub) = hearth_hub::dashboard::client::HubClient::running(&config.dashboard)? {
+        if through_hub(&hub, action)? {
+            return Ok(());
+        }
+    }
     let path = &config.memory.path;
     let open = || {
         let context = || {
             format!(
-                "cannot open the memory at {} (is the hub running?)",
+                "cannot open the memory at {} (is the hub running? With [dashboard] enabled, `memory recall`, `forget`, `correct`, `graph` and `profile` go through it)",
                 path.display()
             )
         };

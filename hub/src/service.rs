@@ -147,7 +147,7 @@ async fn publish(
             _ = done.cancelled() => outgoing.try_recv().ok(),
         };
         let Some(o) = next else { return };
-        if o.terminal == live::DASHBOARD {
+        if live::is_dashboard(&o.terminal) {
             // A reply to a question typed on the dashboard: for its watchers only.
             tap(&home, &o.terminal, &o.message);
             if let Some(handed_over) = o.handed_over {
@@ -420,13 +420,16 @@ fn on_presence(
                 }
             }
             tracing::info!(terminal, room = %p.room, online = p.online, paired = opened.room.is_some(), capabilities = ?p.capabilities, "terminal presence");
-            pipeline.home.live.send(live::Event::Presence {
+            // Watchers hear of it once the household knows it (a page reloaded on the event
+            // shows the terminal).
+            let event = live::Event::Presence {
                 terminal: p.terminal.clone(),
                 room: p.room.clone(),
                 online: p.online,
                 at_ms: p.at_ms,
-            });
+            };
             pipeline.home.with(|h| h.rooms.presence(p));
+            pipeline.home.live.send(event);
             pipeline.wake.notify_one();
         }
         Ok(p) => {

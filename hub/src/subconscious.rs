@@ -546,6 +546,37 @@ impl Subconscious {
         })
     }
 
+    /// Stores `text` in place of memory `id`, which is kept as superseded (the CLI's and the
+    /// dashboard's correction, of a memory named by id). `None` when there is no such memory.
+    pub async fn correct_id(
+        &self,
+        id: MemoryId,
+        text: &str,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<Option<(Memory, Memory)>, MemoriesError> {
+        let embedding = embed_memory(&self.embedder, &self.config, text, None, None).await;
+        let mut new = NewMemory {
+            text: text.to_string(),
+            room: String::new(),
+            speaker: Speaker::User,
+            created_at_ms: now_ms,
+            salience: self.config.lifecycle.salience(text, 0.3),
+            source: Some(source.to_string()),
+        };
+        let memories = Arc::clone(&self.memories);
+        tokio::task::spawn_blocking(move || {
+            // The corrected fact belongs where the old one was said.
+            let Some(old) = memories.store().get(id)? else {
+                return Ok(None);
+            };
+            new.room = old.room;
+            memories.correct(id, new, embedding.as_ref())
+        })
+        .await
+        .unwrap_or(Ok(None))
+    }
+
     /// Forgets one memory everywhere (store, full-text and vector index).
     pub async fn forget(&self, id: MemoryId) -> Result<bool, MemoriesError> {
         let memories = Arc::clone(&self.memories);

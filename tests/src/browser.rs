@@ -242,6 +242,24 @@ impl Browser {
         )
     }
 
+    /// The page's cookies as `name=value` pairs (HttpOnly ones included).
+    pub fn cookies(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let all = self.session("GET", "/cookie", None)?;
+        Ok(all
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        (
+                            c["name"].as_str().unwrap_or("").to_string(),
+                            c["value"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// A PNG of the window.
     pub fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
         use base64::Engine;

@@ -49,6 +49,7 @@ addEventListener("DOMContentLoaded", () => {
 async function swap(url, sel) {
   try {
     const r = await fetch(url, { credentials: "same-origin" });
+    if (r.status === 401) { location.href = "/login"; return; }
     if (r.ok) $(sel).innerHTML = await r.text();
   } catch (_) { /* the next tick tries again */ }
 }
@@ -73,7 +74,12 @@ const asked = {};
 function listen(page) {
   const feed = new EventSource("/events");
   feed.onopen = () => document.body.classList.add("live");
-  feed.onerror = () => document.body.classList.remove("live");
+  // The feed ends when the session does: back to the login then.
+  feed.onerror = async () => {
+    document.body.classList.remove("live");
+    const r = await fetch("/api/health", { credentials: "same-origin" }).catch(() => null);
+    if (r && r.status === 401) location.href = "/login";
+  };
   feed.onmessage = (m) => {
     const e = JSON.parse(m.data);
     if (page === "emotion") {
@@ -83,7 +89,7 @@ function listen(page) {
     switch (e.kind) {
       case "heard":
         asked[e.terminal + "-" + e.utterance_id] = e.room;
-        line("heard", e.room, e.terminal === "@dashboard" ? "you (typed)" : "you", e.text);
+        line("heard", e.room, e.terminal.startsWith("@dashboard") ? "you (typed)" : "you", e.text);
         break;
       case "reply": {
         const key = "r-" + e.terminal + "-" + e.utterance_id;

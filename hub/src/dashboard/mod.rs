@@ -10,11 +10,14 @@
 //! - **Login.** With the household's admin secret set (`HEARTH_ADMIN_SECRET` or
 //!   `dashboard.admin_secret`) every page needs a session: a random token in an `HttpOnly`,
 //!   `SameSite=Strict` cookie, kept hashed in memory, so a restart logs everyone out. Without
-//!   one the dashboard serves loopback only, and says so in the log.
+//!   one the dashboard serves loopback only, and says so in the log. `hearth-hub memory ...`
+//!   sends the secret as a bearer token instead ([`client`]).
 //! - **Same actions as speech.** Forgetting goes through the turn pipeline's forget (the store,
 //!   both indexes, the graph, the profile's evidence, the role log, the rooms' history);
 //!   a question typed to a room is a turn of that room, answered on the page.
 
+pub mod client;
+mod memory;
 mod pages;
 
 use std::collections::HashMap;
@@ -22,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -58,6 +61,10 @@ pub struct DashboardConfig {
     pub session_hours: u64,
     /// How many memories a search shows.
     pub search_results: usize,
+    /// Other names the page is reached by, as `host:port` (a TLS proxy's, say, such as
+    /// `hearth.home:443`). Requests naming any other host are refused: a web page elsewhere
+    /// cannot reach the dashboard by pointing its own name at this machine.
+    pub hosts: Vec<String>,
 }
 
 impl Default for DashboardConfig {
@@ -69,6 +76,7 @@ impl Default for DashboardConfig {
             admin_secret: String::new(),
             session_hours: 12,
             search_results: 10,
+            hosts: Vec::new(),
         }
     }
 }
@@ -96,8 +104,8 @@ impl DashboardConfig {
                 self.bind
             )
         })?;
-        if self.session_hours == 0 {
-            return Err("dashboard.session_hours must be 1 or more".to_string());
+        if !(1..=8760).contains(&self.session_hours) {
+            return Err("dashboard.session_hours must be 1 to 8760 (a year)".to_string());
         }
         match self.secret() {
             Some(s) if s.chars().count() < 12 => Err(format!(
@@ -126,6 +134,10 @@ struct Dashboard {
     secret: Option<[u8; 32]>,
     /// Live sessions: the SHA-256 of each token, and when it expires (ms since the epoch).
     sessions: Arc<Mutex<HashMap<[u8; 32], u64>>>,
+    /// The `host:port` names requests may carry (lower case).
+    hosts: Arc<Vec<String>>,
+    /// Numbers the questions typed on the page.
+    asked: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Serves the dashboard on `listener` until `stop` fires.
@@ -143,9 +155,23 @@ pub async fn serve(
             tracing::warn!(%addr, "serving the dashboard without a login: anyone on this machine can open it; set {} to ask for one", config.admin_secret_env)
         }
     }
+    let port = addr.port();
+    let hosts = [
+        config.bind.clone(),
+        addr.to_string(),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ]
+    .into_iter()
+    .chain(config.hosts.iter().cloned())
+    .map(|h| h.to_lowercase())
+    .collect();
     let state = Dashboard {
         secret: secret.map(|s| Sha256::digest(s.as_bytes()).into()),
         sessions: Arc::default(),
+        hosts: Arc::new(hosts),
+        asked: Arc::default(),
         pipeline: Arc::clone(&pipeline),
     };
     axum::serve(listener, router(state))
@@ -158,10 +184,16 @@ fn router(state: Dashboard) -> Router {
         .route("/", get(rooms))
         .route("/rooms/ask", post(ask))
         .route("/rooms/announce", post(announce))
-        .route("/memories", get(memories))
-        .route("/memories/:id/forget", post(forget))
+        .route("/memories", get(memory::page))
+        .route("/memories/:id/forget", post(memory::forget))
+        .route("/memories/:id/correct", post(memory::correct))
+        .route("/mind", get(memory::mind))
+        .route("/api/memories", get(memory::recall))
+        .route("/api/graph", get(memory::graph))
+        .route("/api/profile", get(memory::profile))
         .route("/reminders", get(reminders).post(set_reminder))
         .route("/reminders/:id/cancel", post(cancel_reminder))
+        .route("/pixie", get(pixie))
         .route("/emotion", get(emotion))
         .route("/emotion/plot", get(emotion_plot))
         .route("/health", get(health))
@@ -176,7 +208,41 @@ fn router(state: Dashboard) -> Router {
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style))
         .merge(guarded)
+        .layer(middleware::from_fn_with_state(state.clone(), protect))
         .with_state(state)
+}
+
+/// Every request: refused unless it names one of the dashboard's own hosts (so that a page
+/// elsewhere cannot rebind its name to this machine); every answer: never framed, never
+/// cached, scripts and styles from the hub alone. (The referrer policy must not be
+/// `no-referrer`: Chromium then sends `Origin: null` with forms, which [`origin_allowed`]
+/// refuses.)
+async fn protect(State(d): State<Dashboard>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_lowercase();
+    if !d.hosts.contains(&host) {
+        tracing::warn!(host = %host, "dashboard: a request for another host was refused (add it to dashboard.hosts if it is this hub's name)");
+        return (StatusCode::MISDIRECTED_REQUEST, "not this host").into_response();
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        h.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// The session token in the request's cookie, if any.
@@ -202,17 +268,29 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 impl Dashboard {
     /// Whether the request carries a live session (always, without an admin secret).
     fn signed_in(&self, headers: &HeaderMap) -> bool {
-        if self.secret.is_none() {
+        let Some(secret) = self.secret else {
             return true;
+        };
+        // `hearth-hub memory ...` sends the admin secret itself.
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let Some(sent) = bearer {
+            return same(&Sha256::digest(sent.trim().as_bytes()).into(), &secret);
         }
         let Some(token) = session_token(headers) else {
             return false;
         };
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.session_alive(&Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Whether the session whose token hashes to `hash` is live.
+    fn session_alive(&self, hash: &[u8; 32]) -> bool {
         let now = now_ms();
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, expires| *expires > now);
-        sessions.keys().any(|k| same(k, &hash))
+        sessions.keys().any(|k| same(k, hash))
     }
 
     fn zone(&self) -> &jiff::tz::TimeZone {
@@ -224,16 +302,18 @@ impl Dashboard {
 /// A form from another site (an `Origin` that is not this host) is refused too.
 async fn gate(State(d): State<Dashboard>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    if request.method() == Method::POST && !same_origin(headers) {
+    if request.method() == Method::POST && !d.same_origin(headers) {
         tracing::warn!(path = %request.uri().path(), "dashboard: a form from another site was refused");
         return (StatusCode::FORBIDDEN, "a request from another site").into_response();
     }
     if d.signed_in(headers) {
         return next.run(request).await;
     }
+    // Pages go to the login; data and the fragments the script swaps in get a 401.
+    let path = request.uri().path();
     let page = request.method() == Method::GET
-        && !request.uri().path().starts_with("/api/")
-        && request.uri().path() != "/events";
+        && !path.starts_with("/api/")
+        && !matches!(path, "/events" | "/health/table" | "/emotion/plot");
     if page {
         Redirect::to("/login").into_response()
     } else {
@@ -241,20 +321,24 @@ async fn gate(State(d): State<Dashboard>, request: Request, next: Next) -> Respo
     }
 }
 
-/// Whether a POST's `Origin` (when the browser sent one) is this host.
-fn same_origin(headers: &HeaderMap) -> bool {
+impl Dashboard {
+    fn same_origin(&self, headers: &HeaderMap) -> bool {
+        origin_allowed(&self.hosts, headers)
+    }
+}
+
+/// Whether a POST's `Origin` (when the browser sent one) is one of `hosts`.
+fn origin_allowed(hosts: &[String], headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let bare = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or(origin);
-    !host.is_empty() && bare == host
+    let (scheme, bare) = origin.split_once("://").unwrap_or(("", origin));
+    let bare = bare.to_lowercase();
+    let default_port = match scheme {
+        "https" => ":443",
+        _ => ":80",
+    };
+    hosts.contains(&bare) || hosts.contains(&format!("{bare}{default_port}"))
 }
 
 async fn login_page(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
@@ -275,7 +359,7 @@ async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    if !same_origin(&headers) {
+    if !d.same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "a request from another site").into_response();
     }
     let Some(secret) = d.secret else {
@@ -345,7 +429,12 @@ struct RoomView {
     terminals: Vec<(String, bool)>,
     heard_ms: Option<u64>,
     persona: Option<String>,
+    /// The room's latest exchanges (what was said, what was answered), oldest first.
+    recent: Vec<(String, String)>,
 }
+
+/// How many of a room's exchanges the rooms page shows before the live ones.
+const RECENT_EXCHANGES: usize = 5;
 
 fn room_views(d: &Dashboard) -> Vec<RoomView> {
     let personas = &d.pipeline.config.personas;
@@ -362,6 +451,10 @@ fn room_views(d: &Dashboard) -> Vec<RoomView> {
                     .collect(),
                 heard_ms: h.rooms.heard_at(&room),
                 persona: personas.of_room(&room).map(|p| p.name.clone()),
+                recent: {
+                    let all = h.conversations.exchanges(&room);
+                    all[all.len().saturating_sub(RECENT_EXCHANGES)..].to_vec()
+                },
                 room,
             })
             .collect()
@@ -395,10 +488,24 @@ async fn ask(State(d): State<Dashboard>, Form(f): Form<RoomForm>) -> Response {
     if text.chars().count() > limit {
         return bad(format!("that is longer than {limit} characters"));
     }
+    if !d
+        .pipeline
+        .home
+        .with(|h| h.rooms.known())
+        .iter()
+        .any(|r| r == room)
+    {
+        return bad(format!(
+            "no terminal has ever been in a room called {room:?}"
+        ));
+    }
     let now = now_ms();
+    // One terminal id per question: two asked together (two tabs, two people) each get
+    // their answer, rather than the newer cancelling the older.
+    let n = d.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let u = Utterance {
-        id: format!("dash-{now}"),
-        terminal: crate::live::DASHBOARD.to_string(),
+        id: format!("dash-{now}-{n}"),
+        terminal: format!("{}-{n}", crate::live::DASHBOARD),
         room: room.to_string(),
         text: text.to_string(),
         started_at_ms: now,
@@ -450,66 +557,6 @@ async fn announce(State(d): State<Dashboard>, Form(f): Form<RoomForm>) -> Respon
     }
     tracing::info!(room = %f.room.trim(), terminals = targets.len(), "dashboard: announced");
     StatusCode::NO_CONTENT.into_response()
-}
-
-#[derive(Deserialize)]
-struct SearchQuery {
-    #[serde(default)]
-    q: String,
-}
-
-async fn memories(State(d): State<Dashboard>, Query(q): Query<SearchQuery>) -> Response {
-    let now = now_ms();
-    let query = q.q.trim();
-    let hits = if query.is_empty() {
-        Vec::new()
-    } else {
-        let k = d.pipeline.config.dashboard.search_results;
-        match d.pipeline.subconscious.search(query, k, now).await {
-            Ok(hits) => hits,
-            Err(e) => {
-                tracing::error!(error = %e, "dashboard: memory search failed");
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the memory search failed: {e}"),
-                )
-                    .into_response();
-            }
-        }
-    };
-    let memories = Arc::clone(d.pipeline.subconscious.memories());
-    let all = tokio::task::spawn_blocking(move || {
-        memories
-            .store()
-            .iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .unwrap_or_else(|e| Err(e.to_string()));
-    match all {
-        Ok(all) => Html(pages::memories(query, &hits, &all, now, d.zone())).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot read the memory store: {e}"),
-        )
-            .into_response(),
-    }
-}
-
-async fn forget(State(d): State<Dashboard>, Path(id): Path<u64>) -> Response {
-    match d.pipeline.forget_memories(&[id]).await {
-        Ok(0) => (StatusCode::NOT_FOUND, format!("there is no memory #{id}")).into_response(),
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, memory = id, "dashboard: forget failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot forget #{id}: {e}"),
-            )
-                .into_response()
-        }
-    }
 }
 
 async fn reminders(State(d): State<Dashboard>) -> Response {
@@ -579,6 +626,29 @@ async fn cancel_reminder(State(d): State<Dashboard>, Path(id): Path<u64>) -> Res
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot cancel #{id}: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn pixie(State(d): State<Dashboard>) -> Response {
+    let pixie = &d.pipeline.pixie;
+    let queue = pixie
+        .tasks()
+        .pending()
+        .and_then(|t| Ok((t, pixie.reminders().pending()?)));
+    match queue {
+        Ok((tasks, reminders)) => Html(pages::pixie(
+            &tasks,
+            &reminders,
+            &pixie.decisions(),
+            now_ms(),
+            d.zone(),
+        ))
+        .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read Pixie's queue: {e}"),
         )
             .into_response(),
     }
@@ -681,15 +751,30 @@ async fn health_json(State(d): State<Dashboard>) -> Json<Health> {
 /// is told how many events it missed.
 async fn events(
     State(d): State<Dashboard>,
+    headers: HeaderMap,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
     let mut watcher = d.pipeline.home.live.watch();
     let stop = d.pipeline.stop.clone();
+    // A feed opened with a session ends with it (a logout, its expiry).
+    let session: Option<[u8; 32]> = session_token(&headers)
+        .filter(|_| d.secret.is_some())
+        .map(|t| Sha256::digest(t.as_bytes()).into());
     let stream = async_stream(move |tx| async move {
+        let mut check = tokio::time::interval(Duration::from_secs(30));
         loop {
             let event = tokio::select! {
                 _ = stop.cancelled() => return,
+                _ = check.tick() => {
+                    if session.is_some_and(|s| !d.session_alive(&s)) {
+                        return;
+                    }
+                    continue;
+                }
                 e = watcher.recv() => e,
             };
+            if session.is_some_and(|s| !d.session_alive(&s)) {
+                return;
+            }
             let data = match event {
                 Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

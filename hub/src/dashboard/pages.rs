@@ -8,9 +8,12 @@ use jiff::Timestamp;
 
 use super::{Health, RoomView};
 use crate::live::EmotionPoint;
-use crate::memory::retrieval::Hit;
+use crate::memory::profile::Profile;
+use crate::memory::retrieval::{Hit, Signals};
 use crate::memory::{Memory, Tier};
 use crate::pixie::reminders::{Kind, Reminder};
+use crate::pixie::tasks::{Task, Work};
+use crate::pixie::Decided;
 
 /// How many memories the "all memories" table shows, newest first.
 const NEWEST: usize = 50;
@@ -48,8 +51,10 @@ fn page(title: &str, active: &str, body: &str) -> String {
     for (href, name) in [
         ("/", "Rooms"),
         ("/memories", "Memories"),
+        ("/mind", "Mind"),
         ("/reminders", "Reminders"),
         ("/emotion", "Emotion"),
+        ("/pixie", "Pixie"),
         ("/health", "Health"),
     ] {
         let class = if name == active { " class=\"on\"" } else { "" };
@@ -132,19 +137,33 @@ pub(super) fn rooms(rooms: &[RoomView], now_ms: u64, tz: &TimeZone) -> String {
             "<tr class=\"empty\"><td colspan=\"5\">No terminal has come online yet.</td></tr>",
         );
     }
+    let mut earlier = String::new();
+    for r in rooms {
+        for (said, answered) in &r.recent {
+            let _ = write!(
+                earlier,
+                "<li class=\"heard earlier\"><b>{room} · you: </b><span class=\"text\">{}</span></li>\
+                 <li class=\"reply done earlier\"><b>{room} · hearth: </b><span class=\"text\">{}</span></li>",
+                esc(said),
+                esc(answered),
+                room = esc(&r.room),
+            );
+        }
+    }
     page(
         "Rooms",
         "Rooms",
         &format!(
             "<h1>Rooms</h1><table id=\"rooms\"><thead><tr><th>Room</th><th>Terminals</th>\
              <th>Last heard</th><th>Persona</th><th>Say</th></tr></thead><tbody>{rows}</tbody></table>\
-             <h2>Conversation</h2><p class=\"hint\">As it happens, in every room.</p><ol id=\"convo\"></ol>"
+             <h2>Conversation</h2><p class=\"hint\">The latest exchanges of each room, then what is said as it happens.</p>\
+             <ol id=\"convo\">{earlier}</ol>"
         ),
     )
 }
 
 /// A memory's lifecycle state in words: current, superseded, expired, archived.
-fn state(m: &Memory, now_ms: u64, tz: &TimeZone) -> String {
+pub(super) fn state(m: &Memory, now_ms: u64, tz: &TimeZone) -> String {
     let tier = match m.tier {
         Tier::ShortTerm => "short-term",
         Tier::LongTerm => "long-term",
@@ -166,6 +185,35 @@ fn state(m: &Memory, now_ms: u64, tz: &TimeZone) -> String {
         let _ = write!(s, ", {word} until {}", at(until, tz));
     }
     s
+}
+
+/// The signals behind a hit's score, in words.
+pub(super) fn signals(s: &Signals) -> String {
+    let mut out = format!(
+        "words {:.2} · meaning {:.2} · letters {:.2} · passage {:.2} · recency {:.2} · salience {:.2} · strength {:.2}",
+        s.bm25, s.cosine, s.grams, s.passage, s.recency, s.importance, s.strength
+    );
+    for (on, what) in [
+        (s.speaker, "names the speaker"),
+        (s.period, "names its period"),
+        (s.tells_when, "tells when"),
+    ] {
+        if on {
+            let _ = write!(out, " · {what}");
+        }
+    }
+    if s.neighbour > 0.0 {
+        let _ = write!(out, " · neighbours {:.2}", s.neighbour);
+    }
+    out
+}
+
+fn correct_form(id: u64) -> String {
+    format!(
+        "<form class=\"act\" data-reload method=\"post\" action=\"/memories/{id}/correct\">\
+         <input name=\"text\" class=\"correct-text\" placeholder=\"what it should say\" aria-label=\"Corrected text of #{id}\">\
+         <button class=\"correct\">Correct</button></form>"
+    )
 }
 
 fn forget_button(id: u64) -> String {
@@ -191,31 +239,20 @@ pub fn memories(query: &str, hits: &[Hit], all: &[Memory], now_ms: u64, tz: &Tim
              <th>Score</th><th>Signals</th><th></th></tr></thead><tbody>",
         );
         for h in hits {
-            let s = &h.signals;
             let m = &h.memory;
             let _ = write!(
                 body,
                 "<tr class=\"hit\" data-id=\"{}\"><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{}</td>\
-                 <td>{:.3}</td><td class=\"signals\">words {:.2} · meaning {:.2} · letters {:.2} · passage {:.2} · \
-                 recency {:.2} · salience {:.2} · strength {:.2}{}{}{} · neighbours {:.2}</td><td>{}</td></tr>",
+                 <td>{:.3}</td><td class=\"signals\">{}</td><td>{}{}</td></tr>",
                 m.id,
                 m.id,
                 esc(&m.text),
                 esc(&m.room),
                 esc(&state(m, now_ms, tz)),
                 h.score,
-                s.bm25,
-                s.cosine,
-                s.grams,
-                s.passage,
-                s.recency,
-                s.importance,
-                s.strength,
-                if s.speaker { " · names the speaker" } else { "" },
-                if s.period { " · names its period" } else { "" },
-                if s.tells_when { " · tells when" } else { "" },
-                s.neighbour,
+                esc(&signals(&h.signals)),
                 forget_button(m.id),
+                correct_form(m.id),
             );
         }
         if hits.is_empty() {
@@ -243,7 +280,7 @@ pub fn memories(query: &str, hits: &[Hit], all: &[Memory], now_ms: u64, tz: &Tim
             at(m.created_at_ms, tz),
             esc(&state(m, now_ms, tz)),
             m.recalls,
-            forget_button(m.id),
+            format_args!("{}{}", forget_button(m.id), correct_form(m.id)),
         );
     }
     body.push_str("</tbody></table>");
@@ -312,6 +349,66 @@ fn timeline(all: &[Memory], now_ms: u64) -> String {
         h + 14.0
     );
     svg
+}
+
+/// The mind: the memory graph as a tree to open and close (from its indented rendering, two
+/// spaces a level), and the profile's five dimensions with what each rests on.
+pub fn mind(tree: &str, profile: Option<&Profile>, tz: &TimeZone) -> String {
+    let mut body = String::from("<h1>Mind</h1><h2>Memory graph</h2><div id=\"graph\">");
+    if tree.trim().is_empty() {
+        body.push_str("<p class=\"empty\">The graph is empty.</p>");
+    }
+    // Each node opens a <details> that its deeper lines nest in.
+    let lines: Vec<(usize, &str)> = tree
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| ((l.len() - l.trim_start().len()) / 2, l.trim()))
+        .collect();
+    let mut open = 0;
+    for (i, (depth, text)) in lines.iter().enumerate() {
+        while open > *depth {
+            body.push_str("</details>");
+            open -= 1;
+        }
+        let has_children = lines.get(i + 1).is_some_and(|(next, _)| next > depth);
+        if has_children {
+            let _ = write!(
+                body,
+                "<details open class=\"node\"><summary>{}</summary>",
+                esc(text)
+            );
+            open += 1;
+        } else {
+            let _ = write!(body, "<div class=\"node leaf\">{}</div>", esc(text));
+        }
+    }
+    body.push_str(&"</details>".repeat(open));
+    body.push_str("</div><h2>Profile</h2>");
+    match profile {
+        None => body
+            .push_str("<p class=\"empty\">No profile yet: the first lifecycle sweep makes it.</p>"),
+        Some(p) => {
+            let _ = write!(
+                body,
+                "<p>From {} memories, {}.</p><table id=\"profile\"><thead><tr><th>Dimension</th><th>Lean</th>\
+                 <th>Rests on</th><th>In words</th></tr></thead><tbody>",
+                p.memories,
+                at(p.updated_at_ms, tz)
+            );
+            for d in &p.dimensions {
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>{:+.2}</td><td>{} memories</td><td>{}</td></tr>",
+                    esc(&d.name),
+                    d.score,
+                    d.evidence,
+                    esc(&d.summary)
+                );
+            }
+            body.push_str("</tbody></table>");
+        }
+    }
+    page("Mind", "Mind", &body)
 }
 
 /// Reminders and timers: the pending ones with their next time, cancel, and a form to set
@@ -384,9 +481,14 @@ pub fn emotion_plot(points: &[EmotionPoint], tz: &TimeZone) -> String {
         return "<p class=\"empty\">No turn scored since the hub started.</p>".to_string();
     }
     let (w, h, pad) = (640.0f32, 300.0f32, 30.0f32);
+    // Turns are scored in the order they finish feeling, not always that of their times.
+    let mut points = points.to_vec();
+    points.sort_by_key(|p| p.at_ms);
+    let points = &points[..];
     let first = points.first().map_or(0, |p| p.at_ms);
     let last = points.last().map_or(0, |p| p.at_ms).max(first + 1);
-    let x = |ms: u64| pad + (w - 2.0 * pad) * (ms - first) as f32 / (last - first) as f32;
+    let x =
+        |ms: u64| pad + (w - 2.0 * pad) * ms.saturating_sub(first) as f32 / (last - first) as f32;
     let y = |v: f32| h / 2.0 - v.clamp(-1.0, 1.0) * (h / 2.0 - pad);
     let mut rooms: Vec<&str> = points.iter().map(|p| p.room.as_str()).collect();
     rooms.sort();
@@ -441,6 +543,75 @@ pub fn emotion_plot(points: &[EmotionPoint], tz: &TimeZone) -> String {
     }
     svg.push_str("</svg><p class=\"legend\">large dot: valence · middle: arousal · small: engagement · line: Hearth's mood</p>");
     svg
+}
+
+/// Pixie: its queue (tasks and the reminders waiting), and each decision to speak first or
+/// to hold back, with the reason.
+pub fn pixie(
+    tasks: &[Task],
+    reminders: &[Reminder],
+    decisions: &[Decided],
+    now_ms: u64,
+    tz: &TimeZone,
+) -> String {
+    let mut body = String::from(
+        "<h1>Pixie</h1><h2>Queue</h2><table id=\"queue\"><thead><tr><th>Work</th><th>Due</th></tr></thead><tbody>",
+    );
+    let mut rows: Vec<(u64, String)> = tasks
+        .iter()
+        .map(|t| {
+            let what = match &t.work {
+                Work::Sweep => "memory sweep".to_string(),
+                Work::Reflect { room } => format!("reflect on the conversation in the {room}"),
+                Work::FollowUp { room, question, .. } => {
+                    format!("ask in the {room}: {question}")
+                }
+            };
+            (t.due_ms, what)
+        })
+        .chain(reminders.iter().map(|r| {
+            let what = match r.kind {
+                Kind::Timer => format!("timer: {}", r.what),
+                Kind::Reminder => format!("remind: {}", r.what),
+            };
+            (r.due_ms, what)
+        }))
+        .collect();
+    rows.sort();
+    for (due, what) in &rows {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{} ({})</td></tr>",
+            esc(what),
+            at(*due, tz),
+            esc(&crate::pixie::spoken::describe(*due, now_ms, tz))
+        );
+    }
+    if rows.is_empty() {
+        body.push_str("<tr class=\"empty\"><td colspan=\"2\">Nothing queued.</td></tr>");
+    }
+    body.push_str(
+        "</tbody></table><h2>Decisions</h2><table id=\"decisions\"><thead><tr><th>When</th><th>What</th>\
+         <th>Decided</th><th>Why</th></tr></thead><tbody>",
+    );
+    for d in decisions {
+        let _ = write!(
+            body,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if d.spoke { "spoke" } else { "held" },
+            at(d.at_ms, tz),
+            esc(&d.what),
+            if d.spoke { "spoke" } else { "held back" },
+            esc(&d.why)
+        );
+    }
+    if decisions.is_empty() {
+        body.push_str(
+            "<tr class=\"empty\"><td colspan=\"4\">No decision since the hub started.</td></tr>",
+        );
+    }
+    body.push_str("</tbody></table>");
+    page("Pixie", "Pixie", &body)
 }
 
 /// Health: the model, speed, queue, jobs by role, terminals and disk.

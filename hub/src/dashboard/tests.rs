@@ -33,6 +33,9 @@ fn the_dashboard_is_off_by_default_and_leaves_loopback_only_with_a_secret() {
         .check(true)
         .unwrap_err();
     assert!(err.contains("TLS"), "{err}");
+    let mut long = enabled("127.0.0.1:8089", "");
+    long.session_hours = 100_000;
+    assert!(long.check(false).unwrap_err().contains("8760"));
     let err = enabled("localhost", "").check(false).unwrap_err();
     assert!(err.contains("address and port"), "{err}");
     // A config file names the table.
@@ -51,22 +54,22 @@ fn the_session_cookie_is_found_among_others_and_forms_must_come_from_this_host()
     assert_eq!(session_token(&h).as_deref(), Some("abc123"));
     assert_eq!(session_token(&HeaderMap::new()), None);
 
+    let hosts = vec!["127.0.0.1:8089".to_string(), "hearth.home:443".to_string()];
     let mut h = HeaderMap::new();
-    h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8089"));
     assert!(
-        same_origin(&h),
+        origin_allowed(&hosts, &h),
         "no Origin (a form without one) is let through"
     );
-    h.insert(
-        header::ORIGIN,
-        HeaderValue::from_static("http://127.0.0.1:8089"),
-    );
-    assert!(same_origin(&h));
-    h.insert(
-        header::ORIGIN,
-        HeaderValue::from_static("http://evil.example"),
-    );
-    assert!(!same_origin(&h));
+    for (origin, allowed) in [
+        ("http://127.0.0.1:8089", true),
+        ("https://hearth.home", true),
+        ("http://hearth.home", false),
+        ("http://evil.example", false),
+        ("http://127.0.0.1:8089.evil.example", false),
+    ] {
+        h.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        assert_eq!(origin_allowed(&hosts, &h), allowed, "{origin}");
+    }
 }
 
 #[test]

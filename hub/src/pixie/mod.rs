@@ -106,6 +106,15 @@ impl Default for PixieConfig {
     }
 }
 
+/// "reminder #3: water the plants", for the decision log.
+fn reminder_what(r: &Reminder) -> String {
+    let kind = match r.kind {
+        Kind::Timer => "timer",
+        Kind::Reminder => "reminder",
+    };
+    format!("{kind} #{}: {}", r.id, r.what)
+}
+
 /// Why a reminder could not be set. `Display` is what the hub says.
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
@@ -154,6 +163,25 @@ pub struct Pixie {
     last_spoke_ms: Mutex<Option<u64>>,
     /// Reminders whose wait was logged, with the reason, so a held one is logged once.
     logged: Mutex<HashSet<(u64, String)>>,
+    /// The latest decisions to speak or to hold back, newest last (the dashboard's).
+    decisions: Mutex<std::collections::VecDeque<Decided>>,
+}
+
+/// How many decisions [`Pixie::decisions`] keeps.
+const DECISIONS_KEPT: usize = 200;
+
+/// One decision to speak first or to hold back, with its reason.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Decided {
+    /// When, in ms since the epoch.
+    pub at_ms: u64,
+    /// What it was about ("reminder #3: water the plants", "follow-up question in the
+    /// kitchen").
+    pub what: String,
+    /// Whether it spoke.
+    pub spoke: bool,
+    /// Why: the decision's reason (quiet hours, cooldown, stress, nobody online, ...).
+    pub why: String,
 }
 
 impl Pixie {
@@ -178,6 +206,7 @@ impl Pixie {
             started_ms,
             last_spoke_ms: Mutex::new(None),
             logged: Mutex::new(HashSet::new()),
+            decisions: Mutex::default(),
         })
     }
 
@@ -342,6 +371,7 @@ impl Pixie {
                         .insert((task.id, why.clone()))
                     {
                         tracing::info!(task = task.id, why, "follow-up waiting");
+                        self.decided(format!("a follow-up question in the {room}"), false, &why);
                         tracing::debug!(task = task.id, topic, "the follow-up's topic");
                     }
                 }
@@ -375,12 +405,49 @@ impl Pixie {
             .insert((r.id, why.to_string()))
         {
             tracing::info!(reminder = r.id, why, "reminder due, waiting");
+            self.decided(reminder_what(r), false, why);
         }
+    }
+
+    /// Keeps a decision for [`Pixie::decisions`].
+    fn decided(&self, what: String, spoke: bool, why: &str) {
+        let mut kept = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() == DECISIONS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(Decided {
+            at_ms: hearth_shared::now_ms(),
+            what,
+            spoke,
+            why: why.to_string(),
+        });
+    }
+
+    /// The latest decisions to speak or to hold back, newest first. A reminder held back for
+    /// the same reason again is not repeated.
+    pub fn decisions(&self) -> Vec<Decided> {
+        let kept = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().rev().cloned().collect()
     }
 
     /// Records that `d` was published at `now_ms`.
     pub fn delivered(&self, d: &Delivery, now_ms: u64) -> Result<(), ReminderError> {
         *self.last_spoke_ms.lock().expect("lock") = Some(now_ms);
+        let rooms: Vec<&str> = d.targets.iter().map(|(_, r)| r.as_str()).collect();
+        let what = match d.task {
+            Some(_) => "a follow-up question".to_string(),
+            None => d
+                .reminders
+                .iter()
+                .map(|(r, _)| reminder_what(r))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        self.decided(
+            format!("{what}, said in the {}", rooms.join(" and ")),
+            true,
+            &d.why,
+        );
         let room = d.targets.first().map(|(_, r)| r.as_str()).unwrap_or("");
         for (r, late) in &d.reminders {
             self.reminders.said(r, room, now_ms, *late, &self.tz)?;

@@ -175,6 +175,21 @@ fn quiet_hours_delay_a_reminder_and_the_confirmation_says_so() {
     assert!(tick(&p, berlin("2026-11-24T06:59"), &rooms).is_empty());
     let plan = tick(&p, berlin("2026-11-24T07:00"), &rooms);
     assert_eq!(plan[0].speech.text, "Reminder: take the bread out.");
+    // Each decision is kept with its reason, newest first; a hold for the same reason is
+    // kept once.
+    let decisions = p.decisions();
+    assert!(decisions[0].spoke, "{decisions:?}");
+    assert!(
+        decisions[0].what.contains("take the bread out"),
+        "{decisions:?}"
+    );
+    assert!(
+        decisions[0].what.contains(", said in the "),
+        "{decisions:?}"
+    );
+    let held: Vec<_> = decisions.iter().filter(|d| !d.spoke).collect();
+    assert_eq!(held.len(), 1, "{decisions:?}");
+    assert!(held[0].why.contains("quiet"), "{decisions:?}");
 }
 
 #[test]

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
-use crate::conversation::Fold;
+use crate::conversation::{Fold, SUMMARY_LABEL};
 use crate::emotion;
 use crate::guard::{Guard, Pass};
 use crate::household::{Cancelled, Home, LoggedAnswer, Why};
@@ -347,7 +347,7 @@ impl Pipeline {
             let previous = h.last_turn.insert(u.room.clone(), u.text.clone());
             let user = emotion::score(&u.text, u.audio.as_ref(), previous.as_deref());
             let target = h.mood.respond(&user, now, &config.emotion);
-            if enabled {
+            if enabled && !live::is_dashboard(&u.terminal) {
                 h.rooms.felt(user.label() == emotion::Label::Stressed, now);
             }
             (user, h.mood, target)
@@ -462,11 +462,13 @@ impl Pipeline {
         // the model's job stops, and the turn is not counted as interrupted. Every persona's
         // name is the assistant's own label.
         let job = turn.cancel.child_token();
+        // The system prompt without the conversation's summary (its facts are what an answer
+        // may rightly say word for word), and the tone line.
         let instructions: Vec<&str> = turn
             .prompt
             .iter()
             .filter(|m| m.role == Role::System)
-            .map(|m| m.content.as_str())
+            .map(|m| m.content.split(SUMMARY_LABEL).next().unwrap_or(""))
             .chain(turn.feeling.as_ref().map(|f| f.tone.as_str()))
             .collect();
         let mut guard = self.guard().instructed_by(&instructions.join("\n"));
@@ -540,9 +542,16 @@ impl Pipeline {
                     self.llm.usage().answered(&stats);
                     // A reply the guard left nothing of (the model only echoed its prompt)
                     // still answers: the person hears that, not silence.
-                    if said.is_empty() && !turn.cancel.is_cancelled() && !stats.cancelled {
+                    if said.is_empty()
+                        && !turn.cancel.is_cancelled()
+                        && (ended.is_some() || !stats.cancelled)
+                    {
                         tracing::warn!(id = %turn.utterance.id, "nothing of the reply was fit to say");
                         self.chunk(turn, say::NO_WORDS.to_string(), false).await;
+                        // The history keeps what was said; the role log marks the answer
+                        // guarded, so no training example is made of it.
+                        said.push(say::NO_WORDS.to_string());
+                        ended = Some("nothing of the reply was fit to say");
                     }
                     // A reply always ends, even a cancelled one (the terminal ignores it then).
                     self.chunk(turn, String::new(), true).await;

@@ -869,6 +869,8 @@ async fn the_tone_line_echoed_without_its_label_never_reaches_the_terminal() {
     assert_eq!(turn.outcome, Outcome::Finished);
     let r = hub.received("u2").await;
     assert_eq!(r.chunks, [crate::say::NO_WORDS]);
+    assert_eq!(turn.guarded, Some("nothing of the reply was fit to say"));
+    assert_eq!(hub.history()[1].1, crate::say::NO_WORDS);
 }
 
 #[tokio::test]

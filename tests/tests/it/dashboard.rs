@@ -44,13 +44,49 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
     wait_for_log(&hub.log, "serving the dashboard", WAIT).await?;
     let site = format!("http://127.0.0.1:{web}");
 
-    // Without a session, the data behind the pages is refused.
+    // Without a session, pages send to the login and everything else is refused; a form
+    // from another site and a request naming another host are refused too.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .build()
         .into();
-    let status = agent.get(format!("{site}/api/health")).call()?.status();
-    assert_eq!(status.as_u16(), 401);
+    let status = |path: &str| -> anyhow::Result<u16> {
+        Ok(agent.get(format!("{site}{path}")).call()?.status().as_u16())
+    };
+    for page in [
+        "/",
+        "/memories",
+        "/mind",
+        "/reminders",
+        "/pixie",
+        "/emotion",
+        "/health",
+    ] {
+        assert_eq!(status(page)?, 303, "{page}");
+    }
+    for data in [
+        "/api/health",
+        "/api/memories?q=a",
+        "/api/graph",
+        "/api/profile",
+        "/api/emotion",
+        "/events",
+        "/health/table",
+        "/emotion/plot",
+    ] {
+        assert_eq!(status(data)?, 401, "{data}");
+    }
+    let foreign_form = agent
+        .post(format!("{site}/rooms/announce"))
+        .header("Origin", "http://evil.example")
+        .send_form([("room", "kitchen"), ("text", "hello")])?;
+    assert_eq!(foreign_form.status().as_u16(), 403);
+    let rebound = agent
+        .get(format!("{site}/login"))
+        .header("Host", format!("evil.example:{web}"))
+        .call()?;
+    assert_eq!(rebound.status().as_u16(), 421);
 
     let browser = Browser::start()?;
 
@@ -80,6 +116,11 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
          .filter(n => !n.startsWith(location.origin))",
     )?;
     assert_eq!(foreign, serde_json::json!([]), "resources from elsewhere");
+    let linked = browser.script(
+        "return [...document.querySelectorAll('[src],[href]')].map(e => e.src || e.href)\
+         .filter(u => !u.startsWith(location.origin))",
+    )?;
+    assert_eq!(linked, serde_json::json!([]), "links to elsewhere");
     let header = browser
         .script("return getComputedStyle(document.querySelector('header')).borderBottomStyle")?;
     assert_eq!(header, "solid", "the style sheet did not apply");
@@ -110,13 +151,15 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
             .as_bool()
             .filter(|live| *live))
     })?;
+    // The room's exchange so far is there before anything new is said.
+    browser.find_text("#convo li.heard.earlier", "Lisbon", WAIT)?;
     browser.type_into(
         &browser.inside(&row, "input.say")?,
         "Tell me one thing about rivers.",
     )?;
     browser.click(&browser.inside(&row, "button.ask")?)?;
     browser.find_text("#convo li.heard", "Tell me one thing about rivers.", WAIT)?;
-    let answer = browser.find("#convo li.reply.done", REPLY_TIMEOUT)?;
+    let answer = browser.find("#convo li.reply.done:not(.earlier)", REPLY_TIMEOUT)?;
     let answer = browser.text(&answer)?;
     assert!(
         answer.starts_with("kitchen · hearth:") && answer.len() > "kitchen · hearth:".len() + 3,
@@ -124,10 +167,55 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
     );
     let said = answer.trim_start_matches("kitchen · hearth:").trim();
     assert!(
+        !said.contains("lost my words"),
+        "the guard left nothing: {answer:?}"
+    );
+    // The answer is the page's: the kitchen's speaker does not say it.
+    assert!(
+        kitchen
+            .expect("hub:", Duration::from_secs(2))
+            .await
+            .is_err(),
+        "the kitchen terminal got the dashboard's answer: {:?}",
+        kitchen.seen
+    );
+    assert!(
         hearth_tests::prompt_leak(&format!("hub: {said}")).is_none(),
         "the prompt reached the page: {answer:?}"
     );
     std::fs::write(screenshot_path(dir.path()), browser.screenshot()?)?;
+
+    // While the hub runs, `hearth-hub memory recall` asks it (the store admits one
+    // process) and finds what the page will find; a wrong secret is refused in words.
+    let cli = |secret: &str, args: &[&str]| {
+        std::process::Command::new(bin("hearth-hub"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("HEARTH_TEST_ADMIN", secret)
+            .output()
+    };
+    let recall = cli(SECRET, &["memory", "recall", "Alice", "Lisbon"])?;
+    let said = String::from_utf8_lossy(&recall.stdout);
+    assert!(
+        recall.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&recall.stderr)
+    );
+    assert!(
+        said.contains("Lisbon") && said.contains("meaning"),
+        "{said}"
+    );
+    let refused = cli(
+        "a wrong secret, long enough",
+        &["memory", "recall", "Lisbon"],
+    )?;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refused the admin secret"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     // A remembered fact is found by search, with its signals, and forgotten from the page.
     browser.go(&format!("{site}/memories?q=Alice%20Lisbon"))?;
@@ -146,6 +234,21 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
         Ok((!still).then_some(()))
     })?;
 
+    let recall = cli(SECRET, &["memory", "recall", "Alice", "Lisbon"])?;
+    let said = String::from_utf8_lossy(&recall.stdout);
+    assert!(recall.status.success(), "{said}");
+    assert!(
+        !said
+            .lines()
+            .any(|l| l.starts_with('#') && l.contains("Lisbon")),
+        "{said}"
+    );
+
+    // The mind page shows the graph and the profile (or says they are empty).
+    browser.go(&format!("{site}/mind"))?;
+    browser.find_text("h2", "Memory graph", WAIT)?;
+    browser.find("#graph", WAIT)?;
+
     // A reminder set on the page is listed with its time, then cancelled.
     browser.go(&format!("{site}/reminders"))?;
     browser.type_into(&browser.find("#what", WAIT)?, "water the plants")?;
@@ -161,11 +264,25 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
     browser.go(&format!("{site}/health"))?;
     browser.find_text("#health-table", "consciousness", WAIT)?;
 
-    // Logging out ends the session.
+    // Logging out ends the session, on the hub and not only in the browser.
+    let cookie = browser
+        .cookies()?
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let with_cookie = || {
+        agent
+            .get(format!("{site}/api/health"))
+            .header("Cookie", &cookie)
+            .call()
+    };
+    assert_eq!(with_cookie()?.status().as_u16(), 200);
     browser.click(&browser.find("#logout", WAIT)?)?;
     browser.find("#password", WAIT)?;
     browser.go(&format!("{site}/memories"))?;
     browser.find("#password", WAIT)?;
+    assert_eq!(with_cookie()?.status().as_u16(), 401);
     drop(browser);
 
     // Forgotten from the page means gone from the store and the full-text index (the vector
