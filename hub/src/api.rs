@@ -69,10 +69,7 @@ impl Default for ApiConfig {
 impl ApiConfig {
     /// The bearer token: `token_env`'s value, else `token`; `None` when neither is set.
     pub fn bearer(&self) -> Option<String> {
-        std::env::var(&self.token_env)
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .or_else(|| Some(self.token.clone()).filter(|t| !t.trim().is_empty()))
+        crate::config::secret_from(&self.token_env, &self.token)
     }
 
     /// The settings' errors, in words (only when enabled).

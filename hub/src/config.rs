@@ -41,6 +41,16 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// A secret from the environment variable `env`, else `value`; `None` when neither holds
+/// more than spaces. Trimmed.
+pub fn secret_from(env: &str, value: &str) -> Option<String> {
+    std::env::var(env)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| Some(value.to_string()).filter(|t| !t.trim().is_empty()))
+        .map(|t| t.trim().to_string())
+}
+
 /// The whole hub configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -130,26 +130,15 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     } else {
         tracing::info!(host = %config.mqtt.host, port = config.mqtt.port, "using an external MQTT broker");
     }
-    // The OpenAI-compatible endpoint, when enabled: bound before serving, so that a port in
-    // use stops the start with a clear error.
-    let api = if config.api.enabled {
-        let bind = config.api.bind.clone();
-        let listener = tokio::net::TcpListener::bind(&bind)
-            .await
-            .with_context(|| format!("cannot listen on api.bind {bind}"))?;
-        Some(listener)
-    } else {
-        None
-    };
-    let dashboard = if config.dashboard.enabled {
-        let bind = config.dashboard.bind.clone();
-        let listener = tokio::net::TcpListener::bind(&bind)
-            .await
-            .with_context(|| format!("cannot listen on dashboard.bind {bind}"))?;
-        Some(listener)
-    } else {
-        None
-    };
+    // The OpenAI-compatible endpoint and the dashboard, when enabled: bound before serving,
+    // so that a port in use stops the start with a clear error.
+    let api = listen(config.api.enabled, &config.api.bind, "api.bind").await?;
+    let dashboard = listen(
+        config.dashboard.enabled,
+        &config.dashboard.bind,
+        "dashboard.bind",
+    )
+    .await?;
     let (pipeline, runner, outgoing) =
         assemble(config, llm, subconscious, Arc::new(pixie), stop, tasks);
     runner.start();
@@ -201,6 +190,21 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     }
     tracing::info!("hub stopped");
     Ok(())
+}
+
+/// A listener on `bind` when `enabled`; the error names the setting (`key`).
+async fn listen(
+    enabled: bool,
+    bind: &str,
+    key: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    if !enabled {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {key} {bind}"))?;
+    Ok(Some(listener))
 }
 
 /// Builds the household, the outbox, Pixie's runner and the turn pipeline over the models

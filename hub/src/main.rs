@@ -540,7 +540,7 @@ fn through_hub(
 fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<()> {
     use hearth_hub::memory::{Memories, MemoryStore, NewMemory, Speaker};
     // While the hub runs, it holds the store: ask it through its dashboard.
-    if let Some(hub) = hearth_hub::dashboard::client::HubClient::running(&config.dashboard)? {
+    if let Some(hub) = hearth_hub::dashboard::client::HubClient::running(config)? {
         if through_hub(&hub, action)? {
             return Ok(());
         }

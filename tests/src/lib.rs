@@ -233,6 +233,19 @@ path = "{memory}"
     )
 }
 
+/// `toml` (a [`hub_toml`]) with the broker also listening with TLS on `tls_port`, its
+/// certificate and key made in `dir/tls`.
+pub fn with_broker_tls(toml: &str, dir: &Path, tls_port: u16) -> String {
+    toml.replace(
+        "[mqtt]\n",
+        &format!(
+            "[mqtt]\ntls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\n",
+            cert = dir.join("tls/cert.pem").display(),
+            key = dir.join("tls/key.pem").display()
+        ),
+    )
+}
+
 /// Writes persona files (file name, TOML) into `dir/personas` and returns the hub config
 /// section that names that folder, with `default` as every room's persona.
 pub fn personas_toml(dir: &Path, default: &str, files: &[(&str, &str)]) -> anyhow::Result<String> {

@@ -42,7 +42,13 @@ addEventListener("DOMContentLoaded", () => {
   const kept = sessionStorage.getItem("hearth-status");
   if (kept) { status(kept); sessionStorage.removeItem("hearth-status"); }
   const page = document.body.dataset.page;
-  if (page === "health") setInterval(() => swap("/health/table", "#health"), 2000);
+  if (page === "health") {
+    // The table comes whole every 2 s over server-sent events, rendered (and escaped) by the hub.
+    const feed = new EventSource("/health/events");
+    feed.onopen = () => document.body.classList.add("live");
+    feed.onmessage = (m) => { $("#health").innerHTML = m.data; };
+    feed.onerror = () => loggedOut(feed);
+  }
   if (page === "rooms" || page === "emotion") listen(page);
 });
 
@@ -68,18 +74,20 @@ function line(cls, room, who, text, key) {
   return li;
 }
 
+// A feed ends when the session does: back to the login then.
+async function loggedOut(feed) {
+  document.body.classList.remove("live");
+  const r = await fetch("/api/health", { credentials: "same-origin" }).catch(() => null);
+  if (r && r.status === 401) { feed.close(); location.href = "/login"; }
+}
+
 // The room of each utterance heard, for replies to the dashboard (no terminal, no room).
 const asked = {};
 
 function listen(page) {
   const feed = new EventSource("/events");
   feed.onopen = () => document.body.classList.add("live");
-  // The feed ends when the session does: back to the login then.
-  feed.onerror = async () => {
-    document.body.classList.remove("live");
-    const r = await fetch("/api/health", { credentials: "same-origin" }).catch(() => null);
-    if (r && r.status === 401) location.href = "/login";
-  };
+  feed.onerror = () => loggedOut(feed);
   feed.onmessage = (m) => {
     const e = JSON.parse(m.data);
     if (page === "emotion") {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::memory::RecallJson;
-use super::DashboardConfig;
+use crate::config::HubConfig;
 
 /// The running hub's dashboard, as the CLI reaches it.
 #[derive(Debug)]
@@ -19,14 +19,23 @@ pub struct HubClient {
 impl HubClient {
     /// The running hub, when `config` enables its dashboard and it answers there; `None`
     /// when nothing listens (the hub is stopped: open the store directly).
-    pub fn running(config: &DashboardConfig) -> anyhow::Result<Option<HubClient>> {
+    pub fn running(hub: &HubConfig) -> anyhow::Result<Option<HubClient>> {
+        let config = &hub.dashboard;
         if !config.enabled {
             return Ok(None);
         }
+        let tls = config.uses_tls(!hub.mqtt.tls_listen.is_empty());
+        // Over TLS the certificate is the broker's self-signed one; the CLI reaches its own
+        // machine, so it does not verify it.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(2)))
             .timeout_global(Some(Duration::from_secs(60)))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .disable_verification(tls)
+                    .build(),
+            )
             .build()
             .into();
         // A wildcard bind is reached on loopback.
@@ -36,7 +45,7 @@ impl HubClient {
             .replace("[::]:", "[::1]:");
         let client = HubClient {
             agent,
-            base: format!("http://{bind}"),
+            base: format!("{}://{bind}", if tls { "https" } else { "http" }),
             secret: config.secret(),
         };
         match client.get("/api/health") {

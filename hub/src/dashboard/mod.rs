@@ -65,6 +65,22 @@ pub struct DashboardConfig {
     /// `hearth.home:443`). Requests naming any other host are refused: a web page elsewhere
     /// cannot reach the dashboard by pointing its own name at this machine.
     pub hosts: Vec<String>,
+    /// HTTPS with the broker's certificate (`mqtt.tls_cert`, made if missing): `"auto"` when
+    /// the broker listens with TLS (`mqtt.tls_listen`), `"on"`, or `"off"`.
+    pub tls: Tls,
+}
+
+/// Whether the dashboard speaks HTTPS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    /// When the broker does.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
 }
 
 impl Default for DashboardConfig {
@@ -77,6 +93,7 @@ impl Default for DashboardConfig {
             session_hours: 12,
             search_results: 10,
             hosts: Vec::new(),
+            tls: Tls::Auto,
         }
     }
 }
@@ -85,11 +102,16 @@ impl DashboardConfig {
     /// The admin secret: `admin_secret_env`'s value, else `admin_secret`; `None` when neither
     /// is set.
     pub fn secret(&self) -> Option<String> {
-        std::env::var(&self.admin_secret_env)
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .or_else(|| Some(self.admin_secret.clone()).filter(|t| !t.trim().is_empty()))
-            .map(|t| t.trim().to_string())
+        crate::config::secret_from(&self.admin_secret_env, &self.admin_secret)
+    }
+
+    /// Whether the page is served over HTTPS, given whether the broker listens with TLS.
+    pub fn uses_tls(&self, broker_tls: bool) -> bool {
+        match self.tls {
+            Tls::Auto => broker_tls,
+            Tls::On => true,
+            Tls::Off => false,
+        }
     }
 
     /// The settings' errors, in words (only when enabled). `broker_tls`: the broker listens
@@ -117,10 +139,12 @@ impl DashboardConfig {
                 "dashboard.bind {} is beyond this machine: set the admin secret ({} or dashboard.admin_secret) so that the page asks for it",
                 self.bind, self.admin_secret_env
             )),
-            _ if broker_tls && !addr.ip().is_loopback() => Err(format!(
-                "dashboard.bind {} is beyond this machine and the broker uses TLS, which the dashboard does not serve yet: bind it to 127.0.0.1 and put a TLS proxy in front",
-                self.bind
-            )),
+            _ if broker_tls && !self.uses_tls(broker_tls) && !addr.ip().is_loopback() => {
+                Err(format!(
+                    "dashboard.bind {} is beyond this machine and the broker uses TLS: with dashboard.tls = \"off\" the admin secret would cross the network in plain HTTP",
+                    self.bind
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -138,6 +162,8 @@ struct Dashboard {
     hosts: Arc<Vec<String>>,
     /// Numbers the questions typed on the page.
     asked: Arc<std::sync::atomic::AtomicU64>,
+    /// Served over HTTPS (the session cookie is then `Secure`).
+    tls: bool,
 }
 
 /// Serves the dashboard on `listener` until `stop` fires.
@@ -149,6 +175,12 @@ pub async fn serve(
     let config = &pipeline.config.dashboard;
     let secret = config.secret();
     let addr = listener.local_addr()?;
+    let mqtt = &pipeline.config.mqtt;
+    let acceptor = if config.uses_tls(!mqtt.tls_listen.is_empty()) {
+        Some(tls_acceptor(mqtt)?)
+    } else {
+        None
+    };
     match &secret {
         Some(_) => tracing::info!(%addr, "serving the dashboard (login with the admin secret)"),
         None => {
@@ -172,11 +204,87 @@ pub async fn serve(
         sessions: Arc::default(),
         hosts: Arc::new(hosts),
         asked: Arc::default(),
+        tls: acceptor.is_some(),
         pipeline: Arc::clone(&pipeline),
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    match acceptor {
+        Some(acceptor) => serve_tls(listener, router(state), acceptor, stop).await,
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    }
+}
+
+/// A TLS acceptor with the broker's certificate and key (made if missing).
+fn tls_acceptor(mqtt: &crate::broker::MqttConfig) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let fingerprint = crate::tls::ensure_cert(mqtt).map_err(std::io::Error::other)?;
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        std::io::Error::other(format!("dashboard TLS: {what}: {e}"))
+    };
+    let certs = CertificateDer::pem_file_iter(&mqtt.tls_cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(&mqtt.tls_cert.display().to_string(), &e))?;
+    let key = PrivateKeyDer::from_pem_file(&mqtt.tls_key)
+        .map_err(|e| bad(&mqtt.tls_key.display().to_string(), &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("protocol versions", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("certificate", &e))?;
+    tracing::info!(cert = %mqtt.tls_cert.display(), %fingerprint, "the dashboard speaks HTTPS with the broker's certificate");
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `app` over TLS until `stop` fires: each connection's handshake (10 s at most),
+/// then HTTP/1.1 with hyper, shut down gracefully with the rest.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dashboard: cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app, stop) = (acceptor.clone(), app.clone(), stop.clone());
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "dashboard: TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
 }
 
 fn router(state: Dashboard) -> Router {
@@ -198,6 +306,7 @@ fn router(state: Dashboard) -> Router {
         .route("/emotion/plot", get(emotion_plot))
         .route("/health", get(health))
         .route("/health/table", get(health_table))
+        .route("/health/events", get(health_events))
         .route("/api/health", get(health_json))
         .route("/api/emotion", get(emotion_json))
         .route("/events", get(events))
@@ -313,7 +422,10 @@ async fn gate(State(d): State<Dashboard>, request: Request, next: Next) -> Respo
     let path = request.uri().path();
     let page = request.method() == Method::GET
         && !path.starts_with("/api/")
-        && !matches!(path, "/events" | "/health/table" | "/emotion/plot");
+        && !matches!(
+            path,
+            "/events" | "/health/events" | "/health/table" | "/emotion/plot"
+        );
     if page {
         Redirect::to("/login").into_response()
     } else {
@@ -388,8 +500,9 @@ async fn login(
         .insert(Sha256::digest(token.as_bytes()).into(), expires);
     tracing::info!("dashboard: logged in");
     let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        hours * 3600
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        hours * 3600,
+        if d.tls { "; Secure" } else { "" }
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
@@ -741,6 +854,35 @@ async fn health(State(d): State<Dashboard>) -> Html<String> {
 
 async fn health_table(State(d): State<Dashboard>) -> Html<String> {
     Html(pages::health_table(&health_of(&d).await))
+}
+
+/// The health table every 2 s as server-sent events (each the rendered table), for as long
+/// as the session lasts.
+async fn health_events(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let stop = d.pipeline.stop.clone();
+    let session: Option<[u8; 32]> = session_token(&headers)
+        .filter(|_| d.secret.is_some())
+        .map(|t| Sha256::digest(t.as_bytes()).into());
+    let stream = async_stream(move |tx| async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if session.is_some_and(|s| !d.session_alive(&s)) {
+                return;
+            }
+            let table = pages::health_table(&health_of(&d).await).replace('\n', " ");
+            if tx.send(Ok(SseEvent::default().data(table))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn health_json(State(d): State<Dashboard>) -> Json<Health> {

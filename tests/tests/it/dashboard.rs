@@ -22,6 +22,17 @@ fn screenshot_path(dir: &Path) -> std::path::PathBuf {
         .join("dashboard-rooms.png")
 }
 
+/// Waits until the page's script has its live feed open.
+fn live_feed_open(browser: &Browser) -> anyhow::Result<()> {
+    browser.until(WAIT, "the live feed open", || {
+        Ok(browser
+            .script("return document.body.classList.contains('live')")?
+            .as_bool()
+            .filter(|live| *live))
+    })?;
+    Ok(())
+}
+
 /// How many valence points the emotion plot shows for `room`.
 fn points(browser: &Browser, room: &str) -> anyhow::Result<usize> {
     Ok(browser
@@ -72,6 +83,7 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
         "/api/profile",
         "/api/emotion",
         "/events",
+        "/health/events",
         "/health/table",
         "/emotion/plot",
     ] {
@@ -105,12 +117,7 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
 
     // Everything on the page came from the hub: the script ran (its live feed is open) and
     // the style sheet applied, with no other host reachable.
-    browser.until(WAIT, "the live feed open", || {
-        Ok(browser
-            .script("return document.body.classList.contains('live')")?
-            .as_bool()
-            .filter(|live| *live))
-    })?;
+    live_feed_open(&browser)?;
     let foreign = browser.script(
         "return performance.getEntriesByType('resource').map(r => r.name)\
          .filter(n => !n.startsWith(location.origin))",
@@ -145,12 +152,7 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
     // A question typed to a room streams its answer onto the page.
     browser.go(&format!("{site}/"))?;
     let row = browser.find("tr[data-room=\"kitchen\"]", WAIT)?;
-    browser.until(WAIT, "the live feed open", || {
-        Ok(browser
-            .script("return document.body.classList.contains('live')")?
-            .as_bool()
-            .filter(|live| *live))
-    })?;
+    live_feed_open(&browser)?;
     // The room's exchange so far is there before anything new is said.
     browser.find_text("#convo li.heard.earlier", "Lisbon", WAIT)?;
     browser.type_into(
@@ -260,9 +262,17 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
     browser.find_text("#reminders", "Nothing pending", WAIT)?;
     wait_for_log(&hub.log, "dashboard: reminder cancelled", WAIT).await?;
 
-    // The health page names the model and counts the answers' jobs.
+    // The health page names the model and counts the answers' jobs, and its table is
+    // replaced live.
     browser.go(&format!("{site}/health"))?;
     browser.find_text("#health-table", "consciousness", WAIT)?;
+    browser.script("document.querySelector('#health-table').dataset.old = '1'")?;
+    browser.until(WAIT, "a fresh health table", || {
+        Ok(browser
+            .all("#health-table:not([data-old])")?
+            .into_iter()
+            .next())
+    })?;
 
     // Logging out ends the session, on the hub and not only in the browser.
     let cookie = browser
@@ -307,5 +317,79 @@ async fn the_dashboard_shows_the_household_and_acts_on_it_in_a_real_browser() ->
     assert!(export.status.success());
     let exported = String::from_utf8_lossy(&export.stdout);
     assert!(!exported.contains("Lisbon"), "{exported}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_the_broker_on_tls_the_dashboard_speaks_https_and_the_cli_follows(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let (port, tls_port, web) = (free_port(), free_port(), free_port());
+    let toml = hearth_tests::hub_toml(
+        d,
+        port,
+        &format!(
+            "\n[dashboard]\nenabled = true\nbind = \"127.0.0.1:{web}\"\nadmin_secret_env = \"HEARTH_TEST_ADMIN\"\n"
+        ),
+    );
+    let toml = hearth_tests::with_broker_tls(&toml, d, tls_port);
+    let config = d.join("hub.toml");
+    std::fs::write(&config, toml)?;
+    let _hub = Hub::launch_with(&config, port, d, &[("HEARTH_TEST_ADMIN", SECRET)]).await?;
+    wait_for_log(&_hub.log, "the dashboard speaks HTTPS", WAIT).await?;
+
+    // The broker's certificate is self-signed: the client takes it as it is.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build(),
+        )
+        .build()
+        .into();
+    let mut page = agent.get(format!("https://127.0.0.1:{web}/login")).call()?;
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.body_mut().read_to_string()?.contains("Admin secret"));
+    let login = agent
+        .post(format!("https://127.0.0.1:{web}/login"))
+        .send_form([("password", SECRET)])?;
+    assert_eq!(login.status().as_u16(), 303);
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Plain HTTP gets no page.
+    let plain = agent.get(format!("http://127.0.0.1:{web}/login")).call();
+    assert!(
+        plain.map_or(true, |r| r.status().as_u16() >= 400),
+        "the dashboard answered plain HTTP"
+    );
+
+    // `hearth-hub memory` reaches the running hub over HTTPS.
+    let recall = std::process::Command::new(bin("hearth-hub"))
+        .arg("--config")
+        .arg(&config)
+        .args(["memory", "recall", "Lisbon"])
+        .env("HEARTH_TEST_ADMIN", SECRET)
+        .output()?;
+    let said = String::from_utf8_lossy(&recall.stdout);
+    assert!(
+        recall.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&recall.stderr)
+    );
+    assert!(
+        said.contains("I don't remember anything about Lisbon"),
+        "{said}"
+    );
     Ok(())
 }

@@ -580,15 +580,8 @@ async fn a_terminal_pins_the_hubs_tls_certificate_and_refuses_another() -> anyho
             "[trust]\nregistry = \"{registry}\"\nallow_unpaired = false\n",
             registry = d.join("terminals.json").display()
         ),
-    )
-    .replace(
-        "[mqtt]\n",
-        &format!(
-            "[mqtt]\ntls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\n",
-            cert = d.join("tls/cert.pem").display(),
-            key = d.join("tls/key.pem").display()
-        ),
     );
+    let toml = hearth_tests::with_broker_tls(&toml, d, tls_port);
     let hub_config = d.join("hub.toml");
     std::fs::write(&hub_config, toml)?;
     let pairing = pair(&hub_config, d, "study").await?;
