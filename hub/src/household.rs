@@ -278,7 +278,9 @@ impl Household {
             &f.reply.sent,
             f.interrupted.as_ref().and_then(|i| i.heard_chunks),
         );
-        if f.interrupted.is_none() {
+        // A question typed on the dashboard (its own terminal id, never cancelled later)
+        // leaves nothing for a late cancel to trim.
+        if f.interrupted.is_none() && !crate::live::is_dashboard(&u.terminal) {
             self.finished.insert(u.terminal.clone(), f.reply);
         }
         (f.interrupted, kept)

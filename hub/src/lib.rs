@@ -139,6 +139,7 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
         "dashboard.bind",
     )
     .await?;
+    let acceptor = dashboard::acceptor(&config).context("cannot serve the dashboard over TLS")?;
     let (pipeline, runner, outgoing) =
         assemble(config, llm, subconscious, Arc::new(pixie), stop, tasks);
     runner.start();
@@ -153,7 +154,7 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     if let Some(listener) = dashboard {
         let (pipeline, stop) = (Arc::clone(&pipeline), pipeline.stop.clone());
         pipeline.tasks.clone().spawn(async move {
-            if let Err(e) = dashboard::serve(pipeline, listener, stop).await {
+            if let Err(e) = dashboard::serve(pipeline, listener, acceptor, stop).await {
                 tracing::error!(error = %e, "the dashboard stopped");
             }
         });

@@ -491,12 +491,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Runs a memory command on the running hub; false for those that need the store itself
-/// (export, import, sweep).
+/// Runs a memory command on the running hub (not export, import or sweep, which need the
+/// store itself).
 fn through_hub(
     hub: &hearth_hub::dashboard::client::HubClient,
     action: &MemoryAction,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     match action {
         MemoryAction::Recall { topic } => {
             let topic = topic.join(" ");
@@ -531,19 +531,27 @@ fn through_hub(
             print!("{profile}");
         }
         MemoryAction::Export { .. } | MemoryAction::Import { .. } | MemoryAction::Sweep => {
-            return Ok(false)
+            anyhow::bail!("export, import and sweep open the store themselves: stop the hub first")
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<()> {
     use hearth_hub::memory::{Memories, MemoryStore, NewMemory, Speaker};
     // While the hub runs, it holds the store: ask it through its dashboard.
+    let needs_store = matches!(
+        action,
+        MemoryAction::Export { .. } | MemoryAction::Import { .. } | MemoryAction::Sweep
+    );
     if let Some(hub) = hearth_hub::dashboard::client::HubClient::running(config)? {
-        if through_hub(&hub, action)? {
-            return Ok(());
+        if needs_store {
+            anyhow::bail!(
+                "the hub is running and holds the memory store: stop it first (export, import and sweep open the store themselves)"
+            );
         }
+        through_hub(&hub, action)?;
+        return Ok(());
     }
     let path = &config.memory.path;
     let open = || {

@@ -104,11 +104,11 @@ pub(super) async fn recall(State(d): State<Dashboard>, Query(q): Query<SearchQue
         Err(response) => return response,
     };
     let (memories, query) = (Arc::clone(d.pipeline.subconscious.memories()), q.q.clone());
-    let graph = tokio::task::spawn_blocking(move || memories.graph().search(query.trim(), 10))
-        .await
-        .unwrap_or_else(|_| Ok(Vec::new()));
+    let graph =
+        tokio::task::spawn_blocking(move || memories.graph().search(query.trim(), 10)).await;
     let graph = match graph {
-        Ok(nodes) => nodes.iter().map(|n| n.line()).collect(),
+        Ok(Ok(nodes)) => nodes.iter().map(|n| n.line()).collect(),
+        Ok(Err(e)) => return failed("graph search", e),
         Err(e) => return failed("graph search", e),
     };
     let now = now_ms();
@@ -147,6 +147,22 @@ pub(super) async fn correct(
     let text = f.text.trim();
     if text.is_empty() {
         return bad("say what the memory should say");
+    }
+    // A superseded memory is history: correcting it would make two current versions.
+    match d.pipeline.subconscious.memories().store().get(id) {
+        Ok(Some(m)) => {
+            if let Some(by) = m.superseded_by {
+                return (
+                    StatusCode::CONFLICT,
+                    format!("#{id} was already superseded by #{by}: correct #{by} instead"),
+                )
+                    .into_response();
+            }
+        }
+        Ok(None) => {
+            return (StatusCode::NOT_FOUND, format!("there is no memory #{id}")).into_response()
+        }
+        Err(e) => return failed("memory store read", e),
     }
     match d
         .pipeline

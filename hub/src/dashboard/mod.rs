@@ -16,20 +16,22 @@
 //!   both indexes, the graph, the profile's evidence, the role log, the rooms' history);
 //!   a question typed to a room is a turn of that room, answered on the page.
 
+mod auth;
 pub mod client;
 mod memory;
 mod pages;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use hearth_shared::{now_ms, Speech, SpeechReason, Utterance};
@@ -166,21 +168,38 @@ struct Dashboard {
     tls: bool,
 }
 
-/// Serves the dashboard on `listener` until `stop` fires.
+impl Dashboard {
+    fn zone(&self) -> &jiff::tz::TimeZone {
+        self.pipeline.pixie.zone()
+    }
+}
+
+/// What the dashboard speaks HTTPS with.
+pub type Acceptor = tokio_rustls::TlsAcceptor;
+
+/// The TLS acceptor when `config` has the dashboard speak HTTPS (the certificate made if
+/// missing, then read): made before the hub serves, so that a bad certificate stops the
+/// start.
+pub fn acceptor(config: &crate::config::HubConfig) -> std::io::Result<Option<Acceptor>> {
+    let (dashboard, mqtt) = (&config.dashboard, &config.mqtt);
+    if dashboard.enabled && dashboard.uses_tls(!mqtt.tls_listen.is_empty()) {
+        Ok(Some(tls::tls_acceptor(mqtt)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Serves the dashboard on `listener` (over TLS with `acceptor`) until `stop` fires.
 pub async fn serve(
     pipeline: Arc<Pipeline>,
     listener: tokio::net::TcpListener,
+    acceptor: Option<Acceptor>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let config = &pipeline.config.dashboard;
     let secret = config.secret();
     let addr = listener.local_addr()?;
-    let mqtt = &pipeline.config.mqtt;
-    let acceptor = if config.uses_tls(!mqtt.tls_listen.is_empty()) {
-        Some(tls_acceptor(mqtt)?)
-    } else {
-        None
-    };
+
     match &secret {
         Some(_) => tracing::info!(%addr, "serving the dashboard (login with the admin secret)"),
         None => {
@@ -208,82 +227,12 @@ pub async fn serve(
         pipeline: Arc::clone(&pipeline),
     };
     match acceptor {
-        Some(acceptor) => serve_tls(listener, router(state), acceptor, stop).await,
+        Some(acceptor) => tls::serve_tls(listener, router(state), acceptor, stop).await,
         None => {
             axum::serve(listener, router(state))
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
         }
-    }
-}
-
-/// A TLS acceptor with the broker's certificate and key (made if missing).
-fn tls_acceptor(mqtt: &crate::broker::MqttConfig) -> std::io::Result<tokio_rustls::TlsAcceptor> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let fingerprint = crate::tls::ensure_cert(mqtt).map_err(std::io::Error::other)?;
-    let bad = |what: &str, e: &dyn std::fmt::Display| {
-        std::io::Error::other(format!("dashboard TLS: {what}: {e}"))
-    };
-    let certs = CertificateDer::pem_file_iter(&mqtt.tls_cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| bad(&mqtt.tls_cert.display().to_string(), &e))?;
-    let key = PrivateKeyDer::from_pem_file(&mqtt.tls_key)
-        .map_err(|e| bad(&mqtt.tls_key.display().to_string(), &e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad("protocol versions", &e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| bad("certificate", &e))?;
-    tracing::info!(cert = %mqtt.tls_cert.display(), %fingerprint, "the dashboard speaks HTTPS with the broker's certificate");
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serves `app` over TLS until `stop` fires: each connection's handshake (10 s at most),
-/// then HTTP/1.1 with hyper, shut down gracefully with the rest.
-async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    acceptor: tokio_rustls::TlsAcceptor,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "dashboard: cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let (acceptor, app, stop) = (acceptor.clone(), app.clone(), stop.clone());
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "dashboard: TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
     }
 }
 
@@ -310,213 +259,15 @@ fn router(state: Dashboard) -> Router {
         .route("/api/health", get(health_json))
         .route("/api/emotion", get(emotion_json))
         .route("/events", get(events))
-        .route("/logout", post(logout))
-        .route_layer(middleware::from_fn_with_state(state.clone(), gate));
+        .route("/logout", post(auth::logout))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::gate));
     Router::new()
-        .route("/login", get(login_page).post(login))
+        .route("/login", get(auth::login_page).post(auth::login))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style))
         .merge(guarded)
-        .layer(middleware::from_fn_with_state(state.clone(), protect))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::protect))
         .with_state(state)
-}
-
-/// Every request: refused unless it names one of the dashboard's own hosts (so that a page
-/// elsewhere cannot rebind its name to this machine); every answer: never framed, never
-/// cached, scripts and styles from the hub alone. (The referrer policy must not be
-/// `no-referrer`: Chromium then sends `Origin: null` with forms, which [`origin_allowed`]
-/// refuses.)
-async fn protect(State(d): State<Dashboard>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_lowercase();
-    if !d.hosts.contains(&host) {
-        tracing::warn!(host = %host, "dashboard: a request for another host was refused (add it to dashboard.hosts if it is this hub's name)");
-        return (StatusCode::MISDIRECTED_REQUEST, "not this host").into_response();
-    }
-    let mut response = next.run(request).await;
-    let h = response.headers_mut();
-    for (name, value) in [
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
-        ),
-        (header::CACHE_CONTROL, "no-store"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "same-origin"),
-    ] {
-        h.insert(name, header::HeaderValue::from_static(value));
-    }
-    response
-}
-
-/// The session token in the request's cookie, if any.
-fn session_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_string())
-}
-
-/// Whether `a` and `b` are equal, in time that does not depend on where they differ.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
-impl Dashboard {
-    /// Whether the request carries a live session (always, without an admin secret).
-    fn signed_in(&self, headers: &HeaderMap) -> bool {
-        let Some(secret) = self.secret else {
-            return true;
-        };
-        // `hearth-hub memory ...` sends the admin secret itself.
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if let Some(sent) = bearer {
-            return same(&Sha256::digest(sent.trim().as_bytes()).into(), &secret);
-        }
-        let Some(token) = session_token(headers) else {
-            return false;
-        };
-        self.session_alive(&Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// Whether the session whose token hashes to `hash` is live.
-    fn session_alive(&self, hash: &[u8; 32]) -> bool {
-        let now = now_ms();
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|_, expires| *expires > now);
-        sessions.keys().any(|k| same(k, hash))
-    }
-
-    fn zone(&self) -> &jiff::tz::TimeZone {
-        self.pipeline.pixie.zone()
-    }
-}
-
-/// Lets a request through with a session; sends a page to the login and refuses the rest.
-/// A form from another site (an `Origin` that is not this host) is refused too.
-async fn gate(State(d): State<Dashboard>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    if request.method() == Method::POST && !d.same_origin(headers) {
-        tracing::warn!(path = %request.uri().path(), "dashboard: a form from another site was refused");
-        return (StatusCode::FORBIDDEN, "a request from another site").into_response();
-    }
-    if d.signed_in(headers) {
-        return next.run(request).await;
-    }
-    // Pages go to the login; data and the fragments the script swaps in get a 401.
-    let path = request.uri().path();
-    let page = request.method() == Method::GET
-        && !path.starts_with("/api/")
-        && !matches!(
-            path,
-            "/events" | "/health/events" | "/health/table" | "/emotion/plot"
-        );
-    if page {
-        Redirect::to("/login").into_response()
-    } else {
-        (StatusCode::UNAUTHORIZED, "log in first").into_response()
-    }
-}
-
-impl Dashboard {
-    fn same_origin(&self, headers: &HeaderMap) -> bool {
-        origin_allowed(&self.hosts, headers)
-    }
-}
-
-/// Whether a POST's `Origin` (when the browser sent one) is one of `hosts`.
-fn origin_allowed(hosts: &[String], headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let (scheme, bare) = origin.split_once("://").unwrap_or(("", origin));
-    let bare = bare.to_lowercase();
-    let default_port = match scheme {
-        "https" => ":443",
-        _ => ":80",
-    };
-    hosts.contains(&bare) || hosts.contains(&format!("{bare}{default_port}"))
-}
-
-async fn login_page(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
-    if d.secret.is_none() || d.signed_in(&headers) {
-        return Redirect::to("/").into_response();
-    }
-    Html(pages::login(None)).into_response()
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    #[serde(default)]
-    password: String,
-}
-
-async fn login(
-    State(d): State<Dashboard>,
-    headers: HeaderMap,
-    Form(f): Form<LoginForm>,
-) -> Response {
-    if !d.same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "a request from another site").into_response();
-    }
-    let Some(secret) = d.secret else {
-        return Redirect::to("/").into_response();
-    };
-    let sent: [u8; 32] = Sha256::digest(f.password.trim().as_bytes()).into();
-    if !same(&sent, &secret) {
-        tracing::warn!("dashboard: a login with the wrong secret was refused");
-        // Each wrong guess costs a second.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        return (
-            StatusCode::UNAUTHORIZED,
-            Html(pages::login(Some("That is not the admin secret."))),
-        )
-            .into_response();
-    }
-    let mut token = [0u8; 32];
-    use argon2::password_hash::rand_core::RngCore;
-    argon2::password_hash::rand_core::OsRng.fill_bytes(&mut token);
-    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
-    let hours = d.pipeline.config.dashboard.session_hours;
-    let expires = now_ms() + hours * 3_600_000;
-    d.sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(Sha256::digest(token.as_bytes()).into(), expires);
-    tracing::info!("dashboard: logged in");
-    let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
-        hours * 3600,
-        if d.tls { "; Secure" } else { "" }
-    );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
-}
-
-async fn logout(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
-    if let Some(token) = session_token(&headers) {
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        d.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&hash);
-    }
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
 async fn script() -> Response {
@@ -819,11 +570,14 @@ async fn health_of(d: &Dashboard) -> Health {
             p.config.trust.registry.clone(),
         ),
     ];
-    let disk = tokio::task::spawn_blocking(move || {
-        stores
+    // Sizes walk folders and the memory count scans a tree: off the async workers.
+    let memories = Arc::clone(p.subconscious.memories());
+    let (disk, memories) = tokio::task::spawn_blocking(move || {
+        let disk = stores
             .into_iter()
             .map(|(name, path)| (name, crate::files::disk_usage(&path)))
-            .collect()
+            .collect();
+        (disk, memories.store().len())
     })
     .await
     .unwrap_or_default();
@@ -843,7 +597,7 @@ async fn health_of(d: &Dashboard) -> Health {
         turns_in_flight: p.in_flight.load(std::sync::atomic::Ordering::SeqCst),
         terminals_online: online,
         terminals_known: known,
-        memories: p.subconscious.memories().store().len(),
+        memories,
         disk,
     }
 }
@@ -863,9 +617,7 @@ async fn health_events(
     headers: HeaderMap,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
     let stop = d.pipeline.stop.clone();
-    let session: Option<[u8; 32]> = session_token(&headers)
-        .filter(|_| d.secret.is_some())
-        .map(|t| Sha256::digest(t.as_bytes()).into());
+    let session = d.session_of(&headers);
     let stream = async_stream(move |tx| async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
@@ -898,14 +650,14 @@ async fn events(
     let mut watcher = d.pipeline.home.live.watch();
     let stop = d.pipeline.stop.clone();
     // A feed opened with a session ends with it (a logout, its expiry).
-    let session: Option<[u8; 32]> = session_token(&headers)
-        .filter(|_| d.secret.is_some())
-        .map(|t| Sha256::digest(t.as_bytes()).into());
+    let session = d.session_of(&headers);
     let stream = async_stream(move |tx| async move {
         let mut check = tokio::time::interval(Duration::from_secs(30));
         loop {
             let event = tokio::select! {
                 _ = stop.cancelled() => return,
+                // A closed tab ends its task at once, not at the next event.
+                _ = tx.closed() => return,
                 _ = check.tick() => {
                     if session.is_some_and(|s| !d.session_alive(&s)) {
                         return;

@@ -208,7 +208,12 @@ pub(super) fn signals(s: &Signals) -> String {
     out
 }
 
-fn correct_form(id: u64) -> String {
+/// The form that corrects memory `m`; none for a superseded one (correct its successor).
+fn correct_form(m: &Memory) -> String {
+    if m.superseded_by.is_some() {
+        return String::new();
+    }
+    let id = m.id;
     format!(
         "<form class=\"act\" data-reload method=\"post\" action=\"/memories/{id}/correct\">\
          <input name=\"text\" class=\"correct-text\" placeholder=\"what it should say\" aria-label=\"Corrected text of #{id}\">\
@@ -252,7 +257,7 @@ pub fn memories(query: &str, hits: &[Hit], all: &[Memory], now_ms: u64, tz: &Tim
                 h.score,
                 esc(&signals(&h.signals)),
                 forget_button(m.id),
-                correct_form(m.id),
+                correct_form(m),
             );
         }
         if hits.is_empty() {
@@ -280,7 +285,7 @@ pub fn memories(query: &str, hits: &[Hit], all: &[Memory], now_ms: u64, tz: &Tim
             at(m.created_at_ms, tz),
             esc(&state(m, now_ms, tz)),
             m.recalls,
-            format_args!("{}{}", forget_button(m.id), correct_form(m.id)),
+            format_args!("{}{}", forget_button(m.id), correct_form(m)),
         );
     }
     body.push_str("</tbody></table>");
@@ -358,31 +363,32 @@ pub fn mind(tree: &str, profile: Option<&Profile>, tz: &TimeZone) -> String {
     if tree.trim().is_empty() {
         body.push_str("<p class=\"empty\">The graph is empty.</p>");
     }
-    // Each node opens a <details> that its deeper lines nest in.
+    // Each node opens a <details> that its deeper lines nest in; a stack of the open
+    // nodes' indents closes them however the indentation steps.
     let lines: Vec<(usize, &str)> = tree
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| ((l.len() - l.trim_start().len()) / 2, l.trim()))
+        .map(|l| (l.len() - l.trim_start().len(), l.trim()))
         .collect();
-    let mut open = 0;
-    for (i, (depth, text)) in lines.iter().enumerate() {
-        while open > *depth {
+    let mut open: Vec<usize> = Vec::new();
+    for (i, (indent, text)) in lines.iter().enumerate() {
+        while open.last().is_some_and(|o| o >= indent) {
             body.push_str("</details>");
-            open -= 1;
+            open.pop();
         }
-        let has_children = lines.get(i + 1).is_some_and(|(next, _)| next > depth);
+        let has_children = lines.get(i + 1).is_some_and(|(next, _)| next > indent);
         if has_children {
             let _ = write!(
                 body,
                 "<details open class=\"node\"><summary>{}</summary>",
                 esc(text)
             );
-            open += 1;
+            open.push(*indent);
         } else {
             let _ = write!(body, "<div class=\"node leaf\">{}</div>", esc(text));
         }
     }
-    body.push_str(&"</details>".repeat(open));
+    body.push_str(&"</details>".repeat(open.len()));
     body.push_str("</div><h2>Profile</h2>");
     match profile {
         None => body
@@ -700,6 +706,24 @@ mod tests {
         );
         let page = login(Some("<b>"));
         assert!(page.contains("&lt;b&gt;") && !page.contains("<b>"));
+    }
+
+    #[test]
+    fn the_graph_tree_nests_by_indent_whatever_the_steps() {
+        let tz = TimeZone::UTC;
+        let page = mind("a\n    b\n      c\n    d\n  e\nf\n", None, &tz);
+        let body = &page[page.find("id=\"graph\"").unwrap()..page.find("<h2>Profile").unwrap()];
+        // a holds b (holding c), d and e; f is a's sibling.
+        assert_eq!(
+            body.matches("<details").count(),
+            body.matches("</details>").count()
+        );
+        let a = body.find("<summary>a</summary>").unwrap();
+        let f = body.find(">f</div>").unwrap();
+        let closes_before_f = body[a..f].matches("</details>").count();
+        assert_eq!(closes_before_f, 2, "{body}");
+        assert!(body.find(">d</div>").unwrap() > body.find(">c</div>").unwrap());
+        assert!(page.contains("No profile yet"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
+use super::auth::{host_allowed, origin_allowed, same, session_token};
 use super::*;
 
 fn enabled(bind: &str, secret: &str) -> DashboardConfig {
@@ -90,4 +91,25 @@ fn secrets_compare_whole() {
     let b: [u8; 32] = Sha256::digest(b"two").into();
     assert!(same(&a, &a));
     assert!(!same(&a, &b));
+}
+
+#[test]
+fn a_request_names_one_of_the_dashboards_hosts_with_or_without_its_default_port() {
+    let hosts = vec![
+        "127.0.0.1:8089".to_string(),
+        "hearth.home:443".to_string(),
+        "[::1]:8089".to_string(),
+    ];
+    for (host, allowed) in [
+        ("127.0.0.1:8089", true),
+        ("hearth.home", true),
+        ("hearth.home:443", true),
+        ("[::1]:8089", true),
+        ("hearth.home:8443", false),
+        ("127.0.0.1", false),
+        ("evil.example:8089", false),
+        ("", false),
+    ] {
+        assert_eq!(host_allowed(&hosts, host), allowed, "{host:?}");
+    }
 }

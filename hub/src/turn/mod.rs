@@ -551,7 +551,7 @@ impl Pipeline {
                         // The history keeps what was said; the role log marks the answer
                         // guarded, so no training example is made of it.
                         said.push(say::NO_WORDS.to_string());
-                        ended = Some("nothing of the reply was fit to say");
+                        ended = ended.or(Some("nothing of the reply was fit to say"));
                     }
                     // A reply always ends, even a cancelled one (the terminal ignores it then).
                     self.chunk(turn, String::new(), true).await;
