@@ -48,7 +48,7 @@ impl HubClient {
             base: format!("{}://{bind}", if tls { "https" } else { "http" }),
             secret: config.secret(),
         };
-        match client.get("/api/health") {
+        match client.get("/api/health", &[]) {
             Ok((200, _)) => Ok(Some(client)),
             Ok((401, _)) => bail!(
                 "the hub at {} refused the admin secret: set {} (or dashboard.admin_secret) as the hub has it",
@@ -60,12 +60,18 @@ impl HubClient {
         }
     }
 
-    fn get(&self, path: &str) -> Result<(u16, String), ureq::Error> {
-        let mut request = self.agent.get(format!("{}{path}", self.base));
+    /// GET `path` with `query` (percent-encoded by ureq).
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<(u16, String)> {
+        let mut request = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .query_pairs(query.iter().copied());
         if let Some(s) = &self.secret {
             request = request.header("Authorization", format!("Bearer {s}"));
         }
-        let mut response = request.call()?;
+        let mut response = request
+            .call()
+            .with_context(|| format!("cannot reach the hub at {}", self.base))?;
         let status = response.status().as_u16();
         Ok((status, response.body_mut().read_to_string()?))
     }
@@ -93,19 +99,7 @@ impl HubClient {
 
     /// The same hybrid recall as the dashboard's search.
     pub fn recall(&self, topic: &str) -> anyhow::Result<RecallJson> {
-        let mut query = String::new();
-        for b in topic.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    query.push(b as char)
-                }
-                b => query.push_str(&format!("%{b:02X}")),
-            }
-        }
-        let body = HubClient::ok(
-            self.get(&format!("/api/memories?q={query}&k=20"))
-                .with_context(|| format!("cannot reach the hub at {}", self.base))?,
-        )?;
+        let body = HubClient::ok(self.get("/api/memories", &[("q", topic), ("k", "20")])?)?;
         serde_json::from_str(&body).context("the hub's answer is not a recall")
     }
 
@@ -121,17 +115,11 @@ impl HubClient {
 
     /// The memory graph as an indented tree.
     pub fn graph(&self) -> anyhow::Result<String> {
-        HubClient::ok(
-            self.get("/api/graph")
-                .with_context(|| format!("cannot reach the hub at {}", self.base))?,
-        )
+        HubClient::ok(self.get("/api/graph", &[])?)
     }
 
     /// The profile, rendered; empty when there is none yet.
     pub fn profile(&self) -> anyhow::Result<String> {
-        HubClient::ok(
-            self.get("/api/profile")
-                .with_context(|| format!("cannot reach the hub at {}", self.base))?,
-        )
+        HubClient::ok(self.get("/api/profile", &[])?)
     }
 }
