@@ -649,10 +649,10 @@ async fn run_rooms(config: &HubConfig, opts: &RoomsBenchOptions) -> anyhow::Resu
     let terminals = (0..opts.terminals)
         .map(|t| (format!("room{t}"), format!("room{t}")))
         .chain((0..opts.busy_room_terminals).map(|t| (format!("busy{t}"), "busy".to_string())));
-    for (id, room) in terminals {
+    for (k, (id, room)) in terminals.enumerate() {
         let (config, n) = (config.clone(), opts.utterances);
         tasks.push(tokio::spawn(async move {
-            simulated_terminal(&config, port, &id, &room, n).await
+            simulated_terminal(&config, port, &id, &room, k, n).await
         }));
     }
     let mut samples = Vec::new();
@@ -736,12 +736,15 @@ fn report_rooms(
 }
 
 /// One simulated terminal: waits for the hub, then sends `n` utterances, each after the
-/// previous answer ended (or failed, or took over 180 s).
+/// previous answer ended (or failed, or took over 180 s). Terminal `k` starts at the `k`th
+/// question, so that no two rooms hold the same conversation (a room's prompt would
+/// otherwise be the one just answered for another, a reuse real rooms never get).
 async fn simulated_terminal(
     config: &HubConfig,
     port: u16,
     id: &str,
     room: &str,
+    k: usize,
     n: usize,
 ) -> anyhow::Result<(Instant, Vec<Sample>)> {
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
@@ -785,7 +788,7 @@ async fn simulated_terminal(
             id: uid.clone(),
             terminal: id.into(),
             room: room.into(),
-            text: QUESTIONS[(i + id.len()) % QUESTIONS.len()].into(),
+            text: QUESTIONS[(i + k) % QUESTIONS.len()].into(),
             started_at_ms: now_ms(),
             ended_at_ms: now_ms(),
             audio: None,
