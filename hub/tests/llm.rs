@@ -325,3 +325,52 @@ async fn rooms_decoded_together_get_the_answers_they_get_alone() {
         );
     }
 }
+
+/// `scripts/random-gguf` writes what the GPU figures were measured with: a model in Gemma 4's
+/// shapes with random weights. Its tiny preset has the same tensors, so if llama.cpp's
+/// expectations move, this fails here rather than on a lent GPU machine.
+#[tokio::test]
+async fn random_weights_in_gemma4_shapes_load_and_generate() {
+    let gemma = hearth_tests::model("gemma-3-270m-q4_k_m.gguf");
+    let pydeps = gemma.parent().unwrap().join(".pydeps");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/random-gguf");
+    let dir = tempfile::tempdir().unwrap();
+    let (tok, tiny) = (dir.path().join("tok.gguf"), dir.path().join("tiny.gguf"));
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .env("PYTHONPATH", &pydeps)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "random-gguf {args:?}: {err}");
+    };
+    run(&[
+        "--extract-tokenizer".as_ref(),
+        gemma.as_ref(),
+        "--out".as_ref(),
+        tok.as_ref(),
+    ]);
+    run(&[
+        "--preset".as_ref(),
+        "gemma4-tiny".as_ref(),
+        "--tokenizer".as_ref(),
+        tok.as_ref(),
+        "--out".as_ref(),
+        tiny.as_ref(),
+    ]);
+    let mut cfg = config("gemma-3-270m-q4_k_m.gguf");
+    cfg.model = tiny;
+    cfg.chat_template_fallback = "gemma".into();
+    let (llm, _t) = LlmHandle::start(cfg).await.unwrap();
+    assert_eq!(llm.info().architecture.as_deref(), Some("gemma4"));
+    assert_eq!(llm.info().layers, 4);
+    let request = GenerateRequest {
+        max_tokens: Some(8),
+        ignore_eos: true,
+        ..GenerateRequest::chat(chat("Hello!"))
+    };
+    let (_, stats) = llm.complete(request).await.unwrap();
+    assert_eq!(stats.generated_tokens, 8);
+}
