@@ -77,7 +77,14 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     config.validate()?;
     config.check_exposure()?;
     let registry = trust::Registry::open(&config.trust.registry)?;
-    tracing::info!(path = %registry.path().display(), paired = registry.list().len(), allow_unpaired = config.trust.allow_unpaired, "terminal registry opened");
+    let paired = registry.list().len();
+    tracing::info!(path = %registry.path().display(), paired, allow_unpaired = config.trust.allow_unpaired, "terminal registry opened");
+    // rumqttd 0.20 refuses a client past its limit, and the refused client's reconnect then
+    // panics the broker's listener for good (bytebeamio/rumqtt#1062): warn before that.
+    if config.mqtt.embedded_broker && paired + 2 > config.mqtt.max_connections {
+        tracing::warn!(paired, max_connections = config.mqtt.max_connections,
+            "more terminals are paired than the embedded broker admits with the hub and a tool beside them: raise mqtt.max_connections");
+    }
     let gate = Arc::new(trust::Gate::new(config.trust.clone(), registry));
     // One calendar: a question's named day is a day in the household's zone.
     config.memory.retrieval.zone =
