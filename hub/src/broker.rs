@@ -226,3 +226,81 @@ pub fn start(cfg: &MqttConfig, gate: Arc<Gate>) -> Result<EmbeddedBroker, Broker
         thread,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::{Registry, TrustConfig};
+    use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet};
+    use std::time::Duration;
+
+    /// Connects as `id` with the shared login: the event loop once the broker's ConnAck came,
+    /// or `None` if the connection ended (or nothing came) first.
+    async fn connect(cfg: &MqttConfig, id: &str) -> Option<(AsyncClient, EventLoop)> {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", cfg.listen.port());
+        opts.set_credentials(&cfg.username, &cfg.password);
+        let (client, mut events) = AsyncClient::new(opts, 4);
+        let acked = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+        });
+        acked.await.unwrap_or(false).then_some((client, events))
+    }
+
+    /// rumqttd 0.20 panicked with its will handlers' lock held when a client it had refused
+    /// (the router full) connected again, and from then on refused every client; the patched
+    /// copy in `vendor/rumqttd` (bytebeamio/rumqtt#1062) keeps the listener serving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_refused_at_the_limit_can_try_again_without_breaking_the_broker() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = MqttConfig {
+            listen: ([127, 0, 0, 1], port).into(),
+            max_connections: 2,
+            connection_delay_ms: 0,
+            ..MqttConfig::default()
+        };
+        let registry = Registry::open(&dir.path().join("terminals.json")).unwrap();
+        let gate = Arc::new(Gate::new(TrustConfig::default(), registry));
+        let _broker = start(&cfg, gate).unwrap();
+
+        let mut first = None;
+        for _ in 0..50 {
+            first = connect(&cfg, "kitchen").await;
+            if first.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let first = first.expect("the broker admits a first client");
+        let _second = connect(&cfg, "study").await.expect("and a second");
+        for _ in 0..2 {
+            assert!(
+                connect(&cfg, "hall").await.is_none(),
+                "a third is over the limit"
+            );
+        }
+        drop(first);
+        let mut again = None;
+        for _ in 0..30 {
+            again = connect(&cfg, "landing").await;
+            if again.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            again.is_some(),
+            "a client is admitted once a place is free again"
+        );
+    }
+}

@@ -79,8 +79,8 @@ pub async fn run(mut config: HubConfig, shutdown: CancellationToken) -> anyhow::
     let registry = trust::Registry::open(&config.trust.registry)?;
     let paired = registry.list().len();
     tracing::info!(path = %registry.path().display(), paired, allow_unpaired = config.trust.allow_unpaired, "terminal registry opened");
-    // rumqttd 0.20 refuses a client past its limit, and the refused client's reconnect then
-    // panics the broker's listener for good (bytebeamio/rumqtt#1062): warn before that.
+    // The embedded broker refuses a client past its limit: a terminal that cannot connect
+    // is silent in its room, so say it at start.
     if config.mqtt.embedded_broker && paired + 2 > config.mqtt.max_connections {
         tracing::warn!(paired, max_connections = config.mqtt.max_connections,
             "more terminals are paired than the embedded broker admits with the hub and a tool beside them: raise mqtt.max_connections");
