@@ -252,6 +252,21 @@ mod tests {
         acked.await.unwrap_or(false).then_some((client, events))
     }
 
+    /// Tries to connect as `id` up to `tries` times, 100 ms apart.
+    async fn connect_within(
+        cfg: &MqttConfig,
+        id: &str,
+        tries: usize,
+    ) -> Option<(AsyncClient, EventLoop)> {
+        for _ in 0..tries {
+            if let Some(connected) = connect(cfg, id).await {
+                return Some(connected);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     /// rumqttd 0.20 panicked with its will handlers' lock held when a client it had refused
     /// (the router full) connected again, and from then on refused every client; the patched
     /// copy in `vendor/rumqttd` (bytebeamio/rumqtt#1062) keeps the listener serving.
@@ -273,14 +288,8 @@ mod tests {
         let gate = Arc::new(Gate::new(TrustConfig::default(), registry));
         let _broker = start(&cfg, gate).unwrap();
 
-        let mut first = None;
-        for _ in 0..50 {
-            first = connect(&cfg, "kitchen").await;
-            if first.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // The broker thread starts listening a moment after `start` returns.
+        let first = connect_within(&cfg, "kitchen", 50).await;
         let first = first.expect("the broker admits a first client");
         let _second = connect(&cfg, "study").await.expect("and a second");
         for _ in 0..2 {
@@ -290,14 +299,8 @@ mod tests {
             );
         }
         drop(first);
-        let mut again = None;
-        for _ in 0..30 {
-            again = connect(&cfg, "landing").await;
-            if again.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // The router frees the place when it reads the closed connection.
+        let again = connect_within(&cfg, "landing", 30).await;
         assert!(
             again.is_some(),
             "a client is admitted once a place is free again"
