@@ -567,7 +567,7 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
     config.trust.burst = config.trust.burst.max(opts.utterances as u32);
     config.trust.per_minute = config.trust.per_minute.max(10_000);
     // Every terminal, the hub and a margin: the embedded broker's default (64) is a
-    // household's, and a refused client breaks rumqttd 0.20's listener (README).
+    // household's, and a terminal it refuses would never be answered.
     config.mqtt.max_connections = config.mqtt.max_connections.max(all + 8);
     config.pixie.quiet_hours = String::new();
     if !opts.concurrent {
