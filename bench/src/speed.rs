@@ -147,30 +147,45 @@ async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64
     eventloop.set_network_options(net);
     let reply_topic = topics.terminal("bench", Channel::Reply)?;
     let mut results = Vec::new();
-    let mut subscribed = false;
+    // Subscribed to the replies (both subscriptions acknowledged), and the hub said it is
+    // online: an utterance sent before the hub subscribed to utterances would be lost, and
+    // the broker starts before the hub's own client connects.
+    let (mut acked, mut hub_online) = (0, false);
     let mut sent: Option<(String, Instant)> = None;
     let mut first_seen = false;
     let deadline = Instant::now() + Duration::from_secs(600);
     while results.len() < runs {
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the in-process hub did not answer"
+            "the in-process hub did not answer within 600 s (online: {hub_online})"
         );
-        let event = match tokio::time::timeout(Duration::from_secs(120), eventloop.poll()).await {
+        if let Some((id, at)) = &sent {
+            anyhow::ensure!(
+                at.elapsed() < Duration::from_secs(120),
+                "no reply to {id} from the in-process hub within 120 s"
+            );
+        }
+        let event = match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
             Ok(Ok(e)) => e,
             Ok(Err(_)) => {
                 // The broker is not up yet (the model loads first).
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            Err(_) => anyhow::bail!("no reply from the in-process hub within 120 s"),
+            Err(_) => continue,
         };
         match event {
-            Event::Incoming(Packet::ConnAck(_)) if !subscribed => {
-                client.subscribe(&reply_topic, QoS::AtLeastOnce).await?;
+            Event::Incoming(Packet::ConnAck(_)) => {
+                acked = 0;
+                for t in [&reply_topic, &topics.hub_presence()] {
+                    client.subscribe(t, QoS::AtLeastOnce).await?;
+                }
             }
-            Event::Incoming(Packet::SubAck(_)) => {
-                subscribed = true;
+            Event::Incoming(Packet::SubAck(_)) => acked += 1,
+            Event::Incoming(Packet::Publish(p)) if p.topic == topics.hub_presence() => {
+                hub_online = decode::<hearth_shared::HubPresence>(&p.payload, usize::MAX)
+                    .map(|h| h.online)
+                    .unwrap_or(false);
             }
             Event::Incoming(Packet::Publish(p)) => {
                 let chunk: ReplyChunk = decode(&p.payload, usize::MAX)?;
@@ -186,7 +201,8 @@ async fn over_mqtt(mut config: HubConfig, runs: usize) -> anyhow::Result<Vec<f64
             }
             _ => {}
         }
-        if subscribed && sent.is_none() && results.len() < runs {
+        let subscribed = acked >= 2;
+        if subscribed && hub_online && sent.is_none() && results.len() < runs {
             let id = format!("bench-{}", results.len());
             let u = Utterance {
                 id: id.clone(),
