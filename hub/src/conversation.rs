@@ -373,16 +373,20 @@ impl Conversations {
             persona: persona.map(str::to_string),
         });
         // Folding keeps the history short; while a fold is late (the model busy or down) the
-        // room keeps up to twice `history_turns`, and the oldest beyond that are dropped.
-        let most = if self.budget.tokens == 0 {
-            self.turns_per_room
-        } else {
-            self.turns_per_room * 2
+        // room keeps up to twice `history_turns`, and past that the oldest go down to
+        // `history_turns` at once. Dropped in a block, the prompt's start changes once per
+        // `history_turns` turns, and the model's cache of the room's prompt (which reaches
+        // up to the first change) holds between; dropped one at a time, every turn would
+        // evaluate the whole history again. Without folding, `history_turns` is the most.
+        let most = match self.budget.tokens {
+            0 => self.turns_per_room,
+            _ => self.turns_per_room * 2,
         };
-        while r.exchanges.len() > most {
-            r.exchanges.pop_front();
+        if r.exchanges.len() > most {
+            let dropped = r.exchanges.len() - self.turns_per_room;
+            r.exchanges.drain(..dropped);
             if r.folding > 0 {
-                // The fold out now starts with the one just dropped: it will be refused.
+                // The fold out now starts with the ones just dropped: it will be refused.
                 self.clock += 1;
                 r.epoch = self.clock;
                 r.folding = 0;
@@ -414,6 +418,40 @@ mod tests {
             c.last_reply("study"),
             Some((Some("Brick".to_string()), "hi".to_string()))
         );
+    }
+
+    #[test]
+    fn a_history_no_fold_shortens_drops_its_oldest_in_a_block() {
+        let budget = Budget {
+            tokens: 600,
+            keep_recent: 2,
+        };
+        let mut c = Conversations::new(3, 64).with_budget(budget);
+        let first_user = |c: &Conversations| c.prompt("hall", "sys", "now")[1].content.clone();
+        for i in 0..6 {
+            c.record("hall", &format!("{i}"), &format!("q{i}"), "a", None);
+        }
+        assert_eq!(
+            c.exchanges("hall").len(),
+            6,
+            "twice history_turns while folds are late"
+        );
+        // The seventh goes past it: down to history_turns at once, not one at a time, so
+        // that the prompt's start stays the same for the turns that follow.
+        c.record("hall", "6", "q6", "a", None);
+        assert_eq!(first_user(&c), "q4");
+        for i in 7..10 {
+            c.record("hall", &format!("{i}"), &format!("q{i}"), "a", None);
+            assert_eq!(first_user(&c), "q4", "after q{i}");
+        }
+        c.record("hall", "10", "q10", "a", None);
+        assert_eq!(first_user(&c), "q8");
+        // Without folding, history_turns is the most, as before.
+        let mut c = Conversations::new(3, 64);
+        for i in 0..5 {
+            c.record("hall", &format!("{i}"), &format!("q{i}"), "a", None);
+        }
+        assert_eq!(first_user(&c), "q2");
     }
 
     #[test]

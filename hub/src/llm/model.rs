@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{GenerateRequest, GenerationStats, Job, LlmError, LlmEvent};
+use super::{GenerateRequest, GenerationStats, Job, JobRole, LlmError, LlmEvent};
 
 /// A language model on the inference thread. One request at a time; every call happens on
 /// that thread.
@@ -183,6 +183,11 @@ fn together(model: &mut dyn Model, group: Vec<Job>, queue: &mut JobQueue) {
     }
 }
 
+/// A room's fold (the preprocessor's summary of its older exchanges).
+fn is_fold(job: &Job) -> bool {
+    job.request.role == JobRole::Preprocessor
+}
+
 /// The two job classes: conversations first, background work only when none waits.
 #[derive(Default)]
 struct JobQueue {
@@ -207,10 +212,19 @@ impl JobQueue {
             self.conversation.push(&lane, job);
             return;
         }
+        // A room's fold goes ahead of other background work, and is dropped last: until it
+        // is written the room's prompt grows with every turn (and its history is cut when
+        // it passes twice `conversation.history_turns`), while a late graph write costs
+        // nothing meanwhile.
+        let folds = |q: &VecDeque<Job>| q.iter().take_while(|j| is_fold(j)).count();
         if self.background.len() >= self.max_background {
-            if let Some(dropped) = self.background.pop_front() {
+            let oldest = (self.background.iter())
+                .position(|j| !is_fold(j))
+                .unwrap_or(0);
+            if let Some(dropped) = self.background.remove(oldest) {
                 tracing::warn!(
                     waiting = self.max_background,
+                    role = dropped.request.role.name(),
                     "too much background work is waiting; dropping the oldest"
                 );
                 let _ = dropped.events.try_send(LlmEvent::Failed(LlmError::Busy {
@@ -218,7 +232,10 @@ impl JobQueue {
                 }));
             }
         }
-        self.background.push_back(job);
+        match is_fold(&job) {
+            true => self.background.insert(folds(&self.background), job),
+            false => self.background.push_back(job),
+        }
     }
 
     /// Puts a preempted background job back at the front.
@@ -247,5 +264,50 @@ impl JobQueue {
             }
             self.push(jobs.blocking_recv()?);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(role: JobRole, tag: u32) -> (Job, mpsc::Receiver<LlmEvent>) {
+        let (events, rx) = mpsc::channel(1);
+        let request = GenerateRequest::background(role, Vec::new(), tag);
+        let cancel = CancellationToken::new();
+        let job = Job {
+            request,
+            events,
+            cancel,
+        };
+        (job, rx)
+    }
+
+    #[test]
+    fn folds_go_ahead_of_other_background_work_and_are_dropped_last() {
+        let mut queue = JobQueue {
+            max_background: 3,
+            ..JobQueue::default()
+        };
+        let (graph1, mut graph1_rx) = job(JobRole::MemoryWriter, 1);
+        let (graph2, _g2) = job(JobRole::MemoryWriter, 2);
+        let (fold1, _f1) = job(JobRole::Preprocessor, 3);
+        let (fold2, _f2) = job(JobRole::Preprocessor, 4);
+        for j in [graph1, graph2, fold1] {
+            queue.push(j);
+        }
+        // Full: the oldest job that is not a fold goes, and the new fold waits behind the
+        // fold already there.
+        queue.push(fold2);
+        assert!(matches!(
+            graph1_rx.try_recv(),
+            Ok(LlmEvent::Failed(LlmError::Busy { capacity: 3 }))
+        ));
+        let order: Vec<u32> = queue
+            .background
+            .iter()
+            .map(|j| j.request.max_tokens.unwrap())
+            .collect();
+        assert_eq!(order, [3, 4, 2]);
     }
 }
