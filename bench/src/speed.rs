@@ -635,6 +635,24 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
         "aggregate tokens/s together / one at a time: {:.2}x",
         rows[1].1 / rows[0].1
     );
+    // A room's wait runs to its answer's first chunk, which comes later for a long first
+    // sentence: beside each room's mean wait, its answers' mean tokens.
+    for (parallel, _, run) in &rows {
+        let per_room: Vec<String> = run
+            .mean_waits()
+            .iter()
+            .map(|(room, wait)| {
+                let texts: Vec<&Sample> = run.samples.iter().filter(|s| s.room == *room).collect();
+                let tokens: usize = texts.iter().map(|s| tokenizer.count(&s.text)).sum();
+                let tokens = tokens as f64 / texts.len().max(1) as f64;
+                format!("{room} {wait:.0} ms / {tokens:.1}")
+            })
+            .collect();
+        println!(
+            "parallel = {parallel}, mean wait / mean answer tokens per room: {}",
+            per_room.join(", ")
+        );
+    }
     for (_, _, run) in &rows {
         for s in run.failed().iter().take(5) {
             println!("failed in {}: {}", s.room, s.error.as_deref().unwrap_or(""));

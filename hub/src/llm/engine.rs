@@ -254,8 +254,12 @@ impl super::model::Model for Session<'_> {
         self.config.parallel.max(1) as usize
     }
 
-    fn generate_together(&mut self, jobs: &[super::model::Together<'_>]) -> Vec<bool> {
-        self.together(jobs)
+    fn generate_together(
+        &mut self,
+        jobs: &[super::model::Together<'_>],
+        join: &mut super::model::Join<'_>,
+    ) -> Vec<bool> {
+        self.together(jobs, join)
     }
 
     fn generate(

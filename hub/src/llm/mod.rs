@@ -88,8 +88,8 @@ pub struct LlmConfig {
     pub queue_capacity: usize,
     /// Route llama.cpp's own log lines into the hub's log (at debug level).
     pub log_native: bool,
-    /// Background jobs (graph writes, reflections) waiting for a quiet moment; beyond this
-    /// the oldest is dropped.
+    /// Background jobs (graph writes, reflections, folds) waiting for a quiet moment;
+    /// beyond this the oldest is dropped (a room's fold goes first and last).
     pub background_queue: usize,
     /// Rooms take turns on the model (round-robin lanes, one per room). False: first come,
     /// first served, as `hearth-bench rooms` compares.
@@ -97,8 +97,9 @@ pub struct LlmConfig {
     /// Conversations (rooms) decoded together, each its own sequence in the context, in one
     /// batch per step; 1: one at a time. Above 1 the context holds `context_tokens` for each
     /// of them and one more (the KV cache's memory grows as much). Several rooms asking
-    /// at once then share each step's pass over the weights (`hearth-bench rooms
-    /// --concurrent` compares).
+    /// at once then share each step's pass over the weights, and a room that asks while
+    /// others are being answered joins at the next step while a sequence is free
+    /// (`hearth-bench rooms --concurrent` compares).
     pub parallel: u32,
 }
 
@@ -441,7 +442,9 @@ impl LlmError {
     }
 }
 
-pub(crate) struct Job {
+/// A request on its way to the inference thread, with where its events go and its
+/// cancellation (opaque outside the engine).
+pub struct Job {
     request: GenerateRequest,
     events: mpsc::Sender<LlmEvent>,
     cancel: CancellationToken,

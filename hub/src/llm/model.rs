@@ -37,7 +37,7 @@ pub trait Model {
     /// `false` when it could not join this time (it runs with another adapter); it then goes
     /// back to the front of its room's queue.
     /// Without an engine that batches, they run one after the other.
-    fn generate_together(&mut self, jobs: &[Together<'_>]) -> Vec<bool> {
+    fn generate_together(&mut self, jobs: &[Together<'_>], _join: &mut Join<'_>) -> Vec<bool> {
         jobs.iter()
             .map(|j| {
                 let last = match self.generate(j.request, j.events, j.cancel, &mut || false) {
@@ -63,6 +63,10 @@ pub trait Model {
     fn restore(&mut self, _preempt: &mut dyn FnMut() -> bool) {}
 }
 
+/// Asked by [`Model::generate_together`] while one of its sequences is free: the next
+/// conversation job waiting, if it `fits` (the group's adapter), to join the group.
+pub type Join<'a> = dyn FnMut(&dyn Fn(&GenerateRequest) -> bool) -> Option<Job> + 'a;
+
 /// One of the conversation jobs given to [`Model::generate_together`].
 pub struct Together<'a> {
     /// What to generate.
@@ -87,9 +91,9 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_ba
             continue;
         }
         let Job {
-            mut request,
-            mut events,
-            mut cancel,
+            request,
+            events,
+            cancel,
         } = job;
         let background = request.background;
         if !background && model.parallel() > 1 {
@@ -107,12 +111,8 @@ pub(crate) fn serve(model: &mut dyn Model, mut jobs: mpsc::Receiver<Job>, max_ba
                     group.push(job);
                 }
             }
-            if group.len() > 1 {
-                together(model, group, &mut queue);
-                continue;
-            }
-            let job = group.pop().expect("the job the group started with");
-            (request, events, cancel) = (job.request, job.events, job.cancel);
+            together(model, group, &mut queue, &mut jobs);
+            continue;
         }
         if background {
             model.checkpoint();
@@ -158,7 +158,12 @@ fn answered_unwanted(job: &Job) -> bool {
 }
 
 /// Runs `group` together; a job that could not join goes back to the front of its lane.
-fn together(model: &mut dyn Model, group: Vec<Job>, queue: &mut JobQueue) {
+fn together(
+    model: &mut dyn Model,
+    group: Vec<Job>,
+    queue: &mut JobQueue,
+    receiver: &mut mpsc::Receiver<Job>,
+) {
     let ran = {
         let jobs: Vec<Together<'_>> = group
             .iter()
@@ -168,7 +173,22 @@ fn together(model: &mut dyn Model, group: Vec<Job>, queue: &mut JobQueue) {
                 cancel: &j.cancel,
             })
             .collect();
-        model.generate_together(&jobs)
+        // A room that asks while the group runs joins it (in the rooms' turn order), unless
+        // it needs another adapter: then it waits for the group to end.
+        let mut join = |fits: &dyn Fn(&GenerateRequest) -> bool| loop {
+            queue.drain(receiver);
+            let job = queue.conversation.pop()?;
+            if answered_unwanted(&job) {
+                continue;
+            }
+            if fits(&job.request) {
+                return Some(job);
+            }
+            let lane = job.request.lane.clone();
+            queue.conversation.push_front(&lane, job);
+            return None;
+        };
+        model.generate_together(&jobs, &mut join)
     };
     tracing::debug!(jobs = group.len(), "conversations decoded together");
     let later: Vec<Job> = group

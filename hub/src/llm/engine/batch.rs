@@ -1,14 +1,17 @@
 //! Several rooms' conversations decoded together (`llm.parallel` > 1). Each job gets a
 //! sequence of the context (1 to `parallel`), the room's own when it has one: it keeps the
-//! room's last prompt and answer between groups (a [`Slot`]), so that the next turn evaluates
-//! only what is new. When sequence 0 (the one-at-a-time path's cache) shares more of the
-//! prompt, that prefix is copied in instead. The prompts are evaluated in shared
-//! batches, then every step decodes one batch holding each live sequence's next token, so the
-//! model's weights are read once per step for all of them. Each sequence samples with its own
-//! sampler (its grammar, its temperature), streams its own sentences, and stops on its own:
-//! its last sentences and its `Done` go out at once, and its cells are freed.
+//! room's last prompt and answer (a [`Slot`]), so that the next turn evaluates only what is
+//! new. When sequence 0 (the one-at-a-time path's cache) shares more of the prompt, that
+//! prefix is copied in instead. The prompts are evaluated in shared batches, then every step
+//! decodes one batch holding each live sequence's next token, so the model's weights are read
+//! once per step for all of them. Each sequence samples with its own sampler (its grammar, its
+//! temperature), streams its own sentences, and stops on its own: its last sentences and its
+//! `Done` go out at once, its room's slot keeps what it holds, and a room that asks while the
+//! others are still being answered joins at the next step (its new prompt tokens evaluated
+//! first), rather than waiting for the whole group.
 
-use super::super::model::Together;
+use super::super::model::{Join, Together};
+use super::super::Job;
 use super::*;
 
 /// A sequence a room's conversation keeps between groups, so that its next turn
@@ -52,34 +55,34 @@ struct Seq {
     cancelled: bool,
     /// Its `Done` (or `Failed`) has been sent.
     answered: bool,
+    /// How long its prompt took (the group's, for those that started together).
+    prompt_eval: Duration,
+    /// When its first token was sampled.
+    generation_started: Instant,
+    /// How many sequences were live when it started.
+    together: usize,
 }
 
 /// What every sequence of one group shares in its stats.
 struct Shared {
-    prompt_eval: Duration,
     adapter_switch: Duration,
-    together: usize,
-    generation_started: Instant,
+    /// The adapter variant of the group: only jobs with it join.
+    variant: Option<usize>,
+    /// The slots' clock for this group.
+    clock: u64,
 }
 
 impl Session<'_> {
     /// [`Model::generate_together`](super::super::model::Model::generate_together) on
-    /// llama.cpp: the jobs with the first one's adapter.
-    pub(super) fn together(&mut self, jobs: &[Together<'_>]) -> Vec<bool> {
+    /// llama.cpp: the jobs with the first one's adapter, and those that `join` while a
+    /// sequence is free.
+    pub(super) fn together(&mut self, jobs: &[Together<'_>], join: &mut Join<'_>) -> Vec<bool> {
         let mut ran = vec![false; jobs.len()];
         let answer = |ran: &mut Vec<bool>, i: usize, event: LlmEvent| {
             let _ = jobs[i].events.blocking_send(event);
             ran[i] = true;
         };
-        let variant_of = |r: &GenerateRequest| {
-            let persona = r.persona.as_ref().map(|p| p.name.as_str());
-            self.plan.variant_for(r.role, persona)
-        };
-        let variant = variant_of(jobs[0].request);
-        let same: Vec<bool> = jobs
-            .iter()
-            .map(|j| variant_of(j.request) == variant)
-            .collect();
+        let variant = self.variant_of(jobs[0].request);
         let adapter_switch = match self.switch_to(variant) {
             Ok(took) => took,
             Err(e) => {
@@ -87,136 +90,133 @@ impl Session<'_> {
                 return ran;
             }
         };
-        let window = self.window();
-        let parallel = self.config.parallel.max(1) as i32;
-        let clock = self.slots.iter().map(|s| s.used).max().unwrap_or(0) + 1;
+        let shared = Shared {
+            adapter_switch,
+            variant,
+            clock: self.slots.iter().map(|s| s.used).max().unwrap_or(0) + 1,
+        };
         let mut seqs: Vec<Seq> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
-            if !same[i] {
+            if self.variant_of(job.request) != variant {
                 continue;
             }
-            if job.cancel.is_cancelled() || job.events.is_closed() {
-                let cancelled = GenerationStats {
-                    cancelled: true,
-                    together: 1,
-                    ..GenerationStats::default()
-                };
-                answer(&mut ran, i, LlmEvent::Done(cancelled));
-                continue;
+            let taken: Vec<i32> = seqs.iter().map(|q| q.id).collect();
+            match self.seat(i, job, &taken) {
+                Ok(Some(seq)) => seqs.push(seq),
+                Ok(None) => {}
+                Err(event) => answer(&mut ran, i, event),
             }
-            let max_tokens = job
-                .request
-                .max_tokens
-                .unwrap_or(self.config.max_reply_tokens) as usize;
-            let prepared = self
-                .sampler(job.request)
-                .and_then(|s| Ok((s, self.fit_prompt(job.request, max_tokens)?)))
-                .and_then(|(s, tokens)| match tokens.is_empty() {
-                    true => Err(LlmError::Inference(
-                        "the prompt rendered to no tokens".into(),
-                    )),
-                    false => Ok((s, tokens)),
-                });
-            let (sampler, tokens) = match prepared {
-                Ok(p) => p,
-                Err(e) => {
-                    answer(&mut ran, i, LlmEvent::Failed(e));
-                    continue;
-                }
-            };
-            let max_tokens = max_tokens.min(window.saturating_sub(tokens.len()));
-            // The room's own sequence, else a free one, else the one used longest ago. The
-            // context holds a window for each and for sequence 0, so whatever they keep fits.
-            let taken = |id: i32| seqs.iter().any(|q: &Seq| q.id == id);
-            let own = (self.slots.iter())
-                .find(|k| k.lane == job.request.lane && !taken(k.id))
-                .map(|k| (k.id, &k.tokens[..]));
-            let free = (1..=parallel)
-                .find(|id| !taken(*id) && !self.slots.iter().any(|k| k.id == *id))
-                .or_else(|| {
-                    (self.slots.iter().filter(|k| !taken(k.id)))
-                        .min_by_key(|k| k.used)
-                        .map(|k| k.id)
-                });
-            let Some((id, kept)) = own.or(free.map(|id| (id, &[][..]))) else {
-                continue;
-            };
-            let (from_slot, from_zero) = (
-                common_prefix(kept, &tokens),
-                common_prefix(&self.cached, &tokens),
-            );
-            let shared = from_slot.max(from_zero).min(tokens.len() - 1);
-            seqs.push(Seq {
-                job: i,
-                id,
-                from_zero: from_zero > from_slot,
-                out: Vec::new(),
-                sampler,
-                pos: tokens.len(),
-                tokens,
-                shared,
-                max_tokens,
-                logits_at: 0,
-                generated: 0,
-                text: String::new(),
-                utf8: Utf8Stream::default(),
-                splitter: SentenceSplitter::with_first_clause(
-                    self.config.first_clause_words as usize,
-                ),
-                live: true,
-                ended: false,
-                cancelled: false,
-                answered: false,
-            });
         }
         if seqs.is_empty() {
             return ran;
         }
-        let mut shared = Shared {
-            prompt_eval: Duration::ZERO,
-            adapter_switch,
-            together: seqs.len(),
-            generation_started: Instant::now(),
-        };
+        let mut joined = Vec::new();
         let outcome = self.prefill_together(&mut seqs).and_then(|prompt_eval| {
-            shared.prompt_eval = prompt_eval;
-            shared.generation_started = Instant::now();
-            self.decode_together(jobs, &mut seqs, &shared)
+            let started = Instant::now();
+            for s in seqs.iter_mut() {
+                (s.prompt_eval, s.generation_started) = (prompt_eval, started);
+                s.together = jobs.len();
+            }
+            self.decode_together(jobs, &mut joined, &mut seqs, &shared, join)
         });
-        for s in &seqs {
+        for s in seqs.iter().filter(|s| s.job < jobs.len()) {
             ran[s.job] = true;
         }
         if let Err(e) = outcome {
             // The context may hold half a step: start the next job from nothing.
             self.reset();
             for s in seqs.iter().filter(|s| !s.answered) {
-                let failed = LlmError::Inference(e.to_string());
-                let _ = jobs[s.job].events.blocking_send(LlmEvent::Failed(failed));
+                let failed = LlmEvent::Failed(LlmError::Inference(e.to_string()));
+                let _ = view(jobs, &joined, s.job).events.blocking_send(failed);
             }
             return ran;
         }
-        // Each room's sequence now holds its prompt and its answer, for its next turn.
-        for s in seqs {
-            let lane = jobs[s.job].request.lane.clone();
-            let mut tokens = s.tokens;
-            tokens.extend(s.out);
-            self.slots.retain(|k| k.id != s.id);
-            self.slots.push(Slot {
-                id: s.id,
-                lane,
-                tokens,
-                used: clock,
-            });
-        }
-        tracing::debug!(jobs = shared.together, "decoded together");
+        tracing::debug!(jobs = jobs.len(), joined = joined.len(), "decoded together");
         ran
     }
 
-    /// Copies each sequence's shared prefix from sequence 0 and evaluates the rest of its
-    /// prompt: all but the last tokens in batches across sequences, then the last token of
-    /// each in one batch, whose logits they sample first.
-    fn prefill_together(&mut self, seqs: &mut [Seq]) -> Result<Duration, LlmError> {
-        let started = Instant::now();
+    /// The adapter variant a request runs with.
+    fn variant_of(&self, request: &GenerateRequest) -> Option<usize> {
+        let persona = request.persona.as_ref().map(|p| p.name.as_str());
+        self.plan.variant_for(request.role, persona)
+    }
+
+    /// A sequence for job `i`: the room's own, else a free one, else the one used longest
+    /// ago, none of them `taken`. `Ok(None)` when every sequence is taken; `Err` holds the
+    /// job's answer when it cannot run (cancelled, or its prompt does not render).
+    fn seat(&self, i: usize, job: &Together<'_>, taken: &[i32]) -> Result<Option<Seq>, LlmEvent> {
+        if job.cancel.is_cancelled() || job.events.is_closed() {
+            return Err(LlmEvent::Done(GenerationStats {
+                cancelled: true,
+                together: 1,
+                ..GenerationStats::default()
+            }));
+        }
+        let max_tokens = job
+            .request
+            .max_tokens
+            .unwrap_or(self.config.max_reply_tokens) as usize;
+        let (sampler, tokens) = self
+            .sampler(job.request)
+            .and_then(|s| Ok((s, self.fit_prompt(job.request, max_tokens)?)))
+            .and_then(|(s, tokens)| match tokens.is_empty() {
+                true => Err(LlmError::Inference(
+                    "the prompt rendered to no tokens".into(),
+                )),
+                false => Ok((s, tokens)),
+            })
+            .map_err(LlmEvent::Failed)?;
+        let max_tokens = max_tokens.min(self.window().saturating_sub(tokens.len()));
+        // The context holds a window for each sequence and for sequence 0, so whatever they
+        // keep fits.
+        let parallel = self.config.parallel.max(1) as i32;
+        let is_taken = |id: i32| taken.contains(&id);
+        let own = (self.slots.iter())
+            .find(|k| k.lane == job.request.lane && !is_taken(k.id))
+            .map(|k| (k.id, &k.tokens[..]));
+        let free = (1..=parallel)
+            .find(|id| !is_taken(*id) && !self.slots.iter().any(|k| k.id == *id))
+            .or_else(|| {
+                (self.slots.iter().filter(|k| !is_taken(k.id)))
+                    .min_by_key(|k| k.used)
+                    .map(|k| k.id)
+            });
+        let Some((id, kept)) = own.or(free.map(|id| (id, &[][..]))) else {
+            return Ok(None);
+        };
+        let (from_slot, from_zero) = (
+            common_prefix(kept, &tokens),
+            common_prefix(&self.cached, &tokens),
+        );
+        Ok(Some(Seq {
+            job: i,
+            id,
+            from_zero: from_zero > from_slot,
+            out: Vec::new(),
+            sampler,
+            pos: tokens.len(),
+            shared: from_slot.max(from_zero).min(tokens.len() - 1),
+            tokens,
+            max_tokens,
+            logits_at: 0,
+            generated: 0,
+            text: String::new(),
+            utf8: Utf8Stream::default(),
+            splitter: SentenceSplitter::with_first_clause(self.config.first_clause_words as usize),
+            live: true,
+            ended: false,
+            cancelled: false,
+            answered: false,
+            prompt_eval: Duration::ZERO,
+            generation_started: Instant::now(),
+            together: 1,
+        }))
+    }
+
+    /// Prepares each sequence's cells (its shared prefix copied from sequence 0, or what its
+    /// slot kept beyond the shared prefix cleared) and evaluates all but the last token of
+    /// its prompt, in batches across sequences.
+    fn prefill_rest(&mut self, seqs: &[Seq]) -> Result<(), LlmError> {
         let kv = |e: llama_cpp_2::context::kv_cache::KvCacheConversionError| {
             LlmError::Inference(e.to_string())
         };
@@ -235,7 +235,6 @@ impl Session<'_> {
                     .map_err(kv)?;
             }
         }
-        // The config keeps `parallel` within `batch_tokens`, so the last tokens fit one batch.
         let n_batch = self.config.batch_tokens as usize;
         let mut batch = LlamaBatch::new(n_batch, 1);
         let rest = seqs
@@ -253,7 +252,16 @@ impl Session<'_> {
         if batch.n_tokens() > 0 {
             self.decode(&mut batch)?;
         }
-        batch.clear();
+        Ok(())
+    }
+
+    /// [`Session::prefill_rest`], then the last token of each prompt in one batch, whose
+    /// logits they sample first.
+    fn prefill_together(&mut self, seqs: &mut [Seq]) -> Result<Duration, LlmError> {
+        let started = Instant::now();
+        self.prefill_rest(seqs)?;
+        // The config keeps `parallel` within `batch_tokens`, so the last tokens fit one batch.
+        let mut batch = LlamaBatch::new(seqs.len(), 1);
         for (k, s) in seqs.iter_mut().enumerate() {
             let last = s.tokens.len() - 1;
             batch
@@ -266,56 +274,166 @@ impl Session<'_> {
     }
 
     /// Samples every live sequence's next token and decodes them in one batch, until none is
-    /// live. A sequence that stops is answered there and then.
+    /// live. A sequence that stops is answered there and then, and its room's slot keeps
+    /// what it holds; while a sequence is free, a room that asked meanwhile joins.
     fn decode_together(
         &mut self,
         jobs: &[Together<'_>],
-        seqs: &mut [Seq],
+        joined: &mut Vec<Job>,
+        seqs: &mut Vec<Seq>,
         shared: &Shared,
+        join: &mut Join<'_>,
     ) -> Result<(), LlmError> {
-        let vocab = self.model.vocab();
-        let mut batch = LlamaBatch::new(seqs.len(), 1);
+        let parallel = self.config.parallel.max(1) as usize;
+        let mut batch = LlamaBatch::new(parallel.max(seqs.len()), 1);
         loop {
             batch.clear();
             for s in seqs.iter_mut().filter(|s| s.live) {
-                let job = &jobs[s.job];
-                if job.cancel.is_cancelled() || job.events.is_closed() {
-                    s.cancelled = true;
-                } else if s.generated < s.max_tokens {
-                    // `sample` also accepts the token into the sampler chain.
-                    let token = s.sampler.sample(&self.ctx, s.logits_at);
-                    if job.request.ignore_eos || !vocab.is_eog(token) {
-                        s.generated += 1;
-                        let piece = s.utf8.push(&vocab.token_to_piece(token, false, None));
-                        s.text.push_str(&piece);
-                        if !job.request.background {
-                            for sentence in s.splitter.push(&piece) {
-                                if job
-                                    .events
-                                    .blocking_send(LlmEvent::Sentence(sentence))
-                                    .is_err()
-                                {
-                                    s.cancelled = true;
-                                }
-                            }
-                        }
-                        s.logits_at = batch.n_tokens();
-                        batch
-                            .add(token, s.pos as i32, &[s.id], true)
-                            .map_err(|e| LlmError::Inference(e.to_string()))?;
-                        s.out.push(token);
-                        s.pos += 1;
-                        continue;
-                    }
-                    s.ended = true;
+                let job = view(jobs, joined, s.job);
+                if !self.advance(s, &job, &mut batch)? {
+                    finish(s, &job, shared);
+                    self.keep(s, &job.request.lane, shared.clock);
                 }
-                s.live = false;
-                finish(s, job, shared);
             }
+            self.join_now(jobs, joined, seqs, shared, join, &mut batch)?;
             if batch.n_tokens() == 0 {
                 return Ok(());
             }
             self.decode(&mut batch)?;
+        }
+    }
+
+    /// Samples `s`'s next token from the last decoded batch, streams it, and adds it to
+    /// `batch`; false when `s` stopped instead (its end, its limit, or cancelled).
+    fn advance(
+        &self,
+        s: &mut Seq,
+        job: &Together<'_>,
+        batch: &mut LlamaBatch,
+    ) -> Result<bool, LlmError> {
+        let vocab = self.model.vocab();
+        if job.cancel.is_cancelled() || job.events.is_closed() {
+            s.cancelled = true;
+        } else if s.generated < s.max_tokens {
+            // `sample` also accepts the token into the sampler chain.
+            let token = s.sampler.sample(&self.ctx, s.logits_at);
+            if job.request.ignore_eos || !vocab.is_eog(token) {
+                s.generated += 1;
+                let piece = s.utf8.push(&vocab.token_to_piece(token, false, None));
+                s.text.push_str(&piece);
+                if !job.request.background {
+                    for sentence in s.splitter.push(&piece) {
+                        if job
+                            .events
+                            .blocking_send(LlmEvent::Sentence(sentence))
+                            .is_err()
+                        {
+                            s.cancelled = true;
+                        }
+                    }
+                }
+                s.logits_at = batch.n_tokens();
+                batch
+                    .add(token, s.pos as i32, &[s.id], true)
+                    .map_err(|e| LlmError::Inference(e.to_string()))?;
+                s.out.push(token);
+                s.pos += 1;
+                return Ok(true);
+            }
+            s.ended = true;
+        }
+        s.live = false;
+        Ok(false)
+    }
+
+    /// Seats the rooms that asked meanwhile while sequences are free: their prompts are
+    /// evaluated now, as a group's are ([`Session::prefill_together`]), and each one's first
+    /// token goes into `batch`, the next step's.
+    fn join_now(
+        &mut self,
+        jobs: &[Together<'_>],
+        joined: &mut Vec<Job>,
+        seqs: &mut Vec<Seq>,
+        shared: &Shared,
+        join: &mut Join<'_>,
+        batch: &mut LlamaBatch,
+    ) -> Result<(), LlmError> {
+        let parallel = self.config.parallel.max(1) as usize;
+        let fits = |r: &GenerateRequest| self.variant_of(r) == shared.variant;
+        let mut ready = Vec::new();
+        while seqs.iter().filter(|s| s.live).count() + ready.len() < parallel {
+            let Some(job) = join(&fits) else {
+                break;
+            };
+            let i = jobs.len() + joined.len();
+            joined.push(job);
+            let taken: Vec<i32> = (seqs.iter().filter(|s| s.live))
+                .chain(ready.iter())
+                .map(|s| s.id)
+                .collect();
+            match self.seat(i, &view(jobs, joined, i), &taken) {
+                Ok(Some(seq)) => ready.push(seq),
+                Ok(None) => {
+                    // Not while a sequence is free (each one not taken can be given), but the
+                    // inference thread answers rather than panics.
+                    let busy = LlmError::Busy { capacity: parallel };
+                    let _ = view(jobs, joined, i)
+                        .events
+                        .blocking_send(LlmEvent::Failed(busy));
+                }
+                Err(event) => {
+                    let _ = view(jobs, joined, i).events.blocking_send(event);
+                }
+            }
+        }
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let prompt_eval = self.prefill_together(&mut ready)?;
+        let live = seqs.iter().filter(|s| s.live).count() + ready.len();
+        for mut s in ready {
+            (s.prompt_eval, s.generation_started) = (prompt_eval, Instant::now());
+            s.together = live;
+            let job = view(jobs, joined, s.job);
+            if !self.advance(&mut s, &job, batch)? {
+                finish(&mut s, &job, shared);
+                self.keep(&mut s, &job.request.lane, shared.clock);
+            }
+            seqs.push(s);
+        }
+        Ok(())
+    }
+
+    /// A stopped sequence's room keeps what it holds (its prompt and its answer), for its
+    /// next turn.
+    fn keep(&mut self, s: &mut Seq, lane: &str, clock: u64) {
+        let mut tokens = std::mem::take(&mut s.tokens);
+        tokens.extend(std::mem::take(&mut s.out));
+        self.slots.retain(|k| k.id != s.id);
+        self.slots.push(Slot {
+            id: s.id,
+            lane: lane.to_string(),
+            tokens,
+            used: clock,
+        });
+    }
+}
+
+/// Job `i` of a group: one it started with, or one that joined.
+fn view<'a>(jobs: &'a [Together<'_>], joined: &'a [Job], i: usize) -> Together<'a> {
+    match jobs.get(i) {
+        Some(j) => Together {
+            request: j.request,
+            events: j.events,
+            cancel: j.cancel,
+        },
+        None => {
+            let j = &joined[i - jobs.len()];
+            Together {
+                request: &j.request,
+                events: &j.events,
+                cancel: &j.cancel,
+            }
         }
     }
 }
@@ -336,10 +454,10 @@ fn finish(s: &mut Seq, job: &Together<'_>, shared: &Shared) {
         prompt_tokens: s.tokens.len(),
         reused_tokens: s.shared,
         generated_tokens: s.generated,
-        prompt_eval: shared.prompt_eval,
+        prompt_eval: s.prompt_eval,
         adapter_switch: shared.adapter_switch,
-        generation: shared.generation_started.elapsed(),
-        together: shared.together,
+        generation: s.generation_started.elapsed(),
+        together: s.together,
         cancelled: s.cancelled,
         truncated: !s.ended && !s.cancelled,
         preempted: false,
