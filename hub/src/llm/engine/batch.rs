@@ -63,13 +63,37 @@ struct Seq {
     together: usize,
 }
 
-/// What every sequence of one group shares in its stats.
-struct Shared {
+/// One group's jobs: those it started with and those that joined, and what every sequence
+/// of it shares.
+struct Group<'g> {
+    jobs: &'g [Together<'g>],
+    joined: Vec<Job>,
     adapter_switch: Duration,
     /// The adapter variant of the group: only jobs with it join.
     variant: Option<usize>,
     /// The slots' clock for this group.
     clock: u64,
+}
+
+impl Group<'_> {
+    /// Job `i`: one the group started with, or one that joined.
+    fn job(&self, i: usize) -> Together<'_> {
+        match self.jobs.get(i) {
+            Some(j) => Together {
+                request: j.request,
+                events: j.events,
+                cancel: j.cancel,
+            },
+            None => {
+                let j = &self.joined[i - self.jobs.len()];
+                Together {
+                    request: &j.request,
+                    events: &j.events,
+                    cancel: &j.cancel,
+                }
+            }
+        }
+    }
 }
 
 impl Session<'_> {
@@ -90,7 +114,9 @@ impl Session<'_> {
                 return ran;
             }
         };
-        let shared = Shared {
+        let mut group = Group {
+            jobs,
+            joined: Vec::new(),
             adapter_switch,
             variant,
             clock: self.slots.iter().map(|s| s.used).max().unwrap_or(0) + 1,
@@ -110,14 +136,13 @@ impl Session<'_> {
         if seqs.is_empty() {
             return ran;
         }
-        let mut joined = Vec::new();
         let outcome = self.prefill_together(&mut seqs).and_then(|prompt_eval| {
             let started = Instant::now();
             for s in seqs.iter_mut() {
                 (s.prompt_eval, s.generation_started) = (prompt_eval, started);
                 s.together = jobs.len();
             }
-            self.decode_together(jobs, &mut joined, &mut seqs, &shared, join)
+            self.decode_together(&mut group, &mut seqs, join)
         });
         for s in seqs.iter().filter(|s| s.job < jobs.len()) {
             ran[s.job] = true;
@@ -127,11 +152,15 @@ impl Session<'_> {
             self.reset();
             for s in seqs.iter().filter(|s| !s.answered) {
                 let failed = LlmEvent::Failed(LlmError::Inference(e.to_string()));
-                let _ = view(jobs, &joined, s.job).events.blocking_send(failed);
+                let _ = group.job(s.job).events.blocking_send(failed);
             }
             return ran;
         }
-        tracing::debug!(jobs = jobs.len(), joined = joined.len(), "decoded together");
+        tracing::debug!(
+            jobs = jobs.len(),
+            joined = group.joined.len(),
+            "decoded together"
+        );
         ran
     }
 
@@ -278,10 +307,8 @@ impl Session<'_> {
     /// what it holds; while a sequence is free, a room that asked meanwhile joins.
     fn decode_together(
         &mut self,
-        jobs: &[Together<'_>],
-        joined: &mut Vec<Job>,
+        group: &mut Group<'_>,
         seqs: &mut Vec<Seq>,
-        shared: &Shared,
         join: &mut Join<'_>,
     ) -> Result<(), LlmError> {
         let parallel = self.config.parallel.max(1) as usize;
@@ -289,13 +316,13 @@ impl Session<'_> {
         loop {
             batch.clear();
             for s in seqs.iter_mut().filter(|s| s.live) {
-                let job = view(jobs, joined, s.job);
+                let job = group.job(s.job);
                 if !self.advance(s, &job, &mut batch)? {
-                    finish(s, &job, shared);
-                    self.keep(s, &job.request.lane, shared.clock);
+                    finish(s, &job, group.adapter_switch);
+                    self.keep(s, &job.request.lane, group.clock);
                 }
             }
-            self.join_now(jobs, joined, seqs, shared, join, &mut batch)?;
+            self.join_now(group, seqs, join, &mut batch)?;
             if batch.n_tokens() == 0 {
                 return Ok(());
             }
@@ -351,38 +378,34 @@ impl Session<'_> {
     /// token goes into `batch`, the next step's.
     fn join_now(
         &mut self,
-        jobs: &[Together<'_>],
-        joined: &mut Vec<Job>,
+        group: &mut Group<'_>,
         seqs: &mut Vec<Seq>,
-        shared: &Shared,
         join: &mut Join<'_>,
         batch: &mut LlamaBatch,
     ) -> Result<(), LlmError> {
         let parallel = self.config.parallel.max(1) as usize;
-        let fits = |r: &GenerateRequest| self.variant_of(r) == shared.variant;
+        let fits = |r: &GenerateRequest| self.variant_of(r) == group.variant;
         let mut ready = Vec::new();
         while seqs.iter().filter(|s| s.live).count() + ready.len() < parallel {
             let Some(job) = join(&fits) else {
                 break;
             };
-            let i = jobs.len() + joined.len();
-            joined.push(job);
+            let i = group.jobs.len() + group.joined.len();
+            group.joined.push(job);
             let taken: Vec<i32> = (seqs.iter().filter(|s| s.live))
                 .chain(ready.iter())
                 .map(|s| s.id)
                 .collect();
-            match self.seat(i, &view(jobs, joined, i), &taken) {
+            match self.seat(i, &group.job(i), &taken) {
                 Ok(Some(seq)) => ready.push(seq),
                 Ok(None) => {
                     // Not while a sequence is free (each one not taken can be given), but the
                     // inference thread answers rather than panics.
                     let busy = LlmError::Busy { capacity: parallel };
-                    let _ = view(jobs, joined, i)
-                        .events
-                        .blocking_send(LlmEvent::Failed(busy));
+                    let _ = group.job(i).events.blocking_send(LlmEvent::Failed(busy));
                 }
                 Err(event) => {
-                    let _ = view(jobs, joined, i).events.blocking_send(event);
+                    let _ = group.job(i).events.blocking_send(event);
                 }
             }
         }
@@ -394,10 +417,10 @@ impl Session<'_> {
         for mut s in ready {
             (s.prompt_eval, s.generation_started) = (prompt_eval, Instant::now());
             s.together = live;
-            let job = view(jobs, joined, s.job);
+            let job = group.job(s.job);
             if !self.advance(&mut s, &job, batch)? {
-                finish(&mut s, &job, shared);
-                self.keep(&mut s, &job.request.lane, shared.clock);
+                finish(&mut s, &job, group.adapter_switch);
+                self.keep(&mut s, &job.request.lane, group.clock);
             }
             seqs.push(s);
         }
@@ -419,27 +442,8 @@ impl Session<'_> {
     }
 }
 
-/// Job `i` of a group: one it started with, or one that joined.
-fn view<'a>(jobs: &'a [Together<'_>], joined: &'a [Job], i: usize) -> Together<'a> {
-    match jobs.get(i) {
-        Some(j) => Together {
-            request: j.request,
-            events: j.events,
-            cancel: j.cancel,
-        },
-        None => {
-            let j = &joined[i - jobs.len()];
-            Together {
-                request: &j.request,
-                events: &j.events,
-                cancel: &j.cancel,
-            }
-        }
-    }
-}
-
 /// Sends a stopped sequence's last sentences and its `Done`.
-fn finish(s: &mut Seq, job: &Together<'_>, shared: &Shared) {
+fn finish(s: &mut Seq, job: &Together<'_>, adapter_switch: Duration) {
     let tail = s.utf8.finish();
     s.text.push_str(&tail);
     if !job.request.background && !s.cancelled {
@@ -455,7 +459,7 @@ fn finish(s: &mut Seq, job: &Together<'_>, shared: &Shared) {
         reused_tokens: s.shared,
         generated_tokens: s.generated,
         prompt_eval: s.prompt_eval,
-        adapter_switch: shared.adapter_switch,
+        adapter_switch,
         generation: s.generation_started.elapsed(),
         together: s.together,
         cancelled: s.cancelled,
