@@ -7,8 +7,8 @@
 //! once per step for all of them. Each sequence samples with its own sampler (its grammar, its
 //! temperature), streams its own sentences, and stops on its own: its last sentences and its
 //! `Done` go out at once, its room's slot keeps what it holds, and a room that asks while the
-//! others are still being answered joins at the next step (its new prompt tokens evaluated
-//! first), rather than waiting for the whole group.
+//! others are still being answered joins at the next step (its new prompt tokens in that
+//! step's batch), rather than waiting for the whole group.
 
 use super::super::model::{Join, Together};
 use super::super::Job;
@@ -55,7 +55,8 @@ struct Seq {
     cancelled: bool,
     /// Its `Done` (or `Failed`) has been sent.
     answered: bool,
-    /// How long its prompt took (the group's, for those that started together).
+    /// How long its prompt took (the group's, for those that started together; zero when it
+    /// was evaluated in a step, beside the others' tokens).
     prompt_eval: Duration,
     /// When its first token was sampled.
     generation_started: Instant,
@@ -242,10 +243,33 @@ impl Session<'_> {
         }))
     }
 
-    /// Prepares each sequence's cells (its shared prefix copied from sequence 0, or what its
-    /// slot kept beyond the shared prefix cleared) and evaluates all but the last token of
-    /// its prompt, in batches across sequences.
+    /// Prepares each sequence's cells ([`Session::prepare_cells`]) and evaluates all but the
+    /// last token of its prompt, in batches across sequences.
     fn prefill_rest(&mut self, seqs: &[Seq]) -> Result<(), LlmError> {
+        self.prepare_cells(seqs)?;
+        let n_batch = self.config.batch_tokens as usize;
+        let mut batch = LlamaBatch::new(n_batch, 1);
+        let rest = seqs
+            .iter()
+            .flat_map(|s| (s.shared..s.tokens.len() - 1).map(move |p| (s.id, p, s.tokens[p])));
+        for (id, pos, token) in rest {
+            if batch.n_tokens() as usize == n_batch {
+                self.decode(&mut batch)?;
+                batch.clear();
+            }
+            batch
+                .add(token, pos as i32, &[id], false)
+                .map_err(|e| LlmError::Inference(e.to_string()))?;
+        }
+        if batch.n_tokens() > 0 {
+            self.decode(&mut batch)?;
+        }
+        Ok(())
+    }
+
+    /// Each sequence's cells before its prompt: its shared prefix copied from sequence 0, or
+    /// what its slot kept beyond the shared prefix cleared.
+    fn prepare_cells(&mut self, seqs: &[Seq]) -> Result<(), LlmError> {
         let kv = |e: llama_cpp_2::context::kv_cache::KvCacheConversionError| {
             LlmError::Inference(e.to_string())
         };
@@ -263,23 +287,6 @@ impl Session<'_> {
                     .clear_kv_cache_seq(Some(s.id as u32), Some(s.shared as u32), None)
                     .map_err(kv)?;
             }
-        }
-        let n_batch = self.config.batch_tokens as usize;
-        let mut batch = LlamaBatch::new(n_batch, 1);
-        let rest = seqs
-            .iter()
-            .flat_map(|s| (s.shared..s.tokens.len() - 1).map(move |p| (s.id, p, s.tokens[p])));
-        for (id, pos, token) in rest {
-            if batch.n_tokens() as usize == n_batch {
-                self.decode(&mut batch)?;
-                batch.clear();
-            }
-            batch
-                .add(token, pos as i32, &[id], false)
-                .map_err(|e| LlmError::Inference(e.to_string()))?;
-        }
-        if batch.n_tokens() > 0 {
-            self.decode(&mut batch)?;
         }
         Ok(())
     }
@@ -312,7 +319,9 @@ impl Session<'_> {
         join: &mut Join<'_>,
     ) -> Result<(), LlmError> {
         let parallel = self.config.parallel.max(1) as usize;
-        let mut batch = LlamaBatch::new(parallel.max(seqs.len()), 1);
+        // Room for the live sequences' tokens and the prompts of those that join.
+        let n_batch = (self.config.batch_tokens as usize).max(parallel);
+        let mut batch = LlamaBatch::new(n_batch, 1);
         loop {
             batch.clear();
             for s in seqs.iter_mut().filter(|s| s.live) {
@@ -373,9 +382,10 @@ impl Session<'_> {
         Ok(false)
     }
 
-    /// Seats the rooms that asked meanwhile while sequences are free: their prompts are
-    /// evaluated now, as a group's are ([`Session::prefill_together`]), and each one's first
-    /// token goes into `batch`, the next step's.
+    /// Seats the rooms that asked meanwhile while sequences are free. Their new prompt tokens
+    /// go into `batch`, the next step's, beside the live sequences' tokens; when they do not
+    /// fit, they are evaluated now, as a group's are ([`Session::prefill_together`]), and
+    /// each one's first token goes into `batch`.
     fn join_now(
         &mut self,
         group: &mut Group<'_>,
@@ -412,8 +422,30 @@ impl Session<'_> {
         if ready.is_empty() {
             return Ok(());
         }
-        let prompt_eval = self.prefill_together(&mut ready)?;
         let live = seqs.iter().filter(|s| s.live).count() + ready.len();
+        // When their new tokens fit beside the live sequences' in the next step's batch,
+        // they go there: one pass over the weights evaluates them and decodes the others
+        // (what a GPU gains most from). Else they are evaluated first, as a group's are.
+        let new: usize = ready.iter().map(|s| s.tokens.len() - s.shared).sum();
+        if batch.n_tokens() as usize + new <= self.config.batch_tokens as usize {
+            self.prepare_cells(&ready)?;
+            for mut s in ready {
+                let last = s.tokens.len() - 1;
+                for pos in s.shared..=last {
+                    if pos == last {
+                        s.logits_at = batch.n_tokens();
+                    }
+                    batch
+                        .add(s.tokens[pos], pos as i32, &[s.id], pos == last)
+                        .map_err(|e| LlmError::Inference(e.to_string()))?;
+                }
+                s.generation_started = Instant::now();
+                s.together = live;
+                seqs.push(s);
+            }
+            return Ok(());
+        }
+        let prompt_eval = self.prefill_together(&mut ready)?;
         for mut s in ready {
             (s.prompt_eval, s.generation_started) = (prompt_eval, Instant::now());
             s.together = live;
