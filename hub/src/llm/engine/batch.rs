@@ -138,10 +138,10 @@ impl Session<'_> {
             return ran;
         }
         let outcome = self.prefill_together(&mut seqs).and_then(|prompt_eval| {
-            let started = Instant::now();
+            let (started, together) = (Instant::now(), seqs.len());
             for s in seqs.iter_mut() {
                 (s.prompt_eval, s.generation_started) = (prompt_eval, started);
-                s.together = jobs.len();
+                s.together = together;
             }
             self.decode_together(&mut group, &mut seqs, join)
         });
