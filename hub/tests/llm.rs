@@ -312,8 +312,8 @@ async fn rooms_decoded_together_answer_their_own_questions_and_join_a_running_an
     let (_, hall_stats) = received(first).await;
     let hall_done = Instant::now();
     assert_eq!(hall_stats.generated_tokens, 160);
-    // A sequence's cells lie elsewhere in the shared KV buffer than a lone one's, and a
-    // batch holds other rows, so the sums add the same terms in another order: a greedy
+    // A sequence's cells lie in a KV stream of its own, not a lone one's, and a batch holds
+    // other rows, so the sums may add the same terms in another order: a greedy
     // answer may part from the lone one at a near tie (even identical requests in one batch
     // do, in different sequences), and which rows share a batch depends on when each room
     // joined ("How do I keep basil alive?" began "1. Plant basil" alone and, in one run of
@@ -340,6 +340,73 @@ async fn rooms_decoded_together_answer_their_own_questions_and_join_a_running_an
             );
         }
     }
+}
+
+/// With a KV stream per room, a room with nothing queued between two live ones has its last
+/// token evaluated again at each step (so that the step stays one pass): its kept sequence
+/// must come out of that whole, for its next turn to reuse.
+#[tokio::test]
+async fn a_room_idle_between_two_answers_keeps_its_sequence_for_its_next_turn() {
+    let config = LlmConfig {
+        parallel: 3,
+        context_tokens: 1024,
+        ..smollm2()
+    };
+    assert!(config.kv_per_room);
+    let (llm, _t) = LlmHandle::start(config).await.unwrap();
+    let long = |q: &str, lane: &str| GenerateRequest {
+        lane: lane.to_string(),
+        max_tokens: Some(48),
+        ignore_eos: true,
+        ..GenerateRequest::chat(chat(q))
+    };
+    let first = chat("Name a famous river in Europe.");
+    let short = GenerateRequest {
+        lane: "middle".to_string(),
+        max_tokens: Some(6),
+        ..GenerateRequest::chat(first.clone())
+    };
+    // Seated in the order they ask, the middle room's sequence lies between the other two,
+    // and it stops some 40 steps before them.
+    let left = llm.generate(long("Describe a cat.", "left"), CancellationToken::new());
+    let middle = llm.generate(short, CancellationToken::new()).unwrap();
+    let right = llm.generate(long("Describe a dog.", "right"), CancellationToken::new());
+    let outer = [left.unwrap(), right.unwrap()];
+    let (_, before) = received(middle).await;
+    for rx in outer {
+        let (_, stats) = received(rx).await;
+        assert_eq!(stats.generated_tokens, 48);
+        assert!(
+            stats.together > 1,
+            "the outer rooms were not decoded together"
+        );
+    }
+    let mut next = first;
+    next.push(ChatMessage::new(Role::Assistant, &before.text));
+    next.push(ChatMessage::new(
+        Role::User,
+        "And a famous river in Africa?",
+    ));
+    let (_, after) = stream(
+        &llm,
+        GenerateRequest {
+            lane: "middle".to_string(),
+            max_tokens: Some(24),
+            ..GenerateRequest::chat(next)
+        },
+    )
+    .await;
+    assert!(
+        after.reused_tokens > before.prompt_tokens,
+        "the next turn reused {} tokens of the {} its room's sequence held",
+        after.reused_tokens,
+        before.prompt_tokens + before.generated_tokens
+    );
+    assert!(
+        after.text.to_lowercase().contains("river") || after.text.contains("Nile"),
+        "{:?}",
+        after.text
+    );
 }
 
 /// `scripts/random-gguf` writes what the GPU figures were measured with: a model in Gemma 4's

@@ -111,11 +111,13 @@ pub(crate) fn new_context<'m>(
         .with_n_threads(config.threads as i32)
         .with_n_threads_batch(config.threads_batch as i32);
     if config.parallel > 1 {
-        // Sequence 0 and one per conversation decoded together, in one KV buffer that they
-        // share (a split one would give each a fixed slice).
+        // Sequence 0 and one per conversation decoded together, each with a KV stream of
+        // `context_tokens` cells: a token attends over its own sequence's cells only, not
+        // over every room's (a shared buffer made each step's attention grow with the
+        // number of rooms).
         params = params
             .with_n_seq_max(config.parallel + 1)
-            .with_kv_unified(true);
+            .with_kv_unified(!config.kv_per_room);
     }
     model
         .new_context(backend(config.log_native)?, params)

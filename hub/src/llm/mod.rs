@@ -101,6 +101,10 @@ pub struct LlmConfig {
     /// others are being answered joins at the next step while a sequence is free
     /// (`hearth-bench rooms --concurrent` compares).
     pub parallel: u32,
+    /// With `parallel` above 1: each sequence keeps its KV cache in a stream of its own, so
+    /// that a token attends over its own room's cells only. False: one buffer for all, over
+    /// whose cells every token's attention runs (masked), which grows with the rooms.
+    pub kv_per_room: bool,
 }
 
 impl Default for LlmConfig {
@@ -126,6 +130,7 @@ impl Default for LlmConfig {
             background_queue: 64,
             fair_rooms: true,
             parallel: 1,
+            kv_per_room: true,
         }
     }
 }

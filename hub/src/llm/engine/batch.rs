@@ -8,7 +8,9 @@
 //! temperature), streams its own sentences, and stops on its own: its last sentences and its
 //! `Done` go out at once, its room's slot keeps what it holds, and a room that asks while the
 //! others are still being answered joins at the next step (its new prompt tokens in that
-//! step's batch), rather than waiting for the whole group.
+//! step's batch), rather than waiting for the whole group. With `llm.kv_per_room` each
+//! sequence's KV cache is a stream of its own, so a token's attention runs over its own
+//! room's cells only, not over every room's.
 
 use super::super::model::{Join, Together};
 use super::super::Job;
@@ -46,6 +48,9 @@ struct Seq {
     pos: usize,
     /// Where its logits are in the last decoded batch.
     logits_at: i32,
+    /// What goes into the next step's batch: its sampled token, or (a room that just
+    /// joined) its new prompt tokens.
+    queued: Queued,
     generated: usize,
     text: String,
     utf8: Utf8Stream,
@@ -55,10 +60,11 @@ struct Seq {
     cancelled: bool,
     /// Its `Done` (or `Failed`) has been sent.
     answered: bool,
-    /// How long its prompt took (the group's, for those that started together; zero when it
-    /// was evaluated in a step, beside the others' tokens).
+    /// How long its prompt took (the group's, for those that started together; for a room
+    /// that joined, from its seat to its first token: the step that evaluated its prompt
+    /// beside the others' tokens).
     prompt_eval: Duration,
-    /// When its first token was sampled.
+    /// When its first token was sampled (until then, when it was seated).
     generation_started: Instant,
     /// How many sequences were live when it started.
     together: usize,
@@ -157,11 +163,6 @@ impl Session<'_> {
             }
             return ran;
         }
-        tracing::debug!(
-            jobs = jobs.len(),
-            joined = group.joined.len(),
-            "decoded together"
-        );
         ran
     }
 
@@ -229,6 +230,7 @@ impl Session<'_> {
             tokens,
             max_tokens,
             logits_at: 0,
+            queued: Queued::Nothing,
             generated: 0,
             text: String::new(),
             utf8: Utf8Stream::default(),
@@ -275,18 +277,20 @@ impl Session<'_> {
         };
         for s in seqs.iter() {
             if s.from_zero {
+                // Each sequence has a KV stream of its own, and llama.cpp copies only a whole
+                // one across (a part aborts): all of sequence 0, then what it holds beyond
+                // the shared prefix cleared below.
                 self.ctx
                     .clear_kv_cache_seq(Some(s.id as u32), None, None)
                     .map_err(kv)?;
                 self.ctx
-                    .copy_kv_cache_seq(0, s.id, Some(0), Some(s.shared as u32))
-                    .map_err(kv)?;
-            } else {
-                // What the room's sequence kept beyond the prompt they share goes.
-                self.ctx
-                    .clear_kv_cache_seq(Some(s.id as u32), Some(s.shared as u32), None)
+                    .copy_kv_cache_seq(0, s.id, None, None)
                     .map_err(kv)?;
             }
+            // What the sequence holds beyond the prompt it shares goes.
+            self.ctx
+                .clear_kv_cache_seq(Some(s.id as u32), Some(s.shared as u32), None)
+                .map_err(kv)?;
         }
         Ok(())
     }
@@ -322,35 +326,51 @@ impl Session<'_> {
         // Room for the live sequences' tokens and the prompts of those that join.
         let n_batch = (self.config.batch_tokens as usize).max(parallel);
         let mut batch = LlamaBatch::new(n_batch, 1);
+        // What the group's steps held and cost, for the debug log.
+        let (mut steps, mut tokens, mut decoding) = (0usize, 0usize, Duration::ZERO);
         loop {
-            batch.clear();
             for s in seqs.iter_mut().filter(|s| s.live) {
                 let job = group.job(s.job);
-                if !self.advance(s, &job, &mut batch)? {
+                if !self.advance(s, &job) {
                     finish(s, &job, group.adapter_switch);
                     self.keep(s, &job.request.lane, group.clock);
                 }
             }
-            self.join_now(group, seqs, join, &mut batch)?;
+            self.join_now(group, seqs, join)?;
+            batch.clear();
+            self.fill_step(&mut batch, seqs)?;
             if batch.n_tokens() == 0 {
+                tracing::debug!(
+                    jobs = group.jobs.len(),
+                    joined = group.joined.len(),
+                    steps,
+                    tokens,
+                    decode_ms = decoding.as_millis() as u64,
+                    "decoded together"
+                );
                 return Ok(());
             }
+            let started = Instant::now();
             self.decode(&mut batch)?;
+            (steps, tokens) = (steps + 1, tokens + batch.n_tokens() as usize);
+            decoding += started.elapsed();
         }
     }
 
-    /// Samples `s`'s next token from the last decoded batch, streams it, and adds it to
-    /// `batch`; false when `s` stopped instead (its end, its limit, or cancelled).
-    fn advance(
-        &self,
-        s: &mut Seq,
-        job: &Together<'_>,
-        batch: &mut LlamaBatch,
-    ) -> Result<bool, LlmError> {
+    /// Samples `s`'s next token from the last decoded batch, streams it, and queues it for
+    /// the next step; false when `s` stopped instead (its end, its limit, or cancelled).
+    fn advance(&self, s: &mut Seq, job: &Together<'_>) -> bool {
         let vocab = self.model.vocab();
         if job.cancel.is_cancelled() || job.events.is_closed() {
             s.cancelled = true;
         } else if s.generated < s.max_tokens {
+            if s.generated == 0 {
+                // A room that joined had its prompt evaluated in the step just decoded.
+                if s.prompt_eval.is_zero() {
+                    s.prompt_eval = s.generation_started.elapsed();
+                }
+                s.generation_started = Instant::now();
+            }
             // `sample` also accepts the token into the sampler chain.
             let token = s.sampler.sample(&self.ctx, s.logits_at);
             if job.request.ignore_eos || !vocab.is_eog(token) {
@@ -368,30 +388,25 @@ impl Session<'_> {
                         }
                     }
                 }
-                s.logits_at = batch.n_tokens();
-                batch
-                    .add(token, s.pos as i32, &[s.id], true)
-                    .map_err(|e| LlmError::Inference(e.to_string()))?;
+                s.queued = Queued::Token(token);
                 s.out.push(token);
-                s.pos += 1;
-                return Ok(true);
+                return true;
             }
             s.ended = true;
         }
         s.live = false;
-        Ok(false)
+        false
     }
 
     /// Seats the rooms that asked meanwhile while sequences are free. Their new prompt tokens
-    /// go into `batch`, the next step's, beside the live sequences' tokens; when they do not
-    /// fit, they are evaluated now, as a group's are ([`Session::prefill_together`]), and
-    /// each one's first token goes into `batch`.
+    /// are queued for the next step, beside the live sequences' tokens; when they do not
+    /// fit its batch, they are evaluated now, as a group's are
+    /// ([`Session::prefill_together`]), and each one's first token is queued.
     fn join_now(
         &mut self,
         group: &mut Group<'_>,
         seqs: &mut Vec<Seq>,
         join: &mut Join<'_>,
-        batch: &mut LlamaBatch,
     ) -> Result<(), LlmError> {
         let parallel = self.config.parallel.max(1) as usize;
         let fits = |r: &GenerateRequest| self.variant_of(r) == group.variant;
@@ -426,19 +441,13 @@ impl Session<'_> {
         // When their new tokens fit beside the live sequences' in the next step's batch,
         // they go there: one pass over the weights evaluates them and decodes the others
         // (what a GPU gains most from). Else they are evaluated first, as a group's are.
+        // Beside them, each other sequence puts at most one token in the step (its next, or
+        // its slot's last, see `fill_step`).
         let new: usize = ready.iter().map(|s| s.tokens.len() - s.shared).sum();
-        if batch.n_tokens() as usize + new <= self.config.batch_tokens as usize {
+        if new + parallel <= self.config.batch_tokens as usize {
             self.prepare_cells(&ready)?;
             for mut s in ready {
-                let last = s.tokens.len() - 1;
-                for pos in s.shared..=last {
-                    if pos == last {
-                        s.logits_at = batch.n_tokens();
-                    }
-                    batch
-                        .add(s.tokens[pos], pos as i32, &[s.id], pos == last)
-                        .map_err(|e| LlmError::Inference(e.to_string()))?;
-                }
+                s.queued = Queued::Prompt;
                 s.generation_started = Instant::now();
                 s.together = live;
                 seqs.push(s);
@@ -450,11 +459,80 @@ impl Session<'_> {
             (s.prompt_eval, s.generation_started) = (prompt_eval, Instant::now());
             s.together = live;
             let job = group.job(s.job);
-            if !self.advance(&mut s, &job, batch)? {
+            if !self.advance(&mut s, &job) {
                 finish(&mut s, &job, group.adapter_switch);
                 self.keep(&mut s, &job.request.lane, group.clock);
             }
             seqs.push(s);
+        }
+        Ok(())
+    }
+
+    /// The next step's batch: what each sequence queued, in the order of their ids. With a
+    /// KV stream per sequence, llama.cpp splits a batch into passes over sequences whose ids
+    /// follow each other, so a room between two live ones that has nothing queued (its
+    /// answer ended, its next question not yet here) would split the step in two: its
+    /// slot's last token is evaluated again instead (its cell removed, then the same token
+    /// at the same position), which costs a token rather than a pass over the weights.
+    fn fill_step(&mut self, batch: &mut LlamaBatch, seqs: &mut [Seq]) -> Result<(), LlmError> {
+        let add = |batch: &mut LlamaBatch, token, pos: usize, id, logits| {
+            batch
+                .add(token, pos as i32, &[id], logits)
+                .map_err(|e| LlmError::Inference(e.to_string()))
+        };
+        let mut order: Vec<usize> = (0..seqs.len())
+            .filter(|&k| seqs[k].queued != Queued::Nothing)
+            .collect();
+        order.sort_by_key(|&k| seqs[k].id);
+        let (Some(&first), Some(&last)) = (order.first(), order.last()) else {
+            return Ok(());
+        };
+        let (low, high) = match self.config.kv_per_room {
+            true => (seqs[first].id, seqs[last].id),
+            false => (0, 0),
+        };
+        let mut bridges: Vec<(i32, LlamaToken, usize)> = Vec::new();
+        for id in low + 1..high {
+            if order.iter().any(|&k| seqs[k].id == id) {
+                continue;
+            }
+            let Some(slot) = self.slots.iter().find(|k| k.id == id) else {
+                continue;
+            };
+            let Some(&token) = slot.tokens.last() else {
+                continue;
+            };
+            let pos = slot.tokens.len() - 1;
+            let removed = self
+                .ctx
+                .clear_kv_cache_seq(Some(id as u32), Some(pos as u32), None)
+                .map_err(|e| LlmError::Inference(e.to_string()))?;
+            if removed {
+                bridges.push((id, token, pos));
+            }
+        }
+        let mut bridges = bridges.into_iter().peekable();
+        for k in order {
+            let s = &mut seqs[k];
+            while let Some((id, token, pos)) = bridges.next_if(|b| b.0 < s.id) {
+                add(batch, token, pos, id, false)?;
+            }
+            match std::mem::replace(&mut s.queued, Queued::Nothing) {
+                Queued::Nothing => {}
+                Queued::Token(token) => {
+                    s.logits_at = batch.n_tokens();
+                    add(batch, token, s.pos, s.id, true)?;
+                    s.pos += 1;
+                }
+                Queued::Prompt => {
+                    let last = s.tokens.len() - 1;
+                    for pos in s.shared..last {
+                        add(batch, s.tokens[pos], pos, s.id, false)?;
+                    }
+                    s.logits_at = batch.n_tokens();
+                    add(batch, s.tokens[last], last, s.id, true)?;
+                }
+            }
         }
         Ok(())
     }
@@ -472,6 +550,16 @@ impl Session<'_> {
             used: clock,
         });
     }
+}
+
+/// What a sequence puts into the next step's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queued {
+    Nothing,
+    /// The token it sampled, at `pos`.
+    Token(LlamaToken),
+    /// Its prompt from `shared` on: it joined a running group.
+    Prompt,
 }
 
 /// Sends a stopped sequence's last sentences and its `Done`.
