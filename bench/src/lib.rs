@@ -1,5 +1,5 @@
 //! hearth's benchmarks, kept out of the product crates: `speed` (the language model against a
-//! bare llama.cpp loop, several rooms at once, the memory store at scale), `adapters` (what
+//! bare llama.cpp loop, the memory store at scale), `rooms` (several rooms at once), `adapters` (what
 //! switching LoRA adapters between roles costs), `locomo`
 //! (retrieval quality on LoCoMo conversations), `facts` (facts that override earlier ones,
 //! on FactConsolidation, through the live ingest path), `writes` (what is stored: store/skip
@@ -10,6 +10,7 @@
 pub mod adapters;
 pub mod facts;
 pub mod locomo;
+pub mod rooms;
 pub mod speed;
 pub mod voice;
 pub mod writes;

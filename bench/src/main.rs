@@ -163,7 +163,7 @@ enum Bench {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    hearth_hub::log_to_stderr("info,rumqttd=warn,llama_cpp_2=warn");
+    log_to_stderr("info,rumqttd=warn,llama_cpp_2=warn");
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -178,6 +178,26 @@ fn load_config(cli: &Cli) -> anyhow::Result<HubConfig> {
         cli.config.as_deref(),
         cli.model.as_deref(),
     )?)
+}
+
+/// The log as the hub's (`RUST_LOG`, else `default_filter`, to stderr), and beside it what
+/// `hearth-bench rooms` reads of the hub's turns.
+fn log_to_stderr(default_filter: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
+        .with(hearth_bench::rooms::first_token_layer())
+        .init();
 }
 
 /// This process's command line, quoted where a shell would need it.
@@ -250,14 +270,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let mut config = config;
             config.llm.fair_rooms &= !first_come;
-            let opts = hearth_bench::speed::RoomsBenchOptions {
+            let opts = hearth_bench::rooms::RoomsBenchOptions {
                 terminals,
                 utterances,
                 max_tokens,
                 busy_room_terminals,
                 concurrent,
             };
-            runtime.block_on(hearth_bench::speed::rooms(config, opts))
+            runtime.block_on(hearth_bench::rooms::rooms(config, opts))
         }
         Bench::Writes {
             turns,

@@ -442,6 +442,7 @@ impl Pipeline {
         }
         let u = &turn.utterance;
         tracing::info!(terminal = %u.terminal, room = %u.room, id = %u.id, chars = u.text.len(), "answering");
+        let asked = std::time::Instant::now();
         let request = GenerateRequest {
             // One lane per terminal (the topic's id, which the transport checked: a sender
             // cannot open lanes by naming rooms); one lane for all when rooms do not take
@@ -539,6 +540,9 @@ impl Pipeline {
                     }
                 }
                 LlmEvent::Done(stats) => {
+                    // From the job queued to its first token: its wait for the model and its
+                    // prompt (the generation runs from the first token to the last).
+                    let first_token = asked.elapsed().saturating_sub(stats.generation);
                     self.llm.usage().answered(&stats);
                     // A reply the guard left nothing of (the model only echoed its prompt)
                     // still answers: the person hears that, not silence.
@@ -557,7 +561,7 @@ impl Pipeline {
                     self.chunk(turn, String::new(), true).await;
                     tracing::info!(id = %turn.utterance.id, chunks = turn.seq, prompt_tokens = stats.prompt_tokens,
                         reused_tokens = stats.reused_tokens, generated_tokens = stats.generated_tokens,
-                        prompt_ms = stats.prompt_eval.as_millis() as u64,
+                        prompt_ms = stats.prompt_eval.as_millis() as u64, first_token_ms = first_token.as_millis() as u64,
                         generation_ms = stats.generation.as_millis() as u64, cancelled = stats.cancelled, "answered");
                     turn.outcome =
                         if turn.cancel.is_cancelled() || (stats.cancelled && ended.is_none()) {
