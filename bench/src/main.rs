@@ -122,6 +122,11 @@ enum Bench {
         /// fairness.
         #[arg(long)]
         concurrent: bool,
+        /// Each terminal pauses up to this many ms before each utterance (spread evenly, the
+        /// same in every run), as people do between an answer and their next question; 0:
+        /// none.
+        #[arg(long, default_value_t = 0)]
+        think_ms: u64,
     },
     /// A spoken turn end to end: a real hub and, per request, a real voice terminal reading a
     /// WAV file at a microphone's pace; ms from the end of speech to the endpoint decision,
@@ -267,6 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             busy_room_terminals,
             first_come,
             concurrent,
+            think_ms,
         } => {
             let mut config = config;
             config.llm.fair_rooms &= !first_come;
@@ -276,6 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_tokens,
                 busy_room_terminals,
                 concurrent,
+                think_ms,
             };
             runtime.block_on(hearth_bench::rooms::rooms(config, opts))
         }

@@ -86,6 +86,10 @@ pub struct RoomsBenchOptions {
     /// Run twice, the rooms decoded one at a time (`llm.parallel = 1`) and together (one
     /// sequence per terminal), and compare.
     pub concurrent: bool,
+    /// Each terminal waits up to this long (ms, spread evenly over its utterances) before
+    /// each utterance, as people pause between an answer and their next question; 0: none,
+    /// every terminal asks the moment its answer ends.
+    pub think_ms: u64,
 }
 
 const QUESTIONS: [&str; 8] = [
@@ -340,9 +344,9 @@ async fn run_rooms(config: &HubConfig, opts: &RoomsBenchOptions) -> anyhow::Resu
         .map(|t| (format!("room{t}"), format!("room{t}")))
         .chain((0..opts.busy_room_terminals).map(|t| (format!("busy{t}"), "busy".to_string())));
     for (k, (id, room)) in terminals.enumerate() {
-        let (config, n) = (config.clone(), opts.utterances);
+        let (config, n, think_ms) = (config.clone(), opts.utterances, opts.think_ms);
         tasks.push(tokio::spawn(async move {
-            simulated_terminal(&config, port, &id, &room, k, n).await
+            simulated_terminal(&config, port, &id, &room, k, n, think_ms).await
         }));
     }
     let mut samples = Vec::new();
@@ -451,6 +455,7 @@ async fn simulated_terminal(
     room: &str,
     k: usize,
     n: usize,
+    think_ms: u64,
 ) -> anyhow::Result<(Instant, Vec<Sample>)> {
     let topics = Topics::new(&config.mqtt.topic_prefix)?;
     let mut opts = MqttOptions::new(format!("hearth-bench-{id}"), "127.0.0.1", port);
@@ -488,6 +493,13 @@ async fn simulated_terminal(
     let mut samples = Vec::new();
     let mut first_sent = None;
     for i in 0..n {
+        if think_ms > 0 {
+            // A pause in 0..=think_ms, different for each terminal and utterance, and the
+            // same in every run (a multiplicative hash, not a random generator).
+            let spread = ((k * 31 + i) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+            let pause = spread % (think_ms + 1);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
         let uid = format!("{id}-{i}");
         let u = Utterance {
             id: uid.clone(),
