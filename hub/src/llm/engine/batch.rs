@@ -259,9 +259,7 @@ impl Session<'_> {
                 self.decode(&mut batch)?;
                 batch.clear();
             }
-            batch
-                .add(token, pos as i32, &[id], false)
-                .map_err(|e| LlmError::Inference(e.to_string()))?;
+            add_token(&mut batch, token, pos, id, false)?;
         }
         if batch.n_tokens() > 0 {
             self.decode(&mut batch)?;
@@ -304,9 +302,7 @@ impl Session<'_> {
         let mut batch = LlamaBatch::new(seqs.len(), 1);
         for (k, s) in seqs.iter_mut().enumerate() {
             let last = s.tokens.len() - 1;
-            batch
-                .add(s.tokens[last], last as i32, &[s.id], true)
-                .map_err(|e| LlmError::Inference(e.to_string()))?;
+            add_token(&mut batch, s.tokens[last], last, s.id, true)?;
             s.logits_at = k as i32;
         }
         self.decode(&mut batch)?;
@@ -475,11 +471,6 @@ impl Session<'_> {
     /// slot's last token is evaluated again instead (its cell removed, then the same token
     /// at the same position), which costs a token rather than a pass over the weights.
     fn fill_step(&mut self, batch: &mut LlamaBatch, seqs: &mut [Seq]) -> Result<(), LlmError> {
-        let add = |batch: &mut LlamaBatch, token, pos: usize, id, logits| {
-            batch
-                .add(token, pos as i32, &[id], logits)
-                .map_err(|e| LlmError::Inference(e.to_string()))
-        };
         let mut order: Vec<usize> = (0..seqs.len())
             .filter(|&k| seqs[k].queued != Queued::Nothing)
             .collect();
@@ -515,22 +506,22 @@ impl Session<'_> {
         for k in order {
             let s = &mut seqs[k];
             while let Some((id, token, pos)) = bridges.next_if(|b| b.0 < s.id) {
-                add(batch, token, pos, id, false)?;
+                add_token(batch, token, pos, id, false)?;
             }
             match std::mem::replace(&mut s.queued, Queued::Nothing) {
                 Queued::Nothing => {}
                 Queued::Token(token) => {
                     s.logits_at = batch.n_tokens();
-                    add(batch, token, s.pos, s.id, true)?;
+                    add_token(batch, token, s.pos, s.id, true)?;
                     s.pos += 1;
                 }
                 Queued::Prompt => {
                     let last = s.tokens.len() - 1;
                     for pos in s.shared..last {
-                        add(batch, s.tokens[pos], pos, s.id, false)?;
+                        add_token(batch, s.tokens[pos], pos, s.id, false)?;
                     }
                     s.logits_at = batch.n_tokens();
-                    add(batch, s.tokens[last], last, s.id, true)?;
+                    add_token(batch, s.tokens[last], last, s.id, true)?;
                 }
             }
         }
@@ -550,6 +541,19 @@ impl Session<'_> {
             used: clock,
         });
     }
+}
+
+/// Adds `token` at `pos` of sequence `id` to `batch`, with its logits wanted or not.
+fn add_token(
+    batch: &mut LlamaBatch,
+    token: LlamaToken,
+    pos: usize,
+    id: i32,
+    logits: bool,
+) -> Result<(), LlmError> {
+    batch
+        .add(token, pos as i32, &[id], logits)
+        .map_err(|e| LlmError::Inference(e.to_string()))
 }
 
 /// What a sequence puts into the next step's batch.
