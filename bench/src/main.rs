@@ -185,22 +185,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<HubConfig> {
     )?)
 }
 
-/// The log as the hub's (`RUST_LOG`, else `default_filter`, to stderr), and beside it what
-/// `hearth-bench rooms` reads of the hub's turns.
+/// The hub's log (`hearth_hub::stderr_log`), and beside it what `hearth-bench rooms` reads
+/// of the hub's turns.
 fn log_to_stderr(default_filter: &str) {
-    use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| default_filter.into());
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr)
-                .with_filter(filter),
-        )
+        .with(hearth_hub::stderr_log(default_filter))
         .with(hearth_bench::rooms::first_token_layer())
         .init();
 }

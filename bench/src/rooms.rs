@@ -184,9 +184,15 @@ impl RoomsRun {
 }
 
 fn max_over_min(means: &[(&str, f64)]) -> f64 {
+    let (min, max) = min_max(means);
+    max / min
+}
+
+/// The least and the most of the rooms' means.
+fn min_max(means: &[(&str, f64)]) -> (f64, f64) {
     let min = means.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
     let max = means.iter().map(|m| m.1).fold(0.0, f64::max);
-    max / min
+    (min, max)
 }
 
 fn pct(mut v: Vec<f64>, p: f64) -> f64 {
@@ -378,8 +384,7 @@ fn report_rooms(
     let waits = run.waits();
     let failed = run.failed();
     let means = run.mean_waits();
-    let min = means.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
-    let max = means.iter().map(|m| m.1).fold(0.0, f64::max);
+    let (min, max) = min_max(&means);
     println!(
         "{} simulated terminals x {} utterances on one hub ({}, {} threads), replies up to {} tokens, {:.0} s in all",
         opts.terminals,

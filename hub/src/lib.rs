@@ -60,15 +60,27 @@ use crate::turn::Pipeline;
 
 /// Logs to stderr, filtered by `RUST_LOG` or else `default_filter`, in colour on a terminal.
 pub fn log_to_stderr(default_filter: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(stderr_log(default_filter))
+        .init();
+}
+
+/// [`log_to_stderr`]'s layer, for a process that puts other layers beside it
+/// (`hearth-bench`).
+pub fn stderr_log<S>(default_filter: &str) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(filter)
 }
 
 /// Runs the hub until `shutdown` is cancelled: loads the model (failing fast on a bad file),
