@@ -303,8 +303,7 @@ impl super::model::Model for Session<'_> {
 
         let vocab = self.model.vocab();
         let mut batch = LlamaBatch::new(1, 1);
-        let mut splitter =
-            SentenceSplitter::with_first_clause(self.config.first_clause_words as usize);
+        let mut splitter = SentenceSplitter::for_reply(self.config);
         let mut utf8 = Utf8Stream::default();
         let mut text = String::new();
         // The prefill asked for logits of the last prompt token only: that is index -1 of

@@ -78,6 +78,11 @@ pub struct LlmConfig {
     /// dash after this many words or more), so that speech starts before a long first
     /// sentence is written; 0: whole sentences only.
     pub first_clause_words: u32,
+    /// A reply's first chunk goes to the terminal after at most this many words when its
+    /// first clause is longer (cut at a shorter clause's mark if there is one, else before a
+    /// joining word such as "and" or "which" that comes after `first_clause_words`), so that
+    /// a long first sentence does not hold back the first words heard; 0: no limit.
+    pub first_chunk_words: u32,
     /// Sampling temperature; 0 means greedy (deterministic).
     pub temperature: f32,
     /// Nucleus sampling threshold, used when temperature > 0.
@@ -122,6 +127,7 @@ impl Default for LlmConfig {
             gpu_layers: 0,
             max_reply_tokens: 256,
             first_clause_words: 4,
+            first_chunk_words: 8,
             temperature: 0.0,
             top_p: 0.95,
             seed: 42,

@@ -375,8 +375,7 @@ impl Model for OpenAiModel {
                 ..GenerationStats::default()
             });
         };
-        let mut splitter =
-            SentenceSplitter::with_first_clause(self.config.first_clause_words as usize);
+        let mut splitter = SentenceSplitter::for_reply(&self.config);
         let mut stats = GenerationStats::default();
         let mut text = String::new();
         let mut first: Option<Instant> = None;

@@ -1,6 +1,9 @@
 //! Splits streamed model text into sentences, so that the terminal can start speaking the first
 //! sentence while the model writes the second. A reply's first chunk may end sooner, at its
-//! first clause, so that speech starts while the model is still writing a long first sentence.
+//! first clause, or after a few words when its first clause is long, so that speech starts
+//! while the model is still writing a long first sentence.
+
+use super::LlmConfig;
 
 /// Accumulates text pieces and hands out complete sentences.
 #[derive(Debug, Default)]
@@ -9,18 +12,31 @@ pub struct SentenceSplitter {
     /// The first chunk may end at a clause (`,` `;` or a dash) with at least this many words
     /// before it; 0: sentences only.
     first_clause_words: usize,
+    /// The first chunk ends after at most this many words (before a joining word such as
+    /// "and" or "which" where one comes late enough); 0: no limit.
+    first_chunk_words: usize,
     /// Whether a chunk has been handed out.
     started: bool,
 }
 
 impl SentenceSplitter {
-    /// A splitter whose first chunk ends at the first clause of `words` words or more
-    /// (`llm.first_clause_words`), the rest at sentence ends.
-    pub fn with_first_clause(words: usize) -> Self {
+    /// A splitter whose first chunk ends at its first clause of `clause_words` words or more,
+    /// or after `most_words` words (0: either off), the rest at sentence ends.
+    pub fn new(clause_words: usize, most_words: usize) -> Self {
         SentenceSplitter {
-            first_clause_words: words,
+            first_clause_words: clause_words,
+            first_chunk_words: most_words,
             ..SentenceSplitter::default()
         }
+    }
+
+    /// The splitter for a reply: its first chunk as `llm.first_clause_words` and
+    /// `llm.first_chunk_words` say, the rest at sentence ends.
+    pub fn for_reply(config: &LlmConfig) -> Self {
+        SentenceSplitter::new(
+            config.first_clause_words as usize,
+            config.first_chunk_words as usize,
+        )
     }
 
     /// Adds a piece of text and returns the sentences it completed, trimmed.
@@ -71,9 +87,60 @@ impl SentenceSplitter {
                 return Some(end);
             }
         }
-        None
+        self.long_first_chunk()
+    }
+
+    /// Where a first chunk that has run to `first_chunk_words` words with no clause or
+    /// sentence end is cut: after its last clause mark however few words come before it
+    /// ("One day, | in the heart of the old harbour town"), else before its last joining word
+    /// that leaves `first_clause_words` words (at least one) before it ("Owls are birds of
+    /// prey | that hunt at night"), else after its words. Only words followed by whitespace
+    /// count: the last one may be a part.
+    fn long_first_chunk(&self) -> Option<usize> {
+        let most = self.first_chunk_words;
+        if self.started || most == 0 {
+            return None;
+        }
+        // (start, end) byte spans of the complete words, up to `most`.
+        let mut words = Vec::with_capacity(most);
+        let mut start = None;
+        for (i, c) in self.buf.char_indices() {
+            if !c.is_whitespace() {
+                start.get_or_insert(i);
+            } else if let Some(s) = start.take() {
+                words.push((s, i));
+                if words.len() == most {
+                    break;
+                }
+            }
+        }
+        if words.len() < most {
+            return None;
+        }
+        let word = |j: usize| &self.buf[words[j].0..words[j].1];
+        let clause = (0..most)
+            .rev()
+            .find(|&j| word(j).ends_with([',', ';', '—', '–']));
+        let least = self.first_clause_words.max(1);
+        let joining = || {
+            (least..most)
+                .rev()
+                .find(|&j| JOINING_WORDS.contains(&word(j).to_lowercase().as_str()))
+        };
+        Some(match (clause, joining()) {
+            (Some(j), _) => words[j].1,
+            (None, Some(j)) => words[j].0,
+            (None, None) => words[most - 1].1,
+        })
     }
 }
+
+/// Words that begin a clause or a phrase of their own, before which a long first chunk is
+/// cut, so that the pause falls where a speaker could take a breath.
+const JOINING_WORDS: &[&str] = &[
+    "and", "but", "or", "so", "because", "which", "that", "who", "whose", "where", "when", "while",
+    "if", "though", "although", "since", "until", "unless", "whereas",
+];
 
 /// Whether the word just before a full stop is an abbreviation or a list number rather than
 /// the end of a sentence: one character ("J.", "1."), a short capitalised word ("Dr.", "Mrs."),
@@ -114,7 +181,7 @@ mod tests {
 
     #[test]
     fn the_first_chunk_may_end_at_a_clause_and_the_rest_at_sentences() {
-        let mut s = SentenceSplitter::with_first_clause(4);
+        let mut s = SentenceSplitter::new(4, 0);
         // Too few words before the comma: the sentence goes on.
         assert!(s.push("Sure, once upon a time").is_empty());
         assert_eq!(
@@ -134,9 +201,56 @@ mod tests {
             vec!["Once upon a time, in a town, a keeper.", "Yes."]
         );
         // A short sentence ends first.
-        let mut s = SentenceSplitter::with_first_clause(4);
+        let mut s = SentenceSplitter::new(4, 0);
         assert_eq!(s.push("It is noon. Then, a"), vec!["It is noon."]);
         assert!(s.push(" b, c").is_empty());
+    }
+
+    #[test]
+    fn a_long_first_clause_is_cut_after_a_few_words_before_a_joining_word() {
+        // Eight words and no clause end: cut before the last joining word after four.
+        let mut s = SentenceSplitter::new(4, 8);
+        assert!(s
+            .push("Owls are nocturnal birds of prey that hunt")
+            .is_empty());
+        assert_eq!(s.push(" at"), vec!["Owls are nocturnal birds of prey"]);
+        // Then sentences only.
+        assert!(s.push(" night and sleep by day, mostly").is_empty());
+        assert_eq!(
+            s.push(". Yes"),
+            vec!["that hunt at night and sleep by day, mostly."]
+        );
+        // Before it, a clause mark however early: "Once," would wait for four words.
+        let mut s = SentenceSplitter::new(4, 8);
+        assert_eq!(
+            s.push("Once, in the heart of the old harbour town "),
+            vec!["Once,"]
+        );
+        // No joining word late enough ("and" is the second word): cut after eight words.
+        let mut s = SentenceSplitter::new(4, 8);
+        assert_eq!(
+            s.push("Salt and pepper go well with most roasted winter vegetables"),
+            vec!["Salt and pepper go well with most roasted"]
+        );
+        assert_eq!(s.finish().as_deref(), Some("winter vegetables"));
+        // A clause or sentence end within the words comes first; a word still being
+        // written does not count.
+        let mut s = SentenceSplitter::new(4, 8);
+        assert_eq!(
+            s.push("The Danube flows through ten countries, from"),
+            vec!["The Danube flows through ten countries,"]
+        );
+        let mut s = SentenceSplitter::new(4, 8);
+        assert!(s.push("One two three four five six seven eigh").is_empty());
+        assert_eq!(
+            s.push("t "),
+            vec!["One two three four five six seven eight"]
+        );
+        // Off: the first sentence, however long.
+        assert_eq!(
+            split_stream(&["One two three four five six seven eight nine ten. Yes."]),
+            vec!["One two three four five six seven eight nine ten.", "Yes."]
+        );
     }
 
     #[test]

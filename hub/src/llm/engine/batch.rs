@@ -234,7 +234,7 @@ impl Session<'_> {
             generated: 0,
             text: String::new(),
             utf8: Utf8Stream::default(),
-            splitter: SentenceSplitter::with_first_clause(self.config.first_clause_words as usize),
+            splitter: SentenceSplitter::for_reply(self.config),
             live: true,
             ended: false,
             cancelled: false,
