@@ -342,6 +342,51 @@ async fn rooms_decoded_together_answer_their_own_questions_and_join_a_running_an
     }
 }
 
+/// Rooms that ask at the same moment while another is being answered join a step apart
+/// (`llm.join_tokens_per_step`): each waits for its own prompt, not for all of theirs, and
+/// their answers do not end in the same step.
+#[tokio::test]
+async fn rooms_that_ask_together_join_one_step_apart() {
+    let config = LlmConfig {
+        parallel: 4,
+        join_tokens_per_step: 0,
+        ..smollm2()
+    };
+    let (llm, _t) = LlmHandle::start(config).await.unwrap();
+    let request = |q: &str, lane: &str, tokens: u32| GenerateRequest {
+        lane: lane.to_string(),
+        max_tokens: Some(tokens),
+        ignore_eos: true,
+        ..GenerateRequest::chat(chat(q))
+    };
+    let mut hall = (llm.generate(
+        request("Describe a cat.", "hall", 96),
+        CancellationToken::new(),
+    ))
+    .unwrap();
+    let opening = hall.recv().await.unwrap();
+    assert!(matches!(opening, LlmEvent::Sentence(_)), "{opening:?}");
+    let questions = ["Name a river.", "Name a bird.", "Name a tree."];
+    let rooms: Vec<_> = (questions.iter().enumerate())
+        .map(|(i, q)| {
+            llm.generate(
+                request(q, &format!("room{i}"), 24),
+                CancellationToken::new(),
+            )
+        })
+        .collect();
+    let mut together = Vec::new();
+    for rx in rooms {
+        let (_, stats) = received(rx.unwrap()).await;
+        assert_eq!(stats.generated_tokens, 24);
+        together.push(stats.together);
+    }
+    received(hall).await;
+    // Each joined at a step of its own, beside one more live sequence than the one before.
+    together.sort();
+    assert_eq!(together, [2, 3, 4], "the rooms did not join a step apart");
+}
+
 /// With a KV stream per room, a room with nothing queued between two live ones has its last
 /// token evaluated again at each step (so that the step stays one pass): its kept sequence
 /// must come out of that whole, for its next turn to reuse.

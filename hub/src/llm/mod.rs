@@ -110,6 +110,13 @@ pub struct LlmConfig {
     /// that a token attends over its own room's cells only. False: one buffer for all, over
     /// whose cells every token's attention runs (masked), which grows with the rooms.
     pub kv_per_room: bool,
+    /// With `parallel` above 1: a step takes another joining room only while the new prompt
+    /// tokens of those it holds are under this many; the first always goes in. Rooms that
+    /// ask at the same moment then start a step apart, each waiting for its own prompt
+    /// rather than for everyone's, and their answers stop ending in lockstep. On a GPU,
+    /// where a step's cost is mostly its pass over the weights, raise it (up to
+    /// `batch_tokens`).
+    pub join_tokens_per_step: u32,
 }
 
 impl Default for LlmConfig {
@@ -137,6 +144,7 @@ impl Default for LlmConfig {
             fair_rooms: true,
             parallel: 1,
             kv_per_room: true,
+            join_tokens_per_step: 64,
         }
     }
 }

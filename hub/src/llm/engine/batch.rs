@@ -394,7 +394,8 @@ impl Session<'_> {
         false
     }
 
-    /// Seats the rooms that asked meanwhile while sequences are free. Their new prompt tokens
+    /// Seats the rooms that asked meanwhile while sequences are free, and while the step's
+    /// joining prompts are under `llm.join_tokens_per_step` tokens. Their new prompt tokens
     /// are queued for the next step, beside the live sequences' tokens; when they do not
     /// fit its batch, they are evaluated now, as a group's are
     /// ([`Session::prefill_together`]), and each one's first token is queued.
@@ -406,8 +407,13 @@ impl Session<'_> {
     ) -> Result<(), LlmError> {
         let parallel = self.config.parallel.max(1) as usize;
         let fits = |r: &GenerateRequest| self.variant_of(r) == group.variant;
-        let mut ready = Vec::new();
+        let mut ready: Vec<Seq> = Vec::new();
+        let budget = self.config.join_tokens_per_step as usize;
         while seqs.iter().filter(|s| s.live).count() + ready.len() < parallel {
+            // Past `llm.join_tokens_per_step` the others wait for the next step.
+            if new_tokens(&ready) >= budget.max(1) {
+                break;
+            }
             let Some(job) = join(&fits) else {
                 break;
             };
@@ -439,8 +445,7 @@ impl Session<'_> {
         // (what a GPU gains most from). Else they are evaluated first, as a group's are.
         // Beside them, each other sequence puts at most one token in the step (its next, or
         // its slot's last, see `fill_step`).
-        let new: usize = ready.iter().map(|s| s.tokens.len() - s.shared).sum();
-        if new + parallel <= self.config.batch_tokens as usize {
+        if new_tokens(&ready) + parallel <= self.config.batch_tokens as usize {
             self.prepare_cells(&ready)?;
             for mut s in ready {
                 s.queued = Queued::Prompt;
@@ -541,6 +546,11 @@ impl Session<'_> {
             used: clock,
         });
     }
+}
+
+/// The prompt tokens `seqs` evaluate beyond what their cells already hold.
+fn new_tokens(seqs: &[Seq]) -> usize {
+    seqs.iter().map(|s| s.tokens.len() - s.shared).sum()
 }
 
 /// Adds `token` at `pos` of sequence `id` to `batch`, with its logits wanted or not.
