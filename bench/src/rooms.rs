@@ -117,6 +117,8 @@ struct Sample {
     error: Option<String>,
     /// The answer as heard (without the "one moment").
     text: String,
+    /// Its first chunk, whose writing the wait for it holds.
+    first_chunk: String,
 }
 
 /// One run of the rooms: every sample, and how long it took from the first utterance sent
@@ -285,8 +287,8 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
         rows[1].1 / rows[0].1
     );
     // A room's wait runs to its answer's first chunk, which comes later for a long first
-    // sentence: beside each room's mean wait, its mean time to the first token and its
-    // answers' mean tokens.
+    // clause: beside each room's mean wait, its mean time to the first token, and the mean
+    // tokens of its first chunks and of its answers.
     for (parallel, _, run) in &rows {
         let first_tokens: HashMap<&str, f64> = run.mean_first_tokens().into_iter().collect();
         let per_room: Vec<String> = run
@@ -294,14 +296,17 @@ pub async fn rooms(mut config: HubConfig, opts: RoomsBenchOptions) -> anyhow::Re
             .iter()
             .map(|(room, wait)| {
                 let texts: Vec<&Sample> = run.samples.iter().filter(|s| s.room == *room).collect();
-                let tokens: usize = texts.iter().map(|s| tokenizer.count(&s.text)).sum();
-                let tokens = tokens as f64 / texts.len().max(1) as f64;
+                let mean = |text: fn(&Sample) -> &str| {
+                    let tokens: usize = texts.iter().map(|s| tokenizer.count(text(s))).sum();
+                    tokens as f64 / texts.len().max(1) as f64
+                };
+                let (chunk, tokens) = (mean(|s| &s.first_chunk), mean(|s| &s.text));
                 let first = first_tokens.get(room).copied().unwrap_or(f64::NAN);
-                format!("{room} {wait:.0} / {first:.0} ms / {tokens:.1}")
+                format!("{room} {wait:.0} / {first:.0} ms / {chunk:.1} / {tokens:.1}")
             })
             .collect();
         println!(
-            "parallel = {parallel}, mean wait / mean time to first token / mean answer tokens per room: {}",
+            "parallel = {parallel}, mean wait / mean time to first token / mean tokens of the first chunk / of the answer per room: {}",
             per_room.join(", ")
         );
     }
@@ -534,6 +539,7 @@ async fn simulated_terminal(
             told_to_wait: false,
             error: None,
             text: String::new(),
+            first_chunk: String::new(),
         };
         let until = sent + Duration::from_secs(180);
         loop {
@@ -569,6 +575,7 @@ async fn simulated_terminal(
                 } else {
                     if sample.wait_ms.is_none() {
                         sample.wait_ms = Some(ms);
+                        sample.first_chunk = chunk.text.clone();
                     }
                     sample.text.push_str(&chunk.text);
                     sample.text.push(' ');
