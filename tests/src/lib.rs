@@ -21,18 +21,19 @@ pub const USER: &str = "hearth";
 /// See [`USER`].
 pub const PASSWORD: &str = "test-secret";
 
-/// A built binary of the workspace: `$HEARTH_BIN_DIR/name`, or the profile folder this test
-/// executable was built into.
+/// A built binary of the workspace: `$HEARTH_BIN_DIR/name`, or the profile folder this
+/// executable was built into (a test's or `hearth-bench`'s).
 pub fn bin(name: &str) -> PathBuf {
     let dir = match std::env::var_os("HEARTH_BIN_DIR") {
         Some(d) => PathBuf::from(d),
         None => {
             let exe = std::env::current_exe().expect("current exe");
-            // target/<profile>/deps/it-<hash> -> target/<profile>
-            exe.parent()
-                .and_then(Path::parent)
-                .expect("target dir")
-                .to_path_buf()
+            // target/<profile>/deps/it-<hash> or target/<profile>/hearth-bench -> target/<profile>
+            let dir = exe.parent().expect("the executable's folder");
+            match dir.ends_with("deps") {
+                true => dir.parent().expect("target dir").to_path_buf(),
+                false => dir.to_path_buf(),
+            }
         }
     };
     let path = dir.join(name);
