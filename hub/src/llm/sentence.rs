@@ -12,8 +12,9 @@ pub struct SentenceSplitter {
     /// The first chunk may end at a clause (`,` `;` or a dash) with at least this many words
     /// before it; 0: sentences only.
     first_clause_words: usize,
-    /// The first chunk ends after at most this many words (before a joining word such as
-    /// "and" or "which" where one comes late enough); 0: no limit.
+    /// The first chunk ends after at most this many words (at an earlier clause mark, else
+    /// before a joining word such as "and" or "which" where one comes late enough); 0: no
+    /// limit.
     first_chunk_words: usize,
     /// Whether a chunk has been handed out.
     started: bool,
