@@ -75,7 +75,7 @@ impl SentenceSplitter {
                 return Some(end);
             }
             if clause
-                && matches!(c, ',' | ';' | '—' | '–')
+                && CLAUSE_MARKS.contains(&c)
                 && next.is_some_and(char::is_whitespace)
                 && self.buf[..i].split_whitespace().count() >= self.first_clause_words
             {
@@ -119,9 +119,7 @@ impl SentenceSplitter {
             return None;
         }
         let word = |j: usize| &self.buf[words[j].0..words[j].1];
-        let clause = (0..most)
-            .rev()
-            .find(|&j| word(j).ends_with([',', ';', '—', '–']));
+        let clause = (0..most).rev().find(|&j| word(j).ends_with(CLAUSE_MARKS));
         let least = self.first_clause_words.max(1);
         let joining = || {
             (least..most)
@@ -135,6 +133,9 @@ impl SentenceSplitter {
         })
     }
 }
+
+/// What ends a clause: a comma, a semicolon or a dash.
+const CLAUSE_MARKS: [char; 4] = [',', ';', '—', '–'];
 
 /// Words that begin a clause or a phrase of their own, before which a long first chunk is
 /// cut, so that the pause falls where a speaker could take a breath.

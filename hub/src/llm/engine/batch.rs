@@ -408,10 +408,10 @@ impl Session<'_> {
         let parallel = self.config.parallel.max(1) as usize;
         let fits = |r: &GenerateRequest| self.variant_of(r) == group.variant;
         let mut ready: Vec<Seq> = Vec::new();
-        let budget = self.config.join_tokens_per_step as usize;
+        let budget = (self.config.join_tokens_per_step as usize).max(1);
         while seqs.iter().filter(|s| s.live).count() + ready.len() < parallel {
             // Past `llm.join_tokens_per_step` the others wait for the next step.
-            if new_tokens(&ready) >= budget.max(1) {
+            if new_tokens(&ready) >= budget {
                 break;
             }
             let Some(job) = join(&fits) else {
