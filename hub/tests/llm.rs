@@ -418,14 +418,15 @@ async fn a_room_idle_between_two_answers_keeps_its_sequence_for_its_next_turn() 
     let right = llm.generate(long("Describe a dog.", "right"), CancellationToken::new());
     let outer = [left.unwrap(), right.unwrap()];
     let (_, before) = received(middle).await;
+    // `together` counts the live sequences when a room was seated: the left one may have
+    // started alone, before the others asked, and the right one joined it.
+    let mut together = 0;
     for rx in outer {
         let (_, stats) = received(rx).await;
         assert_eq!(stats.generated_tokens, 48);
-        assert!(
-            stats.together > 1,
-            "the outer rooms were not decoded together"
-        );
+        together = together.max(stats.together);
     }
+    assert!(together > 1, "the outer rooms were not decoded together");
     let mut next = first;
     next.push(ChatMessage::new(Role::Assistant, &before.text));
     next.push(ChatMessage::new(
