@@ -141,6 +141,42 @@ async fn a_long_first_sentence_starts_with_its_first_clause() {
     assert_eq!(chunks.join(" "), text, "the chunks are the whole text");
 }
 
+/// `llm.first_chunk_ms`: once the reply's first token is that old, the first chunk goes at
+/// its next word from `first_clause_words` on. At 1 ms every reply is that slow.
+#[tokio::test]
+async fn a_slow_first_chunk_goes_after_a_few_words() {
+    let config = LlmConfig {
+        first_chunk_ms: 1,
+        first_chunk_words: 0,
+        ..smollm2()
+    };
+    let (llm, _t) = LlmHandle::start(config).await.unwrap();
+    let system = hearth_hub::config::ConversationConfig::default().system_prompt;
+    let request = GenerateRequest {
+        messages: vec![
+            ChatMessage::new(Role::System, system),
+            ChatMessage::new(Role::User, "Tell me a fun fact about owls."),
+        ],
+        max_tokens: Some(40),
+        ..GenerateRequest::chat(Vec::new())
+    };
+    let (chunks, stats) = stream(&llm, request).await;
+    // Greedy SmolLM2 opens with a sentence of twenty words ("The most famous and most
+    // interesting fact about owls is that ..."): the first chunk holds its first four words
+    // and those that lead on from them ("and most interesting"), the rest go by sentences.
+    let words = chunks[0].split_whitespace().count();
+    assert!(
+        (4..=8).contains(&words) && !chunks[0].ends_with(['.', '!', '?']),
+        "{chunks:?}"
+    );
+    assert!(chunks[1].ends_with('.'), "{chunks:?}");
+    assert_eq!(
+        chunks.join(" "),
+        stats.text,
+        "the chunks are the whole text"
+    );
+}
+
 #[tokio::test]
 async fn cancelling_stops_generation_early() {
     let (llm, _t) = LlmHandle::start(smollm2()).await.unwrap();

@@ -83,6 +83,11 @@ pub struct LlmConfig {
     /// joining word such as "and" or "which" that comes after `first_clause_words`), so that
     /// a long first sentence does not hold back the first words heard; 0: no limit.
     pub first_chunk_words: u32,
+    /// Once a reply's first token is this many ms old, its first chunk goes to the terminal
+    /// at the next word from `first_clause_words` words on (cut as a long first chunk is),
+    /// so that a busy model, writing slowly, does not hold back the first words heard; a
+    /// model with time to spare ends its first clause sooner; 0: no limit.
+    pub first_chunk_ms: u64,
     /// Sampling temperature; 0 means greedy (deterministic).
     pub temperature: f32,
     /// Nucleus sampling threshold, used when temperature > 0.
@@ -135,6 +140,7 @@ impl Default for LlmConfig {
             max_reply_tokens: 256,
             first_clause_words: 4,
             first_chunk_words: 8,
+            first_chunk_ms: 500,
             temperature: 0.0,
             top_p: 0.95,
             seed: 42,

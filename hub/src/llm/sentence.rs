@@ -1,7 +1,10 @@
 //! Splits streamed model text into sentences, so that the terminal can start speaking the first
 //! sentence while the model writes the second. A reply's first chunk may end sooner, at its
-//! first clause, or after a few words when its first clause is long, so that speech starts
-//! while the model is still writing a long first sentence.
+//! first clause, after a few words when its first clause is long, or after a few words once
+//! its writing has taken a while (a busy model writes slowly), so that speech starts while
+//! the model is still writing a long first sentence.
+
+use std::time::{Duration, Instant};
 
 use super::LlmConfig;
 
@@ -16,6 +19,11 @@ pub struct SentenceSplitter {
     /// before a joining word such as "and" or "which" where one comes late enough); 0: no
     /// limit.
     first_chunk_words: usize,
+    /// Once this long has passed since the first piece, the first chunk ends at the next
+    /// word when it has `first_clause_words` words (cut as a long one is); `None`: no limit.
+    first_chunk_time: Option<Duration>,
+    /// When the first piece came.
+    first_piece_at: Option<Instant>,
     /// Whether a chunk has been handed out.
     started: bool,
 }
@@ -31,20 +39,40 @@ impl SentenceSplitter {
         }
     }
 
-    /// The splitter for a reply: its first chunk as `llm.first_clause_words` and
-    /// `llm.first_chunk_words` say, the rest at sentence ends.
+    /// The first chunk also ends, at its next complete word from `first_clause_words` on,
+    /// once `after` has passed since the first piece.
+    pub fn with_first_chunk_time(mut self, after: Duration) -> Self {
+        self.first_chunk_time = Some(after);
+        self
+    }
+
+    /// The splitter for a reply: its first chunk as `llm.first_clause_words`,
+    /// `llm.first_chunk_words` and `llm.first_chunk_ms` say, the rest at sentence ends.
     pub fn for_reply(config: &LlmConfig) -> Self {
-        SentenceSplitter::new(
+        let splitter = SentenceSplitter::new(
             config.first_clause_words as usize,
             config.first_chunk_words as usize,
-        )
+        );
+        match config.first_chunk_ms {
+            0 => splitter,
+            ms => splitter.with_first_chunk_time(Duration::from_millis(ms)),
+        }
     }
 
     /// Adds a piece of text and returns the sentences it completed, trimmed.
     pub fn push(&mut self, piece: &str) -> Vec<String> {
+        self.push_at(piece, Instant::now())
+    }
+
+    /// `push`, with the piece coming at `now`.
+    pub fn push_at(&mut self, piece: &str, now: Instant) -> Vec<String> {
         self.buf.push_str(piece);
+        let first_at = *self.first_piece_at.get_or_insert(now);
+        let overdue = self
+            .first_chunk_time
+            .is_some_and(|after| now.saturating_duration_since(first_at) >= after);
         let mut out = Vec::new();
-        while let Some(end) = self.boundary() {
+        while let Some(end) = self.boundary(overdue) {
             let sentence: String = self.buf.drain(..end).collect();
             let sentence = sentence.trim();
             if !sentence.is_empty() {
@@ -64,8 +92,9 @@ impl SentenceSplitter {
 
     /// The byte index just after the first sentence end that is followed by whitespace, or a
     /// newline. A full stop after an abbreviation ("Dr.", "e.g.", "1.") is not an end. Before
-    /// the first chunk, a clause end after enough words is one too.
-    fn boundary(&self) -> Option<usize> {
+    /// the first chunk, a clause end after enough words is one too, and so is the cut of a
+    /// long (or `overdue`) first chunk.
+    fn boundary(&self, overdue: bool) -> Option<usize> {
         let clause = !self.started && self.first_clause_words > 0;
         let mut chars = self.buf.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
@@ -88,7 +117,7 @@ impl SentenceSplitter {
                 return Some(end);
             }
         }
-        self.long_first_chunk()
+        self.long_first_chunk(overdue)
     }
 
     /// Where a first chunk that has run to `first_chunk_words` words with no clause or
@@ -96,31 +125,44 @@ impl SentenceSplitter {
     /// ("One day, | in the heart of the old harbour town"), else before its last joining word
     /// that leaves `first_clause_words` words (at least one) before it ("Owls are birds of
     /// prey | that hunt at night"), else after its words. Only words followed by whitespace
-    /// count: the last one may be a part.
-    fn long_first_chunk(&self) -> Option<usize> {
-        let most = self.first_chunk_words;
-        if self.started || most == 0 {
+    /// count: the last one may be a part. An `overdue` first chunk is cut the same way at its
+    /// complete words once it has `first_clause_words` (at least one).
+    fn long_first_chunk(&self, overdue: bool) -> Option<usize> {
+        let limit = match self.first_chunk_words {
+            0 if !overdue => return None,
+            0 => usize::MAX,
+            n => n,
+        };
+        if self.started {
             return None;
         }
-        // (start, end) byte spans of the complete words, up to `most`.
-        let mut words = Vec::with_capacity(most);
+        // (start, end) byte spans of the complete words, up to `limit`.
+        let mut words = Vec::new();
         let mut start = None;
         for (i, c) in self.buf.char_indices() {
             if !c.is_whitespace() {
                 start.get_or_insert(i);
             } else if let Some(s) = start.take() {
                 words.push((s, i));
-                if words.len() == most {
+                if words.len() == limit {
                     break;
                 }
             }
         }
-        if words.len() < most {
-            return None;
-        }
         let word = |j: usize| &self.buf[words[j].0..words[j].1];
-        let clause = (0..most).rev().find(|&j| word(j).ends_with(CLAUSE_MARKS));
         let least = self.first_clause_words.max(1);
+        // An overdue chunk does not end on a word that leads into the next ("of", "the",
+        // "and"): it waits for one more.
+        let leads_on = |j: usize| {
+            let w = word(j).to_lowercase();
+            JOINING_WORDS.contains(&w.as_str()) || LEADING_WORDS.contains(&w.as_str())
+        };
+        let most = match words.len() {
+            n if n == limit => n,
+            n if overdue && n >= least && !leads_on(n - 1) => n,
+            _ => return None,
+        };
+        let clause = (0..most).rev().find(|&j| word(j).ends_with(CLAUSE_MARKS));
         let joining = || {
             (least..most)
                 .rev()
@@ -142,6 +184,16 @@ const CLAUSE_MARKS: [char; 4] = [',', ';', '—', '–'];
 const JOINING_WORDS: &[&str] = &[
     "and", "but", "or", "so", "because", "which", "that", "who", "whose", "where", "when", "while",
     "if", "though", "although", "since", "until", "unless", "whereas",
+];
+
+/// Words that lead into the next one (articles and other determiners, prepositions,
+/// possessives, auxiliaries, intensifiers), on which an overdue first chunk does not end.
+const LEADING_WORDS: &[&str] = &[
+    "a", "an", "the", "this", "these", "those", "some", "any", "all", "each", "every", "no",
+    "such", "most", "more", "less", "of", "to", "in", "on", "at", "for", "with", "from", "by",
+    "about", "into", "as", "than", "my", "your", "his", "her", "its", "our", "their", "is", "are",
+    "was", "were", "be", "has", "have", "had", "will", "can", "would", "could", "should", "do",
+    "does", "did", "not", "very", "really", "quite", "just", "also",
 ];
 
 /// Whether the word just before a full stop is an abbreviation or a list number rather than
@@ -252,6 +304,55 @@ mod tests {
         assert_eq!(
             split_stream(&["One two three four five six seven eight nine ten. Yes."]),
             vec!["One two three four five six seven eight nine ten.", "Yes."]
+        );
+    }
+
+    #[test]
+    fn a_slow_first_chunk_ends_at_its_next_word_once_overdue() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let slow = || SentenceSplitter::new(4, 8).with_first_chunk_time(Duration::from_millis(500));
+        // Before the time, the words wait for a clause end or the eighth word.
+        let mut s = slow();
+        assert!(s.push_at("Owls are", at(0)).is_empty());
+        assert!(s.push_at(" nocturnal", at(300)).is_empty());
+        // After it, fewer than four complete words still wait ("birds" may go on)...
+        assert!(s.push_at(" birds", at(600)).is_empty());
+        // ...and four go.
+        assert_eq!(s.push_at(" of", at(700)), vec!["Owls are nocturnal birds"]);
+        assert!(s.push_at(" prey.", at(800)).is_empty());
+        assert_eq!(s.finish().as_deref(), Some("of prey."));
+        // A word that leads into the next ("at") waits for one more.
+        let mut s = slow();
+        assert!(s.push_at("Most owls hunt at", at(0)).is_empty());
+        assert!(s.push_at(" night", at(600)).is_empty());
+        assert_eq!(s.push_at(" and", at(700)), vec!["Most owls hunt at night"]);
+        // An earlier clause mark or a joining word after four words is the cut, as for a
+        // long first chunk.
+        let mut s = slow();
+        assert!(s.push_at("One day, in", at(0)).is_empty());
+        assert_eq!(s.push_at(" the heart ", at(600)), vec!["One day,"]);
+        let mut s = slow();
+        assert!(s.push_at("Salt goes well with", at(0)).is_empty());
+        assert_eq!(
+            s.push_at(" roasts because it ", at(600)),
+            vec!["Salt goes well with roasts"]
+        );
+        // Only the first chunk: the rest waits for sentence ends however long it takes.
+        assert!(s.push_at("brings out the flavour", at(5000)).is_empty());
+        // Without the time limit, nothing changes however slow the words come.
+        let mut s = SentenceSplitter::new(4, 8);
+        assert!(s.push_at("Owls are nocturnal birds ", at(0)).is_empty());
+        assert!(s.push_at("of prey ", at(9000)).is_empty());
+        // `first_chunk_ms = 0` turns it off; the default sets it.
+        let off = LlmConfig {
+            first_chunk_ms: 0,
+            ..LlmConfig::default()
+        };
+        assert_eq!(SentenceSplitter::for_reply(&off).first_chunk_time, None);
+        assert_eq!(
+            SentenceSplitter::for_reply(&LlmConfig::default()).first_chunk_time,
+            Some(Duration::from_millis(500))
         );
     }
 
