@@ -137,6 +137,19 @@ const FILLERS: &[&str] = &[
     "actually", "but", "yeah", "ah", "fyi", "wait",
 ];
 
+/// Openers that announce what follows ("guess what, I got the job!"): the rest is what the
+/// turn is. Alone ("guess what?") they ask.
+const ANNOUNCING: &[&str] = &[
+    "guess what",
+    "you know what",
+    "you'll never guess",
+    "you will never guess",
+    "good news",
+    "great news",
+    "bad news",
+    "big news",
+];
+
 /// Phrases that hand the rest of the turn over to be remembered ("remember that ...").
 const REMEMBER_THIS: &[&str] = &[
     "can you remember that",
@@ -297,6 +310,29 @@ const IMPERATIVES: &[&str] = &[
     "previous",
     "louder",
     "quieter",
+    "name",
+    "choose",
+    "teach",
+    "quiz",
+    "plan",
+    "create",
+    "share",
+    "imagine",
+    "recite",
+    "draft",
+    "surprise",
+    "entertain",
+    "cheer",
+    "sum",
+    "invent",
+    "pretend",
+    "generate",
+    "brainstorm",
+    "outline",
+    "narrate",
+    "pronounce",
+    "estimate",
+    "decide",
 ];
 
 /// Phrases that ask the assistant to do something.
@@ -714,6 +750,13 @@ fn classify_plain(text: &str) -> Kind {
         return Kind::SmallTalk;
     }
     let phrase = turn.join(" ");
+    for cue in ANNOUNCING {
+        if let Some(rest) = strip_phrase(&phrase, cue) {
+            if !content_words(rest).is_empty() {
+                return classify_plain(rest);
+            }
+        }
+    }
     // "Remember that ..." hands over a statement to remember.
     for cue in REMEMBER_THIS {
         if let Some(rest) = strip_phrase(&phrase, cue) {
@@ -1042,6 +1085,17 @@ mod tests {
             ),
             ("don't forget the milk", Kind::Command),
             ("I wonder if it will rain", Kind::Question),
+            // Requests of other verbs, and news announced before it is told.
+            ("Name a famous river in Europe.", Kind::Command),
+            ("Choose a song for me.", Kind::Command),
+            ("Teach me a word in French.", Kind::Command),
+            ("Create a shopping list.", Kind::Command),
+            ("Draft an email to my boss.", Kind::Command),
+            ("Sum up the news.", Kind::Command),
+            ("Guess what, I got the job!", Kind::Event),
+            ("you know what, my locker code is 4812", Kind::Fact),
+            ("Guess what?", Kind::Question),
+            ("Guess what, did you hear about Tom?", Kind::Question),
         ];
         for (text, want) in table {
             assert_eq!(classify(text), want, "{text:?}");
