@@ -314,7 +314,6 @@ const IMPERATIVES: &[&str] = &[
     "choose",
     "teach",
     "quiz",
-    "plan",
     "create",
     "share",
     "imagine",
@@ -333,7 +332,88 @@ const IMPERATIVES: &[&str] = &[
     "pronounce",
     "estimate",
     "decide",
+    "think",
+    "wish",
+    "practise",
+    "rewind",
+    "rename",
+    "hum",
+    "measure",
+    "follow",
+    "update",
+    "print",
+    "cook",
+    "bake",
+    "flip",
+    "toss",
+    "roll",
+    "replay",
+    "snooze",
+    "dismiss",
 ];
+
+/// Verbs that are nouns too ("water the plants", "water is leaking"): a request only when an
+/// object or a particle follows (`OBJECT_OPENERS`).
+const VERB_OR_NOUN: &[&str] = &[
+    "water", "record", "change", "watch", "test", "heat", "warm", "leave", "move", "track", "save",
+    "light", "plant", "clean", "sort", "fill", "empty", "iron", "dust", "vacuum", "hoover",
+    "charge", "film", "time", "mail", "post", "cover", "walk", "run", "rate", "practice", "dance",
+    "drink", "eat", "cool", "boil", "fry", "chop", "mix", "stir", "load", "unload", "fix", "mend",
+    "paint", "wrap", "pack", "plan",
+];
+
+/// Words that begin the object of a request or follow its verb as a particle.
+const OBJECT_OPENERS: &[&str] = &[
+    "the",
+    "a",
+    "an",
+    "my",
+    "your",
+    "our",
+    "his",
+    "her",
+    "their",
+    "its",
+    "this",
+    "that",
+    "these",
+    "those",
+    "some",
+    "any",
+    "me",
+    "us",
+    "him",
+    "them",
+    "it",
+    "up",
+    "down",
+    "off",
+    "on",
+    "out",
+    "of",
+    "about",
+    "for",
+    "with",
+    "to",
+    "something",
+    "everything",
+    "all",
+    "another",
+    "every",
+    "each",
+];
+
+/// Whether a turn's words open with a request's verb.
+fn opens_with_request(turn: &[String]) -> bool {
+    let Some(first) = turn.first().map(String::as_str) else {
+        return false;
+    };
+    IMPERATIVES.contains(&first)
+        || (VERB_OR_NOUN.contains(&first)
+            && turn
+                .get(1)
+                .is_some_and(|w| OBJECT_OPENERS.contains(&w.as_str())))
+}
 
 /// Phrases that ask the assistant to do something.
 const REQUESTS: &[&str] = &[
@@ -703,9 +783,10 @@ fn classify_one(text: &str) -> Kind {
         let rest = rest.join(" ");
         let asked = words(&rest);
         let request = REQUESTS.iter().any(|r| starts_with(&asked.join(" "), r))
-            || asked.first().is_some_and(|w| {
-                IMPERATIVES.contains(&w.as_str()) && !NOT_VERBS.contains(&w.as_str())
-            });
+            || (opens_with_request(&asked)
+                && asked
+                    .first()
+                    .is_some_and(|w| !NOT_VERBS.contains(&w.as_str())));
         // "Kofi, is dinner ready?" asks; "Mia is eight" tells.
         let addressed = first.ends_with(',') && classify_plain(&rest) == Kind::Question;
         if request {
@@ -729,6 +810,7 @@ fn is_known_word(w: &str) -> bool {
     FILLERS.contains(&w)
         || QUESTION_OPENERS.contains(&w)
         || IMPERATIVES.contains(&w)
+        || VERB_OR_NOUN.contains(&w)
         || SUBJECTS.contains(&w)
         || crate::words::content_words(w).is_empty()
 }
@@ -787,7 +869,7 @@ fn classify_plain(text: &str) -> Kind {
     if is_question(text, turn, &phrase) {
         return Kind::Question;
     }
-    if IMPERATIVES.contains(&turn[0].as_str()) {
+    if opens_with_request(turn) {
         return if preference {
             Kind::Preference
         } else {
@@ -1095,6 +1177,14 @@ mod tests {
             ("Guess what, I got the job!", Kind::Event),
             ("you know what, my locker code is 4812", Kind::Fact),
             ("Guess what?", Kind::Question),
+            ("Flip a coin", Kind::Command),
+            ("Think of a number", Kind::Command),
+            ("Water the plants at six", Kind::Command),
+            ("Record a message for Tom", Kind::Command),
+            ("Warm up the house", Kind::Command),
+            // The same words as nouns tell something.
+            ("Water is leaking from the boiler", Kind::Fact),
+            ("Change is hard for Nan", Kind::Fact),
             ("Guess what, did you hear about Tom?", Kind::Question),
         ];
         for (text, want) in table {
