@@ -1185,6 +1185,8 @@ mod tests {
             // The same words as nouns tell something.
             ("Water is leaking from the boiler", Kind::Fact),
             ("Change is hard for Nan", Kind::Fact),
+            ("Plan a picnic for Saturday.", Kind::Command),
+            ("Plan is to leave at six", Kind::Plan),
             ("Guess what, did you hear about Tom?", Kind::Question),
         ];
         for (text, want) in table {
