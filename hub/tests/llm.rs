@@ -74,6 +74,18 @@ async fn reusing_the_kv_cache_gives_the_same_answer_as_a_cold_start() {
     assert_eq!(cold_second, second);
 }
 
+/// `question` after the hub's own system prompt, answered in at most `max_tokens`.
+fn asked_with_hub_prompt(question: &str, max_tokens: u32) -> GenerateRequest {
+    let system = hearth_hub::config::ConversationConfig::default().system_prompt;
+    GenerateRequest {
+        max_tokens: Some(max_tokens),
+        ..GenerateRequest::chat(vec![
+            ChatMessage::new(Role::System, system),
+            ChatMessage::new(Role::User, question),
+        ])
+    }
+}
+
 /// Streams `request` to its end: the chunks as they came, and the stats.
 async fn stream(llm: &LlmHandle, request: GenerateRequest) -> (Vec<String>, GenerationStats) {
     let rx = llm.generate(request, CancellationToken::new()).unwrap();
@@ -95,17 +107,8 @@ async fn received(mut rx: tokio::sync::mpsc::Receiver<LlmEvent>) -> (Vec<String>
 #[tokio::test]
 async fn sentences_stream_before_the_reply_is_done() {
     let (llm, _t) = LlmHandle::start(smollm2()).await.unwrap();
-    // The hub's own system prompt: greedy SmolLM2 answers this in several sentences.
-    let system = hearth_hub::config::ConversationConfig::default().system_prompt;
-    let request = GenerateRequest {
-        messages: vec![
-            ChatMessage::new(Role::System, system),
-            ChatMessage::new(Role::User, "Describe a cat in a few sentences."),
-        ],
-        max_tokens: Some(80),
-        ignore_eos: false,
-        ..GenerateRequest::chat(Vec::new())
-    };
+    // With the hub's own system prompt greedy SmolLM2 answers this in several sentences.
+    let request = asked_with_hub_prompt("Describe a cat in a few sentences.", 80);
     let (sentences, stats) = stream(&llm, request).await;
     assert!(stats.generated_tokens > 0);
     assert!(sentences.iter().all(|s| !s.trim().is_empty()));
@@ -115,18 +118,7 @@ async fn sentences_stream_before_the_reply_is_done() {
 #[tokio::test]
 async fn a_long_first_sentence_starts_with_its_first_clause() {
     let (llm, _t) = LlmHandle::start(smollm2()).await.unwrap();
-    let system = hearth_hub::config::ConversationConfig::default().system_prompt;
-    let request = GenerateRequest {
-        messages: vec![
-            ChatMessage::new(Role::System, system),
-            ChatMessage::new(
-                Role::User,
-                "Tell me a short story about a lighthouse keeper.",
-            ),
-        ],
-        max_tokens: Some(60),
-        ..GenerateRequest::chat(Vec::new())
-    };
+    let request = asked_with_hub_prompt("Tell me a short story about a lighthouse keeper.", 60);
     let (chunks, stats) = stream(&llm, request).await;
     let text = stats.text;
     // Greedy SmolLM2 opens the story with a long sentence, "One day, in the heart of the
@@ -151,15 +143,7 @@ async fn a_slow_first_chunk_goes_after_a_few_words() {
         ..smollm2()
     };
     let (llm, _t) = LlmHandle::start(config).await.unwrap();
-    let system = hearth_hub::config::ConversationConfig::default().system_prompt;
-    let request = GenerateRequest {
-        messages: vec![
-            ChatMessage::new(Role::System, system),
-            ChatMessage::new(Role::User, "Tell me a fun fact about owls."),
-        ],
-        max_tokens: Some(40),
-        ..GenerateRequest::chat(Vec::new())
-    };
+    let request = asked_with_hub_prompt("Tell me a fun fact about owls.", 40);
     let (chunks, stats) = stream(&llm, request).await;
     // Greedy SmolLM2 opens with a sentence of twenty words ("The most famous and most
     // interesting fact about owls is that ..."): the first chunk holds its first four words
