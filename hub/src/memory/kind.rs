@@ -189,6 +189,9 @@ fn classify_one(text: &str) -> Kind {
     if !kind.stored() {
         return kind;
     }
+    if greets_by_name(text) {
+        return Kind::SmallTalk;
+    }
     let mut tokens = text.split_whitespace();
     let first = tokens.next().unwrap_or("");
     let name = first.trim_end_matches([',', ':']);
@@ -214,6 +217,28 @@ fn classify_one(text: &str) -> Kind {
         }
     }
     kind
+}
+
+/// Whether a sentence is small talk said to someone by name: "Morning Jarvis", "Thanks,
+/// Tom!", "Good night Anna Lee". The name is one or two capitalised words after a whole
+/// greeting; "Hi, I'm Tom" tells a name, and "No, York" answers or corrects.
+fn greets_by_name(text: &str) -> bool {
+    let tokens: Vec<&str> = text
+        .split_whitespace()
+        .map(|t| t.trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let is_name = |t: &&str| {
+        t.len() > 1
+            && t.chars().next().is_some_and(char::is_uppercase)
+            && t.chars().all(char::is_alphabetic)
+            && !is_known_word(&t.to_lowercase())
+    };
+    (1..tokens.len()).any(|k| {
+        let phrase = tokens[..k].join(" ").to_lowercase();
+        let names = &tokens[k..];
+        GREETINGS.contains(&phrase.as_str()) && names.len() <= 2 && names.iter().all(is_name)
+    })
 }
 
 /// Whether `w` is one of the words the rules know (so not a name).
@@ -257,6 +282,19 @@ fn classify_plain(text: &str) -> Kind {
                 return Kind::Command;
             }
             return statement_kind(rest).unwrap_or(Kind::Fact);
+        }
+    }
+    // "Can't wait!" is small talk; "can't wait to show my paintings at the fair" looks
+    // forward to something.
+    for cue in LOOKING_FORWARD {
+        if let Some(rest) = strip_phrase(&phrase, cue) {
+            let substance = content_words(rest)
+                .into_iter()
+                .filter(|w| !CHATTER.contains(&w.as_str()))
+                .count();
+            if substance >= 2 {
+                return Kind::Plan;
+            }
         }
     }
     if SMALL_TALK.contains(&phrase.as_str())
@@ -455,6 +493,21 @@ mod tests {
             ("thanks!", Kind::SmallTalk),
             ("Haha that's funny", Kind::SmallTalk),
             ("um, good morning", Kind::SmallTalk),
+            ("Morning Jarvis", Kind::SmallTalk),
+            ("Can't wait!", Kind::SmallTalk),
+            ("can't wait to see you", Kind::SmallTalk),
+            (
+                "Can't wait to surprise my family with a lasagne!",
+                Kind::Plan,
+            ),
+            (
+                "I can't wait 'til the studio opens to dancers of all ages",
+                Kind::Plan,
+            ),
+            ("Thanks, Tom!", Kind::SmallTalk),
+            ("Good night Anna Lee.", Kind::SmallTalk),
+            ("Hi, I'm Tom and I live in Leeds.", Kind::Fact),
+            ("Hi Jarvis, my sister Anna moved to Porto.", Kind::Event),
             ("When I was a kid I had a dog called Rex", Kind::Event),
             (
                 "oh and remember that the plumber's number is 0161 555 0199",

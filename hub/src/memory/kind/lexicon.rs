@@ -433,6 +433,58 @@ pub(super) const SMALL_TALK: &[&str] = &[
     "bingo",
 ];
 
+/// Greetings, thanks and goodbyes, which said to someone by name are still small talk
+/// ("Morning Jarvis", "Thanks, Tom!").
+pub(super) const GREETINGS: &[&str] = &[
+    "hi",
+    "hello",
+    "hey",
+    "hiya",
+    "morning",
+    "good morning",
+    "afternoon",
+    "good afternoon",
+    "evening",
+    "good evening",
+    "night",
+    "good night",
+    "night night",
+    "bye",
+    "goodbye",
+    "bye bye",
+    "see you",
+    "see you later",
+    "thanks",
+    "thank you",
+    "thanks a lot",
+    "thank you so much",
+    "cheers",
+    "welcome back",
+    "well done",
+    "congrats",
+    "congratulations",
+];
+
+/// Openers that look forward to what follows them ("can't wait to ...").
+pub(super) const LOOKING_FORWARD: &[&str] = &[
+    "can't wait to",
+    "can't wait for",
+    "can't wait till",
+    "can't wait til",
+    "can't wait 'til",
+    "can't wait until",
+    "i can't wait to",
+    "i can't wait for",
+    "i can't wait till",
+    "i can't wait til",
+    "i can't wait 'til",
+    "i can't wait until",
+    "cannot wait to",
+    "i cannot wait to",
+    "we can't wait to",
+    "we can't wait for",
+];
+
 /// How a small-talk turn may start: reactions and words about the assistant itself.
 pub(super) const SMALL_TALK_OPENERS: &[&str] = &[
     "that's great",
