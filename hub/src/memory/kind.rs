@@ -195,11 +195,8 @@ fn classify_one(text: &str) -> Kind {
     let mut tokens = text.split_whitespace();
     let first = tokens.next().unwrap_or("");
     let name = first.trim_end_matches([',', ':']);
-    let capitalised = name.chars().next().is_some_and(char::is_uppercase)
-        && name.chars().all(char::is_alphabetic)
-        && name.len() > 1;
     let rest: Vec<&str> = tokens.collect();
-    if capitalised && !rest.is_empty() && !is_known_word(&name.to_lowercase()) {
+    if is_name(name) && !rest.is_empty() {
         let rest = rest.join(" ");
         let asked = words(&rest);
         let request = REQUESTS.iter().any(|r| starts_with(&asked.join(" "), r))
@@ -228,17 +225,28 @@ fn greets_by_name(text: &str) -> bool {
         .map(|t| t.trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
         .filter(|t| !t.is_empty())
         .collect();
-    let is_name = |t: &&str| {
-        t.len() > 1
-            && t.chars().next().is_some_and(char::is_uppercase)
-            && t.chars().all(char::is_alphabetic)
-            && !is_known_word(&t.to_lowercase())
-    };
     (1..tokens.len()).any(|k| {
         let phrase = tokens[..k].join(" ").to_lowercase();
         let names = &tokens[k..];
-        GREETINGS.contains(&phrase.as_str()) && names.len() <= 2 && names.iter().all(is_name)
+        GREETINGS.contains(&phrase.as_str()) && names.len() <= 2 && names.iter().all(|n| is_name(n))
     })
+}
+
+/// Whether `word` reads as someone's name: capitalised, letters only, more than one, and no
+/// word the rules know.
+fn is_name(word: &str) -> bool {
+    word.len() > 1
+        && word.chars().next().is_some_and(char::is_uppercase)
+        && word.chars().all(char::is_alphabetic)
+        && !is_known_word(&word.to_lowercase())
+}
+
+/// The content words of `phrase` that are not chatter ("stuff", "thing", ...).
+fn substance(phrase: &str) -> Vec<String> {
+    content_words(phrase)
+        .into_iter()
+        .filter(|w| !CHATTER.contains(&w.as_str()))
+        .collect()
 }
 
 /// Whether `w` is one of the words the rules know (so not a name).
@@ -288,11 +296,7 @@ fn classify_plain(text: &str) -> Kind {
     // forward to something.
     for cue in LOOKING_FORWARD {
         if let Some(rest) = strip_phrase(&phrase, cue) {
-            let substance = content_words(rest)
-                .into_iter()
-                .filter(|w| !CHATTER.contains(&w.as_str()))
-                .count();
-            if substance >= 2 {
+            if substance(rest).len() >= 2 {
                 return Kind::Plan;
             }
         }
@@ -335,12 +339,8 @@ fn classify_plain(text: &str) -> Kind {
 /// the speaker does this minute ("I'm just popping to the shop"), or ends in a question tag
 /// ("..., do you").
 fn is_passing(turn: &[String], phrase: &str) -> bool {
-    let substance: Vec<String> = content_words(phrase)
-        .into_iter()
-        .filter(|w| !CHATTER.contains(&w.as_str()))
-        .collect();
     let has_number = phrase.chars().any(|c| c.is_ascii_digit());
-    if substance.is_empty() && !has_number {
+    if substance(phrase).is_empty() && !has_number {
         return true;
     }
     let now = [
