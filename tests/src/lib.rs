@@ -314,11 +314,22 @@ impl Terminal {
     /// Starts a terminal with id and room `id` and extra command-line arguments (`--text`, or
     /// `--input-wav FILE` for voice mode on a WAV file).
     pub fn start_with(dir: &Path, port: u16, id: &str, args: &[&str]) -> anyhow::Result<Terminal> {
+        Terminal::start_configured(dir, port, id, "", args)
+    }
+
+    /// [`Terminal::start_with`], with `more` (TOML tables such as `[tts]`) added to its config.
+    pub fn start_configured(
+        dir: &Path,
+        port: u16,
+        id: &str,
+        more: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Terminal> {
         let config = dir.join(format!("terminal-{id}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[terminal]\nid = \"{id}\"\nroom = \"{id}\"\n[hub]\nport = {port}\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\nreconnect_max_ms = 500\n"
+                "[terminal]\nid = \"{id}\"\nroom = \"{id}\"\n[hub]\nport = {port}\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\nreconnect_max_ms = 500\n{more}"
             ),
         )?;
         Terminal::launch(dir, &config, id, args)
