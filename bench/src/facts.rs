@@ -583,6 +583,9 @@ pub async fn run(
     let mut held: Vec<Vec<bool>> = slots.iter().map(|s| vec![false; s.values.len()]).collect();
     for m in memories.store().iter() {
         let m = m?;
+        if m.asked {
+            continue;
+        }
         if !current(&m, now) {
             if m.tier == Tier::Archived {
                 out.archived += 1;

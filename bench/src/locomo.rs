@@ -365,9 +365,12 @@ pub async fn run_conversation(
             count(tally, q.category, &ranked, &evidence);
         }
         if baseline {
+            // Over what was told: the question log is not searched as memories.
             let ranked: Vec<MemoryId> = memories
-                .search_text(&q.question, KS[2])?
+                .search_text(&q.question, 5 * KS[2])?
                 .into_iter()
+                .filter(|(m, _)| !m.asked)
+                .take(KS[2])
                 .map(|(m, _)| m.id)
                 .collect();
             count(&mut bm25, q.category, &ranked, &evidence);

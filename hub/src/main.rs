@@ -602,6 +602,7 @@ fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<(
             }
             for (m, score) in hits {
                 let status = match (m.superseded_by, m.tier) {
+                    _ if m.asked => "asked (question log)".to_string(),
                     (Some(by), _) => format!("superseded by #{by}"),
                     (None, tier) => format!("{tier:?}"),
                 };
@@ -677,8 +678,8 @@ fn memory_command(config: &HubConfig, action: &MemoryAction) -> anyhow::Result<(
             let (report, profile) =
                 open()?.sweep(&config.memory.lifecycle, hearth_shared::now_ms())?;
             println!(
-                "kept {}, expired {}, faded {}",
-                report.kept, report.expired, report.faded
+                "kept {}, expired {}, faded {}, questions pruned {}",
+                report.kept, report.expired, report.faded, report.pruned
             );
             print!("{}", profile.render());
         }

@@ -15,7 +15,7 @@ use crate::extract::GraphWriter;
 use crate::llm::embed::Embedder;
 use crate::llm::{ChatMessage, JobRole};
 use crate::memory::facts;
-use crate::memory::kind::classify;
+use crate::memory::kind::{classify, Kind};
 use crate::memory::retrieval::{render_context, retrieve};
 use crate::memory::rolelog::Signal;
 use crate::memory::MemoryConfig;
@@ -112,12 +112,25 @@ impl Placed {
     }
 }
 
-/// Whether `m` is something a person told that holds at `now_ms`: not derived, archived or
-/// superseded.
+/// Whether `m` is something a person told that holds at `now_ms`: not derived, asked,
+/// archived or superseded.
 fn told_and_current(m: &Memory, now_ms: u64) -> bool {
     m.speaker == Speaker::User
+        && !m.asked
         && m.tier != crate::memory::Tier::Archived
         && crate::memory::lifecycle::valid_at(m, now_ms)
+}
+
+/// What forgetting `found` takes, as the user counts it: what they told, or, when they told
+/// nothing of it, the questions they asked. Logged questions go with what was told without
+/// being counted: "forget what I told you about Tom" is about what was told.
+pub fn things(found: &[Memory]) -> Vec<&Memory> {
+    let told: Vec<&Memory> = found.iter().filter(|m| !m.asked).collect();
+    if told.is_empty() {
+        found.iter().collect()
+    } else {
+        told
+    }
 }
 
 /// The user's message with the recalled memory lines (`Recall::context`) in front, as the
@@ -333,7 +346,8 @@ impl Subconscious {
     /// Stores what the user said if it is worth remembering ([`classify`]: a fact,
     /// preference, event or plan; never a question, a command or small talk), and decides
     /// how it relates to what is stored ([`Subconscious::place`]): said again (re-warmed), a
-    /// new value for a stored slot (which it supersedes), or a new fact.
+    /// new value for a stored slot (which it supersedes), or a new fact. A question goes to
+    /// the question log instead ([`Memory::asked`]); `None` says that nothing was stored.
     ///
     /// `context` is what was said just before in the room (the assistant's last reply, say).
     /// With `memory.embed_context` the memory's embedding covers it too, so that an answer
@@ -346,6 +360,10 @@ impl Subconscious {
         now_ms: u64,
     ) -> Option<MemoryId> {
         let kind = classify(&u.text);
+        if kind == Kind::Question && self.config.lifecycle.question_log_days > 0 {
+            self.log_question(u, vector, context, now_ms).await;
+            return None;
+        }
         if !kind.stored() {
             tracing::info!(id = %u.id, kind = kind.name(), "memory ingest: not stored");
             return None;
@@ -414,6 +432,41 @@ impl Subconscious {
                 tracing::error!(error = %e, "memory ingest panicked");
                 None
             }
+        }
+    }
+
+    /// Keeps a question in the question log, embedded with what was said before it as a
+    /// memory would be: retrieval lends its score to the turn after it (its answer), and
+    /// it is never recalled as a fact. Pruned after `memory.lifecycle.question_log_days`.
+    async fn log_question(
+        &self,
+        u: &Utterance,
+        vector: Option<Vec<f32>>,
+        context: Option<&str>,
+        now_ms: u64,
+    ) {
+        let context = context.filter(|c| self.config.embed_context && !c.trim().is_empty());
+        let whole = vector.filter(|_| context.is_none() && u.speaker.is_none());
+        let text = memory_text(u);
+        let embedding = embed_memory(&self.embedder, &self.config, &text, context, whole).await;
+        let new = NewMemory {
+            text,
+            room: u.room.clone(),
+            speaker: Speaker::User,
+            created_at_ms: now_ms,
+            salience: 0.0,
+            source: Some(u.id.clone()),
+        };
+        let memories = Arc::clone(&self.memories);
+        let logged =
+            tokio::task::spawn_blocking(move || memories.log_question(new, embedding.as_ref()))
+                .await;
+        match logged {
+            Ok(Ok(m)) => {
+                tracing::info!(id = %u.id, memory = m.id, "memory ingest: a question, logged")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "logging a question failed"),
+            Err(e) => tracing::error!(error = %e, "logging a question panicked"),
         }
     }
 
@@ -586,7 +639,8 @@ impl Subconscious {
     }
 
     /// Forgets `ids` everywhere (store, both indexes, the graph) and consolidates the
-    /// profile again without them. Returns how many there were and their texts (spoken).
+    /// profile again without them. Returns how many things were forgotten (see
+    /// [`things`]) and their texts (spoken).
     pub async fn forget_all(
         &self,
         ids: Vec<MemoryId>,
@@ -595,13 +649,16 @@ impl Subconscious {
         let memories = Arc::clone(&self.memories);
         let done = tokio::task::spawn_blocking(move || {
             let mut said = Vec::new();
-            let mut forgotten = 0;
+            let mut forgotten = Vec::new();
             for id in ids {
                 if let Some(m) = memories.store().get(id)? {
                     said.push(spoken(&m.text).to_string());
+                    if memories.forget(id)? {
+                        forgotten.push(m);
+                    }
                 }
-                forgotten += usize::from(memories.forget(id)?);
             }
+            let forgotten = things(&forgotten).len();
             memories.reprofile(now_ms)?;
             // What was forgotten leaves the training log too; a failure there is logged and
             // does not stop the rest of the forgetting.
@@ -685,7 +742,8 @@ impl Subconscious {
     /// Memories about `topic` as the user says it: every content word of it ("my locker
     /// code", "where I park"), or a person it names by relation ("my brother" → memories
     /// about Tom, when one says "my brother Tom"). With `history`, superseded and archived
-    /// ones too (forgetting takes them all); without, the live ones.
+    /// ones and the questions in the question log too (forgetting takes them all); without,
+    /// the live facts.
     pub async fn about(
         &self,
         topic: &str,
@@ -742,7 +800,8 @@ impl Subconscious {
             found.dedup_by_key(|m| m.id);
             if !history {
                 found.retain(|m| {
-                    m.tier != crate::memory::Tier::Archived
+                    !m.asked
+                        && m.tier != crate::memory::Tier::Archived
                         && crate::memory::lifecycle::valid_at(m, now)
                 });
             }
@@ -752,18 +811,17 @@ impl Subconscious {
         .unwrap_or(Ok(Vec::new()))
     }
 
-    /// The ids of every stored memory.
-    pub async fn all_ids(&self) -> Result<Vec<MemoryId>, MemoriesError> {
+    /// The ids of every stored memory and logged question, and how many things that is
+    /// to the user (see [`things`]).
+    pub async fn all_ids(&self) -> Result<(Vec<MemoryId>, usize), MemoriesError> {
         let memories = Arc::clone(&self.memories);
         tokio::task::spawn_blocking(move || {
-            memories
-                .store()
-                .iter()
-                .map(|m| m.map(|m| m.id).map_err(MemoriesError::from))
-                .collect()
+            let all = memories.store().iter().collect::<Result<Vec<_>, _>>()?;
+            let n = things(&all).len();
+            Ok((all.into_iter().map(|m| m.id).collect(), n))
         })
         .await
-        .unwrap_or(Ok(Vec::new()))
+        .unwrap_or(Ok((Vec::new(), 0)))
     }
 
     /// Applies a spoken correction to the stored fact it means, never to a question or a

@@ -293,3 +293,58 @@ fn batch_ingest_is_durable_and_indexed() {
         "batch fact 7 about gardening"
     );
 }
+
+#[test]
+fn the_question_log_survives_a_restart_and_the_sweep_prunes_it_apart_from_the_facts() {
+    use hearth_hub::memory::lifecycle::LifecycleConfig;
+    const DAY: u64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory");
+    let t0 = new_memory("x").created_at_ms;
+    let (fact, asked);
+    {
+        let memories = Memories::open(&path, DIM).unwrap();
+        fact = memories
+            .remember(new_memory("I'm so stressed about the deadline at work"))
+            .unwrap();
+        asked = memories
+            .log_question(new_memory("why am I so stressed about work?"), None)
+            .unwrap();
+        assert!(asked.asked && !fact.asked);
+    }
+    // Kept as written, and found by its words (retrieval lends its score to its answer).
+    let memories = Memories::open(&path, DIM).unwrap();
+    assert!(memories.store().get(asked.id).unwrap().unwrap().asked);
+    assert!(!memories.store().get(fact.id).unwrap().unwrap().asked);
+    let found: Vec<MemoryId> = memories
+        .search_text("stressed work", 5)
+        .unwrap()
+        .into_iter()
+        .map(|(m, _)| m.id)
+        .collect();
+    assert!(found.contains(&asked.id), "{found:?}");
+    // The profile counts what was told, not what was asked.
+    let lifecycle = LifecycleConfig {
+        short_term_ttl_hours: 1e6,
+        ..LifecycleConfig::default()
+    };
+    let (report, profile) = memories.sweep(&lifecycle, t0 + DAY).unwrap();
+    assert_eq!((report.kept, report.pruned), (2, 0));
+    assert_eq!(profile.memories, 1);
+    // Past question_log_days the question goes from the store and the index; the fact stays.
+    let days = lifecycle.question_log_days;
+    let (report, _) = memories.sweep(&lifecycle, t0 + (days + 1) * DAY).unwrap();
+    assert_eq!((report.kept, report.pruned), (1, 1));
+    assert!(memories.store().get(asked.id).unwrap().is_none());
+    assert!(memories.store().get(fact.id).unwrap().is_some());
+    assert!(memories
+        .search_text("why", 5)
+        .unwrap()
+        .iter()
+        .all(|(m, _)| m.id != asked.id));
+    // An export of a memory that was told has no `asked` field; one without it loads as told.
+    let line = serde_json::to_string(&memories.store().get(fact.id).unwrap().unwrap()).unwrap();
+    assert!(!line.contains("asked"), "{line}");
+    let told: Memory = serde_json::from_str(&line).unwrap();
+    assert!(!told.asked);
+}

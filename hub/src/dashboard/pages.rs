@@ -162,8 +162,12 @@ pub(super) fn rooms(rooms: &[RoomView], now_ms: u64, tz: &TimeZone) -> String {
     )
 }
 
-/// A memory's lifecycle state in words: current, superseded, expired, archived.
+/// A memory's lifecycle state in words: current, superseded, expired, archived, or a
+/// question in the question log.
 pub(super) fn state(m: &Memory, now_ms: u64, tz: &TimeZone) -> String {
+    if m.asked {
+        return "asked (question log)".to_string();
+    }
     let tier = match m.tier {
         Tier::ShortTerm => "short-term",
         Tier::LongTerm => "long-term",

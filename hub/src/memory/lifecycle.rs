@@ -40,6 +40,9 @@ pub struct LifecycleConfig {
     pub archive_floor: f64,
     /// Weight of the rational score in salience (the emotional score gets the rest).
     pub rational_weight: f32,
+    /// Questions the user asks are kept this many days in the question log
+    /// ([`Memory::asked`]), then deleted; 0 keeps none.
+    pub question_log_days: u64,
 }
 
 impl Default for LifecycleConfig {
@@ -53,6 +56,7 @@ impl Default for LifecycleConfig {
             recall_strength_factor: 2.0,
             archive_floor: 0.05,
             rational_weight: 0.75,
+            question_log_days: 90,
         }
     }
 }
@@ -69,6 +73,8 @@ pub enum Sweep {
         /// R at the time of the sweep.
         retention: f64,
     },
+    /// A question in the question log is older than `question_log_days`: it is deleted.
+    Pruned,
 }
 
 impl LifecycleConfig {
@@ -111,6 +117,14 @@ impl LifecycleConfig {
 
     /// What a sweep at `now_ms` does to `m` (archived memories are kept as they are).
     pub fn sweep(&self, m: &Memory, now_ms: u64) -> Sweep {
+        if m.asked {
+            let kept_ms = self.question_log_days.saturating_mul(86_400_000);
+            return if now_ms > m.created_at_ms.saturating_add(kept_ms) {
+                Sweep::Pruned
+            } else {
+                Sweep::Keep
+            };
+        }
         match m.tier {
             Tier::ShortTerm => {
                 if now_ms > m.last_access_ms.saturating_add(self.ttl_ms(m.salience)) {
@@ -131,11 +145,11 @@ impl LifecycleConfig {
         }
     }
 
-    /// Applies a sweep decision: expired and faded memories are archived, never deleted.
-    /// Returns whether `m` changed.
+    /// Applies a sweep decision: expired and faded memories are archived, never deleted
+    /// (a pruned question is deleted by the caller). Returns whether `m` changed.
     pub fn apply(&self, m: &mut Memory, sweep: Sweep) -> bool {
         match sweep {
-            Sweep::Keep => false,
+            Sweep::Keep | Sweep::Pruned => false,
             Sweep::Expired | Sweep::Faded { .. } => {
                 m.tier = Tier::Archived;
                 true

@@ -44,6 +44,8 @@ pub struct SweepReport {
     pub expired: usize,
     /// Long-term memories decayed below the floor, now archived.
     pub faded: usize,
+    /// Questions older than the question log keeps them, now deleted.
+    pub pruned: usize,
 }
 
 /// A memory's embeddings: of its whole text (with what it answers, under
@@ -160,9 +162,7 @@ impl Memories {
 
     /// Stores and indexes a new memory. Durable in sled when this returns.
     pub fn remember(&self, new: NewMemory) -> Result<Memory, MemoriesError> {
-        let memory = self.store.insert(new)?;
-        self.fulltext.upsert(&memory, self.store.generation()?)?;
-        Ok(memory)
+        self.insert_indexed(new, false)
     }
 
     /// [`Memories::remember`], then [`Memories::set_embedding`] when there is one.
@@ -175,6 +175,27 @@ impl Memories {
         if let Some(e) = embedding {
             self.set_embedding(memory.id, e)?;
         }
+        Ok(memory)
+    }
+
+    /// Keeps a question the user asked in the question log ([`Memory::asked`]), indexed
+    /// and embedded like a memory so that retrieval finds it and lends its score to the
+    /// answer after it. Durable in sled when this returns.
+    pub fn log_question(
+        &self,
+        new: NewMemory,
+        embedding: Option<&Embedding>,
+    ) -> Result<Memory, MemoriesError> {
+        let memory = self.insert_indexed(new, true)?;
+        if let Some(e) = embedding {
+            self.set_embedding(memory.id, e)?;
+        }
+        Ok(memory)
+    }
+
+    fn insert_indexed(&self, new: NewMemory, asked: bool) -> Result<Memory, MemoriesError> {
+        let memory = self.store.insert_as(new, asked)?;
+        self.fulltext.upsert(&memory, self.store.generation()?)?;
         Ok(memory)
     }
 
@@ -317,8 +338,9 @@ impl Memories {
         Ok(out)
     }
 
-    /// The lifecycle sweep at `now_ms`: archives expired and faded memories, then
-    /// consolidates the rest into the user profile and stores it.
+    /// The lifecycle sweep at `now_ms`: archives expired and faded memories, deletes the
+    /// questions the question log no longer keeps, then consolidates what the user told
+    /// into the user profile and stores it.
     pub fn sweep(
         &self,
         lifecycle: &LifecycleConfig,
@@ -333,12 +355,18 @@ impl Memories {
                 Sweep::Keep => report.kept += 1,
                 Sweep::Expired => report.expired += 1,
                 Sweep::Faded { .. } => report.faded += 1,
+                Sweep::Pruned => {
+                    self.forget(m.id)?;
+                    report.pruned += 1;
+                    continue;
+                }
             }
             if lifecycle.apply(&mut m, decision) {
                 self.update(&m)?;
             }
             all.push(m);
         }
+        all.retain(|m| !m.asked);
         let profile = consolidate(&all, now_ms);
         profile.save(&self.store)?;
         Ok((report, profile))
@@ -350,7 +378,8 @@ impl Memories {
         if self.profile()?.is_none() {
             return Ok(());
         }
-        let all = self.store.iter().collect::<Result<Vec<_>, _>>()?;
+        let mut all = self.store.iter().collect::<Result<Vec<_>, _>>()?;
+        all.retain(|m| !m.asked);
         super::profile::consolidate(&all, now_ms).save(&self.store)?;
         Ok(())
     }

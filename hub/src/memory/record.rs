@@ -89,6 +89,11 @@ pub struct Memory {
     /// Where it came from.
     #[serde(default)]
     pub source: Option<String>,
+    /// A question the user asked, kept in the question log (`memory.question_log_days`),
+    /// not something they told: it is never recalled, corrected, promoted or consolidated
+    /// as a fact. Retrieval lets it lend its score to the turn after it, its answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asked: bool,
 }
 
 impl Memory {
@@ -108,6 +113,7 @@ impl Memory {
             valid_until_ms: None,
             superseded_by: None,
             source: new.source,
+            asked: false,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! set and mixed by configured weights (the Generative Agents paper's retrieval function, plus
 //! BM25 and lifecycle strength). Windows of neighbouring turns come next, then a re-ranking
 //! pass by each memory's best passage (sentence) and, for "when" questions, by whether it says
-//! when. Every hit carries its breakdown, so a ranking can be explained.
+//! when. Every hit carries its breakdown, so a ranking can be explained. Questions in the
+//! question log are scored like memories and lend their score to the turn after them (the
+//! answer), but are never hits themselves.
 
 use std::collections::HashMap;
 
@@ -344,7 +346,7 @@ pub fn retrieve(
             signals: s,
         })
         .collect();
-    let questions: Vec<bool> = hits.iter().map(|h| is_question(&h.memory.text)).collect();
+    let questions: Vec<bool> = hits.iter().map(|h| is_question(&h.memory)).collect();
     for (hit, question) in hits.iter_mut().zip(questions) {
         if question {
             hit.score *= config.question_weight;
@@ -362,6 +364,8 @@ pub fn retrieve(
             .total_cmp(&a.score)
             .then(a.memory.id.cmp(&b.memory.id))
     });
+    // What was asked is not known: a logged question only lent its score to its answer.
+    hits.retain(|h| !h.memory.asked);
     hits.truncate(k);
     Ok(hits)
 }
@@ -462,10 +466,12 @@ fn min_max(values: impl Iterator<Item = f32>) -> (f32, f32) {
     values.fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)))
 }
 
-/// Whether a memory's text ends as a question.
-fn is_question(text: &str) -> bool {
-    text.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == ')')
-        .ends_with('?')
+/// Whether a memory is a question: from the question log, or its text ends as one.
+fn is_question(m: &Memory) -> bool {
+    m.asked
+        || m.text
+            .trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == ')')
+            .ends_with('?')
 }
 
 /// Windows of neighbouring turns: an answer often sits next to the turn that matches the
@@ -516,7 +522,7 @@ fn add_neighbours(
     let base: Vec<(f32, String, u64, bool)> = hits
         .iter()
         .map(|h| {
-            let question = is_question(&h.memory.text);
+            let question = is_question(&h.memory);
             let unweighted = if question && config.question_weight > 0.0 {
                 h.score / config.question_weight
             } else {

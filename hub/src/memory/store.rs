@@ -259,8 +259,17 @@ impl MemoryStore {
 
     /// Stores a new memory and returns it with its id. Durable when this returns.
     pub fn insert(&self, new: NewMemory) -> Result<Memory, MemoryError> {
+        self.insert_as(new, false)
+    }
+
+    /// [`MemoryStore::insert`], as a question for the question log when `asked` (see
+    /// [`Memory::asked`]).
+    pub fn insert_as(&self, new: NewMemory, asked: bool) -> Result<Memory, MemoryError> {
         let id = self.next_id()?;
-        let memory = Memory::from_new(id, new);
+        let memory = Memory {
+            asked,
+            ..Memory::from_new(id, new)
+        };
         self.put(&memory)?;
         Ok(memory)
     }

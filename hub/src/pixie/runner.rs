@@ -293,6 +293,7 @@ pub async fn sweep_once(
             kept = report.kept,
             expired = report.expired,
             faded = report.faded,
+            pruned_questions = report.pruned,
             profile = %profile.prompt_line(),
             ms = started.elapsed().as_millis() as u64,
             "memory sweep"

@@ -123,12 +123,11 @@ impl Pipeline {
                 }
             }
             Control::ForgetAll => match s.all_ids().await {
-                Ok(ids) => {
+                Ok((ids, n)) => {
                     let reminders = self.pixie.reminders().pending().map_or(0, |r| r.len());
                     if ids.is_empty() && reminders == 0 {
                         return Some(say::NOTHING_TO_FORGET.to_string());
                     }
-                    let n = ids.len();
                     self.ask_to_forget(u, ids, String::new(), true);
                     say::forget_everything_question(n, reminders)
                 }
@@ -204,8 +203,9 @@ impl Pipeline {
         control
     }
 
-    /// Forgets `found` at once when `at_once` and it is one memory; otherwise says how many
-    /// and which would go, and asks.
+    /// Forgets `found` at once when `at_once` and it is one thing (logged questions about it
+    /// go along uncounted, see [`crate::subconscious::things`]); otherwise says how many and
+    /// which would go, and asks.
     async fn forget_or_ask(
         &self,
         u: &Utterance,
@@ -214,16 +214,20 @@ impl Pipeline {
         at_once: bool,
     ) -> String {
         let ids: Vec<MemoryId> = found.iter().map(|m| m.id).collect();
-        if at_once && ids.len() == 1 {
+        let shown: Vec<Memory> = crate::subconscious::things(&found)
+            .into_iter()
+            .cloned()
+            .collect();
+        if at_once && shown.len() == 1 {
             return self.forget_now(&ids, what).await;
         }
         let topic = match what {
             Forgot::About(topic) => topic.to_string(),
             Forgot::Last | Forgot::Everything => String::new(),
         };
-        let items = spoken_items(&found, 3);
+        let items = spoken_items(&shown, 3);
         self.ask_to_forget(u, ids, topic.clone(), false);
-        say::forget_how_many(found.len(), (!topic.is_empty()).then_some(&topic), &items)
+        say::forget_how_many(shown.len(), (!topic.is_empty()).then_some(&topic), &items)
     }
 
     /// Remembers that the room was asked whether to forget `ids`.

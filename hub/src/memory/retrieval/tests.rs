@@ -152,6 +152,54 @@ fn an_answer_inherits_its_question_and_the_levers_switch_off() {
 }
 
 #[test]
+fn a_logged_question_lends_its_score_to_its_answer_and_is_never_a_hit() {
+    let m = Memories::temporary(3).unwrap();
+    let v = [0.0, 1.0, 0.0];
+    // Asked without a question mark: the log says it was asked.
+    let asked = m
+        .log_question(
+            NewMemory {
+                text: "what do you feed your kitten".into(),
+                room: "kitchen".into(),
+                speaker: Speaker::User,
+                created_at_ms: NOW - 3 * HOUR,
+                salience: 0.0,
+                source: None,
+            },
+            None,
+        )
+        .unwrap();
+    assert!(asked.asked);
+    remember(&m, "Mostly salmon pate, nothing else.", 3, 0.5, v);
+    remember(&m, "The kitten sleeps all day.", 2, 0.5, v);
+    let l = LifecycleConfig::default();
+    // Only what a question carries to the turn after it, no other neighbour's share.
+    let c = RetrievalConfig {
+        w_cosine: 0.0,
+        neighbour_weight: 0.0,
+        ..RetrievalConfig::default()
+    };
+    let q = "What does she feed her kitten?";
+    let hits = retrieve(&m, q, None, 3, NOW, &c, &l).unwrap();
+    assert_eq!(
+        texts(&hits),
+        [
+            "Mostly salmon pate, nothing else.",
+            "The kitten sleeps all day."
+        ]
+    );
+    assert!(hits[0].signals.neighbour > 0.0);
+    // Without the carry the answer shares no word with the question.
+    let off = RetrievalConfig {
+        answer_carry: 0.0,
+        ..c
+    };
+    let hits = retrieve(&m, q, None, 3, NOW, &off, &l).unwrap();
+    assert_eq!(texts(&hits)[0], "The kitten sleeps all day.");
+    assert!(hits.iter().all(|h| !h.memory.asked));
+}
+
+#[test]
 fn a_named_date_favours_what_was_said_then() {
     let m = Memories::temporary(3).unwrap();
     let utc = jiff::tz::TimeZone::UTC;

@@ -3,6 +3,7 @@
 //! models; the test model's own loops against the guard; corrections in people's words.
 
 use super::*;
+use crate::memory::Memory;
 
 /// One step of a household scenario (see `scenarios.txt`).
 #[derive(Debug)]
@@ -10,7 +11,8 @@ enum Step {
     Say(String, String),
     Reply(String),
     Restart,
-    /// The live memories (`=`) or the superseded ones (`~`) are exactly these.
+    /// The live memories (`=`), the superseded ones (`~`) or the question log (`?`) are
+    /// exactly these.
     Store(Set, Vec<String>),
     From(String, String),
     Until(String),
@@ -24,6 +26,8 @@ enum Set {
     Live,
     /// Superseded, kept as history.
     History,
+    /// Questions in the question log.
+    Asked,
 }
 
 fn scenarios(text: &str) -> Vec<(String, Vec<Step>)> {
@@ -42,6 +46,7 @@ fn scenarios(text: &str) -> Vec<(String, Vec<Step>)> {
         let set = match line.chars().next() {
             Some('=') => Some(Set::Live),
             Some('~') => Some(Set::History),
+            Some('?') => Some(Set::Asked),
             _ => None,
         };
         let step = if let Some(set) = set {
@@ -74,15 +79,17 @@ fn scenarios(text: &str) -> Vec<(String, Vec<Step>)> {
     out
 }
 
-/// The live memories (not superseded, not archived) and the superseded ones.
-fn store_state(hub: &Hub) -> (Vec<crate::memory::Memory>, Vec<crate::memory::Memory>) {
+/// The live memories (not superseded, not archived), the superseded ones, and the questions
+/// in the question log.
+fn store_state(hub: &Hub) -> (Vec<Memory>, Vec<Memory>, Vec<Memory>) {
     let store = hub.pipeline.subconscious.memories().store();
-    let all: Vec<crate::memory::Memory> = store.iter().map(|m| m.unwrap()).collect();
-    let (history, live): (Vec<_>, Vec<_>) = all
+    let all: Vec<Memory> = store.iter().map(|m| m.unwrap()).collect();
+    let (asked, told): (Vec<_>, Vec<_>) = all.into_iter().partition(|m| m.asked);
+    let (history, live): (Vec<_>, Vec<_>) = told
         .into_iter()
         .filter(|m| m.tier != crate::memory::Tier::Archived || m.superseded_by.is_some())
         .partition(|m| m.superseded_by.is_some());
-    (live, history)
+    (live, history, asked)
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -176,10 +183,11 @@ async fn run_scenario_with(steps: &[Step], models: &Models) -> Result<(), String
             }
             Step::Restart => hub = restart(hub).await,
             Step::Store(set, want) => {
-                let (live, history) = store_state(&hub);
+                let (live, history, asked) = store_state(&hub);
                 let got: Vec<String> = match set {
                     Set::Live => live,
                     Set::History => history,
+                    Set::Asked => asked,
                 }
                 .into_iter()
                 .map(|m| m.text)
@@ -189,7 +197,7 @@ async fn run_scenario_with(steps: &[Step], models: &Models) -> Result<(), String
                 }
             }
             Step::From(date, text) => {
-                let (live, _) = store_state(&hub);
+                let (live, ..) = store_state(&hub);
                 let m = live
                     .iter()
                     .find(|m| &m.text == text)
@@ -215,7 +223,7 @@ async fn run_scenario_with(steps: &[Step], models: &Models) -> Result<(), String
                 }
             }
             Step::Until(text) => {
-                let (live, _) = store_state(&hub);
+                let (live, ..) = store_state(&hub);
                 let m = live
                     .iter()
                     .find(|m| &m.text == text)
