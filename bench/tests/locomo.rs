@@ -30,15 +30,15 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
         .await
         .unwrap();
 
-    // "ok" is small talk and "What do you feed her?" a question: neither is stored; every
-    // other turn is a memory of its own.
+    // "ok" is small talk and "What do you feed her?" a question: neither is stored as a
+    // memory; every other turn is a memory of its own.
     assert_eq!((out.stored, out.rewarmed, out.dropped), (9, 0, 2));
     let c = |hits: [usize; 3], questions| Counts { hits, questions };
     let hybrid = &out.hybrid;
-    // The pie is found by its photo's caption. The cat's food is found in the top 5 but not
-    // first: the question before it ("What do you feed her?") is not stored, so it passes no
-    // score to its answer.
-    assert_eq!(hybrid[&4], c([3, 4, 4], 4), "{hybrid:?}");
+    // The pie is found by its photo's caption. The cat's food is found first: the question
+    // before it ("What do you feed her?") is in the question log, and passes its score to
+    // its answer (in the top 5 but not first without the log, below).
+    assert_eq!(hybrid[&4], c([4, 4, 4], 4), "{hybrid:?}");
     assert_eq!(hybrid[&1], c([1, 1, 1], 1), "{hybrid:?}");
     assert_eq!(hybrid[&2], c([1, 1, 1], 1), "{hybrid:?}");
     // Its evidence was never stored, so no k can find it.
@@ -51,14 +51,14 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     assert_eq!(out.retrieval.len(), 8);
     assert_eq!(out.top_cosine.len(), 8);
     assert!(!out.kept);
-    // Every stored turn has passage vectors but each session's first: one sentence, said
-    // with nothing before it, is its whole text.
+    // Every stored turn and the logged question has passage vectors but each session's
+    // first: one sentence, said with nothing before it, is its whole text.
     let store = hearth_hub::memory::MemoryStore::open(&dir.path().join("store")).unwrap();
     let passages: Vec<(u64, usize)> = store
         .passages()
         .map(|p| p.map(|(id, v)| (id, v.len() / 384)).unwrap())
         .collect();
-    assert_eq!(passages.len(), 7, "{passages:?}");
+    assert_eq!(passages.len(), 8, "{passages:?}");
     assert!(passages.iter().all(|(_, n)| *n >= 1), "{passages:?}");
     drop(store);
 
@@ -70,6 +70,22 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     assert_eq!(again.hybrid, out.hybrid);
     assert_eq!(again.bm25, out.bm25);
     assert_eq!((again.stored, again.rewarmed, again.dropped), (9, 0, 2));
+
+    // Without the question log (another store) the question before the cat's food lends it
+    // nothing.
+    let mut unlogged = config.clone();
+    unlogged.memory.lifecycle.question_log_days = 0;
+    let other = tempfile::tempdir().unwrap();
+    let unlogged = run_conversation(&conv, &unlogged, &embedder, other.path(), false, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        unlogged.hybrid[&4],
+        c([3, 4, 4], 4),
+        "{:?}",
+        unlogged.hybrid
+    );
+    assert_eq!((unlogged.stored, unlogged.dropped), (9, 2));
 
     // Retrieval settings do not touch the store; an ingest setting makes it again.
     config.memory.retrieval.w_cosine = 0.0;
@@ -116,7 +132,7 @@ async fn the_harness_counts_exactly_on_a_small_conversation() {
     .unwrap();
     assert!(!plain.kept);
     // Without its caption, "What pie did Maya make?" no longer finds the turn first.
-    assert_eq!(plain.hybrid[&4], c([2, 4, 4], 4), "{:?}", plain.hybrid);
+    assert_eq!(plain.hybrid[&4], c([3, 4, 4], 4), "{:?}", plain.hybrid);
     assert_eq!(
         photo(dir.path()),
         "Maya: Look what I made for dinner tonight!"
