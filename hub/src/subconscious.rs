@@ -374,18 +374,7 @@ impl Subconscious {
             ..u.clone()
         };
         let u = &told;
-        let context = context.filter(|c| self.config.embed_context && !c.trim().is_empty());
-        // The turn's own embedding (from recall) fits unless a speaker name or the context
-        // goes with it.
-        let whole = vector.filter(|_| context.is_none() && u.speaker.is_none());
-        let embedding = embed_memory(
-            &self.embedder,
-            &self.config,
-            &memory_text(u),
-            context,
-            whole,
-        )
-        .await;
+        let embedding = self.embed_turn(u, vector, context).await;
         // With emotion off, every turn gets the neutral emotional share.
         let emotional = if self.emotion.enabled {
             crate::emotion::score(&u.text, u.audio.as_ref(), None).salience(&self.emotion)
@@ -435,6 +424,27 @@ impl Subconscious {
         }
     }
 
+    /// The embedding of a turn as a memory keeps it: with what was said before it in the
+    /// room (`context`, under `memory.embed_context`). The turn's own embedding from recall
+    /// (`vector`) serves unless a speaker's name or the context goes with it.
+    async fn embed_turn(
+        &self,
+        u: &Utterance,
+        vector: Option<Vec<f32>>,
+        context: Option<&str>,
+    ) -> Option<Embedding> {
+        let context = context.filter(|c| self.config.embed_context && !c.trim().is_empty());
+        let whole = vector.filter(|_| context.is_none() && u.speaker.is_none());
+        embed_memory(
+            &self.embedder,
+            &self.config,
+            &memory_text(u),
+            context,
+            whole,
+        )
+        .await
+    }
+
     /// Keeps a question in the question log, embedded with what was said before it as a
     /// memory would be: retrieval lends its score to the turn after it (its answer), and
     /// it is never recalled as a fact. Pruned after `memory.lifecycle.question_log_days`.
@@ -445,12 +455,9 @@ impl Subconscious {
         context: Option<&str>,
         now_ms: u64,
     ) {
-        let context = context.filter(|c| self.config.embed_context && !c.trim().is_empty());
-        let whole = vector.filter(|_| context.is_none() && u.speaker.is_none());
-        let text = memory_text(u);
-        let embedding = embed_memory(&self.embedder, &self.config, &text, context, whole).await;
+        let embedding = self.embed_turn(u, vector, context).await;
         let new = NewMemory {
-            text,
+            text: memory_text(u),
             room: u.room.clone(),
             speaker: Speaker::User,
             created_at_ms: now_ms,
@@ -463,7 +470,8 @@ impl Subconscious {
                 .await;
         match logged {
             Ok(Ok(m)) => {
-                tracing::info!(id = %u.id, memory = m.id, "memory ingest: a question, logged")
+                tracing::info!(id = %u.id, kind = Kind::Question.name(), memory = m.id,
+                    "memory ingest: a question, logged")
             }
             Ok(Err(e)) => tracing::error!(error = %e, "logging a question failed"),
             Err(e) => tracing::error!(error = %e, "logging a question panicked"),

@@ -168,7 +168,7 @@ async fn ask(room: &mut Terminal, text: &str) -> anyhow::Result<String> {
 }
 
 /// A household's memory writes through the real hub, its model and two rooms, across a
-/// restart: a fact is stored, a question and a request are not, a new value of a slot
+/// restart: a fact is stored, a question is only logged and a request not kept, a new value of a slot
 /// supersedes the old one, "not Leeds but York" corrects the fact, and "forget what I told
 /// you about my brother" (asked, then confirmed) removes the fact and its history. The store
 /// is read at the end with `memory export`.
@@ -213,13 +213,15 @@ async fn household_memory_writes_through_the_real_hub() -> anyhow::Result<()> {
         &["export", "--out", export.to_str().unwrap_or_default()],
     )
     .await?;
-    let mut texts: Vec<(String, bool)> = std::fs::read_to_string(&export)?
+    // (text, current, asked)
+    let mut texts: Vec<(String, bool, bool)> = std::fs::read_to_string(&export)?
         .lines()
         .map(|l| {
             let m: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
             (
                 m["text"].as_str().unwrap_or_default().to_string(),
                 m["superseded_by"].is_null(),
+                m["asked"].as_bool().unwrap_or(false),
             )
         })
         .collect();
@@ -227,10 +229,11 @@ async fn household_memory_writes_through_the_real_hub() -> anyhow::Result<()> {
     assert_eq!(
         texts,
         [
-            ("My locker code is 4812.".to_string(), false),
-            ("My locker code is 5120.".to_string(), true),
+            ("My locker code is 4812.".to_string(), false, false),
+            ("My locker code is 5120.".to_string(), true, false),
+            ("What is the capital of France?".to_string(), true, true),
         ],
-        "the store holds the locker code and its history, nothing else"
+        "the store holds the locker code and its history, the question in its log, nothing else"
     );
     Ok(())
 }
