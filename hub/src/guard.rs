@@ -93,7 +93,7 @@ impl Guard {
     /// the model was instructed with: the system prompt, the tone line).
     pub fn instructed_by(mut self, instructions: &str) -> Guard {
         self.instructions = sentences(instructions)
-            .map(words)
+            .map(|s| numbers_alike(words(s)))
             .filter(|w| w.len() >= MIN_INSTRUCTION_WORDS)
             .collect();
         self
@@ -107,6 +107,7 @@ impl Guard {
         if words.is_empty() {
             return false;
         }
+        let words = &numbers_alike(words.to_vec());
         let going_on = words.len() >= 2
             && self
                 .echoing
@@ -354,6 +355,17 @@ fn sentences(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Whether `run` appears in `words` word for word.
+/// `words` with every number as one word, "#": an instruction copied with its numbers
+/// changed ("valence 0.40" for "valence -0.38") is still the instruction.
+fn numbers_alike(mut words: Vec<String>) -> Vec<String> {
+    for w in &mut words {
+        if w.chars().all(|c| c.is_ascii_digit()) {
+            *w = "#".to_string();
+        }
+    }
+    words
+}
+
 fn contains_run(words: &[String], run: &[String]) -> bool {
     !run.is_empty() && words.windows(run.len()).any(|w| w == run)
 }
@@ -398,6 +410,24 @@ mod tests {
         );
         assert_eq!(guard.pass("arousal -0.18)."), Pass::Skip);
         assert_eq!(guard.pass("I am here."), Pass::Say("I am here.".into()));
+        // Copied with other numbers (seen in a test run: the tone line said other numbers
+        // than the reply), it is still the tone line, whole or a clause at a time.
+        let mut guard = Guard::new().instructed_by(tone);
+        assert_eq!(
+            guard.pass("The user sounds low (valence 0.40, arousal -0.08)."),
+            Pass::Skip
+        );
+        let mut guard = Guard::new().instructed_by(tone);
+        assert_eq!(
+            guard.pass("The user sounds low (valence -0.52,"),
+            Pass::Skip
+        );
+        assert_eq!(guard.pass("arousal +0.1)."), Pass::Skip);
+        // Numbers in an answer of its own are said.
+        assert_eq!(
+            guard.pass("It is 4 degrees in Leeds, 0.4 below yesterday."),
+            Pass::Say("It is 4 degrees in Leeds, 0.4 below yesterday.".into())
+        );
         // An answer that shares a few words with them is an answer.
         assert_eq!(
             guard.pass("I am sorry you feel low; a warm drink may help."),
