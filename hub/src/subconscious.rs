@@ -383,9 +383,11 @@ impl Subconscious {
         } else {
             self.emotion.neutral_salience
         };
+        // What was said just before asked a question: this turn answers it.
+        let answers = context.is_some_and(|c| c.trim_end().ends_with('?'));
         let this = self.clone();
         let (id, text, u) = (u.id.clone(), u.text.clone(), u.clone());
-        let result = tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || -> Result<_, MemoriesError> {
             let salience = this.config.lifecycle.salience(&u.text, emotional);
             if salience < this.config.min_salience {
                 return Ok((Placed::Chatter, salience));
@@ -398,8 +400,14 @@ impl Subconscious {
                 salience,
                 source: Some(u.id.clone()),
             };
-            this.place(new, embedding.as_ref(), now_ms)
-                .map(|placed| (placed, salience))
+            let placed = this.place(new, embedding.as_ref(), now_ms)?;
+            if let (true, Placed::Stored(m) | Placed::Updated { new: m, .. }) = (answers, &placed) {
+                if let Some(mut m) = this.memories.store().get(*m)? {
+                    m.answers = true;
+                    this.memories.update(&m)?;
+                }
+            }
+            Ok((placed, salience))
         })
         .await;
         match result {

@@ -94,6 +94,12 @@ pub struct Memory {
     /// as a fact. Retrieval lets it lend its score to the turn after it, its answer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub asked: bool,
+    /// Said in answer to a question: what was said just before it in the room asked one
+    /// (the assistant asking back, or the other person in a conversation). A logged question
+    /// lends its score only to a turn that answers it: a household's next words after a
+    /// question the assistant answered are about something else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub answers: bool,
 }
 
 impl Memory {
@@ -114,6 +120,7 @@ impl Memory {
             superseded_by: None,
             source: new.source,
             asked: false,
+            answers: false,
         }
     }
 }

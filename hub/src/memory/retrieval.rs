@@ -518,8 +518,9 @@ fn add_neighbours(
             }
         }
     }
-    // (score before question weighting, room, time, whether it is a question)
-    let base: Vec<(f32, String, u64, bool)> = hits
+    // (score before question weighting, room, time, whether it is a question, whether it
+    // is a logged one)
+    let base: Vec<(f32, String, u64, bool, bool)> = hits
         .iter()
         .map(|h| {
             let question = is_question(&h.memory);
@@ -533,6 +534,7 @@ fn add_neighbours(
                 h.memory.room.clone(),
                 h.memory.created_at_ms,
                 question,
+                h.memory.asked,
             )
         })
         .collect();
@@ -540,13 +542,14 @@ fn add_neighbours(
         let m = &hit.memory;
         let mut best = 0.0f32;
         for id in (m.id.saturating_sub(n)..=m.id + n).filter(|id| *id != m.id) {
-            if let Some((score, room, at, question)) = index.get(&id).map(|&j| &base[j]) {
+            if let Some((score, room, at, question, asked)) = index.get(&id).map(|&j| &base[j]) {
                 if *room == m.room && at.abs_diff(m.created_at_ms) <= window_ms {
-                    // The turn right after a question is its answer.
-                    let share = if *question && id + 1 == m.id {
-                        config.answer_carry
-                    } else {
-                        config.neighbour_weight
+                    // The turn right after a question is its answer. A logged question
+                    // lends only to a turn said in answer to it (`Memory::answers`).
+                    let share = match (*question, id + 1 == m.id) {
+                        _ if *asked && !(id + 1 == m.id && m.answers) => 0.0,
+                        (true, true) => config.answer_carry,
+                        _ => config.neighbour_weight,
                     };
                     best = best.max(share * score);
                 }

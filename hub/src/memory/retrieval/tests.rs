@@ -170,7 +170,10 @@ fn a_logged_question_lends_its_score_to_its_answer_and_is_never_a_hit() {
         )
         .unwrap();
     assert!(asked.asked);
-    remember(&m, "Mostly salmon pate, nothing else.", 3, 0.5, v);
+    // Said in answer to it (as ingest marks a turn whose context asked a question).
+    let mut answer = remember(&m, "Mostly salmon pate, nothing else.", 3, 0.5, v);
+    answer.answers = true;
+    m.update(&answer).unwrap();
     remember(&m, "The kitten sleeps all day.", 2, 0.5, v);
     let l = LifecycleConfig::default();
     // Only what a question carries to the turn after it, no other neighbour's share.
@@ -443,4 +446,54 @@ fn context_is_labelled_and_fits_the_budget() {
     let small = render_context(&hits, 50);
     assert!(small.len() <= 50 && small.lines().count() == 1, "{small:?}");
     assert!(render_context(&hits, 5).is_empty());
+}
+
+#[test]
+fn a_logged_question_lends_nothing_to_words_that_do_not_answer_it() {
+    // A household asks where it parked, the assistant answers, and the next words are about
+    // something else: asked again, the fact comes first, not what followed the questions.
+    let m = Memories::temporary(3).unwrap();
+    remember(
+        &m,
+        "I parked on level 3 by the lift",
+        30,
+        0.5,
+        [1.0, 0.0, 0.0],
+    );
+    for (hours_ago, next) in [
+        (20, "I need to buy milk"),
+        (15, "the boiler needs a service"),
+    ] {
+        m.log_question(
+            NewMemory {
+                text: "where did I park?".into(),
+                room: "kitchen".into(),
+                speaker: Speaker::User,
+                created_at_ms: NOW - hours_ago * HOUR,
+                salience: 0.0,
+                source: None,
+            },
+            None,
+        )
+        .unwrap();
+        remember(&m, next, hours_ago, 0.5, [0.0, 0.0, 1.0]);
+    }
+    let l = LifecycleConfig::default();
+    let c = RetrievalConfig::default();
+    let q = "where did I park?";
+    let hits = retrieve(&m, q, Some(&[1.0, 0.0, 0.0]), 3, NOW, &c, &l).unwrap();
+    assert_eq!(texts(&hits)[0], "I parked on level 3 by the lift");
+    assert!(
+        hits.iter().all(|h| h.signals.neighbour == 0.0),
+        "{:?}",
+        texts(&hits)
+    );
+    // Had they answered it (the assistant asked back), they would have been lent its score.
+    for h in &hits[1..] {
+        let mut told = h.memory.clone();
+        told.answers = true;
+        m.update(&told).unwrap();
+    }
+    let hits = retrieve(&m, q, Some(&[1.0, 0.0, 0.0]), 3, NOW, &c, &l).unwrap();
+    assert_ne!(texts(&hits)[0], "I parked on level 3 by the lift");
 }
