@@ -171,11 +171,7 @@ impl Memories {
         new: NewMemory,
         embedding: Option<&Embedding>,
     ) -> Result<Memory, MemoriesError> {
-        let memory = self.remember(new)?;
-        if let Some(e) = embedding {
-            self.set_embedding(memory.id, e)?;
-        }
-        Ok(memory)
+        self.insert_embedded(new, embedding, false)
     }
 
     /// Keeps a question the user asked in the question log ([`Memory::asked`]), indexed
@@ -186,7 +182,16 @@ impl Memories {
         new: NewMemory,
         embedding: Option<&Embedding>,
     ) -> Result<Memory, MemoriesError> {
-        let memory = self.insert_indexed(new, true)?;
+        self.insert_embedded(new, embedding, true)
+    }
+
+    fn insert_embedded(
+        &self,
+        new: NewMemory,
+        embedding: Option<&Embedding>,
+        asked: bool,
+    ) -> Result<Memory, MemoriesError> {
+        let memory = self.insert_indexed(new, asked)?;
         if let Some(e) = embedding {
             self.set_embedding(memory.id, e)?;
         }
@@ -366,7 +371,6 @@ impl Memories {
             }
             all.push(m);
         }
-        all.retain(|m| !m.asked);
         let profile = consolidate(&all, now_ms);
         profile.save(&self.store)?;
         Ok((report, profile))
@@ -378,8 +382,7 @@ impl Memories {
         if self.profile()?.is_none() {
             return Ok(());
         }
-        let mut all = self.store.iter().collect::<Result<Vec<_>, _>>()?;
-        all.retain(|m| !m.asked);
+        let all = self.store.iter().collect::<Result<Vec<_>, _>>()?;
         super::profile::consolidate(&all, now_ms).save(&self.store)?;
         Ok(())
     }

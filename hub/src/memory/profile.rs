@@ -218,7 +218,8 @@ pub fn consolidate<'a>(memories: impl IntoIterator<Item = &'a Memory>, now_ms: u
             Tier::ShortTerm => 0.5,
             Tier::Archived => continue,
         };
-        if m.speaker != Speaker::User || m.superseded_by.is_some() {
+        // What was asked (the question log) tells nothing of the user's leanings.
+        if m.speaker != Speaker::User || m.superseded_by.is_some() || m.asked {
             continue;
         }
         considered += 1;

@@ -21,6 +21,22 @@ fn remember(m: &Memories, text: &str, hours_ago: u64, salience: f32, v: [f32; 3]
     memory
 }
 
+/// Logs `text` in the question log, asked `hours_ago`.
+fn ask(m: &Memories, text: &str, hours_ago: u64) -> Memory {
+    m.log_question(
+        NewMemory {
+            text: text.into(),
+            room: "kitchen".into(),
+            speaker: Speaker::User,
+            created_at_ms: NOW - hours_ago * HOUR,
+            salience: 0.0,
+            source: None,
+        },
+        None,
+    )
+    .unwrap()
+}
+
 fn texts(hits: &[Hit]) -> Vec<&str> {
     hits.iter().map(|h| h.memory.text.as_str()).collect()
 }
@@ -156,19 +172,7 @@ fn a_logged_question_lends_its_score_to_its_answer_and_is_never_a_hit() {
     let m = Memories::temporary(3).unwrap();
     let v = [0.0, 1.0, 0.0];
     // Asked without a question mark: the log says it was asked.
-    let asked = m
-        .log_question(
-            NewMemory {
-                text: "what do you feed your kitten".into(),
-                room: "kitchen".into(),
-                speaker: Speaker::User,
-                created_at_ms: NOW - 3 * HOUR,
-                salience: 0.0,
-                source: None,
-            },
-            None,
-        )
-        .unwrap();
+    let asked = ask(&m, "what do you feed your kitten", 3);
     assert!(asked.asked);
     // Said in answer to it (as ingest marks a turn whose context asked a question).
     let mut answer = remember(&m, "Mostly salmon pate, nothing else.", 3, 0.5, v);
@@ -464,18 +468,7 @@ fn a_logged_question_lends_nothing_to_words_that_do_not_answer_it() {
         (20, "I need to buy milk"),
         (15, "the boiler needs a service"),
     ] {
-        m.log_question(
-            NewMemory {
-                text: "where did I park?".into(),
-                room: "kitchen".into(),
-                speaker: Speaker::User,
-                created_at_ms: NOW - hours_ago * HOUR,
-                salience: 0.0,
-                source: None,
-            },
-            None,
-        )
-        .unwrap();
+        ask(&m, "where did I park?", hours_ago);
         remember(&m, next, hours_ago, 0.5, [0.0, 0.0, 1.0]);
     }
     let l = LifecycleConfig::default();
