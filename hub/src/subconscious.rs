@@ -383,8 +383,11 @@ impl Subconscious {
         } else {
             self.emotion.neutral_salience
         };
-        // What was said just before asked a question: this turn answers it.
-        let answers = context.is_some_and(|c| c.trim_end().ends_with('?'));
+        // What was said just before asked something ("Congrats! What made you run again?"):
+        // this turn answers it, if that was the memory before it (below).
+        let asked = context
+            .filter(|c| crate::memory::kind::asks_anything(c))
+            .map(str::to_string);
         let this = self.clone();
         let (id, text, u) = (u.id.clone(), u.text.clone(), u.clone());
         let result = tokio::task::spawn_blocking(move || -> Result<_, MemoriesError> {
@@ -401,11 +404,10 @@ impl Subconscious {
                 source: Some(u.id.clone()),
             };
             let placed = this.place(new, embedding.as_ref(), now_ms)?;
-            if let (true, Placed::Stored(m) | Placed::Updated { new: m, .. }) = (answers, &placed) {
-                if let Some(mut m) = this.memories.store().get(*m)? {
-                    m.answers = true;
-                    this.memories.update(&m)?;
-                }
+            if let (Some(asked), Placed::Stored(m) | Placed::Updated { new: m, .. }) =
+                (asked, &placed)
+            {
+                this.mark_answer(*m, &asked)?;
             }
             Ok((placed, salience))
         })
@@ -486,6 +488,23 @@ impl Subconscious {
             Ok(Err(e)) => tracing::error!(error = %e, "logging a question failed"),
             Err(e) => tracing::error!(error = %e, "logging a question panicked"),
         }
+    }
+
+    /// Marks memory `id` as said in answer to the memory just before it (`Memory::answers`),
+    /// when that one is what was said just before it, `asked` (blocking). Between two people
+    /// (LoCoMo's friends) it is the other's turn. In a live room what was said just before is
+    /// the assistant's reply, never a memory, so the person's next words are not lent the
+    /// score of their own turn before.
+    fn mark_answer(&self, id: MemoryId, asked: &str) -> Result<(), MemoriesError> {
+        let store = self.memories.store();
+        let (Some(mut m), Some(before)) = (store.get(id)?, store.get(id.saturating_sub(1))?) else {
+            return Ok(());
+        };
+        if before.id + 1 == m.id && before.room == m.room && before.text.trim() == asked.trim() {
+            m.answers = true;
+            self.memories.update(&m)?;
+        }
+        Ok(())
     }
 
     /// Where a new fact goes (blocking: sled and tantivy). Said again: the same particulars
@@ -842,3 +861,6 @@ impl Subconscious {
         .unwrap_or(Ok((Vec::new(), 0)))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -409,6 +409,12 @@ pub fn told(text: &str) -> &str {
     rest.trim_start_matches(|c: char| c.is_whitespace() || ",:;-".contains(c))
 }
 
+/// Whether anything in `text` is asked: one of its sentences ends as a question ("Congrats!
+/// What made you run again? I'd vote for you."), so what is said next may answer it.
+pub fn asks_anything(text: &str) -> bool {
+    text.contains('?')
+}
+
 /// Whether a turn asks something.
 fn is_question(text: &str, turn: &[String], phrase: &str) -> bool {
     if text.trim_end().ends_with('?') {

@@ -94,10 +94,12 @@ pub struct Memory {
     /// as a fact. Retrieval lets it lend its score to the turn after it, its answer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub asked: bool,
-    /// Said in answer to a question: what was said just before it in the room asked one
-    /// (the assistant asking back, or the other person in a conversation). A logged question
-    /// lends its score only to a turn that answers it: a household's next words after a
-    /// question the assistant answered are about something else.
+    /// Said in answer to the memory just before it: that memory is what was said just before
+    /// it in the room, and asked something ("Congrats! What made you run again?"), as the
+    /// other person in a conversation does. It gets `answer_carry` of that memory's score;
+    /// a logged question lends to nothing else. In a live room what was said just before is
+    /// the assistant's reply, never a memory: a household's next words after a question the
+    /// assistant answered are about something else.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub answers: bool,
 }

@@ -544,12 +544,18 @@ fn add_neighbours(
         for id in (m.id.saturating_sub(n)..=m.id + n).filter(|id| *id != m.id) {
             if let Some((score, room, at, question, asked)) = index.get(&id).map(|&j| &base[j]) {
                 if *room == m.room && at.abs_diff(m.created_at_ms) <= window_ms {
-                    // The turn right after a question is its answer. A logged question
-                    // lends only to a turn said in answer to it (`Memory::answers`).
-                    let share = match (*question, id + 1 == m.id) {
-                        _ if *asked && !(id + 1 == m.id && m.answers) => 0.0,
-                        (true, true) => config.answer_carry,
-                        _ => config.neighbour_weight,
+                    // A turn said in answer to what the one before it asked
+                    // (`Memory::answers`, judged at ingest: "Congrats! What made you run
+                    // again?" / "I saw the impact I could make") gets the answer's share;
+                    // so does the turn after a stored question, from stores made before
+                    // `answers`. A logged question lends to nothing else.
+                    let next = id + 1 == m.id;
+                    let share = if next && (m.answers || (*question && !*asked)) {
+                        config.answer_carry
+                    } else if *asked {
+                        0.0
+                    } else {
+                        config.neighbour_weight
                     };
                     best = best.max(share * score);
                 }

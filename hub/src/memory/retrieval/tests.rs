@@ -490,3 +490,45 @@ fn a_logged_question_lends_nothing_to_words_that_do_not_answer_it() {
     let hits = retrieve(&m, q, Some(&[1.0, 0.0, 0.0]), 3, NOW, &c, &l).unwrap();
     assert_ne!(texts(&hits)[0], "I parked on level 3 by the lift");
 }
+
+#[test]
+fn a_turn_that_answers_a_question_asked_in_passing_gets_the_answer_share() {
+    // "Congrats! What made you switch? ..." is a fact with a question inside: stored, and
+    // the turn after it answers the question (as ingest marks it).
+    let m = Memories::temporary(3).unwrap();
+    let v = [0.0, 1.0, 0.0];
+    remember(
+        &m,
+        "Congrats on the new job! What made you switch to nursing? I'm still at the bakery.",
+        3,
+        0.5,
+        v,
+    );
+    let answer = remember(&m, "I wanted to help people every day.", 3, 0.5, v);
+    remember(&m, "The kitten sleeps all day.", 2, 0.5, v);
+    let l = LifecycleConfig::default();
+    let c = RetrievalConfig {
+        w_cosine: 0.0,
+        neighbour_weight: 0.0,
+        ..RetrievalConfig::default()
+    };
+    let q = "Why did she switch to nursing?";
+    let share = |hits: &[Hit]| {
+        hits.iter()
+            .find(|h| h.memory.id == answer.id)
+            .map_or(0.0, |h| h.signals.neighbour)
+    };
+    // Not marked as an answer: a statement lends only the neighbours' share (0 here).
+    let hits = retrieve(&m, q, None, 3, NOW, &c, &l).unwrap();
+    assert_eq!(share(&hits), 0.0, "{:?}", texts(&hits));
+    let mut told = answer.clone();
+    told.answers = true;
+    m.update(&told).unwrap();
+    let hits = retrieve(&m, q, None, 3, NOW, &c, &l).unwrap();
+    assert!(share(&hits) > 0.0, "{:?}", texts(&hits));
+    assert_eq!(
+        texts(&hits)[1],
+        "I wanted to help people every day.",
+        "after the question, before the kitten"
+    );
+}
