@@ -22,7 +22,7 @@ use hearth_hub::llm::embed::Embedder;
 use hearth_hub::memory::retrieval::{retrieve, Fusion, RetrievalConfig};
 use hearth_hub::memory::when::{day_start_ms, month_number};
 use hearth_hub::memory::{Memories, MemoryId};
-use hearth_hub::subconscious::Subconscious;
+use hearth_hub::subconscious::{embed_question, Subconscious};
 
 /// The cut-offs reported.
 pub const KS: [usize; 3] = [1, 5, 10];
@@ -292,7 +292,9 @@ pub async fn run_conversation(
             .filter_map(|d| memory_of.get(d.trim()).copied())
             .collect();
         let t = Instant::now();
-        let vector = embedder.embed_one(&q.question).await?;
+        let vector = embed_question(embedder, &q.question, retrieval.unnamed_share)
+            .await?
+            .map(|(_, asked)| asked);
         out.embedding.push(t.elapsed());
         let t = Instant::now();
         let hits = retrieve(
@@ -350,10 +352,19 @@ pub async fn run_conversation(
         for ((_, config), tally) in variants.iter().zip(&mut variant_tallies) {
             let mut config = config.clone();
             config.candidates = config.candidates.max(KS[2]);
+            let own;
+            let vector = if config.unnamed_share == retrieval.unnamed_share {
+                vector.as_deref()
+            } else {
+                own = embed_question(embedder, &q.question, config.unnamed_share)
+                    .await?
+                    .map(|(_, asked)| asked);
+                own.as_deref()
+            };
             let ranked: Vec<MemoryId> = retrieve(
                 &memories,
                 &q.question,
-                vector.as_deref(),
+                vector,
                 KS[2],
                 now,
                 &config,
@@ -542,6 +553,10 @@ pub fn ablations(base: &RetrievalConfig) -> Vec<(String, RetrievalConfig)> {
         with("no answer carry (answer_carry = neighbour_weight)", &|c| {
             c.answer_carry = c.neighbour_weight
         }),
+        with(
+            "question embedded with its names (unnamed_share = 0)",
+            &|c| c.unnamed_share = 0.0,
+        ),
     ]
 }
 

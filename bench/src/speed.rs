@@ -363,8 +363,14 @@ pub async fn memory(config: HubConfig, opts: MemoryBenchOptions) -> anyhow::Resu
             rng.pick(NAMES),
             rng.pick(OBJECTS)
         );
+        // As recall embeds it: with and without the name, in one batch.
         let t = Instant::now();
-        embedder.embed(vec![q]).await?;
+        hearth_hub::subconscious::embed_question(
+            &embedder,
+            &q,
+            config.memory.retrieval.unnamed_share,
+        )
+        .await?;
         embed_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     embed_ms.sort_by(f64::total_cmp);

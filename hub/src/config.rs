@@ -258,6 +258,13 @@ impl HubConfig {
         {
             return bad("memory.lifecycle: TTL and strength must be positive, recall_strength_factor at least 1, archive_floor in [0, 1), gains non-negative, rational_weight in [0, 1]".into());
         }
+        let r = &self.memory.retrieval;
+        if !(0.0..=1.0).contains(&r.unnamed_share) {
+            return bad(format!(
+                "memory.retrieval.unnamed_share ({}) must be in [0, 1]: the share of the way a question's embedding moves towards the question without its names",
+                r.unnamed_share
+            ));
+        }
         let e = &self.embeddings;
         if e.threads == 0 || e.max_tokens < 8 || e.queue_capacity == 0 {
             return bad("embeddings.threads and embeddings.queue_capacity must be at least 1, embeddings.max_tokens at least 8".into());
@@ -370,6 +377,10 @@ mod tests {
             (
                 "roles.pixie.temperature",
                 Box::new(|c| c.roles.pixie.temperature = 7.0),
+            ),
+            (
+                "unnamed_share",
+                Box::new(|c| c.memory.retrieval.unnamed_share = 1.5),
             ),
         ];
         for (needle, mutate) in cases {

@@ -29,6 +29,32 @@ pub fn memory_text(u: &Utterance) -> String {
     crate::memory::record::spoken_by(u.speaker.as_deref(), &u.text)
 }
 
+/// Embeds a question for retrieval, in one batch: its own embedding (`.0`, which the turn is
+/// stored with) and the one it is asked with (`.1`), moved `unnamed_share` of the way towards
+/// the question without the names it mentions
+/// ([`RetrievalConfig::unnamed_share`](crate::memory::retrieval::RetrievalConfig)).
+/// `None` when the embedder gave no vector.
+pub async fn embed_question(
+    embedder: &Embedder,
+    text: &str,
+    unnamed_share: f32,
+) -> Result<Option<(Vec<f32>, Vec<f32>)>, crate::llm::LlmError> {
+    let unnamed = (unnamed_share > 0.0)
+        .then(|| crate::memory::retrieval::without_names(text))
+        .flatten();
+    let mut texts = vec![text.to_string()];
+    texts.extend(unnamed);
+    let mut vectors = embedder.embed(texts).await?.into_iter();
+    let Some(own) = vectors.next() else {
+        return Ok(None);
+    };
+    let mut asked = own.clone();
+    if let Some(unnamed) = vectors.next() {
+        crate::memory::retrieval::blend(&mut asked, &unnamed, unnamed_share);
+    }
+    Ok(Some((own, asked)))
+}
+
 /// Embeds a memory's `text`: whole (after `context`, when given, and unless `whole` is
 /// that embedding already) and, with `passage_vectors`, each passage on its own.
 /// `None` when the embedder failed (logged): the memory is then found by its words.
@@ -242,20 +268,20 @@ impl Subconscious {
         k: usize,
         retrieval: &crate::memory::retrieval::RetrievalConfig,
     ) -> Recall {
-        let vector = match self.embedder.embed_one(text).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot embed the turn; recalling by words only");
-                None
-            }
-        };
+        let (vector, query_vector) =
+            match embed_question(&self.embedder, text, retrieval.unnamed_share).await {
+                Ok(v) => v.unzip(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot embed the turn; recalling by words only");
+                    (None, None)
+                }
+            };
         let (memories, config, query, retrieval) = (
             Arc::clone(&self.memories),
             self.config.clone(),
             text.to_string(),
             retrieval.clone(),
         );
-        let query_vector = vector.clone();
         let recalled = tokio::task::spawn_blocking(move || -> Result<_, MemoriesError> {
             let hits = retrieve(
                 &memories,
@@ -609,10 +635,13 @@ impl Subconscious {
         k: usize,
         now_ms: u64,
     ) -> Result<Vec<crate::memory::retrieval::Hit>, MemoriesError> {
-        let vector = self.embedder.embed_one(text).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot embed the search; searching by words only");
-            None
-        });
+        let vector = embed_question(&self.embedder, text, self.config.retrieval.unnamed_share)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot embed the search; searching by words only");
+                None
+            })
+            .map(|(_, asked)| asked);
         let (memories, config, query) = (
             Arc::clone(&self.memories),
             self.config.clone(),

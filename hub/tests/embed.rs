@@ -104,3 +104,50 @@ async fn a_question_finds_its_fact_by_meaning_among_distractors() {
         assert_eq!(hits[0].0.text, expected, "{question}");
     }
 }
+
+#[tokio::test]
+async fn a_question_naming_someone_finds_what_they_said_in_their_own_words() {
+    use hearth_hub::subconscious::embed_question;
+    // Tom tells of his move himself, without his name; the name is in words said to him.
+    let (embedder, _t) = Embedder::start(config()).await.unwrap();
+    let said = [
+        "I moved to York last spring, the rent is much cheaper there.",
+        "Thanks, Tom! See you at the match on Saturday.",
+        "Tom, can you pick the kids up from school today?",
+        "Tom's sister called about the birthday party.",
+        "The boiler was serviced in March.",
+    ];
+    let v = embedder
+        .embed(said.iter().map(|t| t.to_string()).collect())
+        .await
+        .unwrap();
+    let question = "Where did Tom move to?";
+    let ranked = |q: &[f32]| {
+        let mut order: Vec<(f32, &str)> = v.iter().map(|x| cosine(q, x)).zip(said).collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
+        order
+    };
+    let (own, asked) = embed_question(&embedder, question, 0.5)
+        .await
+        .unwrap()
+        .unwrap();
+    // Embedded as asked, the name pulls the words said to Tom ahead (York was fourth of five
+    // when measured); half-way towards "Where did move to?", what he said comes first.
+    let by_name = ranked(&own);
+    assert_ne!(by_name[0].1, said[0], "{by_name:?}");
+    let by_meaning = ranked(&asked);
+    assert_eq!(by_meaning[0].1, said[0], "{by_meaning:?}");
+    let norm: f32 = asked.iter().map(|a| a * a).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "normalised: {norm}");
+    // The share 0, or a question that names no one, asks with the question's own embedding.
+    let (own, asked) = embed_question(&embedder, question, 0.0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own, asked);
+    let (own, asked) = embed_question(&embedder, "Where did I park the car?", 0.5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own, asked);
+}

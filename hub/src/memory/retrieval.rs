@@ -100,6 +100,12 @@ pub struct RetrievalConfig {
     /// Added in the re-ranking pass when the question asks when ("When did...") and the
     /// memory says when ("yesterday", "last Friday", "two weeks ago", "in 2019").
     pub w_when: f32,
+    /// When the question names someone, its embedding moves this share of the way towards
+    /// the embedding of the question without the names ([`without_names`]): whoever tells
+    /// of their own move says "I moved to York", not "Tom moved to York", so the meaning of
+    /// "where did Tom move?" finds it better than the name does. BM25 still matches the
+    /// name. 0 embeds the question alone.
+    pub unnamed_share: f32,
 }
 
 /// How BM25 and cosine are combined.
@@ -144,6 +150,7 @@ impl Default for RetrievalConfig {
             substance_words: 40,
             w_addressed: 0.3,
             w_when: 0.4,
+            unnamed_share: 0.5,
         }
     }
 }
@@ -437,6 +444,39 @@ fn named(query: &str) -> Vec<String> {
         .filter(|w| w.chars().next().is_some_and(char::is_uppercase) && *w != "I")
         .map(|w| w.trim_end_matches("'s").to_string())
         .collect()
+}
+
+/// The question without the names it mentions ([`named`]; the names of days and months
+/// stay, they say when), or `None` when it names no one.
+pub fn without_names(query: &str) -> Option<String> {
+    let names: Vec<String> = named(query)
+        .into_iter()
+        .filter(|n| !crate::memory::when::calendar_word(n))
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let kept: Vec<&str> = query
+        .split_whitespace()
+        .filter(|w| {
+            let bare = w
+                .trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+                .trim_end_matches("'s");
+            !names.iter().any(|n| n == bare)
+        })
+        .collect();
+    Some(kept.join(" "))
+}
+
+/// `vector` moved `share` of the way towards `other`, and normalised again.
+pub fn blend(vector: &mut [f32], other: &[f32], share: f32) {
+    for (x, y) in vector.iter_mut().zip(other) {
+        *x = (1.0 - share) * *x + share * y;
+    }
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
 }
 
 /// Whether `text` speaks to `name` ("Thanks, Tom!", "Hey Tom, ...", "Tom, ...") and names

@@ -532,3 +532,27 @@ fn a_turn_that_answers_a_question_asked_in_passing_gets_the_answer_share() {
         "after the question, before the kitten"
     );
 }
+
+#[test]
+fn a_question_without_its_names_keeps_what_it_asks_and_when() {
+    for (question, unnamed) in [
+        ("Where did Tom move to?", Some("Where did move to?")),
+        (
+            "What did Anna's sister say in May?",
+            Some("What did sister say in May?"),
+        ),
+        (
+            "What did Caroline and Melanie paint?",
+            Some("What did and paint?"),
+        ),
+        ("Where did I park the car?", None),
+        ("When is the dentist on Friday?", None),
+        ("Tom?", None),
+    ] {
+        assert_eq!(without_names(question).as_deref(), unnamed, "{question}");
+    }
+    let mut v = [1.0, 0.0, 0.0];
+    blend(&mut v, &[0.0, 1.0, 0.0], 0.5);
+    let h = std::f32::consts::FRAC_1_SQRT_2;
+    assert!((v[0] - h).abs() < 1e-6 && (v[1] - h).abs() < 1e-6, "{v:?}");
+}
