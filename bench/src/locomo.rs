@@ -533,7 +533,9 @@ pub fn ablations(base: &RetrievalConfig) -> Vec<(String, RetrievalConfig)> {
         with("no neighbour windows (neighbour_weight = 0)", &|c| {
             c.neighbour_weight = 0.0
         }),
-        with("neighbour_turns + 1", &|c| c.neighbour_turns += 1),
+        with("neighbour_turns - 1", &|c| {
+            c.neighbour_turns = c.neighbour_turns.saturating_sub(1)
+        }),
         with("no time-aware scoring (w_time = 0)", &|c| c.w_time = 0.0),
         with("no passage re-ranking (w_passage = 0)", &|c| {
             c.w_passage = 0.0

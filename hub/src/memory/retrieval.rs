@@ -139,7 +139,7 @@ impl Default for RetrievalConfig {
             rrf_k: 60.0,
             w_speaker: 0.1,
             neighbour_weight: 0.3,
-            neighbour_turns: 1,
+            neighbour_turns: 2,
             neighbour_minutes: 10,
             question_weight: 0.6,
             expired_weight: 0.5,
