@@ -558,13 +558,11 @@ fn add_neighbours(
             }
         }
     }
-    // (score before question weighting, room, time, whether it is a question, whether it
-    // is a logged one)
-    let base: Vec<(f32, String, u64, bool, bool)> = hits
+    // (score before question weighting, room, time, whether it is a logged question)
+    let base: Vec<(f32, String, u64, bool)> = hits
         .iter()
         .map(|h| {
-            let question = is_question(&h.memory);
-            let unweighted = if question && config.question_weight > 0.0 {
+            let unweighted = if is_question(&h.memory) && config.question_weight > 0.0 {
                 h.score / config.question_weight
             } else {
                 h.score
@@ -573,7 +571,6 @@ fn add_neighbours(
                 unweighted,
                 h.memory.room.clone(),
                 h.memory.created_at_ms,
-                question,
                 h.memory.asked,
             )
         })
@@ -582,15 +579,13 @@ fn add_neighbours(
         let m = &hit.memory;
         let mut best = 0.0f32;
         for id in (m.id.saturating_sub(n)..=m.id + n).filter(|id| *id != m.id) {
-            if let Some((score, room, at, question, asked)) = index.get(&id).map(|&j| &base[j]) {
+            if let Some((score, room, at, asked)) = index.get(&id).map(|&j| &base[j]) {
                 if *room == m.room && at.abs_diff(m.created_at_ms) <= window_ms {
                     // A turn said in answer to what the one before it asked
                     // (`Memory::answers`, judged at ingest: "Congrats! What made you run
-                    // again?" / "I saw the impact I could make") gets the answer's share;
-                    // so does the turn after a stored question, from stores made before
-                    // `answers`. A logged question lends to nothing else.
-                    let next = id + 1 == m.id;
-                    let share = if next && (m.answers || (*question && !*asked)) {
+                    // again?" / "I saw the impact I could make") gets the answer's share.
+                    // A logged question lends to nothing else.
+                    let share = if id + 1 == m.id && m.answers {
                         config.answer_carry
                     } else if *asked {
                         0.0

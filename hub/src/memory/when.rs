@@ -60,16 +60,7 @@ pub fn month_number(word: &str) -> Option<u32> {
 /// Whether a word names a day of the week or a month ("Friday", "May"): in a question it
 /// says when, not who.
 pub fn calendar_word(word: &str) -> bool {
-    const DAYS: [&str; 7] = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    month_number(word).is_some() || DAYS.contains(&word.to_ascii_lowercase().as_str())
+    month_number(word).is_some() || WEEKDAYS.contains(&word.to_ascii_lowercase().as_str())
 }
 
 /// A span of time a question names.

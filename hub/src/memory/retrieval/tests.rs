@@ -134,7 +134,10 @@ fn an_answer_inherits_its_question_and_the_levers_switch_off() {
     let m = Memories::temporary(3).unwrap();
     let v = [0.0, 1.0, 0.0];
     remember(&m, "Tom: What do you feed your kitten?", 3, 0.5, v);
-    remember(&m, "Maya: Mostly salmon pate, nothing else.", 3, 0.5, v);
+    // Said in answer to it (as ingest marks a turn after one that asked something).
+    let mut answer = remember(&m, "Maya: Mostly salmon pate, nothing else.", 3, 0.5, v);
+    answer.answers = true;
+    m.update(&answer).unwrap();
     remember(&m, "Maya: The kitten sleeps all day.", 2, 0.5, v);
     let l = LifecycleConfig::default();
     let c = RetrievalConfig {
@@ -555,4 +558,27 @@ fn a_question_without_its_names_keeps_what_it_asks_and_when() {
     blend(&mut v, &[0.0, 1.0, 0.0], 0.5);
     let h = std::f32::consts::FRAC_1_SQRT_2;
     assert!((v[0] - h).abs() < 1e-6 && (v[1] - h).abs() < 1e-6, "{v:?}");
+}
+
+#[test]
+fn a_question_at_the_end_of_a_fact_lends_nothing_to_words_that_do_not_answer_it() {
+    // "I got the job! Can you believe it?" is a fact, stored; the assistant answers, and the
+    // next words are about something else: they are not its answer.
+    let m = Memories::temporary(3).unwrap();
+    let v = [0.0, 1.0, 0.0];
+    remember(&m, "I got the nursing job! Can you believe it?", 3, 0.5, v);
+    let next = remember(&m, "I need to buy milk.", 3, 0.5, v);
+    let l = LifecycleConfig::default();
+    let c = RetrievalConfig {
+        w_cosine: 0.0,
+        neighbour_weight: 0.0,
+        ..RetrievalConfig::default()
+    };
+    let hits = retrieve(&m, "Where did I get the nursing job?", None, 3, NOW, &c, &l).unwrap();
+    let lent = hits.iter().find(|h| h.memory.id == next.id);
+    assert!(
+        lent.is_none_or(|h| h.signals.neighbour == 0.0),
+        "{:?}",
+        texts(&hits)
+    );
 }
