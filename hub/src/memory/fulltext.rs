@@ -278,6 +278,12 @@ impl FullText {
         self.commit(&mut writer, generation)
     }
 
+    /// Commits no change but `generation`: the store changed in what the index does not hold.
+    pub fn record(&self, generation: u64) -> Result<(), FullTextError> {
+        let mut writer = self.writer.lock().expect("lock");
+        self.commit(&mut writer, generation)
+    }
+
     /// Indexes many new memories with one commit, recording `generation`.
     pub fn add_many(&self, memories: &[Memory], generation: u64) -> Result<(), FullTextError> {
         let mut writer = self.writer.lock().expect("lock");

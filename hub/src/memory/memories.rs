@@ -233,10 +233,23 @@ impl Memories {
         Ok(stored)
     }
 
-    /// Writes a changed memory and re-indexes it.
+    /// Writes a changed memory. The full-text index holds only a memory's text, so it is
+    /// indexed again only when its text changed; otherwise only the store generation is
+    /// committed. A re-index is a delete and an add that puts the memory behind its equals:
+    /// re-warming, promotion or `answers` reordered ties, and the process that wrote a store
+    /// ranked otherwise than one that opened it later (LoCoMo R@5 0.799 against 0.800).
     pub fn update(&self, memory: &Memory) -> Result<(), MemoriesError> {
+        let same_text = self
+            .store
+            .get(memory.id)?
+            .is_some_and(|old| old.text == memory.text);
         self.store.put(memory)?;
-        self.fulltext.upsert(memory, self.store.generation()?)?;
+        let generation = self.store.generation()?;
+        if same_text {
+            self.fulltext.record(generation)?;
+        } else {
+            self.fulltext.upsert(memory, generation)?;
+        }
         Ok(())
     }
 
